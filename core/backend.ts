@@ -4,7 +4,6 @@
  * `I2I_BACKEND=node-gpu|node|wasm|cpu` forces one. The same model code runs on each.
  */
 import * as tf from './tf';
-import '@tensorflow/tfjs-backend-cpu';
 import { UserError } from './errors';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 

@@ -9,8 +9,9 @@
  * - filter gradient dW[kh,kw,ci,co] = sum_{b,oh,ow} x[b, oh*s+kh-pt, ow*s+kw-pl, ci] dy[b,oh,ow,co]
  *   is a stride-1 conv with the roles of batch and channels swapped: input x^T [CI,H,W,B], filter
  *   dy^T [OH,OW,B,CO], dilation = the forward stride, output [CI,KH,KW,CO] -> transposed back.
- * - input gradient dx = conv(zero-inserted dy, W rotated by 180 degrees with in/out swapped), the
- *   textbook identity for a strided correlation's adjoint.
+ * - input gradient of a stride-s conv: s*s stride-1 convs with sub-kernels (one per output phase),
+ *   interleaved by DepthToSpace; where sizes do not divide, one conv over zero-inserted dy with the
+ *   kernel rotated by 180 degrees.
  *
  * Everything runs at kernel level (no engine ops), so nothing is recorded on a gradient tape and
  * every intermediate buffer is released here. test/core/wasm-kernels.test.ts compares both
@@ -42,7 +43,7 @@ function convInfo(xShape: number[], filterShape: number[], attrs: NamedAttrMap) 
 /** dW for y = conv2d(x, W, stride, pad): one dilated forward conv over transposed operands. */
 function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs: NamedAttrMap }): TensorInfo {
   const backend = args.backend as Backend;
-  const { x, dy } = args.inputs;
+  const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
   const filterShape = (args.attrs as unknown as tf.Conv2DBackpropFilterAttrs).filterShape;
   const info = convInfo(x.shape, filterShape, args.attrs);
   const [kh, kw] = [info.filterHeight, info.filterWidth];
@@ -78,15 +79,87 @@ function conv2dBackpropFilter(args: { inputs: NamedTensorInfoMap; backend: unkno
 /** dx for y = conv2d(x, W, stride, pad) (also conv2dTranspose's forward pass). */
 function conv2dBackpropInput(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs: NamedAttrMap }): TensorInfo {
   const backend = args.backend as Backend;
-  const { dy, filter } = args.inputs;
+  const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
   const inputShape = (args.attrs as unknown as tf.Conv2DBackpropInputAttrs).inputShape;
   const info = convInfo(inputShape, filter.shape, args.attrs);
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const [h, w] = [inputShape[1], inputShape[2]];
+  if ((sh > 1 || sw > 1) && h % sh === 0 && w % sw === 0 && info.filterHeight >= sh && info.filterWidth >= sw) {
+    return polyphaseBackpropInput(backend, dy, filter, inputShape, info);
+  }
+  return zeroInsertBackpropInput(backend, dy, filter, inputShape, info);
+}
+
+type ConvInfo = ReturnType<typeof convInfo>;
+
+/**
+ * Stride-s input gradient as s*s stride-1 convs, one per output phase (r_h, r_w), each with the
+ * sub-kernel of taps that reach that phase, then interleaved by DepthToSpace. For output row
+ * i = s*q + r: dx[i] = sum_m dy[q + c - m] W[s*m + r'], r' = (r + pad) mod s, c = floor((r + pad)/s):
+ * a plain correlation of dy with the flipped sub-kernel. No multiply touches an inserted zero.
+ */
+function polyphaseBackpropInput(backend: Backend, dy: TensorInfo, filter: TensorInfo, inputShape: number[], info: ConvInfo): TensorInfo {
+  const [kh, kw, ci, co] = filter.shape;
+  const [sh, sw] = [info.strideHeight, info.strideWidth];
+  const [b, oh, ow] = dy.shape;
+  const [qh, qw] = [inputShape[1] / sh, inputShape[2] / sw];
+  // A view of the filter on the wasm heap (read before any allocation below can move the heap).
+  const wv = (backend as unknown as { typedArrayFromHeap(t: TensorInfo): Float32Array }).typedArrayFromHeap(filter).slice();
+  const phase = (r: number, s: number, k: number, pad: number) => {
+    const rp = (((r + pad) % s) + s) % s;
+    const c = Math.floor((r + pad) / s);
+    const m = Math.ceil((k - rp) / s);
+    return { rp, c, m, taps: Array.from({ length: m }, (_, j) => s * (m - 1 - j) + rp) };
+  };
+  const outs: TensorInfo[] = [];
+  const owned: TensorInfo[] = [];
+  for (let rh = 0; rh < sh; rh++) {
+    const ph = phase(rh, sh, kh, info.padInfo.top);
+    for (let rw = 0; rw < sw; rw++) {
+      const pw = phase(rw, sw, kw, info.padInfo.left);
+      // Sub-kernel [mh, mw, co, ci] (forward-conv layout: in = co, out = ci), flipped.
+      const sub = new Float32Array(ph.m * pw.m * co * ci);
+      for (let jh = 0; jh < ph.m; jh++) for (let jw = 0; jw < pw.m; jw++) {
+        const src = (ph.taps[jh] * kw + pw.taps[jw]) * ci * co;
+        const dst = (jh * pw.m + jw) * co * ci;
+        for (let a = 0; a < ci; a++) for (let o = 0; o < co; o++) sub[dst + o * ci + a] = wv[src + a * co + o];
+      }
+      const subT = (backend as unknown as { makeOutput(s: number[], d: string, o?: number, v?: Float32Array): TensorInfo })
+        .makeOutput([ph.m, pw.m, co, ci], 'float32', undefined, sub);
+      owned.push(subT);
+      // Window of dy for output q starts at q + c - (m - 1): pad (or crop) dy to match.
+      const top = ph.m - 1 - ph.c, left = pw.m - 1 - pw.c;
+      const bottom = qh + ph.m - 1 - oh - top, right = qw + pw.m - 1 - ow - left;
+      let src: TensorInfo = dy;
+      const cut = [Math.max(-top, 0), Math.max(-left, 0)];
+      const keep = [oh - cut[0] + Math.min(bottom, 0), ow - cut[1] + Math.min(right, 0)];
+      if (cut[0] || cut[1] || keep[0] !== oh || keep[1] !== ow) {
+        src = call('Slice', backend, { x: dy }, { begin: [0, cut[0], cut[1], 0], size: [b, keep[0], keep[1], co] });
+        owned.push(src);
+      }
+      outs.push(call('Conv2D', backend, { x: src, filter: subT }, {
+        strides: [1, 1],
+        pad: [[0, 0], [Math.max(top, 0), Math.max(bottom, 0)], [Math.max(left, 0), Math.max(right, 0)], [0, 0]],
+        dilations: [1, 1], dataFormat: 'NHWC',
+      } as unknown as NamedAttrMap));
+    }
+  }
+  owned.push(...outs);
+  const stacked = outs.length === 1 ? outs[0] : call('Concat', backend, outs as unknown as NamedTensorInfoMap, { axis: 3 });
+  if (outs.length > 1) owned.push(stacked);
+  const dx = call('DepthToSpace', backend, { x: stacked }, { blockSize: sh, dataFormat: 'NHWC' });
+  release(backend, ...owned);
+  return dx;
+}
+
+/** General case: conv over zero-inserted dy with the rotated filter. */
+function zeroInsertBackpropInput(backend: Backend, dy: TensorInfo, filter: TensorInfo, inputShape: number[], info: ConvInfo): TensorInfo {
   const [kh, kw] = [info.filterHeight, info.filterWidth];
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [b, oh, ow, co] = dy.shape;
   const [h, w] = [inputShape[1], inputShape[2]];
   const owned: TensorInfo[] = [];
-  let dyz = dy;
+  let dyz: TensorInfo = dy;
   if (sh > 1 || sw > 1) {
     // Zero insertion: each dy sample followed by (s-1) zeros along H and W.
     const r6 = call('Reshape', backend, { x: dy }, { shape: [b, oh, 1, ow, 1, co] });

@@ -1,0 +1,294 @@
+/**
+ * The I2I Adapt objective (Murez et al., section 3), composed from plain networks.
+ *
+ *   paper        code
+ *   f            encoder (shared by both domains; `fT` is ADDA's untied target encoder)
+ *   h            classifier
+ *   g_x, g_y     decoders to source / target images; their first two layers are `g_shared`
+ *   D_z          featureCritic (least squares)
+ *   D_x, D_y     imageCriticX / imageCriticY (WGAN-GP)
+ *   L_c          c    cross entropy of h(f(x)) on source labels
+ *   L_id         id   |x - g_x(f(x))|_1 + |y - g_y(f(y))|_1
+ *   L_z          z    D_z on features; reaches f only through target features f(y)
+ *   L_tr         tr   D_y on g_y(f(x)), D_x on g_x(f(y))
+ *   L_cyc        cyc  |x - g_x(f(g_y(f(x))))|_1 + |y - g_y(f(g_x(f(y))))|_1
+ *   L_trc        trc  cross entropy of h(f(g_y(f(x)))) on x's labels, stopped at the translation
+ *
+ * One step (`step`) reads like the paper's alternation: generators (f, h, g) with critics fixed,
+ * then the critics on the detached features and translations of that same forward pass.
+ */
+import * as tf from '../core/tf';
+import { deriveSeed } from '../core/rng';
+import type { Config, TermName } from './config';
+import type { Mode, Store } from './models/layers';
+import { decoders, denseNetSmallEncoder, featureCritic, imageCritic, lenetEncoder, linearClassifier, type Encoder, type Net } from './models/nets';
+import { crossEntropy, gradientPenalty, l1, lsganCritic, lsganGenerator, wganCritic, wganGenerator } from './losses';
+import { Adam } from './optim';
+
+export interface Batch {
+  x: tf.Tensor4D;       // source images
+  labels: tf.Tensor1D;  // source labels (int32)
+  y: tf.Tensor4D;       // target images (labels never used)
+}
+
+export type Losses = Partial<Record<TermName | 'total' | 'D_z' | 'D_x' | 'D_y' | 'gp', number>>;
+
+/** Gradient identity in value, zero in gradient. */
+export const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
+  value: tf.clone(x),
+  gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
+})) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as <T extends tf.Tensor>(x: T) => T;
+
+export class I2IModel {
+  readonly f: Encoder;
+  fT?: Encoder;
+  readonly h: Net<tf.Tensor4D, tf.Tensor2D>;
+  readonly dec?: ReturnType<typeof decoders>;
+  readonly Dz?: Net<tf.Tensor4D, tf.Tensor2D>;
+  readonly Dx?: Net<tf.Tensor4D, tf.Tensor1D>;
+  readonly Dy?: Net<tf.Tensor4D, tf.Tensor1D>;
+  readonly optG: Adam;
+  readonly optD: Adam;
+  readonly inShape: [number, number, number];
+
+  constructor(readonly config: Config, readonly numClasses: number) {
+    const c = config;
+    const w = c.weights;
+    this.inShape = [c.data.imageSize, c.data.imageSize, c.data.channels];
+    const seed = (what: string) => deriveSeed(c.seed, what);
+    this.f = this.makeEncoder('f', seed('f'));
+    this.h = linearClassifier('h', seed('h'), this.f.outShape, numClasses);
+    if (w.id + w.tr + w.cyc + w.trc > 0) this.dec = decoders(seed('g'), this.f.outShape, this.inShape, c.model.decoderWidths);
+    if (w.z > 0) this.Dz = featureCritic('D_z', seed('D_z'), this.f.outShape, c.model.featureCriticWidths);
+    if (w.tr > 0) {
+      this.Dx = imageCritic('D_x', seed('D_x'), this.inShape, c.model.imageCriticWidths);
+      this.Dy = imageCritic('D_y', seed('D_y'), this.inShape, c.model.imageCriticWidths);
+    }
+    if (c.untieTargetEncoder && (this.dec || this.Dx)) throw new Error('an untied target encoder (ADDA) is only supported with L_c and L_z');
+    this.optG = new Adam(c.optim);
+    this.optD = new Adam(c.criticOptim);
+  }
+
+  private makeEncoder(name: string, seed: number): Encoder {
+    const m = this.config.model;
+    return m.encoder === 'lenet' ? lenetEncoder(name, seed, this.inShape, m.encoderWidths) : denseNetSmallEncoder(name, seed, this.inShape);
+  }
+
+  /** Every network that exists, in a fixed order: what checkpoints save and restore. */
+  networks(): Named[] {
+    const nets: (Named | undefined)[] = [this.f, this.fT, this.h, this.dec?.shared, this.dec?.gx, this.dec?.gy, this.Dz, this.Dx, this.Dy];
+    return nets.filter((n): n is Named => n !== undefined);
+  }
+
+  critics(): Named[] {
+    const nets: (Named | undefined)[] = [this.Dz, this.Dx, this.Dy];
+    return nets.filter((n): n is Named => n !== undefined);
+  }
+
+  /** ADDA's phase: source pre-training, then adaptation of the untied target encoder. */
+  phase(step: number): 'joint' | 'pretrain' | 'adapt' {
+    if (!this.config.untieTargetEncoder) return 'joint';
+    return step < this.config.pretrainSteps ? 'pretrain' : 'adapt';
+  }
+
+  /** ADDA: f_t starts as a copy of f (weights and running statistics). */
+  untie(): void {
+    if (this.fT) return;
+    this.fT = this.makeEncoder('f_t', deriveSeed(this.config.seed, 'f_t'));
+    copyStore(this.f.store, this.fT.store);
+  }
+
+  /** The encoder that target images go through at test time. */
+  targetEncoder(): Encoder {
+    return this.fT ?? this.f;
+  }
+
+  /** Logits of h(f(images)) with running statistics (inference). */
+  predict(images: tf.Tensor4D, domain: 'source' | 'target' = 'target'): tf.Tensor2D {
+    return tf.tidy(() => this.h.apply((domain === 'target' ? this.targetEncoder() : this.f).apply(images, 'eval'), 'eval'));
+  }
+
+  /** Which generator-side networks train in this phase. */
+  private generatorStores(phase: 'joint' | 'pretrain' | 'adapt'): Store[] {
+    if (phase === 'adapt') return [this.fT!.store];
+    if (phase === 'pretrain') return [this.f.store, this.h.store];
+    return [this.f, this.h, this.dec?.shared, this.dec?.gx, this.dec?.gy].filter((n) => n !== undefined).map((n) => n!.store);
+  }
+
+  /**
+   * The generator objective for one batch. Returns the weighted total and each term; `keep`
+   * receives the detached quantities the critic step needs (features and translations).
+   */
+  generatorLoss(b: Batch, phase: 'joint' | 'pretrain' | 'adapt', keep: Kept): { total: tf.Scalar; terms: Partial<Record<TermName, tf.Scalar>> } {
+    const w = this.config.weights;
+    const terms: Partial<Record<TermName, tf.Scalar>> = {};
+    const n = b.x.shape[0];
+
+    if (phase === 'pretrain') {
+      terms.c = crossEntropy(this.h.apply(this.f.apply(b.x, 'train'), 'train'), b.labels);
+      return { total: terms.c, terms };
+    }
+    if (phase === 'adapt') {
+      // ADDA: f and h frozen (running statistics, no updates); only f_t learns, through L_z.
+      const zx = this.f.apply(b.x, 'eval');
+      const zy = this.fT!.apply(b.y, 'train');
+      terms.c = crossEntropy(this.h.apply(zx, 'eval'), b.labels);
+      terms.z = lsganGenerator(this.Dz!.apply(zy, 'train'));
+      keep.zx = tf.keep(zx); keep.zy = tf.keep(zy);
+      return { total: tf.mul(terms.z, w.z) as tf.Scalar, terms };
+    }
+
+    const useTarget = w.id + w.z + w.tr + w.cyc > 0;
+    // One encoder pass over both domains: batch statistics of the mixed batch, as at test time.
+    const zAll = this.f.apply(useTarget ? tf.concat([b.x, b.y]) : b.x, 'train');
+    const zx = useTarget ? tf.slice(zAll, [0, 0, 0, 0], [n, -1, -1, -1]) : zAll;
+    const zy = useTarget ? tf.slice(zAll, [n, 0, 0, 0], [-1, -1, -1, -1]) : undefined;
+    terms.c = crossEntropy(this.h.apply(zx, 'train'), b.labels);
+
+    if (zy && w.z > 0) {
+      // Only target features are pulled towards the source distribution.
+      terms.z = lsganGenerator(this.Dz!.apply(zy, 'train'));
+      keep.zx = tf.keep(zx); keep.zy = tf.keep(zy);
+    }
+
+    if (this.dec && zy) {
+      const { shared, gx, gy } = this.dec;
+      // g_shared runs once on both domains' features; the heads split by destination domain.
+      const t = shared.apply(zAll, 'train');
+      const toX = gx.head(t, 'train');   // [g_x(f(x)); g_x(f(y))]
+      const toY = gy.head(t, 'train');   // [g_y(f(x)); g_y(f(y))]
+      const half = (v: tf.Tensor4D, first: boolean) => tf.slice(v, [first ? 0 : n, 0, 0, 0], [n, -1, -1, -1]);
+      const xRec = half(toX, true), yToX = half(toX, false);
+      const xToY = half(toY, true), yRec = half(toY, false);
+      if (w.id > 0) {
+        const parts: tf.Scalar[] = [];
+        if (this.config.idDomains.includes('source')) parts.push(l1(b.x, xRec));
+        if (this.config.idDomains.includes('target')) parts.push(l1(b.y, yRec));
+        terms.id = tf.addN(parts) as tf.Scalar;
+      }
+      if (w.tr > 0) {
+        terms.tr = tf.add(wganGenerator(this.Dy!.apply(xToY, 'train')), wganGenerator(this.Dx!.apply(yToX, 'train'))) as tf.Scalar;
+        keep.xToY = tf.keep(xToY); keep.yToX = tf.keep(yToX);
+      }
+      if (w.cyc > 0 || w.trc > 0) {
+        // Second encoding of the translations; running statistics are not fed fakes.
+        const trIn = w.cyc > 0 ? tf.concat([xToY, yToX]) : xToY;
+        const z2 = this.f.apply(trIn, 'train-no-stats');
+        if (w.cyc > 0) {
+          const t2 = shared.apply(z2, 'train-no-stats');
+          const back = tf.concat([
+            tf.slice(gx.head(t2, 'train-no-stats'), [0, 0, 0, 0], [n, -1, -1, -1]),
+            tf.slice(gy.head(t2, 'train-no-stats'), [n, 0, 0, 0], [n, -1, -1, -1]),
+          ]);
+          terms.cyc = l1(tf.concat([b.x, b.y]), back);
+        }
+        if (w.trc > 0) {
+          // Stop at the translated image: L_trc trains the second encoding and h, not g.
+          const zTr = this.f.apply(stopGradient(xToY), 'train-no-stats');
+          terms.trc = crossEntropy(this.h.apply(zTr, 'train-no-stats'), b.labels);
+        }
+      }
+    }
+
+    let total = tf.scalar(0);
+    for (const [k, v] of Object.entries(terms) as [TermName, tf.Scalar][]) {
+      if (w[k] > 0) total = tf.add(total, tf.mul(v, w[k]));
+    }
+    return { total: total as tf.Scalar, terms };
+  }
+
+  /** The critics' objective on detached features / images. */
+  criticLoss(b: Batch, keep: Kept, eps: tf.Tensor1D): { total: tf.Scalar; tensors: tf.Scalar[] } {
+    const parts: tf.Scalar[] = [];
+    const tensors: tf.Scalar[] = [];
+    if (this.Dz && keep.zx && keep.zy) {
+      const l = lsganCritic(this.Dz.apply(keep.zx, 'train'), this.Dz.apply(keep.zy, 'train'));
+      parts.push(l); tensors.push(l);
+    }
+    const imageCriticLoss = (D: Net<tf.Tensor4D, tf.Tensor1D>, real: tf.Tensor4D, fake: tf.Tensor4D) => {
+      const wass = wganCritic(D.apply(real, 'train'), D.apply(fake, 'train'));
+      const gp = gradientPenalty((x) => D.apply(x, 'train'), real, fake, eps);
+      tensors.push(wass, gp);
+      return tf.add(wass, tf.mul(gp, this.config.gpWeight)) as tf.Scalar;
+    };
+    if (this.Dx && keep.yToX) parts.push(imageCriticLoss(this.Dx, b.x, keep.yToX));
+    if (this.Dy && keep.xToY) parts.push(imageCriticLoss(this.Dy, b.y, keep.xToY));
+    return { total: (parts.length ? tf.addN(parts) : tf.scalar(0)) as tf.Scalar, tensors };
+  }
+
+  /** One alternating step: generators (critics fixed), then critics. Returns each term's value. */
+  step(b: Batch, step: number): Losses {
+    const phase = this.phase(step);
+    if (phase === 'adapt') this.untie();
+    const keep: Kept = {};
+    const out: Losses = {};
+    const gStores = this.generatorStores(phase);
+    try {
+      // 1. Generators f, h, g_x, g_y.
+      const termValues: Partial<Record<TermName, tf.Scalar>> = {};
+      const { value, grads } = tf.variableGrads(() => {
+        const { total, terms } = this.generatorLoss(b, phase, keep);
+        for (const [k, v] of Object.entries(terms)) termValues[k as TermName] = tf.keep(v);
+        return total;
+      }, gStores.flatMap((s) => s.variables()));
+      this.applyGrads(this.optG, gStores, grads);
+      out.total = value.dataSync()[0];
+      value.dispose();
+      for (const [k, v] of Object.entries(termValues)) { out[k as TermName] = v.dataSync()[0]; v.dispose(); }
+      for (const s of gStores) s.flushUpdates();
+
+      // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
+      const critics = this.critics();
+      if (phase !== 'pretrain' && critics.length > 0) {
+        const eps = tf.randomUniform([b.x.shape[0]], 0, 1, 'float32', deriveSeed(this.config.seed, 'gp', step) % 2147483647) as tf.Tensor1D;
+        let parts: tf.Scalar[] = [];
+        const cv = tf.variableGrads(() => {
+          const r = this.criticLoss(b, keep, eps);
+          parts = r.tensors.map((t) => tf.keep(t));
+          return r.total;
+        }, critics.flatMap((n) => n.store.variables()));
+        this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads);
+        cv.value.dispose();
+        eps.dispose();
+        const vals = parts.map((p) => p.dataSync()[0]);
+        parts.forEach((p) => p.dispose());
+        let i = 0;
+        if (this.Dz && keep.zx) out.D_z = vals[i++];
+        if (this.Dx && keep.yToX) { out.D_x = vals[i++]; out.gp = vals[i++]; }
+        if (this.Dy && keep.xToY) { out.D_y = vals[i++]; out.gp = (out.gp ?? 0) + vals[i++]; }
+      }
+    } finally {
+      for (const t of Object.values(keep)) t?.dispose();
+      for (const n of this.networks()) n.store.dropUpdates();
+    }
+    return out;
+  }
+
+  private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap): void {
+    const updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[] = [];
+    for (const s of stores) {
+      for (const [name, variable] of s.trainable) {
+        const g = grads[variable.name];
+        if (g) updates.push({ name, variable, grad: g });
+      }
+    }
+    opt.apply(updates);
+    for (const g of Object.values(grads)) g.dispose();
+  }
+
+  dispose(): void {
+    for (const n of this.networks()) n.store.dispose();
+    this.optG.dispose();
+    this.optD.dispose();
+  }
+}
+
+/** What checkpoints and optimisers need of a network. */
+export interface Named { name: string; store: Store }
+
+export interface Kept { zx?: tf.Tensor4D; zy?: tf.Tensor4D; xToY?: tf.Tensor4D; yToX?: tf.Tensor4D }
+
+function copyStore(from: Store, to: Store): void {
+  for (const [k, v] of from.trainable) to.trainable.get(k.replace(/^[^/]+/, to.net))!.assign(v);
+  for (const [k, v] of from.buffers) to.buffers.get(k.replace(/^[^/]+/, to.net))!.assign(v);
+}

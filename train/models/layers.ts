@@ -1,0 +1,183 @@
+/**
+ * Minimal parameter store and layers on tfjs-core ops. Each network owns a Store: trainable
+ * variables and non-trainable buffers (batch-norm running statistics), named "<net>/<layer>/<param>"
+ * so checkpoints and the optimiser address them by stable logical names.
+ *
+ * Why not tfjs-layers: the I2I objective needs exact control of which variables each gradient
+ * reaches, shared layers across two decoders, a second-order gradient through the critics, and
+ * space-to-batch dilated convs; plain ops keep all of that visible.
+ */
+import * as tf from '../../core/tf';
+import { deriveSeed } from '../../core/rng';
+
+let uid = 0;
+
+/** How normalisation layers behave in a forward pass. */
+export type Mode =
+  | 'train'          // batch statistics, update running statistics
+  | 'train-no-stats' // batch statistics, leave running statistics alone (e.g. on translated images)
+  | 'eval';          // running statistics
+
+export class Store {
+  readonly trainable = new Map<string, tf.Variable>();
+  readonly buffers = new Map<string, tf.Variable>();
+  /** Running-statistic updates computed during a forward pass, applied after the step. */
+  private pending: [tf.Variable, tf.Tensor][] = [];
+
+  constructor(readonly net: string, readonly seed: number) {}
+
+  private tfName(name: string): string {
+    return `${this.net}/${name}#${uid++}`;
+  }
+
+  param(name: string, shape: number[], init: 'he' | 'glorot' | 'zeros' | 'ones', fanIn = 1, fanOut = 1): tf.Variable {
+    const key = `${this.net}/${name}`;
+    if (this.trainable.has(key)) throw new Error(`duplicate parameter ${key}`);
+    const value = tf.tidy(() => {
+      const seed = deriveSeed(this.seed, key) % 2147483647;
+      switch (init) {
+        case 'zeros': return tf.zeros(shape);
+        case 'ones': return tf.ones(shape);
+        case 'he': return tf.truncatedNormal(shape, 0, Math.sqrt(2 / fanIn), 'float32', seed);
+        case 'glorot': {
+          const lim = Math.sqrt(6 / (fanIn + fanOut));
+          return tf.randomUniform(shape, -lim, lim, 'float32', seed);
+        }
+      }
+    });
+    const v = tf.variable(value, true, this.tfName(name));
+    value.dispose();
+    this.trainable.set(key, v);
+    return v;
+  }
+
+  buffer(name: string, shape: number[], fill: number): tf.Variable {
+    const key = `${this.net}/${name}`;
+    const v = tf.variable(tf.fill(shape, fill), false, this.tfName(name));
+    this.buffers.set(key, v);
+    return v;
+  }
+
+  queueUpdate(v: tf.Variable, value: tf.Tensor): void {
+    this.pending.push([v, tf.keep(value)]);
+  }
+
+  /** Applies and releases queued running-statistic updates. */
+  flushUpdates(): void {
+    for (const [v, t] of this.pending) {
+      v.assign(t);
+      t.dispose();
+    }
+    this.pending = [];
+  }
+
+  dropUpdates(): void {
+    for (const [, t] of this.pending) t.dispose();
+    this.pending = [];
+  }
+
+  variables(): tf.Variable[] {
+    return [...this.trainable.values()];
+  }
+
+  dispose(): void {
+    this.dropUpdates();
+    for (const v of this.trainable.values()) v.dispose();
+    for (const v of this.buffers.values()) v.dispose();
+  }
+}
+
+export type Layer = (x: tf.Tensor4D, mode: Mode) => tf.Tensor4D;
+
+export function conv2d(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean; dilation?: number } = {}): Layer {
+  const w = s.param(`${name}/w`, [k, k, cin, cout], 'he', k * k * cin);
+  const b = opts.bias === false ? undefined : s.param(`${name}/b`, [cout], 'zeros');
+  const d = opts.dilation ?? 1;
+  return (x) => {
+    const y = d === 1 ? tf.conv2d(x, w as tf.Tensor4D, stride, 'same') : atrousConv2d(x, w as tf.Tensor4D, d);
+    return b ? tf.add(y, b) : y;
+  };
+}
+
+/**
+ * A 'same' dilated conv that trains on every backend: tfjs cannot differentiate conv2d with
+ * dilation > 1, so run a stride-1 conv on the space-to-batch form (TensorFlow's atrous_conv2d).
+ * The weights are exactly those of the native dilated conv, so export writes a native one.
+ */
+export function atrousConv2d(x: tf.Tensor4D, w: tf.Tensor4D, rate: number): tf.Tensor4D {
+  const [, h, wd] = x.shape;
+  const k = w.shape[0];
+  const padTotal = (k - 1) * rate;
+  const p0 = Math.floor(padTotal / 2);
+  // Pad so that (padded size) is a multiple of rate, then 'valid' conv on each phase.
+  const extraH = (rate - ((h + padTotal) % rate)) % rate;
+  const extraW = (rate - ((wd + padTotal) % rate)) % rate;
+  const s2b = tf.spaceToBatchND(x, [rate, rate], [[p0, padTotal - p0 + extraH], [p0, padTotal - p0 + extraW]]) as tf.Tensor4D;
+  const y = tf.conv2d(s2b, w, 1, 'valid');
+  return tf.batchToSpaceND(y, [rate, rate], [[0, extraH], [0, extraW]]) as tf.Tensor4D;
+}
+
+export function convTranspose(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean } = {}): Layer {
+  // conv2dTranspose filters are [k, k, out, in].
+  const w = s.param(`${name}/w`, [k, k, cout, cin], 'he', k * k * cin / (stride * stride));
+  const b = opts.bias === false ? undefined : s.param(`${name}/b`, [cout], 'zeros');
+  return (x) => {
+    const [n, h, wd] = x.shape;
+    const y = tf.conv2dTranspose(x, w as tf.Tensor4D, [n, h * stride, wd * stride, cout], stride, 'same');
+    return b ? tf.add(y, b) : y;
+  };
+}
+
+export function batchNorm(s: Store, name: string, c: number, momentum = 0.9, eps = 1e-5): Layer {
+  const gamma = s.param(`${name}/gamma`, [c], 'ones');
+  const beta = s.param(`${name}/beta`, [c], 'zeros');
+  const runMean = s.buffer(`${name}/mean`, [c], 0);
+  const runVar = s.buffer(`${name}/var`, [c], 1);
+  return (x, mode) => {
+    if (mode === 'eval') {
+      const scale = tf.mul(gamma, tf.rsqrt(tf.add(runVar, eps)));
+      return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(runMean, scale))) as tf.Tensor4D;
+    }
+    // Written out in elementary ops: tfjs's FusedBatchNorm gradient tiles its statistics to the
+    // full activation shape, and wasm's Tile made that the slowest kernel of a training step.
+    const mean = tf.mean(x, [0, 1, 2]);
+    const centered = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centered), [0, 1, 2]);
+    if (mode === 'train') {
+      const n = x.size / c;
+      s.queueUpdate(runMean, tf.add(tf.mul(runMean, momentum), tf.mul(mean, 1 - momentum)));
+      // Running variance is the unbiased estimate, as in PyTorch and Keras.
+      s.queueUpdate(runVar, tf.add(tf.mul(runVar, momentum), tf.mul(variance, (1 - momentum) * n / Math.max(n - 1, 1))));
+    }
+    return tf.add(tf.mul(centered, tf.mul(tf.rsqrt(tf.add(variance, eps)), gamma)), beta) as tf.Tensor4D;
+  };
+}
+
+/** Instance norm (per sample, per channel) with a learned affine; safe under WGAN-GP. */
+export function instanceNorm(s: Store, name: string, c: number, eps = 1e-5): Layer {
+  const gamma = s.param(`${name}/gamma`, [c], 'ones');
+  const beta = s.param(`${name}/beta`, [c], 'zeros');
+  return (x) => {
+    const mean = tf.mean(x, [1, 2], true);
+    const centered = tf.sub(x, mean);
+    const variance = tf.mean(tf.square(centered), [1, 2], true);
+    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor4D;
+  };
+}
+
+export function dense(s: Store, name: string, cin: number, cout: number, init: 'he' | 'glorot' = 'glorot'): (x: tf.Tensor2D) => tf.Tensor2D {
+  const w = s.param(`${name}/w`, [cin, cout], init, cin, cout);
+  const b = s.param(`${name}/b`, [cout], 'zeros');
+  return (x) => tf.add(tf.matMul(x, w as tf.Tensor2D), b);
+}
+
+export const relu = (x: tf.Tensor4D) => tf.relu(x);
+/**
+ * Leaky ReLU (slope 0.2) as relu(x) - 0.2 relu(-x): tfjs's LeakyRelu gradient uses Greater, which
+ * has no gradient, so WGAN-GP's second-order pass through the critics fails with tf.leakyRelu.
+ */
+export const leaky = <T extends tf.Tensor>(x: T): T => tf.sub(tf.relu(x), tf.mul(tf.relu(tf.neg(x)), 0.2)) as T;
+
+export function sequential(...layers: Layer[]): Layer {
+  return (x, mode) => layers.reduce((h, l) => l(h, mode), x);
+}
