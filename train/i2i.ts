@@ -126,7 +126,7 @@ export class I2IModel {
 
     if (phase === 'pretrain') {
       terms.c = crossEntropy(this.h.apply(this.f.apply(b.x, 'train'), 'train'), b.labels);
-      return { total: terms.c, terms };
+      return { total: tf.mul(terms.c, w.c) as tf.Scalar, terms };
     }
     if (phase === 'adapt') {
       // ADDA: f and h frozen (running statistics, no updates); only f_t learns, through L_z.
@@ -139,10 +139,10 @@ export class I2IModel {
     }
 
     const useTarget = w.id + w.z + w.tr + w.cyc > 0;
-    // One encoder pass over both domains: batch statistics of the mixed batch, as at test time.
-    const zAll = this.f.apply(useTarget ? tf.concat([b.x, b.y]) : b.x, 'train');
-    const zx = useTarget ? tf.slice(zAll, [0, 0, 0, 0], [n, -1, -1, -1]) : zAll;
-    const zy = useTarget ? tf.slice(zAll, [n, 0, 0, 0], [-1, -1, -1, -1]) : undefined;
+    // f(x) and f(y) are separate passes (f_x = f_y share every weight): with one pass over the
+    // concatenated batch, batch-norm statistics would let L_z reach the encoder through x.
+    const zx = this.f.apply(b.x, 'train');
+    const zy = useTarget ? this.f.apply(b.y, 'train') : undefined;
     terms.c = crossEntropy(this.h.apply(zx, 'train'), b.labels);
 
     if (zy && w.z > 0) {
@@ -154,7 +154,7 @@ export class I2IModel {
     if (this.dec && zy) {
       const { shared, gx, gy } = this.dec;
       // g_shared runs once on both domains' features; the heads split by destination domain.
-      const t = shared.apply(zAll, 'train');
+      const t = shared.apply(tf.concat([zx, zy]), 'train');
       const toX = gx.head(t, 'train');   // [g_x(f(x)); g_x(f(y))]
       const toY = gy.head(t, 'train');   // [g_y(f(x)); g_y(f(y))]
       const half = (v: tf.Tensor4D, first: boolean) => tf.slice(v, [first ? 0 : n, 0, 0, 0], [n, -1, -1, -1]);

@@ -19,8 +19,12 @@ export class Adam {
     const eps = this.opts.eps ?? 1e-8;
     for (const { name, variable, grad } of updates) {
       if (!this.m.has(name)) {
-        this.m.set(name, tf.variable(tf.zerosLike(variable), false));
-        this.v.set(name, tf.variable(tf.zerosLike(variable), false));
+        // tf.variable keeps its own reference: dispose the initial value.
+        for (const slot of [this.m, this.v]) {
+          const zeros = tf.zerosLike(variable);
+          slot.set(name, tf.variable(zeros, false));
+          zeros.dispose();
+        }
         this.t.set(name, 0);
       }
       const t = this.t.get(name)! + 1;

@@ -53,7 +53,9 @@ export class Store {
 
   buffer(name: string, shape: number[], fill: number): tf.Variable {
     const key = `${this.net}/${name}`;
-    const v = tf.variable(tf.fill(shape, fill), false, this.tfName(name));
+    const init = tf.fill(shape, fill);
+    const v = tf.variable(init, false, this.tfName(name));
+    init.dispose();
     this.buffers.set(key, v);
     return v;
   }

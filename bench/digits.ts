@@ -1,0 +1,83 @@
+/**
+ * Benchmark (not a test): MNIST -> optdigits target accuracy of source-only, revgrad, adda and full
+ * with the same step budget and seeds, as one table. Each run is a child `i2i train` process; two
+ * run at once to use both cores (wasm runs one thread per process).
+ *
+ *   npm run bench:digits -- [--steps N] [--seeds 0,1,2] [--methods a,b] [--parallel 2] [--set k=v ...]
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '1500' },
+    seeds: { type: 'string', default: '0,1,2' },
+    methods: { type: 'string', default: 'source-only,revgrad,adda,full' },
+    parallel: { type: 'string', default: '2' },
+    out: { type: 'string', default: 'runs/bench-digits' },
+    'target-root': { type: 'string', default: path.resolve(__dirname, '../../shared/data/optdigits') },
+    set: { type: 'string', multiple: true, default: [] },
+  },
+});
+
+// CPU-sized networks for this benchmark (the paper's widths are the library default): see README.
+const BENCH_SET = ['batchSize=32', 'model.decoderWidths=[128,64,32]', 'model.imageCriticWidths=[32,64,128]', 'logEvery=100', 'checkpointEvery=500'];
+
+const root = path.resolve(__dirname, '..');
+const cli = path.join(root, 'bin', 'i2i.js');
+const methods = values.methods!.split(',');
+const seeds = values.seeds!.split(',').map(Number);
+
+function run(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`i2i ${args.join(' ')} failed:\n${stderr.slice(-2000)}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function one(method: string, seed: number): Promise<{ method: string; seed: number; accuracy: number; seconds: number }> {
+  const out = path.resolve(values.out!, `${method}-s${seed}`);
+  fs.rmSync(out, { recursive: true, force: true });
+  const t0 = Date.now();
+  await run(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
+    '--target-root', values['target-root']!, ...[...BENCH_SET, ...values.set!].flatMap((s) => ['--set', s])]);
+  const seconds = (Date.now() - t0) / 1000;
+  const r = JSON.parse(await run(['eval', '--checkpoint', out, '--json']));
+  process.stderr.write(`[bench] ${method} seed ${seed}: ${(r.accuracy * 100).toFixed(2)}% in ${seconds.toFixed(0)} s\n`);
+  return { method, seed, accuracy: r.accuracy, seconds };
+}
+
+async function main() {
+  const jobs = methods.flatMap((m) => seeds.map((s) => [m, s] as const));
+  // Longest first (full) so the two lanes finish together.
+  jobs.sort((a, b) => Number(b[0] === 'full') - Number(a[0] === 'full'));
+  const results: Awaited<ReturnType<typeof one>>[] = [];
+  const lanes = Array.from({ length: Number(values.parallel) }, async () => {
+    for (let j = jobs.shift(); j; j = jobs.shift()) results.push(await one(j[0], j[1]));
+  });
+  const t0 = Date.now();
+  await Promise.all(lanes);
+  const rows = methods.map((m) => {
+    const r = results.filter((x) => x.method === m);
+    const accs = r.map((x) => x.accuracy * 100);
+    const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
+    const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(accs.length - 1, 1));
+    return { m, mean, sd, accs, secs: r.reduce((a, b) => a + b.seconds, 0) / r.length };
+  });
+  const lines = [
+    `MNIST -> optdigits (1,797 target digits, labels used only here), ${values.steps} steps, seeds ${seeds.join(',')}, ${[...BENCH_SET, ...values.set!].join(' ')}`,
+    '| method | target accuracy (mean ± sd) | per seed | train s/run |',
+    '|---|---|---|---|',
+    ...rows.map((r) => `| ${r.m} | ${r.mean.toFixed(2)} ± ${r.sd.toFixed(2)} | ${r.accs.map((a) => a.toFixed(1)).join(' / ')} | ${r.secs.toFixed(0)} |`),
+    `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+  ];
+  fs.mkdirSync(values.out!, { recursive: true });
+  fs.writeFileSync(path.join(values.out!, 'table.md'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((e) => { process.stderr.write(String(e.stack ?? e) + '\n'); process.exit(1); });

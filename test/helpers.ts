@@ -1,0 +1,47 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as zlib from 'node:zlib';
+
+export function tmpDir(prefix = 'i2i-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const OPTDIGITS = path.resolve(__dirname, '../../shared/data/optdigits');
+
+/** IDX writer for tests: big-endian header, uint8 payload. */
+export function writeIdx(file: string, magic: number, dims: number[], data: Uint8Array, gzip = false): void {
+  const head = Buffer.alloc(4 + 4 * dims.length);
+  head.writeUInt32BE(magic, 0);
+  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+  const buf = Buffer.concat([head, Buffer.from(data)]);
+  fs.writeFileSync(file, gzip ? zlib.gzipSync(buf) : buf);
+}
+
+/** MATLAB level-5 writer for tests (numeric arrays, optionally miCOMPRESSED), per the MAT-file spec. */
+export function writeMat5(file: string, vars: { name: string; dims: number[]; data: ArrayLike<number>; type: 'uint8' | 'double' }[], compress = false): void {
+  const pad8 = (b: Buffer) => Buffer.concat([b, Buffer.alloc((8 - (b.length % 8)) % 8)]);
+  const element = (type: number, body: Buffer) => {
+    const tag = Buffer.alloc(8);
+    tag.writeUInt32LE(type, 0);
+    tag.writeUInt32LE(body.length, 4);
+    return Buffer.concat([tag, pad8(body)]);
+  };
+  const header = Buffer.alloc(128, ' ');
+  header.write('MATLAB 5.0 MAT-file, Platform: test, Created on: today', 0, 'latin1');
+  header.fill(0, 116, 124);
+  header.writeUInt16LE(0x0100, 124);
+  header.write('IM', 126, 'latin1');
+  const parts: Buffer[] = [header];
+  for (const v of vars) {
+    const flags = Buffer.alloc(8);
+    flags.writeUInt32LE(v.type === 'uint8' ? 9 : 6, 0); // mxUINT8_CLASS / mxDOUBLE_CLASS
+    const dims = Buffer.alloc(4 * v.dims.length);
+    v.dims.forEach((d, i) => dims.writeInt32LE(d, 4 * i));
+    const real = v.type === 'uint8' ? Buffer.from(Uint8Array.from(v.data)) : Buffer.from(Float64Array.from(v.data).buffer);
+    const body = Buffer.concat([element(6, flags), element(5, dims), element(1, Buffer.from(v.name, 'latin1')), element(v.type === 'uint8' ? 2 : 9, real)]);
+    const matrix = element(14, body);
+    parts.push(compress ? element(15, zlib.deflateSync(matrix)).subarray(0, 8 + zlib.deflateSync(matrix).length) : matrix);
+  }
+  fs.writeFileSync(file, Buffer.concat(parts));
+}

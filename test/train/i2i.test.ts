@@ -1,0 +1,176 @@
+import { strict as assert } from 'node:assert';
+import * as tf from '../../core/tf';
+import { buildConfig, type ConfigPatch, type TermName } from '../../train/config';
+import { I2IModel, stopGradient, type Batch, type Kept } from '../../train/i2i';
+
+/** A tiny full model on 32x32 digits (the section 5.1 structure at small widths). */
+export const TINY: ConfigPatch = {
+  batchSize: 4,
+  model: { encoderWidths: [8, 8, 16, 16], decoderWidths: [16, 8, 8], imageCriticWidths: [8, 8, 8], featureCriticWidths: [32, 32] },
+};
+
+function batch(n = 4, seed = 1): Batch {
+  return {
+    x: tf.randomUniform([n, 32, 32, 1], -1, 1, 'float32', seed) as tf.Tensor4D,
+    y: tf.randomUniform([n, 32, 32, 1], -1, 1, 'float32', seed + 1) as tf.Tensor4D,
+    labels: tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), 'int32'),
+  };
+}
+
+function disposeBatch(b: Batch) { b.x.dispose(); b.y.dispose(); b.labels.dispose(); }
+
+/** Sum of |gradient| per network for one term of the generator objective (all terms weighted 1). */
+function gradientReach(model: I2IModel, term: TermName, b: Batch): Record<string, number> {
+  // The generator step's variables: the critics are fixed there (they have their own step).
+  const critics = new Set(model.critics());
+  const vars = model.networks().filter((n) => !critics.has(n)).flatMap((n) => n.store.variables());
+  const owner = new Map<string, string>();
+  for (const n of model.networks()) for (const v of n.store.variables()) owner.set(v.name, n.name);
+  const keep: Kept = {};
+  const { grads, value } = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep).terms[term]!, vars);
+  const reach: Record<string, number> = {};
+  for (const [name, g] of Object.entries(grads)) {
+    const net = owner.get(name)!;
+    reach[net] = (reach[net] ?? 0) + tf.sum(tf.abs(g)).dataSync()[0];
+    g.dispose();
+  }
+  value.dispose();
+  Object.values(keep).forEach((t) => t?.dispose());
+  for (const n of model.networks()) n.store.dropUpdates();
+  return reach;
+}
+
+const reached = (r: Record<string, number>) => Object.keys(r).filter((k) => r[k] > 0).sort();
+
+describe('I2I objective', () => {
+  let model: I2IModel;
+  let b: Batch;
+  before(() => {
+    model = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, weights: { c: 1, id: 1, z: 1, tr: 1, cyc: 1, trc: 1 } }), 10);
+    b = batch();
+  });
+  after(() => { model.dispose(); disposeBatch(b); });
+
+  it('declares the networks of the paper: f, h, g_shared, g_x, g_y, D_z, D_x, D_y', () => {
+    assert.deepEqual(model.networks().map((n) => n.name), ['f', 'h', 'g_shared', 'g_x', 'g_y', 'D_z', 'D_x', 'D_y']);
+  });
+
+  describe('gradient routing: which networks each term trains', () => {
+    const expect: Record<TermName, string[]> = {
+      c: ['f', 'h'],
+      id: ['f', 'g_shared', 'g_x', 'g_y'],
+      z: ['f'],                        // critics are fixed in the generator step
+      tr: ['f', 'g_shared', 'g_x', 'g_y'],
+      cyc: ['f', 'g_shared', 'g_x', 'g_y'],
+      trc: ['f', 'h'],                 // stopped at the translated image: no decoder
+    };
+    for (const [term, nets] of Object.entries(expect)) {
+      it(`L_${term} reaches ${nets.join(', ')}`, () => {
+        assert.deepEqual(reached(gradientReach(model, term as TermName, b)), [...nets].sort());
+      });
+    }
+  });
+
+  it('L_z reaches the encoder only through target features', () => {
+    const keep: Kept = {};
+    const lz = (x: tf.Tensor4D, y: tf.Tensor4D) => model.generatorLoss({ x, y, labels: b.labels }, 'joint', keep).terms.z!;
+    // No path at all from the source images to L_z (tfjs refuses to differentiate along none).
+    assert.throws(() => tf.grad((x: tf.Tensor) => lz(x as tf.Tensor4D, b.y))(b.x), /Cannot compute gradient/);
+    const gy = tf.grad((y: tf.Tensor) => lz(b.x, y as tf.Tensor4D))(b.y);
+    assert.ok(tf.sum(tf.abs(gy)).dataSync()[0] > 0);
+    gy.dispose();
+    Object.values(keep).forEach((t) => t?.dispose());
+    model.networks().forEach((n) => n.store.dropUpdates());
+  });
+
+  it('stopGradient passes the value and blocks the gradient', () => {
+    const x = tf.tensor([1, 2, 3]);
+    assert.deepEqual(Array.from(stopGradient(x).dataSync()), [1, 2, 3]);
+    assert.deepEqual(Array.from(tf.grad((t: tf.Tensor) => tf.sum(tf.square(stopGradient(t))))(x).dataSync()), [0, 0, 0]);
+  });
+
+  it('critic step: D_z, D_x, D_y learn; no critic gradient reaches f or the decoders', () => {
+    const keep: Kept = {};
+    const gen = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep).total, model.f.store.variables());
+    Object.values(gen.grads).forEach((g) => g.dispose()); gen.value.dispose();
+    model.networks().forEach((n) => n.store.dropUpdates());
+    const critics = model.critics().flatMap((n) => n.store.variables());
+    const others = [model.f, model.dec!.shared, model.dec!.gx, model.dec!.gy].flatMap((n) => n.store.variables());
+    const eps = tf.tensor1d([0.1, 0.4, 0.6, 0.9]);
+    const { grads, value } = tf.variableGrads(() => model.criticLoss(b, keep, eps).total, [...critics, ...others]);
+    const names = new Set(Object.keys(grads));
+    assert.ok(critics.every((v) => names.has(v.name)), 'every critic variable gets a gradient');
+    assert.ok(others.every((v) => !names.has(v.name)), 'no generator variable gets a critic gradient');
+    Object.values(grads).forEach((g) => g.dispose()); value.dispose(); eps.dispose();
+    Object.values(keep).forEach((t) => t?.dispose());
+  });
+
+  it('g_x and g_y share their first two layers: one variable, two users', () => {
+    const shared = model.dec!.shared.store.variables();
+    assert.ok(shared.length > 0);
+    const own = new Set([...model.dec!.gx.store.variables(), ...model.dec!.gy.store.variables()]);
+    assert.ok(shared.every((v) => !own.has(v)));
+    // Changing a shared weight changes both decoders' outputs.
+    const z = tf.randomNormal([2, 2, 2, 16], 0, 1, 'float32', 3) as tf.Tensor4D;
+    const before = [model.dec!.gx.apply(z, 'eval'), model.dec!.gy.apply(z, 'eval')];
+    const w = model.dec!.shared.store.trainable.get('g_shared/deconv1/w')!;
+    const w0 = tf.clone(w);
+    w.assign(tf.add(w, 0.5));
+    const after = [model.dec!.gx.apply(z, 'eval'), model.dec!.gy.apply(z, 'eval')];
+    for (let i = 0; i < 2; i++) assert.ok(tf.max(tf.abs(tf.sub(before[i], after[i]))).dataSync()[0] > 1e-3);
+    w.assign(w0);
+    // Both reconstruction halves send gradient into the same shared variable.
+    for (const dom of ['source', 'target'] as const) {
+      const m2 = new I2IModel(buildConfig('mnist-optdigits', 'drcn', { ...TINY, idDomains: [dom] }), 10);
+      const r = gradientReach(m2, 'id', b);
+      assert.ok(r.g_shared > 0 && (dom === 'source' ? r.g_x > 0 && !r.g_y : r.g_y > 0 && !r.g_x), JSON.stringify(r));
+      m2.dispose();
+    }
+    [z, w0, ...before, ...after].forEach((t) => t.dispose());
+  });
+});
+
+describe('training steps', () => {
+  it('a few steps lower the loss (source-only L_c, DRCN L_c + L_id)', () => {
+    for (const method of ['source-only', 'drcn']) {
+      const m = new I2IModel(buildConfig('mnist-optdigits', method, { ...TINY, optim: { lr: 2e-3, beta1: 0.5, beta2: 0.999 } }), 10);
+      const b = batch(8, 5);
+      const first = m.step(b, 0).total!;
+      let last = first;
+      for (let i = 1; i < 15; i++) last = m.step(b, i).total!;
+      assert.ok(last < 0.7 * first, `${method}: ${first} -> ${last}`);
+      m.dispose(); disposeBatch(b);
+    }
+  });
+
+  it('every method steps without leaking tensors (full, adda across its phase switch)', () => {
+    for (const [method, extra] of [['full', {}], ['adda', { steps: 4, pretrainSteps: 2 }], ['cyclegan', {}], ['revgrad', {}]] as const) {
+      const m = new I2IModel(buildConfig('mnist-optdigits', method, { ...TINY, ...extra }), 10);
+      const b = batch(4, 9);
+      m.step(b, 0); m.step(b, 1); m.step(b, 2); // ADDA unties f_t at step 2
+      const n0 = tf.memory().numTensors;
+      for (let i = 3; i < 6; i++) {
+        const l = m.step(b, i);
+        assert.ok(Object.values(l).every(Number.isFinite), `${method}: ${JSON.stringify(l)}`);
+      }
+      assert.equal(tf.memory().numTensors, n0, `${method} leaked tensors`);
+      m.dispose(); disposeBatch(b);
+    }
+  });
+
+  it('ADDA freezes f and h after pre-training and adapts an untied f_t', () => {
+    const m = new I2IModel(buildConfig('mnist-optdigits', 'adda', { ...TINY, steps: 4, pretrainSteps: 2 }), 10);
+    const b = batch(4, 11);
+    m.step(b, 0); m.step(b, 1);
+    assert.equal(m.targetEncoder(), m.f);
+    m.step(b, 2);
+    assert.notEqual(m.targetEncoder(), m.f);
+    const snap = (vars: tf.Variable[]) => vars.map((v) => Array.from(v.dataSync()));
+    const f0 = snap(m.f.store.variables()), h0 = snap(m.h.store.variables()), t0 = snap(m.targetEncoder().store.variables());
+    m.step(b, 3);
+    assert.deepEqual(snap(m.f.store.variables()), f0);
+    assert.deepEqual(snap(m.h.store.variables()), h0);
+    assert.notDeepEqual(snap(m.targetEncoder().store.variables()), t0);
+    m.dispose(); disposeBatch(b);
+  });
+});
