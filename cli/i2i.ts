@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { initBackend } from '../core/backend';
 import { isUserError, UserError } from '../core/errors';
 import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
+import { demo } from '../train/demo';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 
@@ -16,6 +17,7 @@ Usage: i2i <command> [options]
 Commands:
   train   adapt a classifier from a labelled source to an unlabelled target domain
   eval    target-domain accuracy and confusion matrix of a trained run
+  demo    MNIST -> optdigits on the built-in data: source-only vs full, one table
   help    this text
 
 i2i train --task <task> --method <method> --out <dir> [options]
@@ -33,6 +35,8 @@ i2i train --task <task> --method <method> --out <dir> [options]
 
 i2i eval --checkpoint DIR [--target-root P] [--split train|test] [--json]
   prints target accuracy and the confusion matrix; --json prints one JSON object
+
+i2i demo [--out DIR] [--steps N]    (default runs/demo, 400 steps per method)
 
 Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.
 `;
@@ -87,12 +91,21 @@ async function cmdEval(argv: string[]): Promise<void> {
   else process.stdout.write(r.text + '\n');
 }
 
+async function cmdDemo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, steps: { type: 'string' } } });
+  const steps = Number(values.steps ?? 400);
+  if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got "${values.steps}".`);
+  await initBackend();
+  process.stdout.write(await demo({ out: path.resolve(values.out ?? 'runs/demo'), steps }) + '\n');
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     switch (cmd) {
       case 'train': await cmdTrain(rest); return 0;
       case 'eval': await cmdEval(rest); return 0;
+      case 'demo': await cmdDemo(rest); return 0;
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(HELP); return 0;
       default:

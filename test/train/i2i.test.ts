@@ -158,6 +158,17 @@ describe('training steps', () => {
     }
   });
 
+  it('the small DenseNet encoder option trains in the full objective', () => {
+    const m = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, model: { ...TINY.model, encoder: 'densenet-small' } }), 10);
+    assert.deepEqual(m.f.outShape.slice(0, 2), [2, 2]);
+    const b = batch(4, 13);
+    const before = Array.from(m.f.store.trainable.get('f/block2/l1/conv/w')!.dataSync());
+    const l = m.step(b, 0);
+    assert.ok(Object.values(l).every(Number.isFinite));
+    assert.notDeepEqual(Array.from(m.f.store.trainable.get('f/block2/l1/conv/w')!.dataSync()), before);
+    m.dispose(); disposeBatch(b);
+  });
+
   it('ADDA freezes f and h after pre-training and adapts an untied f_t', () => {
     const m = new I2IModel(buildConfig('mnist-optdigits', 'adda', { ...TINY, steps: 4, pretrainSteps: 2 }), 10);
     const b = batch(4, 11);
