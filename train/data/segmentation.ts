@@ -1,0 +1,59 @@
+/**
+ * Driving-scene datasets on disk. Both hold Cityscapes labelIds; readers list image/label pairs,
+ * and samples are decoded on demand (full frames are too large to keep in memory).
+ *   GTA5:        images/*.png, labels/*.png (same file names; ids without a pair are skipped and reported)
+ *   Cityscapes:  leftImg8bit/<split>/<city>/*_leftImg8bit.png, gtFine/<split>/<city>/*_gtFine_labelIds.png
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UserError } from '../../core/errors';
+import { LABEL_TO_TRAIN } from '../../core/labels';
+
+export interface SegItem { image: string; label?: string; id: string }
+export interface SegList { name: string; items: SegItem[]; skipped: string[] }
+
+const PNG_OR_JPG = /\.(png|jpe?g)$/i;
+
+export function listGta5(root: string): SegList {
+  const imgDir = path.join(root, 'images'), lblDir = path.join(root, 'labels');
+  if (!fs.existsSync(imgDir)) throw new UserError(`GTA5 images folder not found: ${imgDir}.`, 'Pass --source-root pointing at the GTA5 folder that holds images/ and labels/.');
+  const labels = new Set(fs.existsSync(lblDir) ? fs.readdirSync(lblDir).filter((f) => PNG_OR_JPG.test(f)) : []);
+  const items: SegItem[] = [];
+  const skipped: string[] = [];
+  for (const f of fs.readdirSync(imgDir).filter((x) => PNG_OR_JPG.test(x)).sort()) {
+    const id = f.replace(PNG_OR_JPG, '');
+    const lbl = labels.has(`${id}.png`) ? `${id}.png` : undefined;
+    if (!lbl) { skipped.push(id); continue; }
+    items.push({ id, image: path.join(imgDir, f), label: path.join(lblDir, lbl) });
+  }
+  if (items.length === 0) throw new UserError(`${root} has no image with a matching label.`, 'GTA5 needs images/<id>.png with labels/<id>.png.');
+  return { name: 'gta5', items, skipped };
+}
+
+export function listCityscapes(root: string, split: string, opts: { labels?: boolean } = {}): SegList {
+  const imgRoot = path.join(root, 'leftImg8bit', split);
+  if (!fs.existsSync(imgRoot)) throw new UserError(`Cityscapes images not found: ${imgRoot}.`, `Pass the Cityscapes root that holds leftImg8bit/${split}/<city>/.`);
+  const items: SegItem[] = [];
+  const skipped: string[] = [];
+  for (const city of fs.readdirSync(imgRoot).sort()) {
+    const dir = path.join(imgRoot, city);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('_leftImg8bit.png')).sort()) {
+      const id = f.slice(0, -'_leftImg8bit.png'.length);
+      const label = path.join(root, 'gtFine', split, city, `${id}_gtFine_labelIds.png`);
+      if (opts.labels && !fs.existsSync(label)) { skipped.push(id); continue; }
+      items.push({ id, image: path.join(dir, f), label: fs.existsSync(label) ? label : undefined });
+    }
+  }
+  if (items.length === 0) throw new UserError(`${imgRoot} holds no *_leftImg8bit.png.`, 'Check the Cityscapes layout: leftImg8bit/<split>/<city>/<id>_leftImg8bit.png.');
+  return { name: `cityscapes-${split}`, items, skipped };
+}
+
+/** Decodes a labelIds PNG into trainIds (255 = ignore). */
+export async function readTrainIds(file: string): Promise<{ ids: Uint8Array; width: number; height: number }> {
+  const sharp = (await import('sharp')).default;
+  const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  const ids = new Uint8Array(data.length);
+  for (let i = 0; i < data.length; i++) ids[i] = LABEL_TO_TRAIN[data[i]];
+  return { ids, width: info.width, height: info.height };
+}
