@@ -1,0 +1,92 @@
+/**
+ * Dilated DenseNet (Huang et al.; dilated as in Murez et al. 5.3): output stride 8, the last two
+ * dense blocks dilated (2 and 4) instead of preceded by strided pooling, then a dilation-2 and a
+ * dilation-1 3x3 conv (randomly initialised) against gridding. Layer names follow Keras'
+ * DenseNet121 (conv1/conv, conv2_block1_0_bn, pool2_conv, bn, ...) so ImageNet weights map by name.
+ * Width and depth are configuration: DenseNet121 is blocks [6, 12, 24, 16], growth 32, stem 64.
+ */
+import * as tf from '../../core/tf';
+import { batchNorm, conv2d, Store, type Layer, type Mode } from './layers';
+import type { Encoder } from './nets';
+
+export interface DenseNetOptions {
+  blocks: number[];
+  growth: number;
+  stem: number;
+  /** Bottleneck width multiplier (1x1 conv to bnSize * growth). */
+  bnSize: number;
+  compression: number;
+  /** Dilation of each block; a block with dilation > 1 is not preceded by a strided pool. */
+  dilations: number[];
+  /** Channels of the two anti-gridding convs after the backbone (0 to omit them). */
+  headChannels: number;
+}
+
+export const DENSENET121: DenseNetOptions = { blocks: [6, 12, 24, 16], growth: 32, stem: 64, bnSize: 4, compression: 0.5, dilations: [1, 1, 2, 4], headChannels: 512 };
+/** A variant that trains on a CPU in minutes: same topology, fewer and narrower layers. */
+export const DENSENET_SMALL: DenseNetOptions = { blocks: [2, 2, 2, 2], growth: 8, stem: 16, bnSize: 2, compression: 0.5, dilations: [1, 1, 2, 4], headChannels: 32 };
+
+const BN_EPS = 1.001e-5; // Keras DenseNet's epsilon, so ImageNet statistics reproduce exactly
+
+export function dilatedDenseNet(name: string, seed: number, channelsIn: number, o: DenseNetOptions): Encoder & { outStride: number } {
+  const s = new Store(name, seed);
+  const relu = (x: tf.Tensor4D) => tf.relu(x);
+  const stemConv = conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false });
+  const stemBn = batchNorm(s, 'conv1/bn', o.stem, 0.9, BN_EPS);
+  const stages: Layer[] = [];
+  let c = o.stem;
+  let stride = 4;
+  o.blocks.forEach((n, bi) => {
+    const block = `conv${bi + 2}`;
+    const d = o.dilations[bi] ?? 1;
+    const units: { bn0: Layer; conv1: Layer; bn1: Layer; conv2: Layer }[] = [];
+    for (let i = 1; i <= n; i++) {
+      const p = `${block}_block${i}`;
+      units.push({
+        bn0: batchNorm(s, `${p}_0_bn`, c, 0.9, BN_EPS),
+        conv1: conv2d(s, `${p}_1_conv`, c, o.bnSize * o.growth, 1, 1, { bias: false }),
+        bn1: batchNorm(s, `${p}_1_bn`, o.bnSize * o.growth, 0.9, BN_EPS),
+        conv2: conv2d(s, `${p}_2_conv`, o.bnSize * o.growth, o.growth, 3, 1, { bias: false, dilation: d }),
+      });
+      c += o.growth;
+    }
+    stages.push((x, mode) => {
+      let h = x;
+      for (const u of units) h = tf.concat([h, u.conv2(relu(u.bn1(u.conv1(relu(u.bn0(h, mode)), mode), mode)), mode)], 3);
+      return h;
+    });
+    if (bi < o.blocks.length - 1) {
+      // Transition: BN-ReLU-1x1 conv (compression); the pool is dropped before a dilated block.
+      const p = `pool${bi + 2}`;
+      const out = Math.floor(c * o.compression);
+      const bn = batchNorm(s, `${p}_bn`, c, 0.9, BN_EPS);
+      const conv = conv2d(s, `${p}_conv`, c, out, 1, 1, { bias: false });
+      const pool = (o.dilations[bi + 1] ?? 1) === 1;
+      if (pool) stride *= 2;
+      stages.push((x, mode) => {
+        const t = conv(relu(bn(x, mode)), mode);
+        return pool ? tf.avgPool(t, 2, 2, 'valid') : t;
+      });
+      c = out;
+    }
+  });
+  const finalBn = batchNorm(s, 'bn', c, 0.9, BN_EPS);
+  const head: Layer[] = [];
+  if (o.headChannels > 0) {
+    for (const [i, d] of [[1, 2], [2, 1]] as const) {
+      const conv = conv2d(s, `context${i}/conv`, c, o.headChannels, 3, 1, { bias: false, dilation: d });
+      const bn = batchNorm(s, `context${i}/bn`, o.headChannels);
+      head.push((x, mode) => relu(bn(conv(x, mode), mode)));
+      c = o.headChannels;
+    }
+  }
+  const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
+    let h = relu(stemBn(stemConv(x, mode), mode));
+    h = tf.maxPool(h, 3, 2, 'same');
+    for (const st of stages) h = st(h, mode);
+    h = relu(finalBn(h, mode));
+    for (const l of head) h = l(h, mode);
+    return h;
+  };
+  return { name, store: s, apply, outShape: [0, 0, c], outStride: stride };
+}
