@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { initBackend } from '../core/backend';
 import { isUserError, UserError } from '../core/errors';
 import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
+import { writeSynth } from '../train/data/synth';
 import { demo } from '../train/demo';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
@@ -18,6 +19,7 @@ Commands:
   train   adapt a classifier from a labelled source to an unlabelled target domain
   eval    target-domain accuracy and confusion matrix of a trained run
   demo    MNIST -> optdigits on the built-in data: source-only vs full, one table
+  synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
 i2i train --task <task> --method <method> --out <dir> [options]
@@ -35,6 +37,8 @@ i2i train --task <task> --method <method> --out <dir> [options]
 
 i2i eval --checkpoint DIR [--target-root P] [--split train|test] [--json]
   prints target accuracy and the confusion matrix; --json prints one JSON object
+
+i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
 i2i demo [--out DIR] [--steps N]    (default runs/demo, 400 steps per method)
 
@@ -91,6 +95,19 @@ async function cmdEval(argv: string[]): Promise<void> {
   else process.stdout.write(r.text + '\n');
 }
 
+async function cmdSynth(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    out: { type: 'string' }, domain: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, split: { type: 'string' },
+  } });
+  if (!values.out) throw new UserError('synth needs --out <dir>.');
+  if (values.domain !== 'source' && values.domain !== 'target') throw new UserError(`--domain must be source or target, got "${values.domain}".`);
+  const count = Number(values.count ?? 100);
+  const m = /^(\d+)x(\d+)$/.exec(values.size ?? '256x512');
+  if (!m || !Number.isInteger(count) || count < 1) throw new UserError('--count must be a positive integer and --size HEIGHTxWIDTH, e.g. 256x512.');
+  const files = await writeSynth({ out: path.resolve(values.out), domain: values.domain, count, height: +m[1], width: +m[2], seed: Number(values.seed ?? 0), split: values.split });
+  process.stdout.write(`wrote ${files.length / 2} ${values.domain} scenes (${values.domain === 'source' ? 'GTA5' : 'Cityscapes'} layout) to ${path.resolve(values.out)}\n`);
+}
+
 async function cmdDemo(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, steps: { type: 'string' } } });
   const steps = Number(values.steps ?? 400);
@@ -106,6 +123,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'train': await cmdTrain(rest); return 0;
       case 'eval': await cmdEval(rest); return 0;
       case 'demo': await cmdDemo(rest); return 0;
+      case 'synth': await cmdSynth(rest); return 0;
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(HELP); return 0;
       default:
