@@ -101,7 +101,7 @@ export const METHODS: Record<string, ConfigPatch> = {
   adda: { weights: { ...ZERO, c: 1, z: 0.1 }, untieTargetEncoder: true, pretrainSteps: -1 },
   drcn: { weights: { ...ZERO, c: 1, id: 1 }, idDomains: ['target'] },
   cyclegan: { weights: { ...ZERO, tr: 1, cyc: 10 } },
-  full: { weights: { c: 1, id: 1, z: 0.1, tr: 0.1, cyc: 1, trc: 0 } },
+  full: { weights: { c: 1, id: 0.1, z: 0.1, tr: 0.02, cyc: 0.1, trc: 0 } },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
