@@ -7,7 +7,8 @@ export function tmpDir(prefix = 'i2i-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-export const OPTDIGITS = path.resolve(__dirname, '../../shared/data/optdigits');
+/** The UCI optdigits test set shipped in data/ (the same file as shared/data/optdigits). */
+export const OPTDIGITS = path.resolve(__dirname, '../data/optdigits');
 
 /** IDX writer for tests: big-endian header, uint8 payload. */
 export function writeIdx(file: string, magic: number, dims: number[], data: Uint8Array, gzip = false): void {
