@@ -138,3 +138,35 @@ export function imageCritic(name: string, seed: number, inShape: [number, number
   const body = sequential(...layers);
   return { name, store: s, apply: (x, mode) => tf.mean(body(x, mode), [1, 2, 3]) as tf.Tensor1D };
 }
+
+/** Per-pixel classifier for segmentation: a 1x1 conv from the latent map to class logits. */
+export function pixelClassifier(name: string, seed: number, channels: number, classes: number): Net<tf.Tensor4D, tf.Tensor4D> {
+  const s = new Store(name, seed);
+  const conv = conv2d(s, 'conv', channels, classes, 1, 1);
+  return { name, store: s, apply: (z, mode) => conv(z, mode) };
+}
+
+/**
+ * Segmentation decoders (5.3): a 3x3 conv, then three 4x4 stride-2 transposed convs back to the
+ * image from output stride 8; widths 512/256/128 then 3 (tanh). The 3x3 conv and the first
+ * transposed conv form `g_shared`.
+ */
+export function segmentationDecoders(seed: number, channels: number, widths = [512, 256, 128], imageChannels = 3) {
+  const shared = new Store('g_shared', seed);
+  const trunkNet: Net<tf.Tensor4D, tf.Tensor4D> = {
+    name: 'g_shared', store: shared,
+    apply: sequential(
+      conv2d(shared, 'conv1', channels, widths[0], 3, 1, { bias: false }), batchNorm(shared, 'bn1', widths[0]), relu,
+      convTranspose(shared, 'deconv2', widths[0], widths[1], 4, 2, { bias: false }), batchNorm(shared, 'bn2', widths[1]), relu,
+    ),
+  };
+  const head = (name: string): Decoder => {
+    const s = new Store(name, seed + name.length);
+    const own = sequential(
+      convTranspose(s, 'deconv3', widths[1], widths[2], 4, 2, { bias: false }), batchNorm(s, 'bn3', widths[2]), relu,
+      convTranspose(s, 'deconv4', widths[2], imageChannels, 4, 2), (x) => tf.tanh(x),
+    );
+    return { name, store: s, head: own, apply: (z, mode) => own(trunkNet.apply(z, mode), mode) };
+  };
+  return { shared: trunkNet, gx: head('g_x'), gy: head('g_y') };
+}
