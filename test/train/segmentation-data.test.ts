@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { listCityscapes, listGta5, readTrainIds } from '../../train/data/segmentation';
+import { mulberry32 } from '../../core/rng';
+import { listCityscapes, listGta5, loadSegSample, readTrainIds } from '../../train/data/segmentation';
 import { tmpDir } from '../helpers';
 
 async function png(file: string, w: number, h: number, channels: 1 | 3, fill: (i: number) => number) {
@@ -39,5 +40,31 @@ describe('segmentation dataset trees (GTA5, Cityscapes)', () => {
     const t = await readTrainIds(labelled.items[0].label!);
     assert.deepEqual(Array.from(t.ids), [...Array(19).keys(), 255, 255, 255]);
     assert.throws(() => listCityscapes(root, 'train'), /leftImg8bit\/train/);
+  });
+});
+
+describe('segmentation samples: scale, crop, flip keep image and labels aligned', () => {
+  it('a crop of a downsampled frame matches its labels pixel for pixel', async () => {
+    const root = tmpDir();
+    // 8x8 blocks of one class each; the image encodes the same class in its red channel.
+    const W = 64, H = 32, ids = [7, 8, 11, 21, 23, 26];
+    const cls = (i: number) => ids[(Math.floor((i % W) / 8) + Math.floor(Math.floor(i / W) / 8)) % ids.length];
+    await png(path.join(root, 'images/00000.png'), W, H, 3, (j) => (j % 3 === 0 ? cls(Math.floor(j / 3)) * 7 : 0));
+    await png(path.join(root, 'labels/00000.png'), W, H, 1, cls);
+    const item = listGta5(root).items[0];
+    let checked = 0;
+    for (let t = 0; t < 4; t++) {
+      const s = await loadSegSample(item, { scale: 0.5, crop: 8, flip: true, rand: mulberry32(t) });
+      assert.deepEqual([s.height, s.width], [8, 8]);
+      for (let p = 0; p < 64; p++) {
+        // Block interiors survive bilinear downsampling; compare where the 2x2 neighbourhood agrees.
+        const exact = ((s.image[p * 3] + 1) * 127.5) / 7;
+        const red = Math.round(exact);
+        if (Math.abs(exact - red) > 0.02) continue; // a blend across a block edge
+        const trainOf = new Map(ids.map((id, k) => [id, [0, 1, 2, 8, 10, 13][k]]));
+        if (ids.includes(red)) { assert.equal(s.labels![p], trainOf.get(red)); checked++; }
+      }
+    }
+    assert.ok(checked > 128, `only ${checked} of 256 pixels were unambiguous`);
   });
 });

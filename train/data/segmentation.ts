@@ -57,3 +57,43 @@ export async function readTrainIds(file: string): Promise<{ ids: Uint8Array; wid
   for (let i = 0; i < data.length; i++) ids[i] = LABEL_TO_TRAIN[data[i]];
   return { ids, width: info.width, height: info.height };
 }
+
+export interface SegSampleOptions {
+  /** Resize factor applied to the whole frame first (the paper downsamples by 2). */
+  scale: number;
+  /** Square crop side at the scaled resolution (256 = a 512 crop of the full frame); 0 = whole frame. */
+  crop: number;
+  flip: boolean;
+  /** Uniform [0,1) draws for the crop position and the flip. */
+  rand: () => number;
+}
+
+export interface SegSample { image: Float32Array; labels?: Uint8Array; height: number; width: number }
+
+/**
+ * Decodes one frame (and its labels): scale (bilinear for the image, nearest for the labels so that
+ * no new ids appear), crop, flip; image to [-1, 1] RGB, labels to trainIds (255 ignored).
+ */
+export async function loadSegSample(item: SegItem, o: SegSampleOptions): Promise<SegSample> {
+  const sharp = (await import('sharp')).default;
+  const meta = await sharp(item.image).metadata();
+  const W = Math.round(meta.width! * o.scale), H = Math.round(meta.height! * o.scale);
+  const cw = o.crop > 0 ? Math.min(o.crop, W) : W, ch = o.crop > 0 ? Math.min(o.crop, H) : H;
+  const left = Math.floor(o.rand() * (W - cw + 1)), top = Math.floor(o.rand() * (H - ch + 1));
+  const flip = o.flip && o.rand() < 0.5;
+  const region = { left, top, width: cw, height: ch };
+  let img = sharp(item.image).removeAlpha().toColourspace('srgb').resize(W, H, { kernel: 'linear', fit: 'fill' }).extract(region);
+  if (flip) img = img.flop();
+  const raw = await img.raw().toBuffer();
+  const image = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) image[i] = raw[i] / 127.5 - 1;
+  let labels: Uint8Array | undefined;
+  if (item.label) {
+    let lbl = sharp(item.label).extractChannel(0).resize(W, H, { kernel: 'nearest', fit: 'fill' }).extract(region);
+    if (flip) lbl = lbl.flop();
+    const ids = await lbl.raw().toBuffer();
+    labels = new Uint8Array(ids.length);
+    for (let i = 0; i < ids.length; i++) labels[i] = LABEL_TO_TRAIN[ids[i]];
+  }
+  return { image, labels, height: ch, width: cw };
+}
