@@ -192,17 +192,36 @@ function zeroInsertBackpropInput(backend: Backend, dy: TensorInfo, filter: Tenso
   return dx;
 }
 
+/**
+ * tfjs-wasm's OneHot ignores `dtype` and writes int32 bits into float32 outputs (1 reads as
+ * 1.4e-45). Run it as int32 and cast, so tf.oneHot is correct for every caller.
+ */
+let stockOneHot: tf.KernelConfig | undefined;
+function oneHot(args: { inputs: NamedTensorInfoMap; backend: unknown; attrs: NamedAttrMap }): TensorInfo {
+  const backend = args.backend as Backend;
+  const dtype = (args.attrs as unknown as tf.OneHotAttrs).dtype ?? 'int32';
+  const asInt = stockOneHot!.kernelFunc({ inputs: args.inputs, backend: args.backend as KernelBackend, attrs: { ...args.attrs, dtype: 'int32' } }) as TensorInfo;
+  if (dtype === 'int32') return asInt;
+  const out = call('Cast', backend, { x: asInt }, { dtype });
+  release(backend, asInt);
+  return out;
+}
+
 let registered = false;
 
 /** Registers (or replaces) the wasm kernels above. Safe to call more than once. */
 export function registerWasmTrainingKernels(): void {
   if (registered) return;
+  stockOneHot = tf.getKernel('OneHot', 'wasm');
   for (const [kernelName, kernelFunc] of [
+    ['OneHot', oneHot],
     ['Conv2DBackpropFilter', conv2dBackpropFilter],
     ['Conv2DBackpropInput', conv2dBackpropInput],
   ] as const) {
     if (tf.getKernel(kernelName, 'wasm')) tf.unregisterKernel(kernelName, 'wasm');
-    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc });
+    // OneHot wraps the stock kernel, whose wasm binding is made by its setupFunc at backend start.
+    const setupFunc = kernelName === 'OneHot' ? stockOneHot?.setupFunc : undefined;
+    tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc, setupFunc });
   }
   registered = true;
 }

@@ -42,7 +42,13 @@ export function writeMat5(file: string, vars: { name: string; dims: number[]; da
     const real = v.type === 'uint8' ? Buffer.from(Uint8Array.from(v.data)) : Buffer.from(Float64Array.from(v.data).buffer);
     const body = Buffer.concat([element(6, flags), element(5, dims), element(1, Buffer.from(v.name, 'latin1')), element(v.type === 'uint8' ? 2 : 9, real)]);
     const matrix = element(14, body);
-    parts.push(compress ? element(15, zlib.deflateSync(matrix)).subarray(0, 8 + zlib.deflateSync(matrix).length) : matrix);
+    if (!compress) { parts.push(matrix); continue; }
+    // miCOMPRESSED elements carry no padding: tag + zlib stream.
+    const z = zlib.deflateSync(matrix);
+    const tag = Buffer.alloc(8);
+    tag.writeUInt32LE(15, 0);
+    tag.writeUInt32LE(z.length, 4);
+    parts.push(tag, z);
   }
   fs.writeFileSync(file, Buffer.concat(parts));
 }

@@ -197,23 +197,23 @@ export class I2IModel {
     return { total: total as tf.Scalar, terms };
   }
 
-  /** The critics' objective on detached features / images. */
-  criticLoss(b: Batch, keep: Kept, eps: tf.Tensor1D): { total: tf.Scalar; tensors: tf.Scalar[] } {
-    const parts: tf.Scalar[] = [];
-    const tensors: tf.Scalar[] = [];
+  /** The critics' objective on detached features / images; `parts` names each logged value. */
+  criticLoss(b: Batch, keep: Kept, eps: tf.Tensor1D): { total: tf.Scalar; parts: Record<string, tf.Scalar> } {
+    const losses: tf.Scalar[] = [];
+    const parts: Record<string, tf.Scalar> = {};
     if (this.Dz && keep.zx && keep.zy) {
-      const l = lsganCritic(this.Dz.apply(keep.zx, 'train'), this.Dz.apply(keep.zy, 'train'));
-      parts.push(l); tensors.push(l);
+      parts.D_z = lsganCritic(this.Dz.apply(keep.zx, 'train'), this.Dz.apply(keep.zy, 'train'));
+      losses.push(parts.D_z);
     }
-    const imageCriticLoss = (D: Net<tf.Tensor4D, tf.Tensor1D>, real: tf.Tensor4D, fake: tf.Tensor4D) => {
-      const wass = wganCritic(D.apply(real, 'train'), D.apply(fake, 'train'));
-      const gp = gradientPenalty((x) => D.apply(x, 'train'), real, fake, eps);
-      tensors.push(wass, gp);
-      return tf.add(wass, tf.mul(gp, this.config.gpWeight)) as tf.Scalar;
+    // One helper for both image critics: Wasserstein term plus gradient penalty.
+    const imageCriticLoss = (tag: 'x' | 'y', D: Net<tf.Tensor4D, tf.Tensor1D>, real: tf.Tensor4D, fake: tf.Tensor4D) => {
+      parts[`D_${tag}`] = wganCritic(D.apply(real, 'train'), D.apply(fake, 'train'));
+      parts[`gp_${tag}`] = gradientPenalty((x) => D.apply(x, 'train'), real, fake, eps);
+      losses.push(tf.add(parts[`D_${tag}`], tf.mul(parts[`gp_${tag}`], this.config.gpWeight)) as tf.Scalar);
     };
-    if (this.Dx && keep.yToX) parts.push(imageCriticLoss(this.Dx, b.x, keep.yToX));
-    if (this.Dy && keep.xToY) parts.push(imageCriticLoss(this.Dy, b.y, keep.xToY));
-    return { total: (parts.length ? tf.addN(parts) : tf.scalar(0)) as tf.Scalar, tensors };
+    if (this.Dx && keep.yToX) imageCriticLoss('x', this.Dx, b.x, keep.yToX);
+    if (this.Dy && keep.xToY) imageCriticLoss('y', this.Dy, b.y, keep.xToY);
+    return { total: (losses.length ? tf.addN(losses) : tf.scalar(0)) as tf.Scalar, parts };
   }
 
   /** One alternating step: generators (critics fixed), then critics. Returns each term's value. */
@@ -221,47 +221,46 @@ export class I2IModel {
     const phase = this.phase(step);
     if (phase === 'adapt') this.untie();
     const keep: Kept = {};
-    const out: Losses = {};
+    // Logged scalars, kept across both updates and read back once at the end of the step.
+    const logged: Record<string, tf.Scalar> = {};
     const gStores = this.generatorStores(phase);
     try {
       // 1. Generators f, h, g_x, g_y.
-      const termValues: Partial<Record<TermName, tf.Scalar>> = {};
       const { value, grads } = tf.variableGrads(() => {
         const { total, terms } = this.generatorLoss(b, phase, keep);
-        for (const [k, v] of Object.entries(terms)) termValues[k as TermName] = tf.keep(v);
+        for (const [k, v] of Object.entries(terms)) logged[k] = tf.keep(v);
         return total;
       }, gStores.flatMap((s) => s.variables()));
+      logged.total = value;
       this.applyGrads(this.optG, gStores, grads);
-      out.total = value.dataSync()[0];
-      value.dispose();
-      for (const [k, v] of Object.entries(termValues)) { out[k as TermName] = v.dataSync()[0]; v.dispose(); }
       for (const s of gStores) s.flushUpdates();
 
       // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
       const critics = this.critics();
       if (phase !== 'pretrain' && critics.length > 0) {
         const eps = tf.randomUniform([b.x.shape[0]], 0, 1, 'float32', deriveSeed(this.config.seed, 'gp', step) % 2147483647) as tf.Tensor1D;
-        let parts: tf.Scalar[] = [];
         const cv = tf.variableGrads(() => {
           const r = this.criticLoss(b, keep, eps);
-          parts = r.tensors.map((t) => tf.keep(t));
+          for (const [k, v] of Object.entries(r.parts)) logged[k] = tf.keep(v);
           return r.total;
         }, critics.flatMap((n) => n.store.variables()));
         this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads);
         cv.value.dispose();
         eps.dispose();
-        const vals = parts.map((p) => p.dataSync()[0]);
-        parts.forEach((p) => p.dispose());
-        let i = 0;
-        if (this.Dz && keep.zx) out.D_z = vals[i++];
-        if (this.Dx && keep.yToX) { out.D_x = vals[i++]; out.gp = vals[i++]; }
-        if (this.Dy && keep.xToY) { out.D_y = vals[i++]; out.gp = (out.gp ?? 0) + vals[i++]; }
       }
+      // One device read for every logged value (a GPU backend would sync once per term otherwise).
+      const names = Object.keys(logged);
+      const values = tf.tidy(() => tf.stack(names.map((k) => logged[k])).dataSync());
+      const out: Record<string, number> = {};
+      names.forEach((k, i) => { out[k] = values[i]; });
+      if ('gp_x' in out || 'gp_y' in out) out.gp = (out.gp_x ?? 0) + (out.gp_y ?? 0);
+      delete out.gp_x; delete out.gp_y;
+      return out as Losses;
     } finally {
+      for (const t of Object.values(logged)) t.dispose();
       for (const t of Object.values(keep)) t?.dispose();
       for (const n of this.networks()) n.store.dropUpdates();
     }
-    return out;
   }
 
   private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap): void {

@@ -57,6 +57,13 @@ describe('wasm training kernels (Conv2DBackpropFilter, Conv2DBackpropInput) agai
     const b = await grads('cpu', 'deconv', xv, wv, 2, 'same', [2, 8, 8, 5]);
     assert.ok(relErr(a[0], b[0]) < 1e-5 && relErr(a[1], b[1]) < 1e-5);
   });
+  it('OneHot honours a float32 dtype (the stock wasm kernel wrote int bits)', async () => {
+    await tf.setBackend('wasm');
+    const t = tf.oneHot(tf.tensor1d([2, 0], 'int32'), 3, 1, 0, 'float32');
+    assert.equal(t.dtype, 'float32');
+    assert.deepEqual(Array.from(t.dataSync()), [0, 0, 1, 1, 0, 0]);
+    assert.deepEqual(Array.from(tf.oneHot(tf.tensor1d([1], 'int32'), 2).dataSync()), [0, 1]);
+  });
   it('releases every intermediate buffer', async () => {
     await tf.setBackend('wasm');
     const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D, w = tf.randomNormal([4, 4, 3, 5]) as tf.Tensor4D;

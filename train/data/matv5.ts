@@ -54,8 +54,9 @@ function numeric(el: Element, le: boolean): ArrayLike<number> {
 
 function parseMatrix(body: Buffer, le: boolean, file: string): MatArray | undefined {
   const flags = readElement(body, 0, le, file);
-  const cls = (le ? flags.body.readUInt32LE(0) : flags.body.readUInt32BE(0)) & 0xff;
-  const complex = ((le ? flags.body.readUInt32LE(0) : flags.body.readUInt32BE(0)) >> 11) & 1;
+  const word = le ? flags.body.readUInt32LE(0) : flags.body.readUInt32BE(0);
+  const cls = word & 0xff;
+  const complex = (word >> 11) & 1;
   // Numeric classes are 6 (double) .. 15 (uint64); cells, structs, chars and sparse are skipped.
   if (cls < 6 || cls > 15 || complex) return undefined;
   const dimsEl = readElement(body, flags.next, le, file);

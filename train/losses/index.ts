@@ -18,9 +18,7 @@ export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, ignore = IGNO
     const valid = tf.notEqual(lab, tf.scalar(ignore, 'int32'));
     const safe = tf.where(valid, lab, tf.zerosLike(lab));
     const logp = tf.logSoftmax(flat);
-    // One-hot by comparison: tfjs-wasm's OneHot writes int bits into float32 outputs.
-    const oneHot = tf.cast(tf.equal(tf.expandDims(safe, 1), tf.range(0, k, 1, 'int32')), 'float32');
-    const picked = tf.sum(tf.mul(logp, oneHot), 1);
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(safe, k, 1, 0, 'float32')), 1);
     const w = tf.cast(valid, 'float32');
     const count = tf.maximum(tf.sum(w), tf.scalar(1));
     return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), count) as tf.Scalar;
