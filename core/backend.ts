@@ -5,6 +5,7 @@
  */
 import * as tf from './tf';
 import { UserError } from './errors';
+import { registerResizeGrad } from './resize-grad';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
 export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
@@ -71,6 +72,7 @@ export async function initBackend(opts: { force?: string; quiet?: boolean } = {}
         if (forced) throw e;
       }
     } else {
+      registerResizeGrad('cpu');
       await tf.setBackend('cpu');
       current = { choice, tfName: 'cpu', reason: forced ? 'forced by I2I_BACKEND' : `fallback: ${skipped.join('; ')}` };
       break;
