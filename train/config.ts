@@ -13,9 +13,14 @@ const weight = z.number().min(0);
 export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: weight, cyc: weight, trc: weight }).strict();
 
 export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as const;
+/** Driving-scene dataset layouts (both hold Cityscapes labelIds). */
+export const SCENE_DOMAINS = ['gta5', 'cityscapes'] as const;
+export const ENCODERS = ['lenet', 'densenet-small', 'densenet121', 'resnet34', 'resnet50'] as const;
 
 export const ConfigSchema = z.object({
   task: z.string(),
+  /** Image-level classification (digits, Office) or per-pixel segmentation (driving scenes). */
+  kind: z.enum(['classify', 'segment']),
   method: z.string(),
   seed: z.number().int().min(0),
   steps: z.number().int().positive(),
@@ -32,21 +37,36 @@ export const ConfigSchema = z.object({
   untieTargetEncoder: z.boolean(),
   pretrainSteps: z.number().int().min(0),
   model: z.object({
-    encoder: z.enum(['lenet', 'densenet-small']),
+    encoder: z.enum(ENCODERS),
+    /** ImageNet initialisation: a Keras-format tfjs layers model.json, mapped by layer name. */
+    init: z.string().optional(),
+    /** Let --init leave encoder layers without a match (listed in the log) instead of failing. */
+    initAllowUnmatched: z.boolean(),
     encoderWidths: z.array(z.number().int().positive()).length(4),
     decoderWidths: z.array(z.number().int().positive()).length(3),
     imageCriticWidths: z.array(z.number().int().positive()).length(3),
     featureCriticWidths: z.array(z.number().int().positive()).min(1),
   }).strict(),
   data: z.object({
-    source: z.enum(DIGIT_DOMAINS),
-    target: z.enum(DIGIT_DOMAINS),
+    source: z.enum([...DIGIT_DOMAINS, ...SCENE_DOMAINS]),
+    target: z.enum([...DIGIT_DOMAINS, ...SCENE_DOMAINS]),
     sourceRoot: z.string().optional(),
     targetRoot: z.string().optional(),
     sourceLimit: z.number().int().positive().optional(),
     targetLimit: z.number().int().positive().optional(),
+    /** Digits: the side images are resized to. Segmentation: the square training crop's side,
+     *  taken after `scale` (a multiple of 8, the encoder's output stride). */
     imageSize: z.number().int().positive(),
     channels: z.union([z.literal(1), z.literal(3)]),
+    /** Segmentation: whole frames are resized by this factor first (the paper halves them). */
+    scale: z.number().positive().max(1),
+    flip: z.boolean(),
+    /** Split of a Cityscapes-layout target used for training (its labels are never read). */
+    targetSplit: z.string(),
+    /** Unlabelled target frames sampled from every video in this folder instead of --target-root. */
+    targetVideos: z.string().optional(),
+    videoFps: z.number().positive(),
+    videoMaxFrames: z.number().int().positive(),
   }).strict(),
   logEvery: z.number().int().positive(),
   checkpointEvery: z.number().int().positive(),
@@ -61,7 +81,11 @@ export type ConfigPatch = DeepPartial<Config>;
 const ZERO: Weights = { c: 0, id: 0, z: 0, tr: 0, cyc: 0, trc: 0 };
 
 /** Defaults shared by every digits task (section 5.1 networks, Adam 2e-4 / 0.5 / 0.999). */
-export const DIGITS_BASE: Omit<Config, 'task' | 'method' | 'data'> & { data: Omit<Config['data'], 'source' | 'target'> } = {
+type Base = Omit<Config, 'task' | 'method' | 'data'> & { data: Omit<Config['data'], 'source' | 'target'> };
+const DATA_DEFAULTS = { scale: 1, flip: false, targetSplit: 'train', videoFps: 1, videoMaxFrames: 200 };
+
+export const DIGITS_BASE: Base = {
+  kind: 'classify',
   seed: 0,
   steps: 2000,
   batchSize: 64,
@@ -74,21 +98,54 @@ export const DIGITS_BASE: Omit<Config, 'task' | 'method' | 'data'> & { data: Omi
   pretrainSteps: 0,
   model: {
     encoder: 'lenet',
+    initAllowUnmatched: false,
     encoderWidths: [64, 64, 128, 128],
     decoderWidths: [512, 256, 128],
     imageCriticWidths: [64, 128, 256],
     featureCriticWidths: [500, 500],
   },
-  data: { imageSize: 32, channels: 1 },
+  data: { ...DATA_DEFAULTS, imageSize: 32, channels: 1 },
   logEvery: 25,
   checkpointEvery: 250,
 };
 
-export const TASKS: Record<string, ConfigPatch> = {
+/**
+ * Defaults for driving-scene segmentation (section 5.3): dilated DenseNet121 encoder, frames halved,
+ * 256x256 crops, flips; decoders 512/256/128/3, image critics 64/128/256/1.
+ */
+export const SEGMENT_BASE: Base = {
+  ...DIGITS_BASE,
+  kind: 'segment',
+  steps: 20000,
+  batchSize: 2,
+  model: { ...DIGITS_BASE.model, encoder: 'densenet121' },
+  data: { ...DATA_DEFAULTS, imageSize: 256, channels: 3, scale: 0.5, flip: true },
+  logEvery: 10,
+  checkpointEvery: 500,
+};
+
+/**
+ * The CPU-sized synthetic shift (i2i synth): the small dilated DenseNet on 96x96 crops of frames
+ * halved from 256x512, with narrower decoders and critics. Chosen so that the benchmark's three
+ * runs fit in an hour on two cores (README, "Segmentation").
+ */
+export const SYNTH_BASE: Base = {
+  ...SEGMENT_BASE,
+  steps: 600,
+  batchSize: 4,
+  model: { ...SEGMENT_BASE.model, encoder: 'densenet-small', decoderWidths: [64, 32, 16], imageCriticWidths: [16, 32, 64], featureCriticWidths: [64, 64] },
+  data: { ...SEGMENT_BASE.data, imageSize: 96 },
+  logEvery: 25,
+  checkpointEvery: 200,
+};
+
+export const TASKS: Record<string, ConfigPatch & { base?: Base }> = {
   'mnist-usps': { data: { source: 'mnist', target: 'usps' } },
   'usps-mnist': { data: { source: 'usps', target: 'mnist' } },
   'svhn-mnist': { data: { source: 'svhn', target: 'mnist' } },
   'mnist-optdigits': { data: { source: 'mnist', target: 'optdigits' } },
+  'gta5-cityscapes': { base: SEGMENT_BASE, data: { source: 'gta5', target: 'cityscapes' } },
+  'synth-drive': { base: SYNTH_BASE, data: { source: 'gta5', target: 'cityscapes' } },
 };
 
 /**
@@ -102,6 +159,14 @@ export const METHODS: Record<string, ConfigPatch> = {
   drcn: { weights: { ...ZERO, c: 1, id: 1 }, idDomains: ['target'] },
   cyclegan: { weights: { ...ZERO, tr: 1, cyc: 10 } },
   full: { weights: { c: 1, id: 0.1, z: 0.1, tr: 0.02, cyc: 0.1, trc: 0 } },
+};
+
+/**
+ * Segmentation's versions of presets where 5.3 differs: the full method has no feature critic and
+ * no cycle (one encoder pass fewer per domain); L_trc is on.
+ */
+export const SEGMENT_METHODS: Record<string, ConfigPatch> = {
+  full: { weights: { c: 1, id: 0.1, z: 0, tr: 0.02, cyc: 0, trc: 0.1 } },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -132,7 +197,10 @@ export function setPath(patch: Record<string, unknown>, key: string, raw: string
 export function buildConfig(task: string, method: string, overrides: ConfigPatch = {}): Config {
   if (!TASKS[task]) throw new UserError(`Unknown task "${task}".`, `Use one of: ${Object.keys(TASKS).join(', ')}.`);
   if (!METHODS[method]) throw new UserError(`Unknown method "${method}".`, `Use one of: ${Object.keys(METHODS).join(', ')}.`);
-  let cfg = merge(merge(merge({ ...DIGITS_BASE, task, method } as unknown, TASKS[task]), METHODS[method]), overrides) as Config;
+  const { base, ...taskPatch } = TASKS[task];
+  const b = base ?? DIGITS_BASE;
+  const preset = b.kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
+  let cfg = merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config;
   // ADDA's default split of the budget: half source pre-training, half adaptation.
   if (cfg.pretrainSteps === -1) cfg = { ...cfg, pretrainSteps: Math.floor(cfg.steps / 2) };
   return validateConfig(cfg);
@@ -140,6 +208,9 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
 
 export function validateConfig(raw: unknown): Config {
   const r = ConfigSchema.safeParse(raw);
+  if (r.success && r.data.kind === 'segment' && r.data.data.imageSize % 8 !== 0) {
+    throw new UserError(`Invalid configuration: data.imageSize ${r.data.data.imageSize} is not a multiple of 8 (the encoder's output stride).`, 'Use a crop such as 256 or 96.');
+  }
   if (!r.success) {
     const first = r.error.issues[0];
     throw new UserError(`Invalid configuration: ${first.path.join('.') || '(root)'}: ${first.message}.`, 'Fix that key (see README, "Configuration").');

@@ -27,7 +27,7 @@ export async function demo(opts: { out: string; steps: number; progress?: (l: st
     progress(`[demo] training ${method} (MNIST -> optdigits, ${opts.steps} steps) into ${dir}`);
     await train({ task: 'mnist-optdigits', method, out: dir, overrides: common, progress });
     const r = await evaluateRun(dir);
-    results[method] = { accuracy: r.report.accuracy, perClass: r.report.perClass, dir };
+    results[method] = { accuracy: r.report!.accuracy, perClass: r.report!.perClass, dir };
   }
   const digits = [...Array(10).keys()];
   rows.push(`MNIST -> optdigits, ${opts.steps} steps each, target accuracy on all 1,797 optdigits (labels used only here)`);

@@ -1,11 +1,26 @@
 /** `i2i eval`: rebuild a run's model from its checkpoint and measure it on the target domain. */
+import { UserError } from '../core/errors';
+import { CITYSCAPES_CLASSES } from '../core/labels';
 import { readCheckpoint, disposeCheckpoint } from './checkpoint';
+import type { DigitDomain } from './data/digits';
 import { loadDigitDomain } from './data/digits';
+import { listCityscapes, listGta5 } from './data/segmentation';
 import { evaluateClassifier, formatConfusion, type ClassificationReport } from './eval';
+import { evaluateSegmenter } from './eval-seg';
 import { I2IModel } from './i2i';
 import { restoreModel } from './state';
 
-export async function evaluateRun(runDir: string, opts: { targetRoot?: string; split?: 'train' | 'test' } = {}): Promise<{ report: ClassificationReport; json: object; text: string }> {
+export interface EvalOptions {
+  targetRoot?: string;
+  split?: string;
+  /** Segmentation: evaluate at most this many frames (default: the whole split). */
+  limit?: number;
+  progress?: (line: string) => void;
+}
+
+export interface SegmentationReport { mIoU: number; perClass: number[]; pixelAccuracy: number; n: number; confusion: Float64Array }
+
+export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
   const ckpt = readCheckpoint(runDir);
   const config = ckpt.meta.config;
   const model = new I2IModel(config, ckpt.meta.classes.length);
@@ -13,9 +28,10 @@ export async function evaluateRun(runDir: string, opts: { targetRoot?: string; s
     restoreModel(model, ckpt, { optimizer: false });
     disposeCheckpoint(ckpt);
     const d = config.data;
+    if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, ckpt.meta.step, opts);
     // Default: the target's held-out split where it has one (optdigits has a single file).
-    const split = opts.split ?? (d.target === 'optdigits' || d.target === 'folder' ? 'train' : 'test');
-    const set = await loadDigitDomain({ domain: d.target, root: opts.targetRoot ?? d.targetRoot, split, size: d.imageSize, channels: d.channels, flag: '--target-root' });
+    const split = (opts.split ?? (d.target === 'optdigits' || d.target === 'folder' ? 'train' : 'test')) as 'train' | 'test';
+    const set = await loadDigitDomain({ domain: d.target as DigitDomain, root: opts.targetRoot ?? d.targetRoot, split, size: d.imageSize, channels: d.channels, flag: '--target-root' });
     const report = evaluateClassifier(model, set);
     const json = { task: config.task, method: config.method, step: ckpt.meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };
     const text = `${config.task} / ${config.method} at step ${ckpt.meta.step}, target ${d.target} (${split})\n${formatConfusion(report, ckpt.meta.classes)}`;
@@ -23,4 +39,26 @@ export async function evaluateRun(runDir: string, opts: { targetRoot?: string; s
   } finally {
     model.dispose();
   }
+}
+
+async function evaluateSegmentationRun(model: I2IModel, runDir: string, step: number, opts: EvalOptions) {
+  const config = model.config;
+  const d = config.data;
+  const root = opts.targetRoot ?? d.targetRoot;
+  if (!root) throw new UserError('eval needs --target-root: a folder with labelled target frames (Cityscapes layout).', `This run trained on ${d.targetVideos ? 'videos' : 'a target'} without labels; point --target-root at leftImg8bit/ + gtFine/.`);
+  const split = opts.split ?? 'val';
+  const list = d.target === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels: true });
+  if (list.skipped.length) opts.progress?.(`[eval] ${list.skipped.length} frame(s) without a label map skipped`);
+  const items = opts.limit ? list.items.slice(0, opts.limit) : list.items;
+  const r = await evaluateSegmenter((x, hw) => model.predict(x, 'target', hw), items, d.scale, CITYSCAPES_CLASSES.length,
+    (i, n) => { if (opts.progress && (i % 25 === 0 || i === n)) opts.progress(`[eval] ${i}/${n} frames`); });
+  const perClass = Object.fromEntries(CITYSCAPES_CLASSES.map((c, i) => [c, r.perClass[i]]));
+  const json = { task: config.task, method: config.method, step, split, n: r.n, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass };
+  const pct = (v: number) => (Number.isNaN(v) ? '  -  ' : (v * 100).toFixed(1).padStart(5));
+  const text = [
+    `${config.task} / ${config.method} at step ${step}, ${r.n} target frames (${split}) of ${root}`,
+    `mIoU ${pct(r.mIoU)}   pixel accuracy ${pct(r.pixelAccuracy)}   ('-': class absent from labels and predictions)`,
+    ...CITYSCAPES_CLASSES.map((c, i) => `  ${c.padEnd(14)} ${pct(r.perClass[i])}`),
+  ].join('\n');
+  return { seg: { mIoU: r.mIoU, perClass: r.perClass, pixelAccuracy: r.pixelAccuracy, n: r.n, confusion: r.confusion }, json, text };
 }

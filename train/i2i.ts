@@ -21,13 +21,16 @@ import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import type { Config, TermName } from './config';
 import type { Mode, Store } from './models/layers';
-import { decoders, denseNetSmallEncoder, featureCritic, imageCritic, lenetEncoder, linearClassifier, type Encoder, type Net } from './models/nets';
+import { UserError } from '../core/errors';
+import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from './models/densenet';
+import { decoders, denseNetSmallEncoder, featureCritic, imageCritic, lenetEncoder, linearClassifier, pixelClassifier, pixelFeatureCritic, segmentationDecoders, type Encoder, type Net } from './models/nets';
+import { dilatedResNet, RESNET34, RESNET50 } from './models/resnet';
 import { crossEntropy, gradientPenalty, l1, lsganCritic, lsganGenerator, wganCritic, wganGenerator } from './losses';
 import { Adam } from './optim';
 
 export interface Batch {
   x: tf.Tensor4D;       // source images
-  labels: tf.Tensor1D;  // source labels (int32)
+  labels: tf.Tensor;    // source labels (int32): [n] per image, or [n, h, w] per pixel (255 ignored)
   y: tf.Tensor4D;       // target images (labels never used)
 }
 
@@ -42,9 +45,10 @@ export const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
 export class I2IModel {
   readonly f: Encoder;
   fT?: Encoder;
-  readonly h: Net<tf.Tensor4D, tf.Tensor2D>;
+  /** Image logits [n, K], or per-pixel logits at the encoder's output stride [n, h/8, w/8, K]. */
+  readonly h: Net<tf.Tensor4D, tf.Tensor>;
   readonly dec?: ReturnType<typeof decoders>;
-  readonly Dz?: Net<tf.Tensor4D, tf.Tensor2D>;
+  readonly Dz?: Net<tf.Tensor4D, tf.Tensor>;
   readonly Dx?: Net<tf.Tensor4D, tf.Tensor1D>;
   readonly Dy?: Net<tf.Tensor4D, tf.Tensor1D>;
   readonly optG: Adam;
@@ -57,9 +61,15 @@ export class I2IModel {
     this.inShape = [c.data.imageSize, c.data.imageSize, c.data.channels];
     const seed = (what: string) => deriveSeed(c.seed, what);
     this.f = this.makeEncoder('f', seed('f'));
-    this.h = linearClassifier('h', seed('h'), this.f.outShape, numClasses);
-    if (w.id + w.tr + w.cyc + w.trc > 0) this.dec = decoders(seed('g'), this.f.outShape, this.inShape, c.model.decoderWidths);
-    if (w.z > 0) this.Dz = featureCritic('D_z', seed('D_z'), this.f.outShape, c.model.featureCriticWidths);
+    const seg = c.kind === 'segment';
+    const zc = this.f.outShape[2];
+    this.h = seg ? pixelClassifier('h', seed('h'), zc, numClasses) : linearClassifier('h', seed('h'), this.f.outShape, numClasses);
+    if (w.id + w.tr + w.cyc + w.trc > 0) {
+      this.dec = seg ? segmentationDecoders(seed('g'), zc, c.model.decoderWidths, c.data.channels) : decoders(seed('g'), this.f.outShape, this.inShape, c.model.decoderWidths);
+    }
+    if (w.z > 0) {
+      this.Dz = seg ? pixelFeatureCritic('D_z', seed('D_z'), zc, c.model.featureCriticWidths) : featureCritic('D_z', seed('D_z'), this.f.outShape, c.model.featureCriticWidths);
+    }
     if (w.tr > 0) {
       this.Dx = imageCritic('D_x', seed('D_x'), this.inShape, c.model.imageCriticWidths);
       this.Dy = imageCritic('D_y', seed('D_y'), this.inShape, c.model.imageCriticWidths);
@@ -71,7 +81,29 @@ export class I2IModel {
 
   private makeEncoder(name: string, seed: number): Encoder {
     const m = this.config.model;
-    return m.encoder === 'lenet' ? lenetEncoder(name, seed, this.inShape, m.encoderWidths) : denseNetSmallEncoder(name, seed, this.inShape);
+    const ch = this.inShape[2];
+    if (this.config.kind === 'classify') {
+      if (m.encoder === 'lenet') return lenetEncoder(name, seed, this.inShape, m.encoderWidths);
+      if (m.encoder === 'densenet-small') return denseNetSmallEncoder(name, seed, this.inShape);
+      throw new UserError(`Encoder ${m.encoder} is a segmentation backbone.`, 'Digits and Office use --encoder lenet or densenet-small.');
+    }
+    switch (m.encoder) {
+      case 'densenet121': return dilatedDenseNet(name, seed, ch, DENSENET121);
+      case 'densenet-small': return dilatedDenseNet(name, seed, ch, DENSENET_SMALL);
+      case 'resnet34': return dilatedResNet(name, seed, ch, RESNET34);
+      case 'resnet50': return dilatedResNet(name, seed, ch, RESNET50);
+      default: throw new UserError(`Encoder ${m.encoder} cannot segment.`, 'Use densenet121, densenet-small, resnet34 or resnet50.');
+    }
+  }
+
+  /**
+   * h on features. For segmentation the logits are upsampled bilinearly (half-pixel centres, as at
+   * test time) to the label map's size, so L_c and L_trc see every labelled pixel.
+   */
+  classify(z: tf.Tensor4D, mode: Mode, labelHW?: [number, number]): tf.Tensor {
+    const logits = this.h.apply(z, mode);
+    if (this.config.kind !== 'segment' || !labelHW) return logits;
+    return tf.image.resizeBilinear(logits as tf.Tensor4D, labelHW, false, true);
   }
 
   /** Every network that exists, in a fixed order: what checkpoints save and restore. */
@@ -103,9 +135,9 @@ export class I2IModel {
     return this.fT ?? this.f;
   }
 
-  /** Logits of h(f(images)) with running statistics (inference). */
-  predict(images: tf.Tensor4D, domain: 'source' | 'target' = 'target'): tf.Tensor2D {
-    return tf.tidy(() => this.h.apply((domain === 'target' ? this.targetEncoder() : this.f).apply(images, 'eval'), 'eval'));
+  /** Logits of h(f(images)) with running statistics (inference); per pixel, upsampled to `outHW` if given. */
+  predict(images: tf.Tensor4D, domain: 'source' | 'target' = 'target', outHW?: [number, number]): tf.Tensor {
+    return tf.tidy(() => this.classify((domain === 'target' ? this.targetEncoder() : this.f).apply(images, 'eval'), 'eval', outHW));
   }
 
   /** Which generator-side networks train in this phase. */
@@ -123,16 +155,18 @@ export class I2IModel {
     const w = this.config.weights;
     const terms: Partial<Record<TermName, tf.Scalar>> = {};
     const n = b.x.shape[0];
+    const labelHW = b.labels.rank === 3 ? [b.labels.shape[1], b.labels.shape[2]] as [number, number] : undefined;
+    const ce = (z: tf.Tensor4D, mode: Mode) => crossEntropy(this.classify(z, mode, labelHW), b.labels);
 
     if (phase === 'pretrain') {
-      terms.c = crossEntropy(this.h.apply(this.f.apply(b.x, 'train'), 'train'), b.labels);
+      terms.c = ce(this.f.apply(b.x, 'train'), 'train');
       return { total: tf.mul(terms.c, w.c) as tf.Scalar, terms };
     }
     if (phase === 'adapt') {
       // ADDA: f and h frozen (running statistics, no updates); only f_t learns, through L_z.
       const zx = this.f.apply(b.x, 'eval');
       const zy = this.fT!.apply(b.y, 'train');
-      terms.c = crossEntropy(this.h.apply(zx, 'eval'), b.labels);
+      terms.c = ce(zx, 'eval');
       terms.z = lsganGenerator(this.Dz!.apply(zy, 'train'));
       keep.zx = tf.keep(zx); keep.zy = tf.keep(zy);
       return { total: tf.mul(terms.z, w.z) as tf.Scalar, terms };
@@ -143,7 +177,7 @@ export class I2IModel {
     // concatenated batch, batch-norm statistics would let L_z reach the encoder through x.
     const zx = this.f.apply(b.x, 'train');
     const zy = useTarget ? this.f.apply(b.y, 'train') : undefined;
-    terms.c = crossEntropy(this.h.apply(zx, 'train'), b.labels);
+    terms.c = ce(zx, 'train');
 
     if (zy && w.z > 0) {
       // Only target features are pulled towards the source distribution.
@@ -185,7 +219,7 @@ export class I2IModel {
         if (w.trc > 0) {
           // Stop at the translated image: L_trc trains the second encoding and h, not g.
           const zTr = this.f.apply(stopGradient(xToY), 'train-no-stats');
-          terms.trc = crossEntropy(this.h.apply(zTr, 'train-no-stats'), b.labels);
+          terms.trc = ce(zTr, 'train-no-stats');
         }
       }
     }

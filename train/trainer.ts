@@ -9,9 +9,13 @@ import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
 import { buildConfig, validateConfig, type Config, type ConfigPatch } from './config';
-import { gather, Sampler } from './data/batcher';
-import { loadDigitDomain } from './data/digits';
+import { CITYSCAPES_CLASSES } from '../core/labels';
+import { Sampler, type SamplerState } from './data/batcher';
+import { loadDigitDomain, type DigitDomain } from './data/digits';
+import { imageSetDomain, sceneDomain, type BatchData, type Domain } from './data/domain';
+import { listCityscapes, listGta5, type SegList } from './data/segmentation';
 import type { ImageSet } from './data/types';
+import { sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { I2IModel, type Losses } from './i2i';
@@ -31,22 +35,52 @@ export interface TrainOptions {
 
 export interface TrainResult { config: Config; step: number; out: string; finalLosses: Losses; targetAccuracy?: number }
 
-export async function loadDomains(config: Config): Promise<{ source: ImageSet; target: ImageSet }> {
+/** Digits in memory; the source and target sets themselves (the trainer's end-of-run evaluation reads the target's labels). */
+export async function loadDigitSets(config: Config): Promise<{ source: ImageSet; target: ImageSet }> {
   const d = config.data;
   const common = { size: d.imageSize, channels: d.channels };
-  const source = await loadDigitDomain({ domain: d.source, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
-  const target = await loadDigitDomain({ domain: d.target, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
+  const source = await loadDigitDomain({ domain: d.source as DigitDomain, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
+  const target = await loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
   return { source, target };
 }
 
-function batchTensors(source: ImageSet, target: ImageSet, si: Int32Array, ti: Int32Array) {
-  const s = gather(source, si);
-  const t = gather(target, ti);
-  const shape = (n: number, set: ImageSet): [number, number, number, number] => [n, set.height, set.width, set.channels];
+function listScenes(format: string, root: string | undefined, split: string, flag: string, labels: boolean): SegList {
+  if (!root) throw new UserError(`${flag} is required for ${format} data.`, `Pass ${flag} <folder in ${format === 'gta5' ? 'GTA5 (images/, labels/)' : 'Cityscapes (leftImg8bit/, gtFine/)'} layout>, or make one with i2i synth.`);
+  return format === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels });
+}
+
+/** Driving scenes: lists of frames decoded on demand; target frames may come from a folder of videos. */
+async function loadSceneDomains(config: Config, out: string, progress: (l: string) => void): Promise<{ source: Domain; target: Domain }> {
+  const d = config.data;
+  const src = listScenes(d.source, d.sourceRoot, 'train', '--source-root', true);
+  if (src.skipped.length) progress(`[i2i] source: skipped ${src.skipped.length} image(s) without a label map: ${src.skipped.slice(0, 5).join(', ')}${src.skipped.length > 5 ? ', ...' : ''}`);
+  let tgt: SegList;
+  if (d.targetVideos) {
+    // Sampled once per run folder; a resumed run reuses the frames it trained on.
+    const dir = path.join(out, 'target-frames');
+    let frames = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(dir, f)) : [];
+    if (frames.length === 0) {
+      progress(`[i2i] sampling target frames from the videos in ${d.targetVideos} (${d.videoFps} fps, at most ${d.videoMaxFrames} per video) into ${dir}`);
+      frames = await sampleVideoFolder(d.targetVideos, dir, { fps: d.videoFps, maxFrames: d.videoMaxFrames });
+    }
+    tgt = { name: `videos:${d.targetVideos}`, items: frames.map((image) => ({ image, id: path.basename(image, '.png') })), skipped: [] };
+  } else {
+    tgt = listScenes(d.target, d.targetRoot, d.targetSplit, '--target-root', false);
+  }
+  const sampling = { scale: d.scale, crop: d.imageSize, flip: d.flip };
+  const classes = [...CITYSCAPES_CLASSES];
   return {
-    x: tf.tensor4d(s.images, shape(si.length, source)),
-    labels: tf.tensor1d(s.labels, 'int32'),
-    y: tf.tensor4d(t.images, shape(ti.length, target)),
+    source: sceneDomain(src, classes, { ...sampling, seed: deriveSeed(config.seed, 'source-crops'), labels: true }),
+    // Target labels are never read for training.
+    target: sceneDomain(tgt, classes, { ...sampling, seed: deriveSeed(config.seed, 'target-crops'), labels: false }),
+  };
+}
+
+function batchTensors(s: BatchData, t: BatchData) {
+  return {
+    x: tf.tensor4d(s.images, s.shape),
+    labels: tf.tensor(s.labels!, s.labelShape!, 'int32'),
+    y: tf.tensor4d(t.images, t.shape),
   };
 }
 
@@ -70,7 +104,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     config = buildConfig(opts.task, opts.method, opts.overrides);
   }
 
-  const { source, target } = await loadDomains(config);
+  let source: Domain, target: Domain, digitTarget: ImageSet | undefined;
+  if (config.kind === 'segment') {
+    ({ source, target } = await loadSceneDomains(config, opts.out, progress));
+  } else {
+    const sets = await loadDigitSets(config);
+    source = imageSetDomain(sets.source); target = imageSetDomain(sets.target); digitTarget = sets.target;
+  }
   if (source.n < config.batchSize || target.n < 1) throw new UserError(`The source has ${source.n} images, fewer than one batch of ${config.batchSize}.`, 'Lower --batch-size or provide more data.');
   const model = new I2IModel(config, source.classes.length);
   const samplers = {
@@ -84,12 +124,20 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
+  // Sampler positions after the last completed step's batch (the next batch is drawn ahead).
+  let drawn: { source: SamplerState; target: SamplerState } = { source: { ...samplers.source.state }, target: { ...samplers.target.state } };
   const save = (step: number) => {
     const st = modelState(model);
     saveCheckpoint(opts.out, {
       config, step, classes: source.classes, networks: st.networks, optimizerSteps: st.optimizerSteps,
-      samplers: { source: { ...samplers.source.state }, target: { ...samplers.target.state } },
+      samplers: { source: { ...drawn.source }, target: { ...drawn.target } },
     }, st.tensors);
+  };
+  // Batch s+1 decodes (sharp's threads) while step s computes.
+  const fetch = (s: number) => {
+    const si = samplers.source.next(config.batchSize), ti = samplers.target.next(config.batchSize);
+    const state = { source: { ...samplers.source.state }, target: { ...samplers.target.state } };
+    return Promise.all([source.load(si, s), target.load(ti, s)]).then(([a, b]) => ({ a, b, state }));
   };
 
   let stop = false;
@@ -100,14 +148,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let last: Losses = {};
   let step = start;
   try {
+    let next = step < config.steps ? fetch(step) : undefined;
     while (step < config.steps && !stop) {
-      const b = batchTensors(source, target, samplers.source.next(config.batchSize), samplers.target.next(config.batchSize));
+      const data = await next!;
+      next = step + 1 < config.steps ? fetch(step + 1) : undefined;
+      next?.catch(() => undefined); // awaited next iteration; avoid an unhandled rejection meanwhile
+      const b = batchTensors(data.a, data.b);
       try {
         last = model.step(b, step);
       } finally {
         b.x.dispose(); b.y.dispose(); b.labels.dispose();
       }
       step++;
+      drawn = data.state;
       const bad = Object.entries(last).find(([, v]) => !Number.isFinite(v));
       if (bad) {
         throw new UserError(`Loss ${bad[0]} became ${bad[1]} at step ${step}; the last good checkpoint in ${opts.out} is kept.`,
@@ -124,8 +177,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     save(step);
     let targetAccuracy: number | undefined;
-    if (opts.evalAtEnd) {
-      targetAccuracy = evaluateClassifier(model, target).accuracy;
+    if (opts.evalAtEnd && digitTarget) {
+      targetAccuracy = evaluateClassifier(model, digitTarget).accuracy;
       fs.appendFileSync(metricsFile, JSON.stringify({ step, targetAccuracy }) + '\n');
     }
     return { config, step, out: opts.out, finalLosses: last, targetAccuracy };

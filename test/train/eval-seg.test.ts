@@ -13,6 +13,14 @@ describe('segmentation metrics and label sets', () => {
     assert.equal(r.mIoU, (3 / 4 + 2 / 3) / 2);  // absent classes are left out
     assert.equal(r.pixelAccuracy, 5 / 6);
   });
+  it('a class predicted but absent from the ground truth is left out of mIoU; its pixels are the true class's misses', () => {
+    // truth\pred: class0: 2 right, 2 as class2; class1: 4 right; class2: no ground truth.
+    const conf = Float64Array.from([2, 0, 2, 0, 4, 0, 0, 0, 0]);
+    const r = iouFromConfusion(conf, 3);
+    assert.equal(r.perClass[0], 2 / 4);
+    assert.ok(Number.isNaN(r.perClass[2]));
+    assert.equal(r.mIoU, (2 / 4 + 1) / 2);
+  });
   it('accumulates pixels and skips the ignore label 255', () => {
     const conf = new Float64Array(4);
     accumulateConfusion(conf, 2, Uint8Array.from([0, 1, 255, 1]), Uint8Array.from([0, 0, 1, 1]));

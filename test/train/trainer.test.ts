@@ -86,9 +86,9 @@ describe('trainer, checkpoints and CLI', function () {
     const dir = tmpDir();
     await train({ task: 'mnist-optdigits', method: 'source-only', out: dir, overrides: { ...SMALL, steps: 2 }, progress: quiet });
     const r = await evaluateRun(dir);
-    assert.equal(r.report.n, 1797);
-    assert.equal(r.report.confusion.flat().reduce((a, b) => a + b, 0), 1797);
-    assert.ok(r.report.accuracy >= 0 && r.report.accuracy <= 1);
+    assert.equal(r.report!.n, 1797);
+    assert.equal(r.report!.confusion.flat().reduce((a, b) => a + b, 0), 1797);
+    assert.ok(r.report!.accuracy >= 0 && r.report!.accuracy <= 1);
     assert.match(r.text, /accuracy \d+\.\d+% on 1797 images/);
   });
 

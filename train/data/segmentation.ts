@@ -68,16 +68,27 @@ export interface SegSampleOptions {
   rand: () => number;
 }
 
+export interface FrameSize { width: number; height: number }
+
+/** A frame's size from its header (no pixel decode). */
+export async function frameSize(item: SegItem): Promise<FrameSize> {
+  const sharp = (await import('sharp')).default;
+  const meta = await sharp(item.image).metadata().catch((e: Error) => {
+    throw new UserError(`Cannot read image ${item.image}: ${e.message}.`, 'Replace or remove the damaged file.');
+  });
+  return { width: meta.width!, height: meta.height! };
+}
+
 export interface SegSample { image: Float32Array; labels?: Uint8Array; height: number; width: number }
 
 /**
  * Decodes one frame (and its labels): scale (bilinear for the image, nearest for the labels so that
  * no new ids appear), crop, flip; image to [-1, 1] RGB, labels to trainIds (255 ignored).
  */
-export async function loadSegSample(item: SegItem, o: SegSampleOptions): Promise<SegSample> {
+export async function loadSegSample(item: SegItem, o: SegSampleOptions, frame?: FrameSize): Promise<SegSample> {
   const sharp = (await import('sharp')).default;
-  const meta = await sharp(item.image).metadata();
-  const W = Math.round(meta.width! * o.scale), H = Math.round(meta.height! * o.scale);
+  const size = frame ?? (await frameSize(item));
+  const W = Math.round(size.width * o.scale), H = Math.round(size.height * o.scale);
   const cw = o.crop > 0 ? Math.min(o.crop, W) : W, ch = o.crop > 0 ? Math.min(o.crop, H) : H;
   const left = Math.floor(o.rand() * (W - cw + 1)), top = Math.floor(o.rand() * (H - ch + 1));
   const flip = o.flip && o.rand() < 0.5;

@@ -91,12 +91,20 @@ export class Store {
 
 export type Layer = (x: tf.Tensor4D, mode: Mode) => tf.Tensor4D;
 
-export function conv2d(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean; dilation?: number } = {}): Layer {
+/**
+ * `pad`: 'same' (default), or an explicit symmetric zero padding followed by a 'valid' conv, as
+ * Keras' ResNet50 stem does (ZeroPadding2D(3) then a 7x7 stride-2 conv, which 'same' would pad 2/3).
+ */
+export function conv2d(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean; dilation?: number; pad?: 'same' | number } = {}): Layer {
   const w = s.param(`${name}/w`, [k, k, cin, cout], 'he', k * k * cin);
   const b = opts.bias === false ? undefined : s.param(`${name}/b`, [cout], 'zeros');
   const d = opts.dilation ?? 1;
+  const pad = opts.pad ?? 'same';
+  if (d > 1 && (stride !== 1 || pad !== 'same')) throw new Error(`${name}: a dilated conv must be stride 1 with 'same' padding`);
   return (x) => {
-    const y = d === 1 ? tf.conv2d(x, w as tf.Tensor4D, stride, 'same') : atrousConv2d(x, w as tf.Tensor4D, d);
+    const y = d > 1 ? atrousConv2d(x, w as tf.Tensor4D, d)
+      : pad === 'same' ? tf.conv2d(x, w as tf.Tensor4D, stride, 'same')
+      : tf.conv2d(tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), w as tf.Tensor4D, stride, 'valid');
     return b ? tf.add(y, b) : y;
   };
 }

@@ -170,3 +170,20 @@ export function segmentationDecoders(seed: number, channels: number, widths = [5
   };
   return { shared: trunkNet, gx: head('g_x'), gy: head('g_y') };
 }
+
+/**
+ * D_z for feature maps (the paper's 1x1-conv feature discriminator; FCNs in the wild): 1x1 convs
+ * (widths, then 1) with leaky ReLU 0.2 between, one least-squares score per feature-map position.
+ */
+export function pixelFeatureCritic(name: string, seed: number, channels: number, widths = [500, 500]): Net<tf.Tensor4D, tf.Tensor4D> {
+  const s = new Store(name, seed);
+  const convs = [...widths, 1].map((w, i, all) => conv2d(s, `conv${i + 1}`, i === 0 ? channels : all[i - 1], w, 1, 1));
+  return {
+    name, store: s,
+    apply: (z, mode) => {
+      let h = z;
+      convs.forEach((conv, i) => { h = conv(h, mode); if (i < convs.length - 1) h = leaky(h); });
+      return h;
+    },
+  };
+}
