@@ -42,6 +42,10 @@ export const ConfigSchema = z.object({
     init: z.string().optional(),
     /** Let --init leave encoder layers without a match (listed in the log) instead of failing. */
     initAllowUnmatched: z.boolean(),
+    /** What the encoder's first layer sees: images are [-1, 1] RGB everywhere else. 'caffe' = BGR
+     *  0..255 minus the ImageNet means (Keras ResNet50), 'torch' = RGB 0..1 standardised (Keras
+     *  DenseNet). 'auto' resolves to the family's own when --init is given, else 'none'. */
+    inputNorm: z.enum(['auto', 'none', 'caffe', 'torch']),
     encoderWidths: z.array(z.number().int().positive()).length(4),
     decoderWidths: z.array(z.number().int().positive()).length(3),
     imageCriticWidths: z.array(z.number().int().positive()).length(3),
@@ -99,6 +103,7 @@ export const DIGITS_BASE: Base = {
   model: {
     encoder: 'lenet',
     initAllowUnmatched: false,
+    inputNorm: 'auto',
     encoderWidths: [64, 64, 128, 128],
     decoderWidths: [512, 256, 128],
     imageCriticWidths: [64, 128, 256],
@@ -201,6 +206,10 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
   const b = base ?? DIGITS_BASE;
   const preset = b.kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
   let cfg = merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config;
+  if (cfg.model.inputNorm === 'auto') {
+    const norm = !cfg.model.init ? 'none' : cfg.model.encoder.startsWith('resnet') ? 'caffe' : 'torch';
+    cfg = { ...cfg, model: { ...cfg.model, inputNorm: norm } };
+  }
   // ADDA's default split of the budget: half source pre-training, half adaptation.
   if (cfg.pretrainSteps === -1) cfg = { ...cfg, pretrainSteps: Math.floor(cfg.steps / 2) };
   return validateConfig(cfg);

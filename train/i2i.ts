@@ -80,6 +80,13 @@ export class I2IModel {
   }
 
   private makeEncoder(name: string, seed: number): Encoder {
+    const enc = this.makeBackbone(name, seed);
+    const norm = this.config.model.inputNorm;
+    if (norm === 'none' || norm === 'auto') return enc;
+    return { ...enc, apply: (x, mode) => enc.apply(normalizeInput(x, norm), mode) };
+  }
+
+  private makeBackbone(name: string, seed: number): Encoder {
     const m = this.config.model;
     const ch = this.inShape[2];
     if (this.config.kind === 'classify') {
@@ -314,6 +321,18 @@ export class I2IModel {
     this.optG.dispose();
     this.optD.dispose();
   }
+}
+
+/** [-1, 1] RGB -> what an ImageNet backbone was trained on (Keras' 'caffe' and 'torch' modes). */
+export function normalizeInput(x: tf.Tensor4D, mode: 'caffe' | 'torch'): tf.Tensor4D {
+  return tf.tidy(() => {
+    if (mode === 'caffe') {
+      const bgr = tf.reverse(tf.mul(tf.add(x, 1), 127.5), 3);
+      return tf.sub(bgr, tf.tensor1d([103.939, 116.779, 123.68])) as tf.Tensor4D;
+    }
+    const v = tf.div(tf.add(x, 1), 2);
+    return tf.div(tf.sub(v, tf.tensor1d([0.485, 0.456, 0.406])), tf.tensor1d([0.229, 0.224, 0.225])) as tf.Tensor4D;
+  });
 }
 
 /** What checkpoints and optimisers need of a network. */

@@ -19,6 +19,7 @@ import { sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { I2IModel, type Losses } from './i2i';
+import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
 
 export interface TrainOptions {
@@ -117,6 +118,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     source: new Sampler(source.n, deriveSeed(config.seed, 'source'), ckpt?.meta.samplers.source),
     target: new Sampler(target.n, deriveSeed(config.seed, 'target'), ckpt?.meta.samplers.target),
   };
+  if (!ckpt && config.model.init) {
+    initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+  }
   if (ckpt) {
     restoreModel(model, ckpt);
     disposeCheckpoint(ckpt);

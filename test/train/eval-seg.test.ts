@@ -13,7 +13,7 @@ describe('segmentation metrics and label sets', () => {
     assert.equal(r.mIoU, (3 / 4 + 2 / 3) / 2);  // absent classes are left out
     assert.equal(r.pixelAccuracy, 5 / 6);
   });
-  it('a class predicted but absent from the ground truth is left out of mIoU; its pixels are the true class's misses', () => {
+  it('a class predicted but absent from the ground truth is left out of mIoU; its pixels are misses of the true class', () => {
     // truth\pred: class0: 2 right, 2 as class2; class1: 4 right; class2: no ground truth.
     const conf = Float64Array.from([2, 0, 2, 0, 4, 0, 0, 0, 0]);
     const r = iouFromConfusion(conf, 3);
