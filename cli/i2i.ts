@@ -7,7 +7,7 @@ import { initBackend } from '../core/backend';
 import { isUserError, UserError } from '../core/errors';
 import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
 import { writeSynth } from '../train/data/synth';
-import { demo } from '../train/demo';
+import { demoDigits, demoSegmentation } from '../train/demo';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 
@@ -51,7 +51,9 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
-i2i demo [--out DIR] [--steps N]    (default runs/demo, 400 steps per method)
+i2i demo [digits] [--out DIR] [--steps N]
+  default: synthetic driving scenes into runs/demo, 400 steps per method;
+  digits: MNIST -> optdigits into runs/demo-digits
 
 Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.
 `;
@@ -129,11 +131,16 @@ async function cmdSynth(argv: string[]): Promise<void> {
 }
 
 async function cmdDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, strict: true, options: { out: { type: 'string' }, steps: { type: 'string' } } });
-  const steps = Number(values.steps ?? 400);
-  if (!Number.isInteger(steps) || steps < 1) throw new UserError(`--steps must be a positive integer, got "${values.steps}".`);
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { out: { type: 'string' }, steps: { type: 'string' } } });
+  const which = positionals[0] ?? 'segmentation';
+  if (which !== 'segmentation' && which !== 'digits') throw new UserError(`Unknown demo "${which}".`, 'Use i2i demo (segmentation) or i2i demo digits.');
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  if (steps !== undefined && !(Number.isInteger(steps) && steps > 0)) throw new UserError(`--steps must be a positive integer, got "${values.steps}".`);
   await initBackend();
-  process.stdout.write(await demo({ out: path.resolve(values.out ?? 'runs/demo'), steps }) + '\n');
+  const t0 = Date.now();
+  const out = path.resolve(values.out ?? (which === 'digits' ? 'runs/demo-digits' : 'runs/demo'));
+  const table = which === 'digits' ? await demoDigits({ out, steps }) : await demoSegmentation({ out, steps });
+  process.stdout.write(`${table}\n(demo took ${((Date.now() - t0) / 60000).toFixed(1)} min)\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,0 +1,102 @@
+/**
+ * Benchmark (not a test): the synthetic driving shift on this CPU. Source-only, full and oracle
+ * (trained on the target's own labels) with the small dilated DenseNet and the same budget; target
+ * mIoU on held-out target frames, one table, and the share of the source-only -> oracle gap that the
+ * full method recovers. Each run is a child `i2i` process; two run at once (wasm uses one thread).
+ *
+ *   npm run bench:seg -- [--steps N] [--seeds 0] [--count 300] [--set k=v ...]
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CITYSCAPES_CLASSES } from '../core/labels';
+
+const { values } = parseArgs({
+  options: {
+    steps: { type: 'string', default: '800' },
+    seeds: { type: 'string', default: '0' },
+    count: { type: 'string', default: '300' },
+    methods: { type: 'string', default: 'source-only,full,oracle' },
+    parallel: { type: 'string', default: '2' },
+    out: { type: 'string', default: 'runs/bench-seg' },
+    set: { type: 'string', multiple: true, default: [] },
+  },
+});
+
+const root = path.resolve(__dirname, '..');
+const cli = path.join(root, 'bin', 'i2i.js');
+const out = path.resolve(values.out!);
+const data = path.join(out, 'data');
+const seeds = values.seeds!.split(',').map(Number);
+const methods = values.methods!.split(',');
+
+function run(args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`i2i ${args.join(' ')} failed:\n${stderr.slice(-2000)}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+async function synth(): Promise<void> {
+  if (fs.existsSync(path.join(data, 'target', 'leftImg8bit', 'val'))) return;
+  const n = values.count!;
+  process.stderr.write(`[bench] synthesising ${n} source, ${n} target and 100 held-out target scenes into ${data}\n`);
+  await Promise.all([
+    run(['synth', '--out', path.join(data, 'source'), '--domain', 'source', '--count', n, '--seed', '1']),
+    run(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', n, '--seed', '2']),
+  ]);
+  await run(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', '100', '--split', 'val', '--seed', '3']);
+}
+
+interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
+
+async function one(method: string, seed: number): Promise<Result> {
+  const dir = path.join(out, `${method}-s${seed}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  // The oracle is source-only trained on the target's labelled training frames.
+  const src = method === 'oracle' ? ['--method', 'source-only', '--source-root', path.join(data, 'target'), '--set', 'data.source=cityscapes']
+    : ['--method', method, '--source-root', path.join(data, 'source')];
+  const t0 = Date.now();
+  await run(['train', '--task', 'synth-drive', ...src, '--target-root', path.join(data, 'target'), '--out', dir, '--steps', values.steps!,
+    '--seed', String(seed), '--set', 'logEvery=100', ...values.set!.flatMap((s) => ['--set', s])]);
+  const seconds = (Date.now() - t0) / 1000;
+  const r = JSON.parse(await run(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json']));
+  process.stderr.write(`[bench] ${method} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)} in ${seconds.toFixed(0)} s\n`);
+  return { method, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };
+}
+
+async function main() {
+  const t0 = Date.now();
+  await synth();
+  const jobs = methods.flatMap((m) => seeds.map((s) => [m, s] as const));
+  jobs.sort((a, b) => Number(b[0] === 'full') - Number(a[0] === 'full'));  // longest first
+  const results: Result[] = [];
+  await Promise.all(Array.from({ length: Number(values.parallel) }, async () => {
+    for (let j = jobs.shift(); j; j = jobs.shift()) results.push(await one(j[0], j[1]));
+  }));
+  const mean = (m: string) => { const r = results.filter((x) => x.method === m); return r.reduce((a, b) => a + b.mIoU, 0) / r.length * 100; };
+  const classes = CITYSCAPES_CLASSES.filter((c) => results.some((r) => r.perClass[c] !== null));
+  const cell = (v: number | null) => (v === null ? '-' : (v * 100).toFixed(1));
+  const perClass = (m: string) => classes.map((c) => {
+    const v = results.filter((x) => x.method === m).map((x) => x.perClass[c]).filter((x): x is number => x !== null);
+    return v.length ? cell(v.reduce((a, b) => a + b, 0) / v.length) : '-';
+  });
+  const so = mean('source-only'), full = mean('full'), oracle = mean('oracle');
+  const lines = [
+    `Synthetic driving shift (i2i synth: ${values.count} source, ${values.count} target training frames, 100 held-out target frames), small dilated DenseNet, ${values.steps} steps, seeds ${seeds.join(',')}${values.set!.length ? ', ' + values.set!.join(' ') : ''}`,
+    `| method | mIoU | ${classes.join(' | ')} | train s/run |`,
+    `|---|---|${classes.map(() => '---').join('|')}|---|`,
+    ...methods.map((m) => `| ${m} | ${mean(m).toFixed(1)} | ${perClass(m).join(' | ')} | ${(results.filter((x) => x.method === m).reduce((a, b) => a + b.seconds, 0) / seeds.length).toFixed(0)} |`),
+    '',
+    methods.includes('oracle') && methods.includes('full') ? `gap recovered by full: (${full.toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((full - so) / (oracle - so) * 100).toFixed(0)}% (goal: at least 50%)` : '',
+    `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+  ];
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'table.md'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().catch((e) => { process.stderr.write(String(e.stack ?? e) + '\n'); process.exit(1); });
