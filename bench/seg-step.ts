@@ -27,7 +27,17 @@ async function main() {
   let peakRss = 0, peakBytes = 0;
   for (let s = 0; s < Number(values.steps); s++) {
     const t0 = Date.now();
-    const l = model.step({ x, y, labels }, s);
+    let l;
+    try {
+      l = model.step({ x, y, labels }, s);
+    } catch (e) {
+      if (backend.choice === 'wasm' && /memory access out of bounds|Out of memory/i.test(String(e))) {
+        process.stdout.write(`${values.encoder} at ${size}x${size}: the step does not fit in the wasm backend's heap (about 2 GiB addressable; peak RSS so far ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB).\n` +
+          'Use a smaller crop (--size 128), or tfjs-node / tfjs-node-gpu, which have no such limit.\n');
+        process.exit(3);
+      }
+      throw e;
+    }
     times.push((Date.now() - t0) / 1000);
     peakRss = process.resourceUsage().maxRSS * 1024;  // the OS's high-water mark, inside the step too
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
@@ -37,7 +47,7 @@ async function main() {
   const lines = [
     `${values.encoder} segmenter, full method (no D_z, no cycle), batch 1 per domain, ${size}x${size}, backend ${backend.choice}`,
     `parameters: ${params.map(([n, p]) => `${n} ${(p / 1e6).toFixed(2)}M`).join(', ')}`,
-    `step time: median ${sorted[Math.floor(sorted.length / 2)].toFixed(1)} s of ${times.length} (first ${times[0].toFixed(1)} s)`,
+    `step time: median ${(sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2).toFixed(1)} s of ${times.length} (${times.map((t) => t.toFixed(1)).join(', ')})`,
     `memory: tfjs tensors ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB after the steps (largest between steps ${(peakBytes / 2 ** 20).toFixed(0)} MiB), process peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -148,19 +148,47 @@ export function batchNorm(s: Store, name: string, c: number, momentum = 0.9, eps
       const scale = tf.mul(gamma, tf.rsqrt(tf.add(runVar, eps)));
       return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(runMean, scale))) as tf.Tensor4D;
     }
-    // Written out in elementary ops: tfjs's FusedBatchNorm gradient tiles its statistics to the
-    // full activation shape, and wasm's Tile made that the slowest kernel of a training step.
-    const mean = tf.mean(x, [0, 1, 2]);
-    const centered = tf.sub(x, mean);
-    const variance = tf.mean(tf.square(centered), [0, 1, 2]);
-    if (mode === 'train') {
-      const n = x.size / c;
+    const n = x.size / c;
+    return batchNormTrain(x, gamma, beta, eps, mode === 'train' ? (mean, variance) => {
       s.queueUpdate(runMean, tf.add(tf.mul(runMean, momentum), tf.mul(mean, 1 - momentum)));
       // Running variance is the unbiased estimate, as in PyTorch and Keras.
       s.queueUpdate(runVar, tf.add(tf.mul(runVar, momentum), tf.mul(variance, (1 - momentum) * n / Math.max(n - 1, 1))));
-    }
-    return tf.add(tf.mul(centered, tf.mul(tf.rsqrt(tf.add(variance, eps)), gamma)), beta) as tf.Tensor4D;
+    } : undefined);
   };
+}
+
+/**
+ * Batch norm with batch statistics as ONE node on the gradient tape, with the hand-derived backward
+ *   dx = gamma * rstd / N * (N dy - sum(dy) - xhat * sum(dy xhat)),  dgamma = sum(dy xhat),  dbeta = sum(dy)
+ * saving only x and per-channel vectors. Written out in elementary ops, the tape kept about five
+ * activation-sized tensors per BN (DenseNet121 at 256x256 ran out of wasm's 4 GB heap), and tfjs's
+ * FusedBatchNorm gradient tiles its statistics with wasm's slow Tile. First-order only: no critic
+ * (the only second-order path, WGAN-GP) uses batch norm. `onStats` sees the batch mean and
+ * (biased) variance inside the forward pass, off the tape.
+ */
+export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, eps: number, onStats?: (mean: tf.Tensor1D, variance: tf.Tensor1D) => void): tf.Tensor4D {
+  const axes = [0, 1, 2];
+  const op = tf.customGrad(((xi: tf.Tensor, g: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const mean = tf.mean(xi, axes) as tf.Tensor1D;
+    const centered = tf.sub(xi, mean);
+    const variance = tf.mean(tf.square(centered), axes) as tf.Tensor1D;
+    onStats?.(mean, variance);
+    const rstd = tf.rsqrt(tf.add(variance, eps));
+    save([xi, mean, rstd, g]);
+    return {
+      value: tf.add(tf.mul(centered, tf.mul(rstd, g)), b),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, m, r, gs] = saved;
+        const count = xs.size / xs.shape[3]!;
+        const xhat = tf.mul(tf.sub(xs, m), r);
+        const dbeta = tf.sum(dy, axes);
+        const dgamma = tf.sum(tf.mul(dy, xhat), axes);
+        const dx = tf.mul(tf.sub(tf.sub(tf.mul(dy, count), dbeta), tf.mul(xhat, dgamma)), tf.div(tf.mul(gs, r), count));
+        return [dx, dgamma, dbeta];
+      },
+    };
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return op(x, gamma, beta) as tf.Tensor4D;
 }
 
 /** Instance norm (per sample, per channel) with a learned affine; safe under WGAN-GP. */
