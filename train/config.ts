@@ -46,6 +46,9 @@ export const ConfigSchema = z.object({
      *  0..255 minus the ImageNet means (Keras ResNet50), 'torch' = RGB 0..1 standardised (Keras
      *  DenseNet). 'auto' resolves to the family's own when --init is given, else 'none'. */
     inputNorm: z.enum(['auto', 'none', 'caffe', 'torch']),
+    /** Segmentation DenseNets: recompute each dense block in the backward pass (gradient
+     *  checkpointing) instead of keeping its O(layers^2) activations; about one more encoder forward. */
+    recompute: z.boolean(),
     encoderWidths: z.array(z.number().int().positive()).length(4),
     decoderWidths: z.array(z.number().int().positive()).length(3),
     imageCriticWidths: z.array(z.number().int().positive()).length(3),
@@ -104,6 +107,7 @@ export const DIGITS_BASE: Base = {
     encoder: 'lenet',
     initAllowUnmatched: false,
     inputNorm: 'auto',
+    recompute: false,
     encoderWidths: [64, 64, 128, 128],
     decoderWidths: [512, 256, 128],
     imageCriticWidths: [64, 128, 256],
@@ -123,7 +127,7 @@ export const SEGMENT_BASE: Base = {
   kind: 'segment',
   steps: 20000,
   batchSize: 2,
-  model: { ...DIGITS_BASE.model, encoder: 'densenet121' },
+  model: { ...DIGITS_BASE.model, encoder: 'densenet121', recompute: true },
   data: { ...DATA_DEFAULTS, imageSize: 256, channels: 3, scale: 0.5, flip: true },
   logEvery: 10,
   checkpointEvery: 500,
@@ -138,7 +142,7 @@ export const SYNTH_BASE: Base = {
   ...SEGMENT_BASE,
   steps: 600,
   batchSize: 4,
-  model: { ...SEGMENT_BASE.model, encoder: 'densenet-small', decoderWidths: [64, 32, 16], imageCriticWidths: [16, 32, 64], featureCriticWidths: [64, 64] },
+  model: { ...SEGMENT_BASE.model, encoder: 'densenet-small', recompute: false, decoderWidths: [64, 32, 16], imageCriticWidths: [16, 32, 64], featureCriticWidths: [64, 64] },
   data: { ...SEGMENT_BASE.data, imageSize: 96 },
   logEvery: 25,
   checkpointEvery: 200,

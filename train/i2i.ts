@@ -95,8 +95,8 @@ export class I2IModel {
       throw new UserError(`Encoder ${m.encoder} is a segmentation backbone.`, 'Digits and Office use --encoder lenet or densenet-small.');
     }
     switch (m.encoder) {
-      case 'densenet121': return dilatedDenseNet(name, seed, ch, DENSENET121);
-      case 'densenet-small': return dilatedDenseNet(name, seed, ch, DENSENET_SMALL);
+      case 'densenet121': return dilatedDenseNet(name, seed, ch, { ...DENSENET121, recompute: m.recompute });
+      case 'densenet-small': return dilatedDenseNet(name, seed, ch, { ...DENSENET_SMALL, recompute: m.recompute });
       case 'resnet34': return dilatedResNet(name, seed, ch, RESNET34);
       case 'resnet50': return dilatedResNet(name, seed, ch, RESNET50);
       default: throw new UserError(`Encoder ${m.encoder} cannot segment.`, 'Use densenet121, densenet-small, resnet34 or resnet50.');

@@ -6,7 +6,7 @@
  * Width and depth are configuration: DenseNet121 is blocks [6, 12, 24, 16], growth 32, stem 64.
  */
 import * as tf from '../../core/tf';
-import { batchNorm, conv2d, Store, type Layer, type Mode } from './layers';
+import { batchNorm, conv2d, recomputed, Store, type Layer, type Mode } from './layers';
 import type { Encoder } from './nets';
 
 export interface DenseNetOptions {
@@ -20,6 +20,8 @@ export interface DenseNetOptions {
   dilations: number[];
   /** Channels of the two anti-gridding convs after the backbone (0 to omit them). */
   headChannels: number;
+  /** Recompute each dense block in the backward pass instead of keeping its activations. */
+  recompute?: boolean;
 }
 
 export const DENSENET121: DenseNetOptions = { blocks: [6, 12, 24, 16], growth: 32, stem: 64, bnSize: 4, compression: 0.5, dilations: [1, 1, 2, 4], headChannels: 512 };
@@ -39,6 +41,7 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
   o.blocks.forEach((n, bi) => {
     const block = `conv${bi + 2}`;
     const d = o.dilations[bi] ?? 1;
+    const before = new Set(s.trainable.keys());
     const units: { bn0: Layer; conv1: Layer; bn1: Layer; conv2: Layer }[] = [];
     for (let i = 1; i <= n; i++) {
       const p = `${block}_block${i}`;
@@ -50,11 +53,12 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
       });
       c += o.growth;
     }
-    stages.push((x, mode) => {
+    const denseBlock: Layer = (x, mode) => {
       let h = x;
       for (const u of units) h = tf.concat([h, u.conv2(relu(u.bn1(u.conv1(relu(u.bn0(h, mode)), mode), mode)), mode)], 3);
       return h;
-    });
+    };
+    stages.push(o.recompute ? recomputed(denseBlock, [...s.trainable].filter(([k]) => !before.has(k)).map(([, v]) => v)) : denseBlock);
     if (bi < o.blocks.length - 1) {
       // Transition: BN-ReLU-1x1 conv (compression); the pool is dropped before a dilated block.
       const p = `pool${bi + 2}`;

@@ -219,3 +219,41 @@ export const leaky = <T extends tf.Tensor>(x: T): T => tf.sub(tf.relu(x), tf.mul
 export function sequential(...layers: Layer[]): Layer {
   return (x, mode) => layers.reduce((h, l) => l(h, mode), x);
 }
+
+/**
+ * Gradient checkpointing: `body` runs off the tape in the forward pass (its intermediates are freed
+ * at once) and is recomputed in the backward pass, where its own gradient is taken. Memory for a
+ * dense block then costs its input instead of every concatenation inside it (DenseNet121 keeps
+ * O(layers^2) activations), for one more forward of the block. `variables` are the trainable
+ * variables the body reads: they must be explicit inputs so the outer gradient reaches them.
+ * Batch-norm running statistics are updated once, in the first forward.
+ */
+export function recomputed(body: Layer, variables: tf.Variable[]): Layer {
+  return (x, mode) => {
+    if (mode === 'eval') return body(x, mode);
+    const op = tf.customGrad(((...args: unknown[]) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const xi = args[0] as tf.Tensor4D;
+      save([xi]);
+      return {
+        value: body(xi, mode),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => withOwnTape(() => {
+          const replay: Mode = mode === 'train' ? 'train-no-stats' : mode;
+          return tf.grads((xx: tf.Tensor) => tf.sum(tf.mul(body(xx as tf.Tensor4D, replay), dy)))([saved[0], ...variables]);
+        }),
+      };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+    return op(x, ...variables) as tf.Tensor4D;
+  };
+}
+
+/**
+ * A gradient computed inside another gradient's backward pass: tfjs's engine starts a fresh tape
+ * for it and, when it ends, drops the engine's active tape, which the outer pass still owns (its
+ * saved tensors are released from it at the end). Restore the outer tape afterwards.
+ */
+function withOwnTape<T>(f: () => T): T {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try { return f(); } finally { state.activeTape = outer; }
+}
