@@ -28,13 +28,13 @@ export const DENSENET121: DenseNetOptions = { blocks: [6, 12, 24, 16], growth: 3
 /** A variant that trains on a CPU in minutes: same topology, fewer and narrower layers. */
 export const DENSENET_SMALL: DenseNetOptions = { blocks: [2, 2, 2, 2], growth: 8, stem: 16, bnSize: 2, compression: 0.5, dilations: [1, 1, 2, 4], headChannels: 32 };
 
-const BN_EPS = 1.001e-5; // Keras DenseNet's epsilon, so ImageNet statistics reproduce exactly
+export const DENSENET_BN_EPS = 1.001e-5; // Keras DenseNet's epsilon, so ImageNet statistics reproduce exactly
 
 export function dilatedDenseNet(name: string, seed: number, channelsIn: number, o: DenseNetOptions): Encoder & { outStride: number } {
   const s = new Store(name, seed);
   const relu = (x: tf.Tensor4D) => tf.relu(x);
   const stemConv = conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false });
-  const stemBn = batchNorm(s, 'conv1/bn', o.stem, 0.9, BN_EPS);
+  const stemBn = batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS);
   const stages: Layer[] = [];
   let c = o.stem;
   let stride = 4;
@@ -46,9 +46,9 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
     for (let i = 1; i <= n; i++) {
       const p = `${block}_block${i}`;
       units.push({
-        bn0: batchNorm(s, `${p}_0_bn`, c, 0.9, BN_EPS),
+        bn0: batchNorm(s, `${p}_0_bn`, c, 0.9, DENSENET_BN_EPS),
         conv1: conv2d(s, `${p}_1_conv`, c, o.bnSize * o.growth, 1, 1, { bias: false }),
-        bn1: batchNorm(s, `${p}_1_bn`, o.bnSize * o.growth, 0.9, BN_EPS),
+        bn1: batchNorm(s, `${p}_1_bn`, o.bnSize * o.growth, 0.9, DENSENET_BN_EPS),
         conv2: conv2d(s, `${p}_2_conv`, o.bnSize * o.growth, o.growth, 3, 1, { bias: false, dilation: d }),
       });
       c += o.growth;
@@ -63,7 +63,7 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
       // Transition: BN-ReLU-1x1 conv (compression); the pool is dropped before a dilated block.
       const p = `pool${bi + 2}`;
       const out = Math.floor(c * o.compression);
-      const bn = batchNorm(s, `${p}_bn`, c, 0.9, BN_EPS);
+      const bn = batchNorm(s, `${p}_bn`, c, 0.9, DENSENET_BN_EPS);
       const conv = conv2d(s, `${p}_conv`, c, out, 1, 1, { bias: false });
       const pool = (o.dilations[bi + 1] ?? 1) === 1;
       if (pool) stride *= 2;
@@ -74,7 +74,7 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
       c = out;
     }
   });
-  const finalBn = batchNorm(s, 'bn', c, 0.9, BN_EPS);
+  const finalBn = batchNorm(s, 'bn', c, 0.9, DENSENET_BN_EPS);
   const head: Layer[] = [];
   if (o.headChannels > 0) {
     for (const [i, d] of [[1, 2], [2, 1]] as const) {

@@ -22,14 +22,14 @@ export interface ResNetOptions {
 export const RESNET50: ResNetOptions = { block: 'bottleneck', blocks: [3, 4, 6, 3], widths: [64, 128, 256, 512], dilations: [1, 1, 2, 4], headChannels: 512 };
 export const RESNET34: ResNetOptions = { block: 'basic', blocks: [3, 4, 6, 3], widths: [64, 128, 256, 512], dilations: [1, 1, 2, 4], headChannels: 512 };
 
-const BN_EPS = 1e-3; // Keras ResNet50's epsilon
+export const RESNET_BN_EPS = 1e-3; // Keras ResNet50's epsilon
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 export function dilatedResNet(name: string, seed: number, channelsIn: number, o: ResNetOptions): Encoder & { outStride: number } {
   const s = new Store(name, seed);
   const relu = (x: tf.Tensor4D) => tf.relu(x);
   const stemConv = conv2d(s, 'conv1', channelsIn, 64, 7, 2, { pad: 3 });
-  const stemBn = batchNorm(s, 'bn_conv1', 64, 0.99, BN_EPS);
+  const stemBn = batchNorm(s, 'bn_conv1', 64, 0.99, RESNET_BN_EPS);
   const expansion = o.block === 'bottleneck' ? 4 : 1;
   const units: Layer[] = [];
   let c = 64;
@@ -44,7 +44,7 @@ export function dilatedResNet(name: string, seed: number, channelsIn: number, o:
       const out = o.widths[si] * expansion;
       const conv = (branch: string, cin: number, cout: number, k: number, cs: number, dil = 1) => {
         const cv = conv2d(s, `res${tag}_branch${branch}`, cin, cout, k, cs, { dilation: dil });
-        const bn = batchNorm(s, `bn${tag}_branch${branch}`, cout, 0.99, BN_EPS);
+        const bn = batchNorm(s, `bn${tag}_branch${branch}`, cout, 0.99, RESNET_BN_EPS);
         return (x: tf.Tensor4D, mode: Mode) => bn(cv(x, mode), mode);
       };
       const w = o.widths[si];

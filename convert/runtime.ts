@@ -1,0 +1,37 @@
+/**
+ * The real TFLite runtime (tfjs-tflite-node: libtensorflowlite_c with XNNPACK), used as the judge of
+ * every .tflite file convert/ writes and for latency figures. Only the low-level runner is used:
+ * inputs and outputs are plain typed arrays.
+ */
+import { UserError } from '../core/errors';
+
+interface TensorInfo { dataType: string; shape: string; data(): Float32Array | Int32Array | Uint8Array | Int8Array }
+interface Runner { getInputs(): TensorInfo[]; getOutputs(): TensorInfo[]; infer(): boolean; cleanUp?(): void }
+
+export interface TfliteModel { run(input: Float32Array): Float32Array | Int32Array | Uint8Array | Int8Array; inputShape: number[]; outputShape: number[]; dispose(): void }
+
+export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): TfliteModel {
+  let Ctor: new (model: ArrayBuffer, o: { threads?: number }) => Runner;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    Ctor = require('tfjs-tflite-node').TFLiteNodeModelRunner;
+  } catch (e) {
+    throw new UserError(`The TFLite runtime (tfjs-tflite-node) did not load: ${(e as Error).message.split('\n')[0]}.`, 'Run npm install (it builds the binding with node-gyp).');
+  }
+  const copy = bytes.slice().buffer;
+  const runner = new Ctor(copy, { threads: opts.threads ?? 1 });
+  const shape = (t: TensorInfo) => t.shape.split(',').map(Number);
+  const input = runner.getInputs()[0];
+  return {
+    inputShape: shape(input),
+    outputShape: shape(runner.getOutputs()[0]),
+    run(x) {
+      const dst = input.data();
+      if (dst.length !== x.length) throw new UserError(`The model takes ${dst.length} input values (${input.shape}), got ${x.length}.`, 'Resize the frame to the bundle\'s input size.');
+      (dst as Float32Array).set(x);
+      if (!runner.infer()) throw new Error('TFLite inference failed');
+      return runner.getOutputs()[0].data().slice();
+    },
+    dispose() { runner.cleanUp?.(); },
+  };
+}
