@@ -8,6 +8,7 @@ import { isUserError, UserError } from '../core/errors';
 import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
 import { writeSynth } from '../train/data/synth';
 import { demoDigits, demoSegmentation } from '../train/demo';
+import { convert, parityTable } from '../convert/convert';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 
@@ -20,6 +21,7 @@ Commands:
   eval    target-domain accuracy (classifiers) or per-class IoU and mIoU (segmenters) of a trained run
   demo    synthetic driving scenes: source-only vs full small segmenters, one table
           (i2i demo digits: MNIST -> optdigits)
+  convert a trained run -> deployable bundle (manifest.json + float32 TFLite), checked in the TFLite runtime
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
@@ -48,6 +50,10 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   segmenters: whole frames at the training scale, logits upsampled to full resolution,
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
   --json prints one JSON object
+
+i2i convert --checkpoint DIR --out BUNDLE [--precision fp32] [--input HxW] [--threads N]
+  writes BUNDLE/model.tflite (encoder + classifier, batch norm folded, native dilated convs)
+  and BUNDLE/manifest.json; prints the parity table (size, latency, agreement with tfjs)
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -117,6 +123,22 @@ async function cmdEval(argv: string[]): Promise<void> {
   else process.stdout.write(r.text + '\n');
 }
 
+async function cmdConvert(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
+  } });
+  if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
+  let input: [number, number] | undefined;
+  if (values.input) {
+    const m = /^(\d+)x(\d+)$/.exec(values.input);
+    if (!m) throw new UserError(`--input must be HEIGHTxWIDTH, e.g. 512x1024, got "${values.input}".`);
+    input = [+m[1], +m[2]];
+  }
+  await initBackend();
+  const m = await convert({ checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: values.threads ? Number(values.threads) : undefined });
+  process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
+}
+
 async function cmdSynth(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     out: { type: 'string' }, domain: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, split: { type: 'string' },
@@ -151,6 +173,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'eval': await cmdEval(rest); return 0;
       case 'demo': await cmdDemo(rest); return 0;
       case 'synth': await cmdSynth(rest); return 0;
+      case 'convert': await cmdConvert(rest); return 0;
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(HELP); return 0;
       default:

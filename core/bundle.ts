@@ -1,0 +1,59 @@
+/**
+ * The deployable bundle: the one contract between convert/ and deployment (serve/, streams/).
+ * `<bundle>/manifest.json` describes everything a loader needs; model files sit beside it.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { UserError } from './errors';
+
+export const BUNDLE_FORMAT = 'i2i-bundle/1';
+
+export const ModelFileSchema = z.object({
+  file: z.string(),
+  format: z.enum(['tflite', 'tfjs-layers', 'tfjs-graph']),
+  precision: z.enum(['fp32', 'fp16', 'uint8', 'int8']),
+  bytes: z.number().int().positive(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** Output: per-pixel or per-image logits (float), or an arg-maxed label map. */
+  output: z.enum(['logits', 'labels']),
+});
+
+export const ParitySchema = z.object({
+  precision: z.string(),
+  format: z.string(),
+  bytes: z.number(),
+  /** Median latency per frame on the converting machine, with the threads used. */
+  latencyMs: z.number(),
+  threads: z.number().int(),
+  /** Largest |output - tfjs output| over the check frames, relative to the tfjs output range. */
+  maxRelDiffVsTfjs: z.number().optional(),
+  /** Agreement of predicted labels with the tfjs model over the check frames (pixels or images). */
+  labelAgreement: z.number(),
+  frames: z.number().int(),
+});
+
+export const ManifestSchema = z.object({
+  format: z.literal(BUNDLE_FORMAT),
+  task: z.string(),
+  kind: z.enum(['classify', 'segment']),
+  classes: z.array(z.object({ id: z.number().int(), name: z.string(), color: z.tuple([z.number(), z.number(), z.number()]).optional() })),
+  input: z.object({ height: z.number().int().positive(), width: z.number().int().positive(), channels: z.number().int().positive(), layout: z.literal('NHWC'),
+    /** Pixels (0..255, RGB or gray) map to the model's input as value / 127.5 - 1. */
+    normalisation: z.literal('x/127.5-1') }),
+  models: z.array(ModelFileSchema).min(1),
+  training: z.object({ checkpoint: z.string(), step: z.number().int(), config: z.unknown(), metrics: z.unknown().optional() }),
+  calibration: z.object({ source: z.string(), frames: z.number().int() }).optional(),
+  parity: z.array(ParitySchema),
+  createdAt: z.string(),
+});
+
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+export function readManifest(dir: string): Manifest {
+  const file = path.join(dir, 'manifest.json');
+  if (!fs.existsSync(file)) throw new UserError(`No bundle at ${dir} (manifest.json missing).`, 'Make one with i2i convert --checkpoint <run> --out <bundle>.');
+  const r = ManifestSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
+  if (!r.success) throw new UserError(`${file} is not a valid ${BUNDLE_FORMAT} manifest: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}.`, 'Re-create the bundle with i2i convert.');
+  return r.data;
+}

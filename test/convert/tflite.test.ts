@@ -1,0 +1,80 @@
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../../core/tf';
+import { readManifest } from '../../core/bundle';
+import { convert } from '../../convert/convert';
+import { inferenceGraph, type Weights } from '../../convert/graph';
+import { loadTflite } from '../../convert/runtime';
+import { writeTflite } from '../../convert/tflite';
+import { buildConfig, type ConfigPatch } from '../../train/config';
+import { writeSynth } from '../../train/data/synth';
+import { I2IModel } from '../../train/i2i';
+import { train } from '../../train/trainer';
+import { tmpDir } from '../helpers';
+
+function weightsOf(m: I2IModel): Weights {
+  const w: Weights = new Map();
+  for (const n of m.networks()) {
+    for (const [k, v] of n.store.trainable) w.set(`var:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
+    for (const [k, v] of n.store.buffers) w.set(`buf:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
+  }
+  return w;
+}
+
+describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-node)', function () {
+  this.timeout(300000);
+  const cases: [string, string, [number, number], ConfigPatch][] = [
+    ['mnist-optdigits', 'lenet', [32, 32], {}],
+    ['synth-drive', 'densenet-small', [64, 96], {}],
+    ['synth-drive', 'resnet34', [32, 48], { model: { init: 'x.json', inputNorm: 'caffe' } }],  // BGR folded into conv1
+  ];
+  for (const [task, encoder, hw, extra] of cases) {
+    it(`${encoder}: float32 TFLite equals tfjs within 1e-4 of the output range`, () => {
+      const cfg = buildConfig(task, 'source-only', { ...extra, model: { ...extra.model, encoder: encoder as 'lenet' } });
+      const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
+      try {
+        // Non-trivial running statistics, so that folding batch norm is exercised.
+        for (const n of m.networks()) for (const [k, v] of n.store.buffers) {
+          tf.tidy(() => v.assign(k.endsWith('/var') ? tf.mul(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 1)) : tf.add(v, tf.randomUniform(v.shape, -0.1, 0.1, 'float32', 2))));
+        }
+        const bytes = writeTflite(inferenceGraph(cfg, weightsOf(m), hw));
+        assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
+        const t = loadTflite(bytes);
+        const x = tf.randomUniform([1, hw[0], hw[1], cfg.data.channels], -1, 1, 'float32', 3) as tf.Tensor4D;
+        const ref = tf.tidy(() => m.predict(x, 'target', task === 'synth-drive' ? hw : undefined).dataSync());
+        const got = t.run(x.dataSync() as Float32Array);
+        t.dispose(); x.dispose();
+        assert.equal(got.length, ref.length);
+        let diff = 0, range = 0;
+        for (let i = 0; i < ref.length; i++) { diff = Math.max(diff, Math.abs(ref[i] - got[i])); range = Math.max(range, Math.abs(ref[i])); }
+        assert.ok(range > 0 && diff / range < 1e-4, `max |tflite - tfjs| = ${diff} of range ${range}`);
+      } finally { m.dispose(); }
+    });
+  }
+
+  it('i2i convert: a trained segmenter -> bundle with manifest, sha256 and parity; errors name the fix', async () => {
+    const root = tmpDir();
+    const src = path.join(root, 'source'), tgt = path.join(root, 'target');
+    await writeSynth({ out: src, domain: 'source', count: 4, height: 64, width: 128, seed: 1 });
+    await writeSynth({ out: tgt, domain: 'target', count: 4, height: 64, width: 128, seed: 2 });
+    const run = path.join(root, 'run');
+    await train({ task: 'synth-drive', method: 'full', out: run, progress: () => undefined,
+      overrides: { steps: 2, batchSize: 2, model: { decoderWidths: [8, 8, 8], imageCriticWidths: [4, 8, 8] }, data: { imageSize: 32, scale: 0.5, sourceRoot: src, targetRoot: tgt } } });
+    const out = path.join(root, 'bundle');
+    const m = await convert({ checkpoint: run, out, input: [64, 128], checkFrames: 2, progress: () => undefined });
+    const again = readManifest(out);
+    assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
+    assert.equal(again.classes.length, 19);
+    assert.deepEqual(again.classes[0], { id: 0, name: 'road', color: [128, 64, 128] });
+    const file = fs.readFileSync(path.join(out, m.models[0].file));
+    assert.equal(createHash('sha256').update(file).digest('hex'), m.models[0].sha256);
+    assert.equal(m.parity[0].labelAgreement, 1);
+    assert.ok(m.parity[0].maxRelDiffVsTfjs! < 1e-4 && m.parity[0].latencyMs > 0);
+    await assert.rejects(convert({ checkpoint: run, out, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
+    await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /not built yet/);
+    const w = new Map() as Weights;
+    assert.throws(() => inferenceGraph(buildConfig('synth-drive', 'full'), w, [32, 32]), /has no f\/conv1\/conv\/w/);
+  });
+});
