@@ -21,6 +21,8 @@ const { values } = parseArgs({
     parallel: { type: 'string', default: '2' },
     out: { type: 'string', default: 'runs/bench-seg' },
     set: { type: 'string', multiple: true, default: [] },
+    /** Keep runs that already reached --steps (e.g. after an interrupted benchmark) and only evaluate them. */
+    reuse: { type: 'boolean', default: false },
   },
 });
 
@@ -55,14 +57,17 @@ interface Result { method: string; seed: number; mIoU: number; perClass: Record<
 
 async function one(method: string, seed: number): Promise<Result> {
   const dir = path.join(out, `${method}-s${seed}`);
-  fs.rmSync(dir, { recursive: true, force: true });
+  const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
+  const done = values.reuse && fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, 'utf8')).step === Number(values.steps);
+  if (!done) fs.rmSync(dir, { recursive: true, force: true });
   // The oracle is source-only trained on the target's labelled training frames.
   const src = method === 'oracle' ? ['--method', 'source-only', '--source-root', path.join(data, 'target'), '--set', 'data.source=cityscapes']
     : ['--method', method, '--source-root', path.join(data, 'source')];
   const t0 = Date.now();
-  await run(['train', '--task', 'synth-drive', ...src, '--target-root', path.join(data, 'target'), '--out', dir, '--steps', values.steps!,
+  if (!done) await run(['train', '--task', 'synth-drive', ...src, '--target-root', path.join(data, 'target'), '--out', dir, '--steps', values.steps!,
     '--seed', String(seed), '--set', 'logEvery=100', ...values.set!.flatMap((s) => ['--set', s])]);
-  const seconds = (Date.now() - t0) / 1000;
+  // A reused run reports the training time it logged.
+  const seconds = done ? JSON.parse(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time : (Date.now() - t0) / 1000;
   const r = JSON.parse(await run(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json']));
   process.stderr.write(`[bench] ${method} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)} in ${seconds.toFixed(0)} s\n`);
   return { method, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };

@@ -16,6 +16,7 @@ import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
 import { inferenceGraph, type Weights } from './graph';
 import { loadTflite } from './runtime';
+import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
 
 export interface ConvertOptions {
@@ -31,68 +32,104 @@ export interface ConvertOptions {
 }
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+/* Precisions: fp32 -> model.tflite and tfjs-fp32/; fp16, uint8 -> tfjs-<p>/ (weights quantised in the tfjs manifest). */
 
 export async function convert(o: ConvertOptions): Promise<Manifest> {
   const progress = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
-  const precisions = o.precisions ?? ['fp32'];
-  const unsupported = precisions.filter((p) => p !== 'fp32');
-  if (unsupported.length) throw new UserError(`--precision ${unsupported.join(',')} is not built yet.`, 'Use --precision fp32 (int8 TFLite and fp16/uint8 tfjs weights are planned).');
+  const precisions = o.precisions ?? ['fp32', 'fp16', 'uint8'];
+  const unknown = precisions.filter((p) => !['fp32', 'fp16', 'uint8', 'int8'].includes(p));
+  if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, 'Use fp32, fp16 or uint8 (comma-separated).');
+  if (precisions.includes('int8')) throw new UserError('--precision int8 (full-integer TFLite with calibration) is not built yet.', 'Use fp32 (TFLite and tfjs), fp16 or uint8 (tfjs weights).');
   const ckpt = readCheckpoint(o.checkpoint);
   const config = ckpt.meta.config;
   const weights: Weights = new Map([...ckpt.tensors].map(([k, t]) => [k, { shape: t.shape, values: t.dataSync() as Float32Array }]));
-  for (const need of ['f', 'h']) {
-    if (!ckpt.meta.networks.includes(need)) throw new UserError(`The checkpoint in ${o.checkpoint} has no network ${need} (it has ${ckpt.meta.networks.join(', ')}).`, 'Convert a run written by i2i train.');
-  }
   const seg = config.kind === 'segment';
   const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
-  const graph = inferenceGraph(config, weights, hw);
-  const bytes = writeTflite(graph);
+  let graph: ReturnType<typeof inferenceGraph>;
+  try {
+    for (const need of ['f', 'h']) {
+      if (!ckpt.meta.networks.includes(need)) throw new UserError(`The checkpoint in ${o.checkpoint} has no network ${need} (it has ${ckpt.meta.networks.join(', ')}).`, 'Convert a run written by i2i train.');
+    }
+    graph = inferenceGraph(config, weights, hw);
+  } catch (e) {
+    disposeCheckpoint(ckpt);
+    throw e;
+  }
   fs.mkdirSync(o.out, { recursive: true });
-  const file = 'model.tflite';
-  fs.writeFileSync(path.join(o.out, file), bytes);
-  progress(`[convert] wrote ${path.join(o.out, file)} (${(bytes.length / 2 ** 20).toFixed(1)} MiB, ${graph.nodes.length} ops)`);
+  const files: Manifest['models'] = [];
+  const runners: { file: Manifest['models'][number]; run: (x: Float32Array) => Float32Array; dispose: () => void; threads: number }[] = [];
+  const threads = o.threads ?? 1;
+  if (precisions.includes('fp32')) {
+    const bytes = writeTflite(graph);
+    fs.writeFileSync(path.join(o.out, 'model.tflite'), bytes);
+    const entry = { file: 'model.tflite', format: 'tflite' as const, precision: 'fp32' as const, bytes: bytes.length, sha256: sha256(bytes), output: 'logits' as const };
+    files.push(entry);
+    const t = loadTflite(bytes, { threads });
+    runners.push({ file: entry, run: (x) => t.run(x) as Float32Array, dispose: () => t.dispose(), threads });
+  }
+  for (const p of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
+    const { modelJson, weights: wbytes } = writeTfjsGraph(graph, p);
+    const dir = path.join(o.out, `tfjs-${p}`);
+    fs.mkdirSync(dir, { recursive: true });
+    const json = Buffer.from(JSON.stringify(modelJson));
+    fs.writeFileSync(path.join(dir, 'model.json'), json);
+    fs.writeFileSync(path.join(dir, 'weights.bin'), wbytes);
+    const entry = { file: `tfjs-${p}/model.json`, format: 'tfjs-graph' as const, precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `tfjs-${p}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output: 'logits' as const };
+    files.push(entry);
+    const gm = await loadGraphModelFile(path.join(dir, 'model.json'));
+    runners.push({ file: entry, run: (x) => tf.tidy(() => (gm.predict(tf.tensor4d(x, [1, hw[0], hw[1], config.data.channels])) as tf.Tensor).dataSync() as Float32Array), dispose: () => gm.dispose(), threads: 1 });
+  }
+  for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
 
-  // Parity: the same frames through the tfjs model (running statistics) and the TFLite runtime.
+  // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
   const model = new I2IModel(config, ckpt.meta.classes.length);
   restoreModel(model, ckpt, { optimizer: false });
   disposeCheckpoint(ckpt);
-  const threads = o.threads ?? 1;
-  const tfl = loadTflite(bytes, { threads });
   const frames = o.checkFrames ?? 8;
   const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
-  let maxDiff = 0, range = 0, agree = 0, total = 0;
-  const times: number[] = [];
+  const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[] }));
+  const argmax = (v: ArrayLike<number>, p: number, k: number) => { let a = 0; for (let c = 1; c < k; c++) if (v[p + c] > v[p + a]) a = c; return a; };
   try {
     for (let i = 0; i < frames; i++) {
       const x = Float32Array.from({ length: hw[0] * hw[1] * config.data.channels }, () => r() * 2 - 1);
       const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], config.data.channels]), 'target', seg ? hw : undefined).dataSync());
-      const t0 = process.hrtime.bigint();
-      const got = tfl.run(x) as Float32Array;
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
       const k = ref.length / (seg ? hw[0] * hw[1] : 1);
-      for (let p = 0; p < ref.length; p += k) {
-        let a = 0, b = 0;
-        for (let c = 1; c < k; c++) { if (ref[p + c] > ref[p + a]) a = c; if (got[p + c] > got[p + b]) b = c; }
-        agree += a === b ? 1 : 0; total++;
-      }
-      for (let j = 0; j < ref.length; j++) { maxDiff = Math.max(maxDiff, Math.abs(ref[j] - got[j])); range = Math.max(range, Math.abs(ref[j])); }
+      runners.forEach((rn, j) => {
+        const t0 = process.hrtime.bigint();
+        const got = rn.run(x);
+        const s = stats[j];
+        s.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        for (let p = 0; p < ref.length; p += k) { s.agree += argmax(ref, p, k) === argmax(got, p, k) ? 1 : 0; s.total++; }
+        for (let q = 0; q < ref.length; q++) { s.maxDiff = Math.max(s.maxDiff, Math.abs(ref[q] - got[q])); s.range = Math.max(s.range, Math.abs(ref[q])); }
+      });
     }
-  } finally { tfl.dispose(); model.dispose(); }
-  times.sort((a, b) => a - b);
+  } finally { runners.forEach((rn) => rn.dispose()); model.dispose(); }
+  const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
   const manifest: Manifest = {
     format: BUNDLE_FORMAT,
     task: config.task,
     kind: config.kind,
     classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : ckpt.meta.classes.map((name, id) => ({ id, name })),
     input: { height: hw[0], width: hw[1], channels: config.data.channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
-    models: [{ file, format: 'tflite', precision: 'fp32', bytes: bytes.length, sha256: sha256(bytes), output: 'logits' }],
+    models: files,
     training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
-    parity: [{ precision: 'fp32', format: 'tflite', bytes: bytes.length, latencyMs: times[Math.floor(times.length / 2)], threads, maxRelDiffVsTfjs: maxDiff / Math.max(range, 1e-12), labelAgreement: agree / total, frames }],
+    parity: runners.map((rn, j) => ({
+      precision: rn.file.precision, format: rn.file.format, bytes: rn.file.bytes, latencyMs: median(stats[j].times), threads: rn.threads,
+      maxRelDiffVsTfjs: stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames,
+    })),
     createdAt: new Date().toISOString(),
   };
   ManifestSchema.parse(manifest);
   fs.writeFileSync(path.join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
   return manifest;
+}
+
+/** A graph model from its model.json and the weights file beside it (pure tfjs has no file:// loader). */
+export async function loadGraphModelFile(file: string): Promise<tf.GraphModel> {
+  const m = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const group = m.weightsManifest[0];
+  const data = fs.readFileSync(path.join(path.dirname(file), group.paths[0]));
+  return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: group.weights, weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
 }
 
 function lastMetrics(run: string): unknown {

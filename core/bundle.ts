@@ -15,6 +15,8 @@ export const ModelFileSchema = z.object({
   precision: z.enum(['fp32', 'fp16', 'uint8', 'int8']),
   bytes: z.number().int().positive(),
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** tfjs models: the weights file beside model.json (bytes above count both). */
+  weights: z.object({ file: z.string(), bytes: z.number().int().positive(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   /** Output: per-pixel or per-image logits (float), or an arg-maxed label map. */
   output: z.enum(['logits', 'labels']),
 });

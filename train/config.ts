@@ -17,10 +17,11 @@ export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as
 export const SCENE_DOMAINS = ['gta5', 'cityscapes'] as const;
 export const ENCODERS = ['lenet', 'densenet-small', 'densenet121', 'resnet34', 'resnet50'] as const;
 
+/** Keys added after the first release carry defaults, so that older checkpoints still load. */
 export const ConfigSchema = z.object({
   task: z.string(),
   /** Image-level classification (digits, Office) or per-pixel segmentation (driving scenes). */
-  kind: z.enum(['classify', 'segment']),
+  kind: z.enum(['classify', 'segment']).default('classify'),
   method: z.string(),
   seed: z.number().int().min(0),
   steps: z.number().int().positive(),
@@ -41,14 +42,14 @@ export const ConfigSchema = z.object({
     /** ImageNet initialisation: a Keras-format tfjs layers model.json, mapped by layer name. */
     init: z.string().optional(),
     /** Let --init leave encoder layers without a match (listed in the log) instead of failing. */
-    initAllowUnmatched: z.boolean(),
+    initAllowUnmatched: z.boolean().default(false),
     /** What the encoder's first layer sees: images are [-1, 1] RGB everywhere else. 'caffe' = BGR
      *  0..255 minus the ImageNet means (Keras ResNet50), 'torch' = RGB 0..1 standardised (Keras
      *  DenseNet). 'auto' resolves to the family's own when --init is given, else 'none'. */
-    inputNorm: z.enum(['auto', 'none', 'caffe', 'torch']),
+    inputNorm: z.enum(['auto', 'none', 'caffe', 'torch']).default('none'),
     /** Segmentation DenseNets: recompute each dense block in the backward pass (gradient
      *  checkpointing) instead of keeping its O(layers^2) activations; about one more encoder forward. */
-    recompute: z.boolean(),
+    recompute: z.boolean().default(false),
     encoderWidths: z.array(z.number().int().positive()).length(4),
     decoderWidths: z.array(z.number().int().positive()).length(3),
     imageCriticWidths: z.array(z.number().int().positive()).length(3),
@@ -66,14 +67,14 @@ export const ConfigSchema = z.object({
     imageSize: z.number().int().positive(),
     channels: z.union([z.literal(1), z.literal(3)]),
     /** Segmentation: whole frames are resized by this factor first (the paper halves them). */
-    scale: z.number().positive().max(1),
-    flip: z.boolean(),
+    scale: z.number().positive().max(1).default(1),
+    flip: z.boolean().default(false),
     /** Split of a Cityscapes-layout target used for training (its labels are never read). */
-    targetSplit: z.string(),
+    targetSplit: z.string().default('train'),
     /** Unlabelled target frames sampled from every video in this folder instead of --target-root. */
     targetVideos: z.string().optional(),
-    videoFps: z.number().positive(),
-    videoMaxFrames: z.number().int().positive(),
+    videoFps: z.number().positive().default(1),
+    videoMaxFrames: z.number().int().positive().default(200),
   }).strict(),
   logEvery: z.number().int().positive(),
   checkpointEvery: z.number().int().positive(),

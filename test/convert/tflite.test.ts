@@ -68,12 +68,19 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
     assert.equal(again.classes.length, 19);
     assert.deepEqual(again.classes[0], { id: 0, name: 'road', color: [128, 64, 128] });
-    const file = fs.readFileSync(path.join(out, m.models[0].file));
-    assert.equal(createHash('sha256').update(file).digest('hex'), m.models[0].sha256);
-    assert.equal(m.parity[0].labelAgreement, 1);
-    assert.ok(m.parity[0].maxRelDiffVsTfjs! < 1e-4 && m.parity[0].latencyMs > 0);
+    assert.deepEqual(m.models.map((f) => `${f.format}/${f.precision}`), ['tflite/fp32', 'tfjs-graph/fp32', 'tfjs-graph/fp16', 'tfjs-graph/uint8']);
+    for (const f of m.models) {
+      assert.equal(createHash('sha256').update(fs.readFileSync(path.join(out, f.file))).digest('hex'), f.sha256, f.file);
+      if (f.weights) assert.equal(createHash('sha256').update(fs.readFileSync(path.join(out, f.weights.file))).digest('hex'), f.weights.sha256);
+    }
+    const [tfl, fp32, fp16, u8] = m.parity;
+    assert.ok(tfl.maxRelDiffVsTfjs! < 1e-4 && fp32.maxRelDiffVsTfjs! < 1e-5 && tfl.latencyMs > 0);
+    assert.equal(tfl.labelAgreement, 1); assert.equal(fp32.labelAgreement, 1);
+    assert.ok(fp16.maxRelDiffVsTfjs! < 5e-3 && fp16.labelAgreement > 0.98, `fp16 ${fp16.maxRelDiffVsTfjs} ${fp16.labelAgreement}`);
+    assert.ok(u8.maxRelDiffVsTfjs! < 0.1 && u8.bytes < fp16.bytes && fp16.bytes < fp32.bytes, `uint8 ${u8.maxRelDiffVsTfjs}`);
     await assert.rejects(convert({ checkpoint: run, out, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
     await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /not built yet/);
+    await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out, progress: () => undefined }), /checkpoint/i);
     const w = new Map() as Weights;
     assert.throws(() => inferenceGraph(buildConfig('synth-drive', 'full'), w, [32, 32]), /has no f\/conv1\/conv\/w/);
   });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../../core/tf';
 import { ffmpegPath } from '../../core/ffmpeg';
-import { buildConfig, type ConfigPatch } from '../../train/config';
+import { buildConfig, validateConfig, type ConfigPatch } from '../../train/config';
 import { readCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { writeSynth } from '../../train/data/synth';
 import { evaluateRun } from '../../train/evaluate-run';
@@ -47,6 +47,15 @@ describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
     assert.equal(g.weights.z, 0); assert.equal(g.weights.cyc, 0); assert.ok(g.weights.id > 0 && g.weights.tr > 0 && g.weights.trc > 0);
     assert.equal(buildConfig('gta5-cityscapes', 'revgrad').weights.z, 0.1);
     assert.throws(() => buildConfig('synth-drive', 'full', { data: { imageSize: 100 } }), /not a multiple of 8/);
+  });
+
+  it('a checkpoint config written before the segmentation keys existed still validates, with the old behaviour', () => {
+    const now = buildConfig('mnist-optdigits', 'full') as Record<string, unknown> & { model: Record<string, unknown>; data: Record<string, unknown> };
+    const { kind: _k, ...old } = now;
+    const { recompute: _r, inputNorm: _n, initAllowUnmatched: _a, ...oldModel } = now.model;
+    const { scale: _s, flip: _f, targetSplit: _t, videoFps: _v, videoMaxFrames: _m, ...oldData } = now.data;
+    const c = validateConfig({ ...old, model: oldModel, data: oldData });
+    assert.deepEqual([c.kind, c.model.recompute, c.model.inputNorm, c.data.scale, c.data.flip], ['classify', false, 'none', 1, false]);
   });
 
   it('the full method trains every network, logs every term, resumes to the same weights, keeps memory flat', async () => {
