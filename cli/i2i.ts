@@ -51,9 +51,12 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
   --json prints one JSON object
 
-i2i convert --checkpoint DIR --out BUNDLE [--precision fp32] [--input HxW] [--threads N]
-  writes BUNDLE/model.tflite (encoder + classifier, batch norm folded, native dilated convs)
-  and BUNDLE/manifest.json; prints the parity table (size, latency, agreement with tfjs)
+i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8] [--input HxW]
+            [--calibrate DIR] [--calibration-frames N] [--threads N]
+  writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
+  convs), BUNDLE/tfjs-<precision>/ (tfjs graph models, weights float32/float16/uint8) and
+  BUNDLE/manifest.json; runs every file on the --calibrate frames (target-domain images; random
+  frames without it) next to the training model and prints the parity table. int8 TFLite: not yet.
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -126,6 +129,7 @@ async function cmdEval(argv: string[]): Promise<void> {
 async function cmdConvert(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
+    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
   let input: [number, number] | undefined;
@@ -135,7 +139,8 @@ async function cmdConvert(argv: string[]): Promise<void> {
     input = [+m[1], +m[2]];
   }
   await initBackend();
-  const m = await convert({ checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: values.threads ? Number(values.threads) : undefined });
+  const m = await convert({ checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: values.threads ? Number(values.threads) : undefined,
+    calibrate: values.calibrate && path.resolve(values.calibrate), checkFrames: values['calibration-frames'] ? Number(values['calibration-frames']) : undefined });
   process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
 }
 

@@ -15,6 +15,7 @@ import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
 import { inferenceGraph, type Weights } from './graph';
+import { listImages, loadFrames } from './frames';
 import { loadTflite } from './runtime';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
@@ -25,7 +26,9 @@ export interface ConvertOptions {
   precisions?: string[];
   /** Segmenters: the input size of the exported model (default: the training crop). */
   input?: [number, number];
-  /** Frames for the parity check (default 8 random frames; calibration data comes with int8). */
+  /** Target-domain frames for the parity check (a folder or dataset root); random frames if absent. */
+  calibrate?: string;
+  /** How many frames the parity check runs (default 8). */
   checkFrames?: number;
   threads?: number;
   progress?: (l: string) => void;
@@ -87,11 +90,12 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   disposeCheckpoint(ckpt);
   const frames = o.checkFrames ?? 8;
   const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
+  const inputs = o.calibrate ? await loadFrames(listImages(o.calibrate, frames), hw, config.data.channels)
+    : Array.from({ length: frames }, () => Float32Array.from({ length: hw[0] * hw[1] * config.data.channels }, () => r() * 2 - 1));
   const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[] }));
   const argmax = (v: ArrayLike<number>, p: number, k: number) => { let a = 0; for (let c = 1; c < k; c++) if (v[p + c] > v[p + a]) a = c; return a; };
   try {
-    for (let i = 0; i < frames; i++) {
-      const x = Float32Array.from({ length: hw[0] * hw[1] * config.data.channels }, () => r() * 2 - 1);
+    for (const x of inputs) {
       const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], config.data.channels]), 'target', seg ? hw : undefined).dataSync());
       const k = ref.length / (seg ? hw[0] * hw[1] : 1);
       runners.forEach((rn, j) => {
@@ -113,9 +117,10 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     input: { height: hw[0], width: hw[1], channels: config.data.channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
     models: files,
     training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
+    calibration: { source: o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: inputs.length },
     parity: runners.map((rn, j) => ({
       precision: rn.file.precision, format: rn.file.format, bytes: rn.file.bytes, latencyMs: median(stats[j].times), threads: rn.threads,
-      maxRelDiffVsTfjs: stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames,
+      maxRelDiffVsTfjs: stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames: inputs.length,
     })),
     createdAt: new Date().toISOString(),
   };

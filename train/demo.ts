@@ -8,6 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CITYSCAPES_CLASSES } from '../core/labels';
+import { convert, parityTable } from '../convert/convert';
 import { writeSynth } from './data/synth';
 import { evaluateRun } from './evaluate-run';
 import { train } from './trainer';
@@ -39,6 +40,9 @@ export async function demoSegmentation(opts: DemoOptions): Promise<string> {
     const r = await evaluateRun(dir, { targetRoot: tgt });
     results[method] = { mIoU: r.seg!.mIoU, perClass: r.seg!.perClass, dir };
   }
+  const bundle = path.join(opts.out, 'bundle');
+  progress(`[demo] converting the adapted segmenter into ${bundle} (float32 TFLite, tfjs float32/float16/uint8), checked in the TFLite runtime`);
+  const manifest = await convert({ checkpoint: results.full.dir, out: bundle, input: [128, 256], calibrate: path.join(tgt, 'leftImg8bit', 'val'), checkFrames: 16, progress });
   const present = CITYSCAPES_CLASSES.map((c, i) => [c, i] as const).filter(([, i]) => Object.values(results).some((r) => !Number.isNaN(r.perClass[i])));
   const pct = (v: number) => (Number.isNaN(v) ? '-' : (v * 100).toFixed(1));
   const rows = [
@@ -47,9 +51,13 @@ export async function demoSegmentation(opts: DemoOptions): Promise<string> {
     `|---|---|${present.map(() => '---').join('|')}|`,
     ...Object.entries(results).map(([m, r]) => `| ${m} | ${pct(r.mIoU)} | ${present.map(([, i]) => pct(r.perClass[i])).join(' | ')} |`),
     '',
+    `The adapted segmenter as a deployable bundle (input ${manifest.input.height}x${manifest.input.width}, the frames at the training scale; label agreement with the training model on ${manifest.parity[0].frames} held-out target frames):`,
+    parityTable(manifest),
+    '',
     'written:',
     `  ${data} (the synthetic datasets)`,
     ...Object.values(results).map((r) => `  ${r.dir}/checkpoint (weights, optimiser state, config), ${r.dir}/metrics.jsonl`),
+    `  ${bundle}/manifest.json, model.tflite, tfjs-fp32/, tfjs-fp16/, tfjs-uint8/`,
   ];
   return rows.join('\n');
 }

@@ -63,7 +63,8 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     await train({ task: 'synth-drive', method: 'full', out: run, progress: () => undefined,
       overrides: { steps: 2, batchSize: 2, model: { decoderWidths: [8, 8, 8], imageCriticWidths: [4, 8, 8] }, data: { imageSize: 32, scale: 0.5, sourceRoot: src, targetRoot: tgt } } });
     const out = path.join(root, 'bundle');
-    const m = await convert({ checkpoint: run, out, input: [64, 128], checkFrames: 2, progress: () => undefined });
+    const m = await convert({ checkpoint: run, out, input: [64, 128], calibrate: tgt, checkFrames: 3, progress: () => undefined });
+    assert.deepEqual(m.calibration, { source: tgt, frames: 3 });
     const again = readManifest(out);
     assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
     assert.equal(again.classes.length, 19);
@@ -81,6 +82,7 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     await assert.rejects(convert({ checkpoint: run, out, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
     await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /not built yet/);
     await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out, progress: () => undefined }), /checkpoint/i);
+    await assert.rejects(convert({ checkpoint: run, out, calibrate: path.join(root, 'source', 'labels'), progress: () => undefined }), /holds no .png\/.jpg frames/);
     const w = new Map() as Weights;
     assert.throws(() => inferenceGraph(buildConfig('synth-drive', 'full'), w, [32, 32]), /has no f\/conv1\/conv\/w/);
   });
