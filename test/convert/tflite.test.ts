@@ -63,7 +63,9 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     await train({ task: 'synth-drive', method: 'full', out: run, progress: () => undefined,
       overrides: { steps: 2, batchSize: 2, model: { decoderWidths: [8, 8, 8], imageCriticWidths: [4, 8, 8] }, data: { imageSize: 32, scale: 0.5, sourceRoot: src, targetRoot: tgt } } });
     const out = path.join(root, 'bundle');
+    const before = tf.memory().numTensors;
     const m = await convert({ checkpoint: run, out, input: [64, 128], calibrate: tgt, checkFrames: 3, progress: () => undefined });
+    assert.equal(tf.memory().numTensors, before, 'convert leaves tensors behind');
     assert.deepEqual(m.calibration, { source: tgt, frames: 3 });
     const again = readManifest(out);
     assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
