@@ -5,10 +5,10 @@
  *
  *   npm run bench:digits -- [--steps N] [--seeds 0,1,2] [--methods a,b] [--parallel 2] [--set k=v ...]
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runI2i } from './run-i2i';
 
 const { values } = parseArgs({
   options: {
@@ -25,28 +25,18 @@ const { values } = parseArgs({
 // CPU-sized networks for this benchmark (the paper's widths are the library default): see README.
 const BENCH_SET = ['batchSize=32', 'model.decoderWidths=[128,64,32]', 'model.imageCriticWidths=[32,64,128]', 'logEvery=100', 'checkpointEvery=500'];
 
-const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'bin', 'i2i.js');
 const methods = values.methods!.split(',');
 const seeds = values.seeds!.split(',').map(Number);
 
-function run(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`i2i ${args.join(' ')} failed:\n${stderr.slice(-2000)}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 async function one(method: string, seed: number): Promise<{ method: string; seed: number; accuracy: number; seconds: number }> {
   const out = path.resolve(values.out!, `${method}-s${seed}`);
   fs.rmSync(out, { recursive: true, force: true });
   const t0 = Date.now();
-  await run(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
+  await runI2i(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
     '--target-root', values['target-root']!, ...[...BENCH_SET, ...values.set!].flatMap((s) => ['--set', s])]);
   const seconds = (Date.now() - t0) / 1000;
-  const r = JSON.parse(await run(['eval', '--checkpoint', out, '--json']));
+  const r = JSON.parse(await runI2i(['eval', '--checkpoint', out, '--json']));
   process.stderr.write(`[bench] ${method} seed ${seed}: ${(r.accuracy * 100).toFixed(2)}% in ${seconds.toFixed(0)} s\n`);
   return { method, seed, accuracy: r.accuracy, seconds };
 }

@@ -6,10 +6,10 @@
  *
  *   npm run bench:seg -- [--steps N] [--seeds 0] [--count 300] [--set k=v ...]
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runI2i } from './run-i2i';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 
 const { values } = parseArgs({
@@ -26,31 +26,21 @@ const { values } = parseArgs({
   },
 });
 
-const root = path.resolve(__dirname, '..');
-const cli = path.join(root, 'bin', 'i2i.js');
 const out = path.resolve(values.out!);
 const data = path.join(out, 'data');
 const seeds = values.seeds!.split(',').map(Number);
 const methods = values.methods!.split(',');
 
-function run(args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 1 << 26 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`i2i ${args.join(' ')} failed:\n${stderr.slice(-2000)}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 async function synth(): Promise<void> {
   if (fs.existsSync(path.join(data, 'target', 'leftImg8bit', 'val'))) return;
   const n = values.count!;
   process.stderr.write(`[bench] synthesising ${n} source, ${n} target and 100 held-out target scenes into ${data}\n`);
   await Promise.all([
-    run(['synth', '--out', path.join(data, 'source'), '--domain', 'source', '--count', n, '--seed', '1']),
-    run(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', n, '--seed', '2']),
+    runI2i(['synth', '--out', path.join(data, 'source'), '--domain', 'source', '--count', n, '--seed', '1']),
+    runI2i(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', n, '--seed', '2']),
   ]);
-  await run(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', '100', '--split', 'val', '--seed', '3']);
+  await runI2i(['synth', '--out', path.join(data, 'target'), '--domain', 'target', '--count', '100', '--split', 'val', '--seed', '3']);
 }
 
 interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
@@ -64,11 +54,11 @@ async function one(method: string, seed: number): Promise<Result> {
   const src = method === 'oracle' ? ['--method', 'source-only', '--source-root', path.join(data, 'target'), '--set', 'data.source=cityscapes']
     : ['--method', method, '--source-root', path.join(data, 'source')];
   const t0 = Date.now();
-  if (!done) await run(['train', '--task', 'synth-drive', ...src, '--target-root', path.join(data, 'target'), '--out', dir, '--steps', values.steps!,
+  if (!done) await runI2i(['train', '--task', 'synth-drive', ...src, '--target-root', path.join(data, 'target'), '--out', dir, '--steps', values.steps!,
     '--seed', String(seed), '--set', 'logEvery=100', ...values.set!.flatMap((s) => ['--set', s])]);
   // A reused run reports the training time it logged.
   const seconds = done ? JSON.parse(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time : (Date.now() - t0) / 1000;
-  const r = JSON.parse(await run(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json']));
+  const r = JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json']));
   process.stderr.write(`[bench] ${method} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)} in ${seconds.toFixed(0)} s\n`);
   return { method, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };
 }

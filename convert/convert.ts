@@ -137,10 +137,10 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
 
 /** A graph model from its model.json and the weights file beside it (pure tfjs has no file:// loader). */
 export async function loadGraphModelFile(file: string): Promise<tf.GraphModel> {
-  const m = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const group = m.weightsManifest[0];
-  const data = fs.readFileSync(path.join(path.dirname(file), group.paths[0]));
-  return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: group.weights, weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
+  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { modelTopology: object; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
+  // Every group's shards, in manifest order: the order the weight specs are laid out in.
+  const data = Buffer.concat(m.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(path.dirname(file), p)))));
+  return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: m.weightsManifest.flatMap((g) => g.weights), weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
 }
 
 function lastMetrics(run: string): unknown {

@@ -9,6 +9,7 @@
 import { UserError } from '../core/errors';
 import type { Config } from '../train/config';
 import { DENSENET121, DENSENET_BN_EPS, DENSENET_SMALL, type DenseNetOptions } from '../train/models/densenet';
+import { CONTEXT_DILATIONS } from '../train/models/layers';
 import { RESNET34, RESNET50, RESNET_BN_EPS, type ResNetOptions } from '../train/models/resnet';
 
 export type Act = 'none' | 'relu';
@@ -141,8 +142,7 @@ function denseNet(g: Builder, x: number, o: DenseNetOptions): number {
     }
   });
   h = g.bn(h, 'bn', eps, 'relu');
-  if (o.headChannels > 0) for (const [i, d] of [[1, 2], [2, 1]]) h = g.conv(h, `context${i}/conv`, { dilation: d, bn: { name: `context${i}/bn`, eps: 1e-5 }, act: 'relu' });
-  return h;
+  return contextHead(g, h, o.headChannels);
 }
 
 function resNet(g: Builder, x: number, o: ResNetOptions): number {
@@ -163,8 +163,13 @@ function resNet(g: Builder, x: number, o: ResNetOptions): number {
       h = g.add(t, short, 'relu');
     }
   });
-  if (o.headChannels > 0) for (const [i, dd] of [[1, 2], [2, 1]]) h = g.conv(h, `context${i}/conv`, { dilation: dd, bn: { name: `context${i}/bn`, eps: 1e-5 }, act: 'relu' });
-  return h;
+  return contextHead(g, h, o.headChannels);
+}
+
+/** The export side of train/models/layers contextHead (same names, dilations and BN epsilon). */
+function contextHead(g: Builder, x: number, channels: number): number {
+  if (channels === 0) return x;
+  return CONTEXT_DILATIONS.reduce((h, d, i) => g.conv(h, `context${i + 1}/conv`, { dilation: d, bn: { name: `context${i + 1}/bn`, eps: 1e-5 }, act: 'relu' }), x);
 }
 
 function lenet(g: Builder, x: number, layers: number): number {

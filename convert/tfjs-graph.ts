@@ -71,7 +71,7 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision): { modelJso
   };
   const relu = (from: string, to: string) => nodes.push({ name: to, op: 'Relu', input: [from], attr: { T: FLOAT } });
   nodes.push({ name: 'input', op: 'Placeholder', attr: { dtype: FLOAT, shape: { shape: { dim: g.shapes[g.input].map((s) => ({ size: String(s) })) } } } });
-  g.nodes.forEach((n: Node, i) => {
+  g.nodes.forEach((n: Node) => {
     const out = name(n.output);
     switch (n.op) {
       case 'conv2d': {
@@ -121,7 +121,6 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision): { modelJso
         break;
       }
     }
-    void i;
   });
   // The output under a stable name.
   nodes.push({ name: 'output', op: 'Identity', input: [name(g.output)], attr: { T: FLOAT } });

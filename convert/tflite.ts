@@ -56,7 +56,8 @@ export function writeTflite(g: Graph): Uint8Array {
     return tensors.length - 1;
   };
   const ops: OpSpec[] = [];
-  const fused = (code: number, optionsType: number, act: number) => (b: flatbuffers.Builder) => { b.startObject(1); b.addFieldInt8(0, act, 0); return b.endObject(); };
+  /** Options tables whose only field is fused_activation_function (Add, Mul, FullyConnected). */
+  const fused = (act: number) => (b: flatbuffers.Builder) => { b.startObject(1); b.addFieldInt8(0, act, 0); return b.endObject(); };
   g.nodes.forEach((n: Node, i) => {
     switch (n.op) {
       case 'conv2d': {
@@ -75,8 +76,8 @@ export function writeTflite(g: Graph): Uint8Array {
       case 'affine': {
         const c = n.scale.length;
         const mid = tensors.push({ shape: [...g.shapes[n.input]], type: TYPE.FLOAT32, buffer: 0, name: `affine${i}/scaled` }) - 1;
-        ops.push({ code: OP.MUL, inputs: [n.input, constant(n.scale, [c], `affine${i}/scale`)], outputs: [mid], optionsType: OPTIONS.Mul, options: fused(OP.MUL, OPTIONS.Mul, ACT.none) });
-        ops.push({ code: OP.ADD, inputs: [mid, constant(n.shift, [c], `affine${i}/shift`)], outputs: [n.output], optionsType: OPTIONS.Add, options: fused(OP.ADD, OPTIONS.Add, ACT[n.act]) });
+        ops.push({ code: OP.MUL, inputs: [n.input, constant(n.scale, [c], `affine${i}/scale`)], outputs: [mid], optionsType: OPTIONS.Mul, options: fused(ACT.none) });
+        ops.push({ code: OP.ADD, inputs: [mid, constant(n.shift, [c], `affine${i}/shift`)], outputs: [n.output], optionsType: OPTIONS.Add, options: fused(ACT[n.act]) });
         break;
       }
       case 'pad': {
@@ -97,7 +98,7 @@ export function writeTflite(g: Graph): Uint8Array {
         } });
         break;
       case 'add':
-        ops.push({ code: OP.ADD, inputs: n.inputs, outputs: [n.output], optionsType: OPTIONS.Add, options: fused(OP.ADD, OPTIONS.Add, ACT[n.act]) });
+        ops.push({ code: OP.ADD, inputs: n.inputs, outputs: [n.output], optionsType: OPTIONS.Add, options: fused(ACT[n.act]) });
         break;
       case 'reshape': {
         const shape = g.shapes[n.output];
@@ -112,7 +113,7 @@ export function writeTflite(g: Graph): Uint8Array {
         const inDim = n.weights.length / n.units;
         const wt = new Float32Array(n.weights.length);
         for (let r = 0; r < inDim; r++) for (let u = 0; u < n.units; u++) wt[u * inDim + r] = n.weights[r * n.units + u];
-        ops.push({ code: OP.FULLY_CONNECTED, inputs: [n.input, constant(wt, [n.units, inDim], `fc${i}/weights`), constant(Float32Array.from(n.bias), [n.units], `fc${i}/bias`)], outputs: [n.output], optionsType: OPTIONS.FullyConnected, options: fused(OP.FULLY_CONNECTED, OPTIONS.FullyConnected, ACT[n.act]) });
+        ops.push({ code: OP.FULLY_CONNECTED, inputs: [n.input, constant(wt, [n.units, inDim], `fc${i}/weights`), constant(Float32Array.from(n.bias), [n.units], `fc${i}/bias`)], outputs: [n.output], optionsType: OPTIONS.FullyConnected, options: fused(ACT[n.act]) });
         break;
       }
       case 'resize': {

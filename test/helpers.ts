@@ -2,6 +2,15 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
+import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
+
+/** Every tensor of a run's checkpoint as plain numbers (for bit-for-bit comparisons). */
+export function checkpointValues(run: string): Map<string, number[]> {
+  const c = readCheckpoint(run);
+  const m = new Map([...c.tensors].map(([k, t]) => [k, Array.from(t.dataSync())]));
+  disposeCheckpoint(c);
+  return m;
+}
 
 export function tmpDir(prefix = 'i2i-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));

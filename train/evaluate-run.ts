@@ -4,7 +4,7 @@ import { CITYSCAPES_CLASSES } from '../core/labels';
 import { readCheckpoint, disposeCheckpoint } from './checkpoint';
 import type { DigitDomain } from './data/digits';
 import { loadDigitDomain } from './data/digits';
-import { listCityscapes, listGta5 } from './data/segmentation';
+import { listScenes } from './data/segmentation';
 import { evaluateClassifier, formatConfusion, type ClassificationReport } from './eval';
 import { evaluateSegmenter } from './eval-seg';
 import { I2IModel } from './i2i';
@@ -47,7 +47,7 @@ async function evaluateSegmentationRun(model: I2IModel, runDir: string, step: nu
   const root = opts.targetRoot ?? d.targetRoot;
   if (!root) throw new UserError('eval needs --target-root: a folder with labelled target frames (Cityscapes layout).', `This run trained on ${d.targetVideos ? 'videos' : 'a target'} without labels; point --target-root at leftImg8bit/ + gtFine/.`);
   const split = opts.split ?? 'val';
-  const list = d.target === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels: true });
+  const list = listScenes(d.target, root, split, '--target-root', true);
   if (list.skipped.length) opts.progress?.(`[eval] ${list.skipped.length} frame(s) without a label map skipped`);
   const items = opts.limit ? list.items.slice(0, opts.limit) : list.items;
   const r = await evaluateSegmenter((x, hw) => model.predict(x, 'target', hw), items, d.scale, CITYSCAPES_CLASSES.length,

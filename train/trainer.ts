@@ -13,7 +13,7 @@ import { CITYSCAPES_CLASSES } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { imageSetDomain, sceneDomain, type BatchData, type Domain } from './data/domain';
-import { listCityscapes, listGta5, type SegList } from './data/segmentation';
+import { listScenes, type SegList } from './data/segmentation';
 import type { ImageSet } from './data/types';
 import { sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
@@ -43,11 +43,6 @@ export async function loadDigitSets(config: Config): Promise<{ source: ImageSet;
   const source = await loadDigitDomain({ domain: d.source as DigitDomain, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
   const target = await loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
   return { source, target };
-}
-
-function listScenes(format: string, root: string | undefined, split: string, flag: string, labels: boolean): SegList {
-  if (!root) throw new UserError(`${flag} is required for ${format} data.`, `Pass ${flag} <folder in ${format === 'gta5' ? 'GTA5 (images/, labels/)' : 'Cityscapes (leftImg8bit/, gtFine/)'} layout>, or make one with i2i synth.`);
-  return format === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels });
 }
 
 /** Driving scenes: lists of frames decoded on demand; target frames may come from a folder of videos. */

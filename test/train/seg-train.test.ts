@@ -5,13 +5,12 @@ import * as path from 'node:path';
 import * as tf from '../../core/tf';
 import { ffmpegPath } from '../../core/ffmpeg';
 import { buildConfig, validateConfig, type ConfigPatch } from '../../train/config';
-import { readCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { writeSynth } from '../../train/data/synth';
 import { evaluateRun } from '../../train/evaluate-run';
 import { I2IModel } from '../../train/i2i';
 import { dilatedResNet, RESNET34 } from '../../train/models/resnet';
 import { train } from '../../train/trainer';
-import { tmpDir } from '../helpers';
+import { checkpointValues as weights, tmpDir } from '../helpers';
 
 /** Tiny synthetic scenes (64x128) and the narrowest networks: seconds per run. */
 const TINY_SEG: ConfigPatch = {
@@ -22,13 +21,6 @@ const TINY_SEG: ConfigPatch = {
   checkpointEvery: 2,
 };
 const quiet = () => undefined;
-
-function weights(run: string): Map<string, number[]> {
-  const c = readCheckpoint(run);
-  const m = new Map([...c.tensors].map(([k, t]) => [k, Array.from(t.dataSync())]));
-  disposeCheckpoint(c);
-  return m;
-}
 
 describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
   this.timeout(300000);
@@ -78,7 +70,10 @@ describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
     await train({ task: 'synth-drive', method: 'revgrad', out: r, overrides: data({ steps: 2 }), progress: quiet });
     assert.ok([...weights(r).keys()].some((k) => k === 'var:D_z/conv1/w'));
     const o = path.join(root, 'oracle');
-    await train({ task: 'synth-drive', method: 'source-only', out: o, overrides: data({ steps: 2, data: { source: 'cityscapes', sourceRoot: tgt } }), progress: quiet });
+    const res = await train({ task: 'synth-drive', method: 'source-only', out: o, overrides: data({ steps: 2, data: { source: 'cityscapes', sourceRoot: tgt } }), progress: quiet });
+    // The oracle's labelled source is the target's own Cityscapes-layout training split.
+    assert.deepEqual([res.config.data.source, res.config.data.sourceRoot, res.step], ['cityscapes', tgt, 2]);
+    assert.ok(Number.isFinite(res.finalLosses.c) && res.finalLosses.c! > 0);
   });
 
   it('eval: whole target frames, per-class IoU in Table 4 order and mIoU', async () => {

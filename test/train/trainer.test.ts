@@ -7,7 +7,7 @@ import type { ConfigPatch } from '../../train/config';
 import { readCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { evaluateRun } from '../../train/evaluate-run';
 import { train } from '../../train/trainer';
-import { OPTDIGITS, tmpDir } from '../helpers';
+import { checkpointValues as weights, OPTDIGITS, tmpDir } from '../helpers';
 import { TINY } from './i2i.test';
 
 const SMALL: ConfigPatch = {
@@ -17,13 +17,6 @@ const SMALL: ConfigPatch = {
   checkpointEvery: 2,
 };
 const quiet = () => undefined;
-
-function weights(run: string): Map<string, number[]> {
-  const c = readCheckpoint(run);
-  const m = new Map([...c.tensors].map(([k, t]) => [k, Array.from(t.dataSync())]));
-  disposeCheckpoint(c);
-  return m;
-}
 
 const CLI = path.resolve(__dirname, '../../bin/i2i.js');
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -49,6 +49,12 @@ export function listCityscapes(root: string, split: string, opts: { labels?: boo
   return { name: `cityscapes-${split}`, items, skipped };
 }
 
+/** A driving-scene dataset in either layout; `flag` names the option in errors. */
+export function listScenes(format: string, root: string | undefined, split: string, flag: string, labels: boolean): SegList {
+  if (!root) throw new UserError(`${flag} is required for ${format} data.`, `Pass ${flag} <folder in ${format === 'gta5' ? 'GTA5 (images/, labels/)' : 'Cityscapes (leftImg8bit/, gtFine/)'} layout>, or make one with i2i synth.`);
+  return format === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels });
+}
+
 /** Decodes a labelIds PNG into trainIds (255 = ignore). */
 export async function readTrainIds(file: string): Promise<{ ids: Uint8Array; width: number; height: number }> {
   const sharp = (await import('sharp')).default;

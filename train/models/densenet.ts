@@ -6,7 +6,7 @@
  * Width and depth are configuration: DenseNet121 is blocks [6, 12, 24, 16], growth 32, stem 64.
  */
 import * as tf from '../../core/tf';
-import { batchNorm, conv2d, recomputed, Store, type Layer, type Mode } from './layers';
+import { batchNorm, contextHead, conv2d, recomputed, Store, type Layer, type Mode } from './layers';
 import type { Encoder } from './nets';
 
 export interface DenseNetOptions {
@@ -75,21 +75,14 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
     }
   });
   const finalBn = batchNorm(s, 'bn', c, 0.9, DENSENET_BN_EPS);
-  const head: Layer[] = [];
-  if (o.headChannels > 0) {
-    for (const [i, d] of [[1, 2], [2, 1]] as const) {
-      const conv = conv2d(s, `context${i}/conv`, c, o.headChannels, 3, 1, { bias: false, dilation: d });
-      const bn = batchNorm(s, `context${i}/bn`, o.headChannels);
-      head.push((x, mode) => relu(bn(conv(x, mode), mode)));
-      c = o.headChannels;
-    }
-  }
+  const head = contextHead(s, c, o.headChannels);
+  c = head.channels;
   const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
     let h = relu(stemBn(stemConv(x, mode), mode));
     h = tf.maxPool(h, 3, 2, 'same');
     for (const st of stages) h = st(h, mode);
     h = relu(finalBn(h, mode));
-    for (const l of head) h = l(h, mode);
+    h = head.layer(h, mode);
     return h;
   };
   return { name, store: s, apply, outShape: [0, 0, c], outStride: stride };

@@ -257,3 +257,18 @@ function withOwnTape<T>(f: () => T): T {
   const outer = state.activeTape;
   try { return f(); } finally { state.activeTape = outer; }
 }
+
+/**
+ * The anti-gridding head of the dilated encoders (Yu et al.; Murez et al. 5.3): a dilation-2 then a
+ * dilation-1 3x3 conv, each with BN and ReLU, randomly initialised. `channels` 0 omits it.
+ */
+export const CONTEXT_DILATIONS = [2, 1] as const;
+export function contextHead(s: Store, cin: number, channels: number): { layer: Layer; channels: number } {
+  if (channels === 0) return { layer: (x) => x, channels: cin };
+  const units = CONTEXT_DILATIONS.map((d, i) => {
+    const conv = conv2d(s, `context${i + 1}/conv`, i === 0 ? cin : channels, channels, 3, 1, { bias: false, dilation: d });
+    const bn = batchNorm(s, `context${i + 1}/bn`, channels);
+    return (x: tf.Tensor4D, mode: Mode) => tf.relu(bn(conv(x, mode), mode)) as tf.Tensor4D;
+  });
+  return { layer: (x, mode) => units.reduce((h, u) => u(h, mode), x), channels };
+}

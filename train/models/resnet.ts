@@ -7,7 +7,7 @@
  * uses the same naming.
  */
 import * as tf from '../../core/tf';
-import { batchNorm, conv2d, Store, type Layer, type Mode } from './layers';
+import { batchNorm, contextHead, conv2d, Store, type Layer, type Mode } from './layers';
 import type { Encoder } from './nets';
 
 export interface ResNetOptions {
@@ -60,21 +60,14 @@ export function dilatedResNet(name: string, seed: number, channelsIn: number, o:
       c = out;
     }
   });
-  const head: Layer[] = [];
-  if (o.headChannels > 0) {
-    for (const [i, d] of [[1, 2], [2, 1]] as const) {
-      const conv = conv2d(s, `context${i}/conv`, c, o.headChannels, 3, 1, { bias: false, dilation: d });
-      const bn = batchNorm(s, `context${i}/bn`, o.headChannels);
-      head.push((x, mode) => relu(bn(conv(x, mode), mode)));
-      c = o.headChannels;
-    }
-  }
+  const head = contextHead(s, c, o.headChannels);
+  c = head.channels;
   const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
     let h = relu(stemBn(stemConv(x, mode), mode));
     // Keras: ZeroPadding2D(1) then a 3x3 stride-2 'valid' max pool (inputs are >= 0 after ReLU).
     h = tf.maxPool(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid');
     for (const u of units) h = u(h, mode);
-    for (const l of head) h = l(h, mode);
+    h = head.layer(h, mode);
     return h;
   };
   return { name, store: s, apply, outShape: [0, 0, c], outStride: stride };
