@@ -113,14 +113,17 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     source: new Sampler(source.n, deriveSeed(config.seed, 'source'), ckpt?.meta.samplers.source),
     target: new Sampler(target.n, deriveSeed(config.seed, 'target'), ckpt?.meta.samplers.target),
   };
-  if (!ckpt && config.model.init) {
-    initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+  try {
+    if (!ckpt && config.model.init) initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+    if (ckpt) restoreModel(model, ckpt);
+  } catch (e) {
+    // A bad --init file or a mismatched checkpoint: release what was built before reporting it.
+    model.dispose();
+    throw e;
+  } finally {
+    if (ckpt) disposeCheckpoint(ckpt);
   }
-  if (ckpt) {
-    restoreModel(model, ckpt);
-    disposeCheckpoint(ckpt);
-    progress(`[i2i] resumed ${opts.out} at step ${start} of ${config.steps}`);
-  }
+  if (ckpt) progress(`[i2i] resumed ${opts.out} at step ${start} of ${config.steps}`);
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
   // Sampler positions after the last completed step's batch (the next batch is drawn ahead).
