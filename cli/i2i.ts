@@ -21,7 +21,7 @@ Commands:
   eval    target-domain accuracy (classifiers) or per-class IoU and mIoU (segmenters) of a trained run
   demo    synthetic driving scenes: source-only vs full small segmenters, one table
           (i2i demo digits: MNIST -> optdigits)
-  convert a trained run -> deployable bundle (manifest.json + float32 TFLite), checked in the TFLite runtime
+  convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
@@ -51,12 +51,17 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
   --json prints one JSON object
 
-i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8] [--input HxW]
-            [--calibrate DIR] [--calibration-frames N] [--threads N]
+i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
+            [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
+            [--eval-frames N] [--check-frames N] [--argmax] [--threads N]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
-  convs), BUNDLE/tfjs-<precision>/ (tfjs graph models, weights float32/float16/uint8) and
-  BUNDLE/manifest.json; runs every file on the --calibrate frames (target-domain images; random
-  frames without it) next to the training model and prints the parity table. int8 TFLite: not yet.
+  convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
+  activations per tensor calibrated on the first N (32) --calibrate frames: a folder, a
+  dataset root or a video file), BUNDLE/tfjs-<precision>/ (tfjs graph models, weights
+  float32/float16/uint8) and BUNDLE/manifest.json. Every file runs next to the training model:
+  on --eval's labelled frames (Cityscapes layout; mIoU per precision and the drop against float32)
+  or else on --check-frames (8) --calibrate frames; the parity table is printed.
+  --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -129,7 +134,8 @@ async function cmdEval(argv: string[]): Promise<void> {
 async function cmdConvert(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
-    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' },
+    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' },
+    eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
   let input: [number, number] | undefined;
@@ -138,9 +144,18 @@ async function cmdConvert(argv: string[]): Promise<void> {
     if (!m) throw new UserError(`--input must be HEIGHTxWIDTH, e.g. 512x1024, got "${values.input}".`);
     input = [+m[1], +m[2]];
   }
+  const count = (flag: string) => {
+    const v = values[flag as 'threads'];
+    if (v === undefined) return undefined;
+    if (!/^[1-9]\d*$/.test(v)) throw new UserError(`--${flag} must be a positive integer, got "${v}".`);
+    return Number(v);
+  };
+  const abs = (p: string | undefined) => p && path.resolve(p);
+  const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
+    calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'),
+    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax };
   await initBackend();
-  const m = await convert({ checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: values.threads ? Number(values.threads) : undefined,
-    calibrate: values.calibrate && path.resolve(values.calibrate), checkFrames: values['calibration-frames'] ? Number(values['calibration-frames']) : undefined });
+  const m = await convert(opts);
   process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
 }
 

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { BUNDLE_FORMAT, ManifestSchema, type Manifest } from '../core/bundle';
@@ -14,8 +15,10 @@ import { deriveSeed, mulberry32 } from '../core/rng';
 import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
+import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
 import { inferenceGraph, type Weights } from './graph';
-import { listImages, loadFrames } from './frames';
+import { calibrationFiles, loadFrames, loadLabelledFrames } from './frames';
+import { quantizeGraph } from './quantize';
 import { loadTflite } from './runtime';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
@@ -23,26 +26,38 @@ import { writeTflite } from './tflite';
 export interface ConvertOptions {
   checkpoint: string;
   out: string;
+  /** fp32 (TFLite + tfjs), fp16 and uint8 (tfjs weights), int8 (full-integer TFLite). */
   precisions?: string[];
   /** Segmenters: the input size of the exported model (default: the training crop). */
   input?: [number, number];
-  /** Target-domain frames for the parity check (a folder or dataset root); random frames if absent. */
+  /** Target-domain frames: a folder, a dataset root or a video file. int8 calibrates on them; the parity check runs on them. */
   calibrate?: string;
-  /** How many frames the parity check runs (default 8). */
+  /** How many frames calibrate int8 (default 32). */
+  calibrationFrames?: number;
+  /** How many frames the parity check runs when there is no --eval (default 8). */
   checkFrames?: number;
+  /** Segmenters: a labelled target root (Cityscapes layout) to measure mIoU per precision on. */
+  eval?: string;
+  evalSplit?: string;
+  /** At most this many labelled frames (default 100). */
+  evalFrames?: number;
+  /** Put the arg-max inside the models: label maps out (uint8 in TFLite, int32 in tfjs). */
+  argmax?: boolean;
   threads?: number;
   progress?: (l: string) => void;
 }
 
+const PRECISIONS = ['fp32', 'fp16', 'uint8', 'int8'];
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-/* Precisions: fp32 -> model.tflite and tfjs-fp32/; fp16, uint8 -> tfjs-<p>/ (weights quantised in the tfjs manifest). */
+type Runner = { file: Manifest['models'][number]; run: (x: Float32Array) => ArrayLike<number>; dispose: () => void; threads: number };
 
 export async function convert(o: ConvertOptions): Promise<Manifest> {
   const progress = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   const precisions = o.precisions ?? ['fp32', 'fp16', 'uint8'];
-  const unknown = precisions.filter((p) => !['fp32', 'fp16', 'uint8', 'int8'].includes(p));
-  if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, 'Use fp32, fp16 or uint8 (comma-separated).');
-  if (precisions.includes('int8')) throw new UserError('--precision int8 (full-integer TFLite with calibration) is not built yet.', 'Use fp32 (TFLite and tfjs), fp16 or uint8 (tfjs weights).');
+  const unknown = precisions.filter((p) => !PRECISIONS.includes(p));
+  if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, `Use ${PRECISIONS.join(', ')} (comma-separated).`);
+  const int8 = precisions.includes('int8');
+  if (int8 && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
   const ckpt = readCheckpoint(o.checkpoint);
   const config = ckpt.meta.config;
   const weights: Weights = new Map([...ckpt.tensors].map(([k, t]) => [k, { shape: t.shape, values: t.dataSync() as Float32Array }]));
@@ -53,86 +68,118 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     for (const need of ['f', 'h']) {
       if (!ckpt.meta.networks.includes(need)) throw new UserError(`The checkpoint in ${o.checkpoint} has no network ${need} (it has ${ckpt.meta.networks.join(', ')}).`, 'Convert a run written by i2i train.');
     }
+    if (o.eval && !seg) throw new UserError('--eval measures mIoU and is for segmenters.', 'Measure a classifier with i2i eval --checkpoint <run>.');
     graph = inferenceGraph(config, weights, hw);
   } catch (e) {
     disposeCheckpoint(ckpt);
     throw e;
   }
-  fs.mkdirSync(o.out, { recursive: true });
-  const files: Manifest['models'] = [];
-  const runners: { file: Manifest['models'][number]; run: (x: Float32Array) => Float32Array; dispose: () => void; threads: number }[] = [];
-  const threads = o.threads ?? 1;
-  if (precisions.includes('fp32')) {
-    const bytes = writeTflite(graph);
-    fs.writeFileSync(path.join(o.out, 'model.tflite'), bytes);
-    const entry = { file: 'model.tflite', format: 'tflite' as const, precision: 'fp32' as const, bytes: bytes.length, sha256: sha256(bytes), output: 'logits' as const };
-    files.push(entry);
-    const t = loadTflite(bytes, { threads });
-    runners.push({ file: entry, run: (x) => t.run(x) as Float32Array, dispose: () => t.dispose(), threads });
-  }
-  for (const p of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
-    const { modelJson, weights: wbytes } = writeTfjsGraph(graph, p);
-    const dir = path.join(o.out, `tfjs-${p}`);
-    fs.mkdirSync(dir, { recursive: true });
-    const json = Buffer.from(JSON.stringify(modelJson));
-    fs.writeFileSync(path.join(dir, 'model.json'), json);
-    fs.writeFileSync(path.join(dir, 'weights.bin'), wbytes);
-    const entry = { file: `tfjs-${p}/model.json`, format: 'tfjs-graph' as const, precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `tfjs-${p}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output: 'logits' as const };
-    files.push(entry);
-    const gm = await loadGraphModelFile(path.join(dir, 'model.json'));
-    // Not inside tf.tidy: there the graph executor cannot release intermediates as it goes, and a
-    // 128x256 DenseNet frame took ~1 s instead of ~20 ms (measured).
-    runners.push({ file: entry, run: (x) => {
-      const input = tf.tensor4d(x, [1, hw[0], hw[1], config.data.channels]);
-      const y = gm.predict(input) as tf.Tensor;
-      try { return y.dataSync() as Float32Array; } finally { tf.dispose([input, y]); }
-    }, dispose: () => gm.dispose(), threads: 1 });
-  }
-  for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
-
-  // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
-  const model = new I2IModel(config, ckpt.meta.classes.length);
-  restoreModel(model, ckpt, { optimizer: false });
-  disposeCheckpoint(ckpt);
-  const frames = o.checkFrames ?? 8;
-  const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
-  const inputs = o.calibrate ? await loadFrames(listImages(o.calibrate, frames), hw, config.data.channels)
-    : Array.from({ length: frames }, () => Float32Array.from({ length: hw[0] * hw[1] * config.data.channels }, () => r() * 2 - 1));
-  const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[] }));
-  const argmax = (v: ArrayLike<number>, p: number, k: number) => { let a = 0; for (let c = 1; c < k; c++) if (v[p + c] > v[p + a]) a = c; return a; };
+  const channels = config.data.channels;
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
   try {
-    for (const x of inputs) {
-      const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], config.data.channels]), 'target', seg ? hw : undefined).dataSync());
-      const k = ref.length / (seg ? hw[0] * hw[1] : 1);
-      runners.forEach((rn, j) => {
-        const t0 = process.hrtime.bigint();
-        const got = rn.run(x);
-        const s = stats[j];
-        s.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-        for (let p = 0; p < ref.length; p += k) { s.agree += argmax(ref, p, k) === argmax(got, p, k) ? 1 : 0; s.total++; }
-        for (let q = 0; q < ref.length; q++) { s.maxDiff = Math.max(s.maxDiff, Math.abs(ref[q] - got[q])); s.range = Math.max(s.range, Math.abs(ref[q])); }
-      });
+    // Frames: calibration (int8) and parity checks, from the target domain where given.
+    const calibFiles = o.calibrate ? await calibrationFiles(o.calibrate, Math.max(o.calibrationFrames ?? 32, o.checkFrames ?? 8), tmp) : [];
+    const calibFrames = int8 ? await loadFrames(calibFiles.slice(0, o.calibrationFrames ?? 32), hw, channels) : [];
+    const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
+    const checks: { x: Float32Array; labels?: Uint8Array }[] = o.eval ? await loadLabelledFrames(o.eval, o.evalSplit ?? 'val', hw, o.evalFrames ?? 100)
+      : o.calibrate ? (await loadFrames(calibFiles.slice(0, o.checkFrames ?? 8), hw, channels)).map((x) => ({ x }))
+        : Array.from({ length: o.checkFrames ?? 8 }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
+
+    fs.mkdirSync(o.out, { recursive: true });
+    const files: Manifest['models'] = [];
+    const runners: Runner[] = [];
+    const threads = o.threads ?? 1;
+    const output = o.argmax ? 'labels' as const : 'logits' as const;
+    const addTflite = (file: string, precision: 'fp32' | 'int8', bytes: Uint8Array) => {
+      fs.writeFileSync(path.join(o.out, file), bytes);
+      const entry = { file, format: 'tflite' as const, precision, bytes: bytes.length, sha256: sha256(bytes), output };
+      files.push(entry);
+      const t = loadTflite(bytes, { threads });
+      runners.push({ file: entry, run: (x) => t.run(x), dispose: () => t.dispose(), threads });
+    };
+    if (precisions.includes('fp32')) addTflite('model.tflite', 'fp32', writeTflite(graph, { argmax: o.argmax }));
+    let calibration: Manifest['calibration'];
+    if (int8) {
+      progress(`[convert] calibrating int8 on ${calibFrames.length} frames of ${o.calibrate}`);
+      const q = quantizeGraph(graph, calibFrames, threads);
+      addTflite('model.int8.tflite', 'int8', writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
+      calibration = { source: path.resolve(o.calibrate!), frames: calibFrames.length };
     }
-  } finally { runners.forEach((rn) => rn.dispose()); model.dispose(); }
-  const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
-  const manifest: Manifest = {
-    format: BUNDLE_FORMAT,
-    task: config.task,
-    kind: config.kind,
-    classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : ckpt.meta.classes.map((name, id) => ({ id, name })),
-    input: { height: hw[0], width: hw[1], channels: config.data.channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
-    models: files,
-    training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
-    calibration: { source: o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: inputs.length },
-    parity: runners.map((rn, j) => ({
-      precision: rn.file.precision, format: rn.file.format, bytes: rn.file.bytes, latencyMs: median(stats[j].times), threads: rn.threads,
-      maxRelDiffVsTfjs: stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames: inputs.length,
-    })),
-    createdAt: new Date().toISOString(),
-  };
-  ManifestSchema.parse(manifest);
-  fs.writeFileSync(path.join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
-  return manifest;
+    for (const p of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
+      const { modelJson, weights: wbytes } = writeTfjsGraph(graph, p, o.argmax);
+      const dir = path.join(o.out, `tfjs-${p}`);
+      fs.mkdirSync(dir, { recursive: true });
+      const json = Buffer.from(JSON.stringify(modelJson));
+      fs.writeFileSync(path.join(dir, 'model.json'), json);
+      fs.writeFileSync(path.join(dir, 'weights.bin'), wbytes);
+      const entry = { file: `tfjs-${p}/model.json`, format: 'tfjs-graph' as const, precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `tfjs-${p}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output };
+      files.push(entry);
+      const gm = await loadGraphModelFile(path.join(dir, 'model.json'));
+      // Not inside tf.tidy: there the graph executor cannot release intermediates as it goes, and a
+      // 128x256 DenseNet frame took ~1 s instead of ~20 ms (measured).
+      runners.push({ file: entry, run: (x) => {
+        const input = tf.tensor4d(x, [1, hw[0], hw[1], channels]);
+        const y = gm.predict(input) as tf.Tensor;
+        try { return y.dataSync(); } finally { tf.dispose([input, y]); }
+      }, dispose: () => gm.dispose(), threads: 1 });
+    }
+    for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
+
+    // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
+    const model = new I2IModel(config, ckpt.meta.classes.length);
+    restoreModel(model, ckpt, { optimizer: false });
+    disposeCheckpoint(ckpt);
+    const k = seg ? CITYSCAPES_CLASSES.length : ckpt.meta.classes.length;
+    const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
+    const refConf = new Float64Array(k * k);
+    const argmax = (v: ArrayLike<number>) => { const n = v.length / k, out = new Uint8Array(n); for (let p = 0; p < n; p++) { let a = 0; for (let c = 1; c < k; c++) if (v[p * k + c] > v[p * k + a]) a = c; out[p] = a; } return out; };
+    try {
+      for (const [i, { x, labels }] of checks.entries()) {
+        const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], channels]), 'target', seg ? hw : undefined).dataSync());
+        const refLabels = argmax(ref);
+        if (labels) accumulateConfusion(refConf, k, labels, refLabels);
+        runners.forEach((rn, j) => {
+          const t0 = process.hrtime.bigint();
+          const got = rn.run(x);
+          const s = stats[j];
+          s.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          const gotLabels = o.argmax ? got : argmax(got);
+          for (let p = 0; p < refLabels.length; p++) s.agree += refLabels[p] === gotLabels[p] ? 1 : 0;
+          s.total += refLabels.length;
+          if (labels) accumulateConfusion(s.conf, k, labels, gotLabels);
+          if (!o.argmax) for (let q = 0; q < ref.length; q++) { s.maxDiff = Math.max(s.maxDiff, Math.abs(ref[q] - got[q])); s.range = Math.max(s.range, Math.abs(ref[q])); }
+        });
+        if ((i + 1) % 25 === 0) progress(`[convert] parity ${i + 1}/${checks.length} frames`);
+      }
+    } finally { runners.forEach((rn) => rn.dispose()); model.dispose(); }
+    const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
+    const mIoU = (c: Float64Array) => iouFromConfusion(c, k).mIoU;
+    const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
+    const manifest: Manifest = {
+      format: BUNDLE_FORMAT,
+      task: config.task,
+      kind: config.kind,
+      classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : ckpt.meta.classes.map((name, id) => ({ id, name })),
+      input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
+      models: files,
+      training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
+      calibration,
+      check: { source: o.eval ? `${path.resolve(o.eval)} (${o.evalSplit ?? 'val'})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
+      evaluation: o.eval ? { source: path.resolve(o.eval), split: o.evalSplit ?? 'val', frames: checks.length, tfjsMIoU: mIoU(refConf), at: 'the bundle input size, labels resized by nearest neighbour' } : undefined,
+      parity: runners.map((rn, j) => ({
+        precision: rn.file.precision, format: rn.file.format, bytes: rn.file.bytes, latencyMs: median(stats[j].times), threads: rn.threads,
+        maxRelDiffVsTfjs: o.argmax ? undefined : stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames: checks.length,
+        mIoU: o.eval ? mIoU(stats[j].conf) : undefined,
+        mIoUDropVsFp32: o.eval && fp32Tflite >= 0 ? mIoU(stats[fp32Tflite].conf) - mIoU(stats[j].conf) : undefined,
+      })),
+      createdAt: new Date().toISOString(),
+    };
+    ManifestSchema.parse(manifest);
+    fs.writeFileSync(path.join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    return manifest;
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
 }
 
 /** A graph model from its model.json and the weights file beside it (pure tfjs has no file:// loader). */
@@ -151,9 +198,11 @@ function lastMetrics(run: string): unknown {
 }
 
 export function parityTable(m: Manifest): string {
+  const pct = (v: number | undefined) => (v === undefined ? '-' : (v * 100).toFixed(1));
   return [
-    '| precision | format | size | latency / frame | threads | max rel. diff vs tfjs | label agreement |',
-    '|---|---|---|---|---|---|---|',
-    ...m.parity.map((p) => `| ${p.precision} | ${p.format} | ${(p.bytes / 2 ** 20).toFixed(2)} MiB | ${p.latencyMs.toFixed(1)} ms | ${p.threads} | ${p.maxRelDiffVsTfjs?.toExponential(1) ?? '-'} | ${(p.labelAgreement * 100).toFixed(2)}% |`),
+    '| precision | format | size | latency / frame | threads | max rel. diff vs tfjs | label agreement | mIoU | drop vs fp32 |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...m.parity.map((p) => `| ${p.precision} | ${p.format} | ${(p.bytes / 2 ** 20).toFixed(2)} MiB | ${p.latencyMs.toFixed(1)} ms | ${p.threads} | ${p.maxRelDiffVsTfjs?.toExponential(1) ?? '-'} | ${(p.labelAgreement * 100).toFixed(2)}% | ${pct(p.mIoU)} | ${pct(p.mIoUDropVsFp32)} |`),
+    ...(m.evaluation ? [`mIoU on ${m.evaluation.frames} labelled ${m.evaluation.split} frames of ${m.evaluation.source} at ${m.evaluation.at}; the tfjs training model scores ${pct(m.evaluation.tfjsMIoU)}.`] : []),
   ].join('\n');
 }

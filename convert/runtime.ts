@@ -8,7 +8,16 @@ import { UserError } from '../core/errors';
 interface TensorInfo { dataType: string; shape: string; data(): Float32Array | Int32Array | Uint8Array | Int8Array }
 interface Runner { getInputs(): TensorInfo[]; getOutputs(): TensorInfo[]; infer(): boolean; cleanUp?(): void }
 
-export interface TfliteModel { run(input: Float32Array): Float32Array | Int32Array | Uint8Array | Int8Array; inputShape: number[]; outputShape: number[]; dispose(): void }
+type Output = Float32Array | Int32Array | Uint8Array | Int8Array;
+export interface TfliteModel {
+  /** The first output, copied. */
+  run(input: Float32Array): Output;
+  /** Every output, copied, in the subgraph's order. */
+  runAll(input: Float32Array): Output[];
+  inputShape: number[];
+  outputShape: number[];
+  dispose(): void;
+}
 
 export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): TfliteModel {
   let Ctor: new (model: ArrayBuffer, o: { threads?: number }) => Runner;
@@ -22,15 +31,22 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
   const runner = new Ctor(copy, { threads: opts.threads ?? 1 });
   const shape = (t: TensorInfo) => t.shape.split(',').map(Number);
   const input = runner.getInputs()[0];
+  const infer = (x: Float32Array) => {
+    const dst = input.data();
+    if (dst.length !== x.length) throw new UserError(`The model takes ${dst.length} input values (${input.shape}), got ${x.length}.`, 'Resize the frame to the bundle\'s input size.');
+    (dst as Float32Array).set(x);
+    if (!runner.infer()) throw new Error('TFLite inference failed');
+  };
   return {
     inputShape: shape(input),
     outputShape: shape(runner.getOutputs()[0]),
     run(x) {
-      const dst = input.data();
-      if (dst.length !== x.length) throw new UserError(`The model takes ${dst.length} input values (${input.shape}), got ${x.length}.`, 'Resize the frame to the bundle\'s input size.');
-      (dst as Float32Array).set(x);
-      if (!runner.infer()) throw new Error('TFLite inference failed');
+      infer(x);
       return runner.getOutputs()[0].data().slice();
+    },
+    runAll(x) {
+      infer(x);
+      return runner.getOutputs().map((o) => o.data().slice());
     },
     dispose() { runner.cleanUp?.(); },
   };

@@ -3,7 +3,7 @@
  * the inference IR, with weights stored as float32, float16 or uint8 through the manifest's own
  * `quantization` field, so stock loaders (tf.loadGraphModel) dequantise them. Ops used: Conv2D
  * (dilations), BiasAdd, Mul, AddV2, Relu, ConcatV2, AvgPool, MaxPool, Pad, Reshape, MatMul,
- * ResizeBilinear (half_pixel_centers).
+ * ResizeBilinear (half_pixel_centers), ArgMax (with --argmax: int32 labels, tfjs has no uint8 tensors).
  */
 import type { Graph, Node } from './graph';
 
@@ -41,7 +41,7 @@ export function floatToHalf(f: number): number {
   return half;
 }
 
-export function writeTfjsGraph(g: Graph, precision: WeightPrecision): { modelJson: object; weights: Uint8Array } {
+export function writeTfjsGraph(g: Graph, precision: WeightPrecision, argmax = false): { modelJson: object; weights: Uint8Array } {
   const nodes: GraphNode[] = [];
   const specs: WeightSpec[] = [];
   const chunks: Uint8Array[] = [];
@@ -122,8 +122,9 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision): { modelJso
       }
     }
   });
-  // The output under a stable name.
-  nodes.push({ name: 'output', op: 'Identity', input: [name(g.output)], attr: { T: FLOAT } });
+  // The output under a stable name: the logits, or their arg-max over the last axis (int32 labels).
+  if (argmax) nodes.push({ name: 'output', op: 'ArgMax', input: [name(g.output), constant('output/dimension', Int32Array.from([g.shapes[g.output].length - 1]), [])], attr: { T: FLOAT, Tidx: { type: 'DT_INT32' }, output_type: { type: 'DT_INT32' } } });
+  else nodes.push({ name: 'output', op: 'Identity', input: [name(g.output)], attr: { T: FLOAT } });
   const total = chunks.reduce((a, c) => a + c.length, 0);
   const weights = new Uint8Array(total);
   let off = 0;

@@ -3,18 +3,51 @@
  * tensorflow/lite/schema/schema.fbs we need (file identifier TFL3, schema version 3, buffer 0
  * empty). Field numbers below are the schema's field order; union type values are the position in
  * BuiltinOptions plus one. Filters are laid out OHWI ([CO, KH, KW, CI]), as CONV_2D reads them.
+ *
+ * Three forms of one graph:
+ * - float32 (default);
+ * - full-integer int8 (`int8`): int8 activations per tensor with the calibrated parameters given,
+ *   int8 weights symmetric per output channel, int32 biases at input scale x weight scale (the TFLite
+ *   int8 quantisation spec); a float input is QUANTIZEd on entry and the logits DEQUANTIZEd on exit;
+ * - a calibration form (`rangeOutputs`): float32 plus per-channel REDUCE_MIN / REDUCE_MAX of every IR
+ *   tensor as extra outputs, so the runtime itself measures ranges without keeping activations.
+ * `argmax` ends the model with ARG_MAX (int32, the only output types TFLite's kernel has) and a CAST
+ * to a uint8 label map.
  */
 import * as flatbuffers from 'flatbuffers';
 import type { Graph, Node } from './graph';
 
-const OP = { ADD: 0, AVERAGE_POOL_2D: 1, CONCATENATION: 2, CONV_2D: 3, FULLY_CONNECTED: 9, MAX_POOL_2D: 17, MUL: 18, RESHAPE: 22, RESIZE_BILINEAR: 23, PAD: 34 } as const;
-const OPTIONS = { Conv2D: 1, Pool2D: 5, FullyConnected: 8, Concatenation: 10, Add: 11, ResizeBilinear: 15, Reshape: 17, Mul: 21, Pad: 22 } as const;
-const TYPE = { FLOAT32: 0, INT32: 2 } as const;
+const OP = {
+  ADD: 0, AVERAGE_POOL_2D: 1, CONCATENATION: 2, CONV_2D: 3, DEPTHWISE_CONV_2D: 4, DEQUANTIZE: 6, FULLY_CONNECTED: 9, MAX_POOL_2D: 17,
+  RESHAPE: 22, RESIZE_BILINEAR: 23, PAD: 34, CAST: 53, ARG_MAX: 56, REDUCE_MAX: 82, REDUCE_MIN: 89, QUANTIZE: 114,
+} as const;
+const OPTIONS = { Conv2D: 1, DepthwiseConv2D: 2, Pool2D: 5, FullyConnected: 8, Concatenation: 10, Add: 11, ResizeBilinear: 15, Reshape: 17, Pad: 22, Reducer: 27, Cast: 37, ArgMax: 40 } as const;
+const TYPE = { FLOAT32: 0, INT32: 2, UINT8: 3, INT8: 9 } as const;
 const ACT = { none: 0, relu: 1 } as const;
 const PADDING = { same: 0, valid: 1 } as const;
+/**
+ * Operator versions (tensorflow/lite/tools/versioning): int8 kernels and per-channel quantisation,
+ * half-pixel resizing, need the versions that introduced them; everything else is version 1.
+ */
+const INT8_VERSION: Partial<Record<number, number>> = {
+  [OP.CONV_2D]: 3, [OP.DEPTHWISE_CONV_2D]: 3, [OP.ADD]: 2, [OP.CONCATENATION]: 2, [OP.AVERAGE_POOL_2D]: 2, [OP.MAX_POOL_2D]: 2,
+  [OP.PAD]: 2, [OP.FULLY_CONNECTED]: 4, [OP.QUANTIZE]: 2, [OP.DEQUANTIZE]: 2, [OP.ARG_MAX]: 2, [OP.RESIZE_BILINEAR]: 3,
+};
 
-interface TensorSpec { shape: number[]; type: number; buffer: number; name: string }
-interface OpSpec { code: number; inputs: number[]; outputs: number[]; optionsType: number; options: (b: flatbuffers.Builder) => number }
+/** Affine int8 parameters of one activation tensor: real = scale * (q - zeroPoint). */
+export interface TensorQuant { scale: number; zeroPoint: number }
+export interface TfliteOptions {
+  /** Full-integer int8 with these parameters for every IR tensor (convert/quantize.ts). */
+  int8?: TensorQuant[];
+  /** End with an arg-max: a uint8 label map instead of logits. */
+  argmax?: boolean;
+  /** Calibration form: outputs [model output, min t0, max t0, min t1, max t1, ...], per channel, over the IR tensors. */
+  rangeOutputs?: boolean;
+}
+
+interface Quant { scale: number[]; zeroPoint: number[]; dim: number }
+interface TensorSpec { shape: number[]; type: number; buffer: number; name: string; quant?: Quant }
+interface OpSpec { code: number; inputs: number[]; outputs: number[]; optionsType: number; options?: (b: flatbuffers.Builder) => number }
 
 /** A 16-byte aligned [ubyte] vector (Buffer.data is force_align 16); the builder's own createByteVector aligns to 1. */
 function alignedBytes(b: flatbuffers.Builder, bytes: Uint8Array): number {
@@ -45,24 +78,68 @@ function hwioToOhwi(w: Float32Array, [kh, kw, ci, co]: [number, number, number, 
   return out;
 }
 
-export function writeTflite(g: Graph): Uint8Array {
+const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+
+/**
+ * Symmetric int8 weights, one scale per channel (channelOf(i) gives element i's channel): scale =
+ * max|w| / 127, so the int8 range is [-127, 127] as the spec asks. An all-zero channel keeps scale 1.
+ */
+export function quantizeSymmetric(w: Float32Array, channels: number, channelOf: (i: number) => number): { q: Int8Array; scale: number[] } {
+  const maxAbs = new Array<number>(channels).fill(0);
+  for (let i = 0; i < w.length; i++) { const c = channelOf(i); maxAbs[c] = Math.max(maxAbs[c], Math.abs(w[i])); }
+  const scale = maxAbs.map((m) => (m > 0 ? m / 127 : 1));
+  const q = new Int8Array(w.length);
+  for (let i = 0; i < w.length; i++) q[i] = clamp(Math.round(w[i] / scale[channelOf(i)]), -127, 127);
+  return { q, scale };
+}
+
+/** int32 bias at scale inputScale * weightScale[c] (zero point 0), as int8 kernels accumulate. */
+function quantizeBias(bias: Float32Array, inputScale: number, weightScale: number[]): { q: Int32Array; scale: number[] } {
+  const scale = Array.from(bias, (_, c) => inputScale * weightScale[weightScale.length === 1 ? 0 : c]);
+  return { q: Int32Array.from(bias, (v, c) => clamp(Math.round(v / scale[c]), -(2 ** 31), 2 ** 31 - 1)), scale };
+}
+
+export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
+  const q8 = opts.int8;
+  if (q8 && opts.rangeOutputs) throw new Error('rangeOutputs is a float32 form');
   const buffers: Uint8Array[] = [new Uint8Array(0)];
-  const tensors: TensorSpec[] = g.shapes.map((shape, i) => ({ shape, type: TYPE.FLOAT32, buffer: 0, name: `t${i}` }));
-  tensors[g.input].name = 'input';
-  tensors[g.output].name = 'output';
-  const constant = (data: Float32Array | Int32Array, shape: number[], name: string): number => {
+  const perTensor = (t: TensorQuant): Quant => ({ scale: [t.scale], zeroPoint: [t.zeroPoint], dim: 0 });
+  const tensors: TensorSpec[] = g.shapes.map((shape, i) => ({ shape, type: q8 ? TYPE.INT8 : TYPE.FLOAT32, buffer: 0, name: `t${i}`, quant: q8 && perTensor(q8[i]) }));
+  const addTensor = (t: TensorSpec) => tensors.push(t) - 1;
+  const constant = (data: Float32Array | Int32Array | Int8Array, shape: number[], name: string, quant?: Quant): number => {
     buffers.push(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    tensors.push({ shape, type: data instanceof Int32Array ? TYPE.INT32 : TYPE.FLOAT32, buffer: buffers.length - 1, name });
-    return tensors.length - 1;
+    const type = data instanceof Int32Array ? TYPE.INT32 : data instanceof Int8Array ? TYPE.INT8 : TYPE.FLOAT32;
+    return addTensor({ shape, type, buffer: buffers.length - 1, name, quant });
   };
   const ops: OpSpec[] = [];
-  /** Options tables whose only field is fused_activation_function (Add, Mul, FullyConnected). */
+  /** Options tables whose only field is fused_activation_function (Add, FullyConnected). */
   const fused = (act: number) => (b: flatbuffers.Builder) => { b.startObject(1); b.addFieldInt8(0, act, 0); return b.endObject(); };
+  const empty = (b: flatbuffers.Builder) => { b.startObject(0); return b.endObject(); };
+  /** Weights and bias of a conv-like op: float as given, or int8 per channel + int32 bias. */
+  const weightsAndBias = (i: number, input: number, w: Float32Array, wShape: number[], channelDim: number, bias: Float32Array, perChannel: boolean): [number, number] => {
+    if (!q8) return [constant(w, wShape, `op${i}/weights`), constant(Float32Array.from(bias), [bias.length], `op${i}/bias`)];
+    const channels = perChannel ? wShape[channelDim] : 1;
+    const inner = wShape.slice(channelDim + 1).reduce((a, b) => a * b, 1);
+    const wq = quantizeSymmetric(w, channels, perChannel ? (k) => Math.floor(k / inner) % channels : () => 0);
+    const bq = quantizeBias(bias, q8[input].scale, wq.scale);
+    return [
+      constant(wq.q, wShape, `op${i}/weights`, { scale: wq.scale, zeroPoint: wq.scale.map(() => 0), dim: perChannel ? channelDim : 0 }),
+      constant(bq.q, [bias.length], `op${i}/bias`, { scale: perChannel ? bq.scale : [bq.scale[0]], zeroPoint: (perChannel ? bq.scale : [0]).map(() => 0), dim: 0 }),
+    ];
+  };
+
+  // Entry: the model takes float frames; int8 graphs quantise them first.
+  let modelInput = g.input;
+  if (q8) {
+    modelInput = addTensor({ shape: g.shapes[g.input], type: TYPE.FLOAT32, buffer: 0, name: 'input' });
+    ops.push({ code: OP.QUANTIZE, inputs: [modelInput], outputs: [g.input], optionsType: 0 });
+  } else tensors[g.input].name = 'input';
+
   g.nodes.forEach((n: Node, i) => {
     switch (n.op) {
       case 'conv2d': {
-        const w = constant(hwioToOhwi(n.weights, n.kernel), [n.kernel[3], n.kernel[0], n.kernel[1], n.kernel[2]], `conv${i}/filter`);
-        const bias = constant(n.bias, [n.kernel[3]], `conv${i}/bias`);
+        const [kh, kw, ci, co] = n.kernel;
+        const [w, bias] = weightsAndBias(i, n.input, hwioToOhwi(n.weights, n.kernel), [co, kh, kw, ci], 0, n.bias, true);
         ops.push({ code: OP.CONV_2D, inputs: [n.input, w, bias], outputs: [n.output], optionsType: OPTIONS.Conv2D, options: (b) => {
           b.startObject(6);
           b.addFieldInt8(0, PADDING[n.padding], 0);
@@ -74,15 +151,23 @@ export function writeTflite(g: Graph): Uint8Array {
         break;
       }
       case 'affine': {
+        // A per-channel scale and shift is a 1x1 depthwise conv: one op, fused ReLU, and in int8 one
+        // weight scale per channel (a MUL by an int8 constant would share one scale across channels).
         const c = n.scale.length;
-        const mid = tensors.push({ shape: [...g.shapes[n.input]], type: TYPE.FLOAT32, buffer: 0, name: `affine${i}/scaled` }) - 1;
-        ops.push({ code: OP.MUL, inputs: [n.input, constant(n.scale, [c], `affine${i}/scale`)], outputs: [mid], optionsType: OPTIONS.Mul, options: fused(ACT.none) });
-        ops.push({ code: OP.ADD, inputs: [mid, constant(n.shift, [c], `affine${i}/shift`)], outputs: [n.output], optionsType: OPTIONS.Add, options: fused(ACT[n.act]) });
+        const [w, bias] = weightsAndBias(i, n.input, n.scale, [1, 1, 1, c], 3, n.shift, true);
+        ops.push({ code: OP.DEPTHWISE_CONV_2D, inputs: [n.input, w, bias], outputs: [n.output], optionsType: OPTIONS.DepthwiseConv2D, options: (b) => {
+          b.startObject(7);
+          b.addFieldInt8(0, PADDING.same, 0);
+          b.addFieldInt32(1, 1, 0); b.addFieldInt32(2, 1, 0);
+          b.addFieldInt32(3, 1, 0);
+          b.addFieldInt8(4, ACT[n.act], 0);
+          return b.endObject();
+        } });
         break;
       }
       case 'pad': {
         const [t, bo, l, r] = n.pads;
-        ops.push({ code: OP.PAD, inputs: [n.input, constant(Int32Array.from([0, 0, t, bo, l, r, 0, 0]), [4, 2], `pad${i}`)], outputs: [n.output], optionsType: OPTIONS.Pad, options: (b) => { b.startObject(0); return b.endObject(); } });
+        ops.push({ code: OP.PAD, inputs: [n.input, constant(Int32Array.from([0, 0, t, bo, l, r, 0, 0]), [4, 2], `pad${i}`)], outputs: [n.output], optionsType: OPTIONS.Pad, options: empty });
         break;
       }
       case 'concat':
@@ -109,11 +194,12 @@ export function writeTflite(g: Graph): Uint8Array {
         break;
       }
       case 'dense': {
-        // FULLY_CONNECTED weights are [units, in].
+        // FULLY_CONNECTED weights are [units, in]; int8 weights per tensor (per-channel FC is a late addition to TFLite).
         const inDim = n.weights.length / n.units;
         const wt = new Float32Array(n.weights.length);
         for (let r = 0; r < inDim; r++) for (let u = 0; u < n.units; u++) wt[u * inDim + r] = n.weights[r * n.units + u];
-        ops.push({ code: OP.FULLY_CONNECTED, inputs: [n.input, constant(wt, [n.units, inDim], `fc${i}/weights`), constant(Float32Array.from(n.bias), [n.units], `fc${i}/bias`)], outputs: [n.output], optionsType: OPTIONS.FullyConnected, options: fused(ACT[n.act]) });
+        const [w, bias] = weightsAndBias(i, n.input, wt, [n.units, inDim], 0, n.bias, false);
+        ops.push({ code: OP.FULLY_CONNECTED, inputs: [n.input, w, bias], outputs: [n.output], optionsType: OPTIONS.FullyConnected, options: fused(ACT[n.act]) });
         break;
       }
       case 'resize': {
@@ -127,38 +213,77 @@ export function writeTflite(g: Graph): Uint8Array {
     }
   });
 
+  // Exit: logits (dequantised in int8), or an arg-max label map.
+  const outShape = g.shapes[g.output];
+  let modelOutput = g.output;
+  if (opts.argmax) {
+    const idx = addTensor({ shape: outShape.slice(0, -1), type: TYPE.INT32, buffer: 0, name: 'argmax' });
+    modelOutput = addTensor({ shape: outShape.slice(0, -1), type: TYPE.UINT8, buffer: 0, name: 'output' });
+    ops.push({ code: OP.ARG_MAX, inputs: [g.output, constant(Int32Array.from([outShape.length - 1]), [1], 'argmax/axis')], outputs: [idx], optionsType: OPTIONS.ArgMax, options: (b) => { b.startObject(1); b.addFieldInt8(0, TYPE.INT32, 0); return b.endObject(); } });
+    ops.push({ code: OP.CAST, inputs: [idx], outputs: [modelOutput], optionsType: OPTIONS.Cast, options: (b) => { b.startObject(2); b.addFieldInt8(0, TYPE.INT32, 0); b.addFieldInt8(1, TYPE.UINT8, 0); return b.endObject(); } });
+  } else if (q8) {
+    modelOutput = addTensor({ shape: outShape, type: TYPE.FLOAT32, buffer: 0, name: 'output' });
+    ops.push({ code: OP.DEQUANTIZE, inputs: [g.output], outputs: [modelOutput], optionsType: 0 });
+  } else tensors[g.output].name = 'output';
+
+  const outputs = [modelOutput];
+  if (opts.rangeOutputs) {
+    g.shapes.forEach((shape, t) => {
+      // Per channel (all axes but the last): per-tensor ranges follow, and channel ranges guide equalisation.
+      const axes = constant(Int32Array.from(shape.slice(0, -1).map((_, d) => d)), [shape.length - 1], `range${t}/axes`);
+      for (const code of [OP.REDUCE_MIN, OP.REDUCE_MAX]) {
+        const r = addTensor({ shape: shape.slice(-1), type: TYPE.FLOAT32, buffer: 0, name: `range${t}/${code === OP.REDUCE_MIN ? 'min' : 'max'}` });
+        ops.push({ code, inputs: [t, axes], outputs: [r], optionsType: OPTIONS.Reducer, options: (b) => { b.startObject(1); b.addFieldInt8(0, 0, 0); return b.endObject(); } });
+        outputs.push(r);
+      }
+    });
+  }
+  return serialise(tensors, ops, buffers, [modelInput], outputs, g.name, Boolean(q8));
+}
+
+function serialise(tensors: TensorSpec[], ops: OpSpec[], buffers: Uint8Array[], inputs: number[], outputs: number[], name: string, int8: boolean): Uint8Array {
   const b = new flatbuffers.Builder(1 << 20);
   const codes = [...new Set(ops.map((o) => o.code))];
   const codeOffsets = codes.map((code) => {
+    const halfPixel = code === OP.RESIZE_BILINEAR ? 3 : 1;
     b.startObject(4);
     b.addFieldInt8(0, code, 0);      // deprecated_builtin_code
-    b.addFieldInt32(2, 1, 1);        // version
+    b.addFieldInt32(2, Math.max(int8 ? INT8_VERSION[code] ?? 1 : 1, halfPixel), 1);  // version
     b.addFieldInt32(3, code, 0);     // builtin_code
     return b.endObject();
   });
+  const floats = (v: number[]) => { b.startVector(4, v.length, 4); for (let i = v.length - 1; i >= 0; i--) b.addFloat32(v[i]); return b.endVector(); };
+  const longs = (v: number[]) => { b.startVector(8, v.length, 8); for (let i = v.length - 1; i >= 0; i--) b.addInt64(BigInt(v[i])); return b.endVector(); };
   const tensorOffsets = tensors.map((t) => {
-    const name = b.createString(t.name);
+    let quant = 0;
+    if (t.quant) {
+      // QuantizationParameters: min 0, max 1, scale 2, zero_point 3, details_type 4, details 5, quantized_dimension 6.
+      const s = floats(t.quant.scale), z = longs(t.quant.zeroPoint);
+      b.startObject(7); b.addFieldOffset(2, s, 0); b.addFieldOffset(3, z, 0); b.addFieldInt32(6, t.quant.dim, 0);
+      quant = b.endObject();
+    }
+    const tname = b.createString(t.name);
     const shape = intVector(b, t.shape);
-    b.startObject(6);
+    b.startObject(5);
     b.addFieldOffset(0, shape, 0);
     b.addFieldInt8(1, t.type, 0);
     b.addFieldInt32(2, t.buffer, 0);
-    b.addFieldOffset(3, name, 0);
+    b.addFieldOffset(3, tname, 0);
+    if (quant) b.addFieldOffset(4, quant, 0);
     return b.endObject();
   });
   const opOffsets = ops.map((o) => {
-    const inputs = intVector(b, o.inputs), outputs = intVector(b, o.outputs);
-    const options = o.options(b);
+    const ins = intVector(b, o.inputs), outs = intVector(b, o.outputs);
+    const options = o.options?.(b) ?? 0;
     b.startObject(5);
     b.addFieldInt32(0, codes.indexOf(o.code), 0);
-    b.addFieldOffset(1, inputs, 0);
-    b.addFieldOffset(2, outputs, 0);
-    b.addFieldInt8(3, o.optionsType, 0);
-    b.addFieldOffset(4, options, 0);
+    b.addFieldOffset(1, ins, 0);
+    b.addFieldOffset(2, outs, 0);
+    if (options) { b.addFieldInt8(3, o.optionsType, 0); b.addFieldOffset(4, options, 0); }
     return b.endObject();
   });
   const sgTensors = offsetVector(b, tensorOffsets), sgOps = offsetVector(b, opOffsets);
-  const sgIn = intVector(b, [g.input]), sgOut = intVector(b, [g.output]), sgName = b.createString('main');
+  const sgIn = intVector(b, inputs), sgOut = intVector(b, outputs), sgName = b.createString('main');
   b.startObject(5);
   b.addFieldOffset(0, sgTensors, 0); b.addFieldOffset(1, sgIn, 0); b.addFieldOffset(2, sgOut, 0); b.addFieldOffset(3, sgOps, 0); b.addFieldOffset(4, sgName, 0);
   const subgraph = b.endObject();
@@ -169,7 +294,7 @@ export function writeTflite(g: Graph): Uint8Array {
     return b.endObject();
   });
   const opcodes = offsetVector(b, codeOffsets), subgraphs = offsetVector(b, [subgraph]), bufs = offsetVector(b, bufferOffsets);
-  const desc = b.createString(`i2i-adapt ${g.name}`);
+  const desc = b.createString(`i2i-adapt ${name}${int8 ? ' (int8)' : ''}`);
   b.startObject(5);
   b.addFieldInt32(0, 3, 0);
   b.addFieldOffset(1, opcodes, 0); b.addFieldOffset(2, subgraphs, 0); b.addFieldOffset(3, desc, 0); b.addFieldOffset(4, bufs, 0);

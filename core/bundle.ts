@@ -33,6 +33,9 @@ export const ParitySchema = z.object({
   /** Agreement of predicted labels with the tfjs model over the check frames (pixels or images). */
   labelAgreement: z.number(),
   frames: z.number().int(),
+  /** Segmenters converted with --eval: mIoU on the labelled frames, and fp32 TFLite's minus this one's. */
+  mIoU: z.number().optional(),
+  mIoUDropVsFp32: z.number().optional(),
 });
 
 export const ManifestSchema = z.object({
@@ -45,7 +48,11 @@ export const ManifestSchema = z.object({
     normalisation: z.literal('x/127.5-1') }),
   models: z.array(ModelFileSchema).min(1),
   training: z.object({ checkpoint: z.string(), step: z.number().int(), config: z.unknown(), metrics: z.unknown().optional() }),
+  /** Target frames the int8 model was calibrated on. */
   calibration: z.object({ source: z.string(), frames: z.number().int() }).optional(),
+  /** Frames the parity figures were measured on. */
+  check: z.object({ source: z.string(), frames: z.number().int() }).optional(),
+  evaluation: z.object({ source: z.string(), split: z.string(), frames: z.number().int(), tfjsMIoU: z.number(), at: z.string() }).optional(),
   parity: z.array(ParitySchema),
   createdAt: z.string(),
 });

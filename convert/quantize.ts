@@ -1,0 +1,135 @@
+/**
+ * Post-training full-integer quantisation. Activation ranges are measured on target-domain frames by
+ * the TFLite runtime itself (the float model's calibration form, convert/tflite.ts), then every
+ * tensor gets one int8 scale and zero point. Ops whose int8 kernels copy or interpolate values
+ * without rescaling (CONCATENATION, PAD, pools, RESHAPE, RESIZE_BILINEAR) need their inputs and
+ * output to share parameters, so those tensors are grouped and share the union of their ranges.
+ *
+ * Per-tensor parameters hurt where one tensor's channels span very different ranges and a per-channel
+ * scale follows: DenseNet's concatenated block features feed batch norms (pre-activation) that
+ * amplify the narrow channels along with their rounding error. `equalise` rescales each such channel
+ * at the conv that produces it and divides the consuming per-channel affines by the same factor, an
+ * exact identity in float (ReLU, pools, zero padding and concatenation commute with positive channel
+ * scales), so that every channel of a shared group uses the whole int8 range.
+ */
+import { UserError } from '../core/errors';
+import type { Graph, Node } from './graph';
+import { loadTflite } from './runtime';
+import { writeTflite, type TensorQuant } from './tflite';
+
+/** Per-channel minima and maxima of every IR tensor over the calibration frames. */
+export interface Ranges { min: Float32Array[]; max: Float32Array[]; frames: number }
+
+export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ranges {
+  if (frames.length === 0) throw new UserError('int8 calibration needs at least one frame.', 'Pass --calibrate <target frames> with --calibration-frames N >= 1.');
+  const model = loadTflite(writeTflite(g, { rangeOutputs: true }), { threads });
+  const min = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(Infinity));
+  const max = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(-Infinity));
+  try {
+    for (const x of frames) {
+      const outs = model.runAll(x);
+      g.shapes.forEach((_, t) => {
+        const lo = outs[1 + 2 * t], hi = outs[2 + 2 * t];
+        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); }
+      });
+    }
+  } finally { model.dispose(); }
+  const bad = g.shapes.findIndex((_, t) => !min[t].every(Number.isFinite) || !max[t].every(Number.isFinite));
+  if (bad >= 0) throw new UserError(`Calibration saw non-finite activations (tensor t${bad}): the checkpoint's weights are not usable.`, 'Convert a checkpoint whose training losses stayed finite.');
+  return { min, max, frames: frames.length };
+}
+
+/** Asymmetric int8 parameters for [min, max], widened to hold 0 exactly (zero padding, ReLU). */
+export function affineInt8(min: number, max: number): TensorQuant {
+  const lo = Math.min(min, 0), hi = Math.max(max, 0);
+  const scale = Math.max(hi - lo, 1e-6) / 255;
+  return { scale, zeroPoint: Math.max(-128, Math.min(127, Math.round(-128 - lo / scale))) };
+}
+
+const PASS_THROUGH = new Set<Node['op']>(['pad', 'avgpool', 'maxpool', 'reshape', 'resize']);
+
+/** Tensors that must share int8 parameters: a representative per tensor. */
+export function sharedGroups(g: Graph): number[] {
+  const parent = g.shapes.map((_, i) => i);
+  const find = (i: number): number => { while (parent[i] !== i) i = parent[i] = parent[parent[i]]; return i; };
+  const union = (a: number, b: number) => { parent[find(a)] = find(b); };
+  for (const n of g.nodes) {
+    if (n.op === 'concat') n.inputs.forEach((i) => union(i, n.output));
+    else if (PASS_THROUGH.has(n.op)) union((n as { input: number }).input, n.output);
+  }
+  return parent.map((_, i) => find(i));
+}
+
+/** int8 parameters for every IR tensor; the input's range is the normalisation's own [-1, 1]. */
+export function int8Params(g: Graph, r: Ranges): TensorQuant[] {
+  const group = sharedGroups(g);
+  const lo = new Map<number, number>(), hi = new Map<number, number>();
+  const widen = (t: number, a: number, b: number) => {
+    lo.set(group[t], Math.min(lo.get(group[t]) ?? a, a));
+    hi.set(group[t], Math.max(hi.get(group[t]) ?? b, b));
+  };
+  g.shapes.forEach((_, t) => widen(t, Math.min(...r.min[t]), Math.max(...r.max[t])));
+  widen(g.input, -1, 1);
+  return g.shapes.map((_, t) => affineInt8(lo.get(group[t])!, hi.get(group[t])!));
+}
+
+const inputsOf = (n: Node): number[] => (n.op === 'concat' || n.op === 'add' ? n.inputs : [n.input]);
+
+/**
+ * Channel equalisation of shared groups (see the file comment). A group qualifies when every channel
+ * traces back, through pools, padding and concatenation, to a conv's output channel, and everything
+ * outside the group that reads it is a per-channel affine. Returns a new graph; the input is kept.
+ */
+export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
+  const nodes = g.nodes.map((n) => ({ ...n }) as Node);
+  const producer = new Map(nodes.map((n) => [n.output, n]));
+  const group = sharedGroups(g);
+  /** The conv output channel a tensor channel carries, if any. */
+  const source = (t: number, c: number): [number, number] | undefined => {
+    const n = producer.get(t);
+    if (!n) return undefined;
+    if (n.op === 'conv2d') return [t, c];
+    if (n.op === 'pad' || n.op === 'avgpool' || n.op === 'maxpool') return source(n.input, c);
+    if (n.op === 'concat') {
+      let off = 0;
+      for (const i of n.inputs) { const k = g.shapes[i][3]; if (c < off + k) return source(i, c - off); off += k; }
+    }
+    return undefined;
+  };
+  const members = new Map<number, number[]>();
+  group.forEach((root, t) => members.set(root, [...(members.get(root) ?? []), t]));
+  const gain = new Map<string, number>();  // "tensor:channel" of a conv output -> factor
+  for (const ts of members.values()) {
+    const inGroup = new Set(ts);
+    if (ts.includes(g.output) || ts.includes(g.input) || g.shapes[ts[0]].length !== 4) continue;
+    const consumers = nodes.filter((n) => inputsOf(n).some((i) => inGroup.has(i)) && !inGroup.has(n.output));
+    if (consumers.length === 0 || !consumers.every((n) => n.op === 'affine')) continue;
+    const sources = ts.flatMap((t) => Array.from({ length: g.shapes[t][3] }, (_, c) => source(t, c)));
+    if (sources.some((s) => s === undefined)) continue;
+    const amp = (s: [number, number]) => Math.max(Math.abs(r.min[s[0]][s[1]]), Math.abs(r.max[s[0]][s[1]]));
+    const R = Math.max(...sources.map((s) => amp(s!)));
+    for (const s of sources) { const a = amp(s!); gain.set(`${s![0]}:${s![1]}`, a > 0 ? Math.min(R / a, maxGain) : 1); }
+  }
+  if (gain.size === 0) return { ...g, nodes };
+  return {
+    ...g,
+    nodes: nodes.map((n) => {
+      if (n.op === 'conv2d' && [...Array(n.kernel[3]).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
+        const co = n.kernel[3], k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
+        return { ...n, weights: n.weights.map((w, i) => w * k(i % co)), bias: n.bias.map((b, c) => b * k(c)) };
+      }
+      if (n.op === 'affine') {
+        const k = (c: number) => { const s = source(n.input, c); return s ? gain.get(`${s[0]}:${s[1]}`) ?? 1 : 1; };
+        return { ...n, scale: n.scale.map((a, c) => a / k(c)) };
+      }
+      return n;
+    }),
+  };
+}
+
+/** Calibrate, equalise, re-calibrate: the graph to write as int8 and its tensor parameters. */
+export function quantizeGraph(g: Graph, frames: Float32Array[], threads = 1): { graph: Graph; params: TensorQuant[]; ranges: Ranges } {
+  const eq = equalise(g, measureRanges(g, frames, threads));
+  const ranges = measureRanges(eq, frames, threads);
+  return { graph: eq, params: int8Params(eq, ranges), ranges };
+}
