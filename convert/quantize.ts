@@ -43,7 +43,7 @@ export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ra
 export function affineInt8(min: number, max: number): TensorQuant {
   const lo = Math.min(min, 0), hi = Math.max(max, 0);
   const scale = Math.max(hi - lo, 1e-6) / 255;
-  return { scale, zeroPoint: Math.max(-128, Math.min(127, Math.round(-128 - lo / scale))) };
+  return { scale, zeroPoint: Math.max(-128, Math.min(127, Math.round(-128 - lo / scale))) + 0 };  // + 0: no -0
 }
 
 const PASS_THROUGH = new Set<Node['op']>(['pad', 'avgpool', 'maxpool', 'reshape', 'resize']);

@@ -12,16 +12,7 @@ import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
 import { I2IModel } from '../../train/i2i';
 import { train } from '../../train/trainer';
-import { tmpDir } from '../helpers';
-
-function weightsOf(m: I2IModel): Weights {
-  const w: Weights = new Map();
-  for (const n of m.networks()) {
-    for (const [k, v] of n.store.trainable) w.set(`var:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-    for (const [k, v] of n.store.buffers) w.set(`buf:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-  }
-  return w;
-}
+import { randomiseStatistics, tmpDir, weightsOf } from '../helpers';
 
 describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-node)', function () {
   this.timeout(300000);
@@ -35,10 +26,7 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
       const cfg = buildConfig(task, 'source-only', { ...extra, model: { ...extra.model, encoder: encoder as 'lenet' } });
       const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
       try {
-        // Non-trivial running statistics, so that folding batch norm is exercised.
-        for (const n of m.networks()) for (const [k, v] of n.store.buffers) {
-          tf.tidy(() => v.assign(k.endsWith('/var') ? tf.mul(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 1)) : tf.add(v, tf.randomUniform(v.shape, -0.1, 0.1, 'float32', 2))));
-        }
+        randomiseStatistics(m);  // so that folding batch norm is exercised
         const bytes = writeTflite(inferenceGraph(cfg, weightsOf(m), hw));
         assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
         const t = loadTflite(bytes);
@@ -66,7 +54,8 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     const before = tf.memory().numTensors;
     const m = await convert({ checkpoint: run, out, input: [64, 128], calibrate: tgt, checkFrames: 3, progress: () => undefined });
     assert.equal(tf.memory().numTensors, before, 'convert leaves tensors behind');
-    assert.deepEqual(m.calibration, { source: tgt, frames: 3 });
+    assert.deepEqual(m.check, { source: tgt, frames: 3 });
+    assert.equal(m.calibration, undefined, 'no int8 file, nothing calibrated');
     const again = readManifest(out);
     assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
     assert.equal(again.classes.length, 19);
@@ -82,7 +71,8 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     assert.ok(fp16.maxRelDiffVsTfjs! < 5e-3 && fp16.labelAgreement > 0.98, `fp16 ${fp16.maxRelDiffVsTfjs} ${fp16.labelAgreement}`);
     assert.ok(u8.maxRelDiffVsTfjs! < 0.1 && u8.bytes < fp16.bytes && fp16.bytes < fp32.bytes, `uint8 ${u8.maxRelDiffVsTfjs}`);
     await assert.rejects(convert({ checkpoint: run, out, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
-    await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /not built yet/);
+    await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /int8 needs --calibrate/);
+    await assert.rejects(convert({ checkpoint: run, out, precisions: ['fp32', 'int4'], progress: () => undefined }), /Unknown precision int4/);
     await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out, progress: () => undefined }), /checkpoint/i);
     await assert.rejects(convert({ checkpoint: run, out, calibrate: path.join(root, 'source', 'labels'), progress: () => undefined }), /holds no .png\/.jpg frames/);
     const w = new Map() as Weights;
