@@ -8,6 +8,7 @@
  */
 import { UserError } from '../core/errors';
 import type { Config } from '../train/config';
+import type { I2IModel } from '../train/i2i';
 import { DENSENET121, DENSENET_BN_EPS, DENSENET_SMALL, type DenseNetOptions } from '../train/models/densenet';
 import { CONTEXT_DILATIONS } from '../train/models/layers';
 import { RESNET34, RESNET50, RESNET_BN_EPS, type ResNetOptions } from '../train/models/resnet';
@@ -28,6 +29,32 @@ export interface Graph { shapes: number[][]; nodes: Node[]; input: number; outpu
 
 /** Named float32 values of the checkpoint (trainable "var:<net>/<layer>/<p>", buffers "buf:..."). */
 export type Weights = Map<string, { shape: number[]; values: Float32Array }>;
+
+/** The Weights of a live model (as a checkpoint would hold them). */
+export function modelWeights(m: I2IModel): Weights {
+  const w: Weights = new Map();
+  for (const n of m.networks()) {
+    for (const [k, v] of n.store.trainable) w.set(`var:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
+    for (const [k, v] of n.store.buffers) w.set(`buf:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
+  }
+  return w;
+}
+
+/** Floating-point operations of one inference (a multiply-add counts 2): convs, dense layers, affines, adds, pools, resizing. */
+export function graphFlops(g: Graph): number {
+  const numel = (t: number) => g.shapes[t].reduce((a, b) => a * b, 1);
+  return g.nodes.reduce((sum, n) => {
+    switch (n.op) {
+      case 'conv2d': return sum + 2 * numel(n.output) * n.kernel[0] * n.kernel[1] * n.kernel[2];
+      case 'dense': return sum + 2 * numel(n.input) * n.units;
+      case 'affine': return sum + 2 * numel(n.output);
+      case 'add': return sum + numel(n.output);
+      case 'avgpool': case 'maxpool': return sum + numel(n.output) * n.size * n.size;
+      case 'resize': return sum + 8 * numel(n.output);  // 4 taps, a multiply-add each
+      default: return sum;
+    }
+  }, 0);
+}
 
 class Builder {
   shapes: number[][] = [];

@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import * as tf from '../core/tf';
-import type { Weights } from '../convert/graph';
 import type { I2IModel } from '../train/i2i';
 
 /** Every tensor of a run's checkpoint as plain numbers (for bit-for-bit comparisons). */
@@ -63,16 +62,6 @@ export function writeMat5(file: string, vars: { name: string; dims: number[]; da
     parts.push(tag, z);
   }
   fs.writeFileSync(file, Buffer.concat(parts));
-}
-
-/** The float values of a model's variables and buffers, keyed as in checkpoints (convert/graph.ts Weights). */
-export function weightsOf(m: I2IModel): Weights {
-  const w: Weights = new Map();
-  for (const n of m.networks()) {
-    for (const [k, v] of n.store.trainable) w.set(`var:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-    for (const [k, v] of n.store.buffers) w.set(`buf:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-  }
-  return w;
 }
 
 /** Non-trivial batch-norm running statistics (fresh models have mean 0, variance 1). */

@@ -7,7 +7,7 @@ import { ffmpegPath } from '../../core/ffmpeg';
 import { readManifest } from '../../core/bundle';
 import { convert } from '../../convert/convert';
 import { listImages, loadFrames } from '../../convert/frames';
-import { inferenceGraph, type Graph } from '../../convert/graph';
+import { inferenceGraph, modelWeights, type Graph } from '../../convert/graph';
 import { affineInt8, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
 import { loadTflite } from '../../convert/runtime';
 import { quantizeSymmetric, writeTflite } from '../../convert/tflite';
@@ -15,7 +15,7 @@ import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
 import { I2IModel } from '../../train/i2i';
 import { train } from '../../train/trainer';
-import { randomiseStatistics, tmpDir, weightsOf } from '../helpers';
+import { randomiseStatistics, tmpDir } from '../helpers';
 
 /** A random-weight graph with non-trivial batch-norm statistics, and uniform frames in [-1, 1]. */
 function randomGraph(task: string, encoder: string, hw: [number, number], extra: ConfigPatch = {}): { g: Graph; frames: Float32Array[] } {
@@ -23,7 +23,7 @@ function randomGraph(task: string, encoder: string, hw: [number, number], extra:
   const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
   try {
     randomiseStatistics(m);
-    const g = inferenceGraph(cfg, weightsOf(m), hw);
+    const g = inferenceGraph(cfg, modelWeights(m), hw);
     const n = hw[0] * hw[1] * cfg.data.channels;
     let s = 7;
     const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;

@@ -5,14 +5,14 @@ import * as path from 'node:path';
 import * as tf from '../../core/tf';
 import { readManifest } from '../../core/bundle';
 import { convert } from '../../convert/convert';
-import { inferenceGraph, type Weights } from '../../convert/graph';
+import { inferenceGraph, modelWeights, type Weights } from '../../convert/graph';
 import { loadTflite } from '../../convert/runtime';
 import { writeTflite } from '../../convert/tflite';
 import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
 import { I2IModel } from '../../train/i2i';
 import { train } from '../../train/trainer';
-import { randomiseStatistics, tmpDir, weightsOf } from '../helpers';
+import { randomiseStatistics, tmpDir } from '../helpers';
 
 describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-node)', function () {
   this.timeout(300000);
@@ -27,7 +27,7 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
       const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
       try {
         randomiseStatistics(m);  // so that folding batch norm is exercised
-        const bytes = writeTflite(inferenceGraph(cfg, weightsOf(m), hw));
+        const bytes = writeTflite(inferenceGraph(cfg, modelWeights(m), hw));
         assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
         const t = loadTflite(bytes);
         const x = tf.randomUniform([1, hw[0], hw[1], cfg.data.channels], -1, 1, 'float32', 3) as tf.Tensor4D;
