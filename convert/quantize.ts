@@ -15,28 +15,29 @@
 import { UserError } from '../core/errors';
 import type { Graph, Node } from './graph';
 import { loadTflite } from './runtime';
-import { writeTflite, type TensorQuant } from './tflite';
+import { quantizeSymmetric, writeTflite, type TensorQuant } from './tflite';
 
 /** Per-channel minima and maxima of every IR tensor over the calibration frames. */
-export interface Ranges { min: Float32Array[]; max: Float32Array[]; frames: number }
+export interface Ranges { min: Float32Array[]; max: Float32Array[]; mean: Float32Array[]; frames: number }
 
 export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ranges {
   if (frames.length === 0) throw new UserError('int8 calibration needs at least one frame.', 'Pass --calibrate <target frames> with --calibration-frames N >= 1.');
   const model = loadTflite(writeTflite(g, { rangeOutputs: true }), { threads });
   const min = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(Infinity));
   const max = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(-Infinity));
+  const mean = g.shapes.map((s) => new Float32Array(s[s.length - 1]));
   try {
     for (const x of frames) {
       const outs = model.runAll(x);
       g.shapes.forEach((_, t) => {
-        const lo = outs[1 + 2 * t], hi = outs[2 + 2 * t];
-        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); }
+        const lo = outs[1 + 3 * t], hi = outs[2 + 3 * t], mu = outs[3 + 3 * t];
+        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); mean[t][c] += mu[c] / frames.length; }
       });
     }
   } finally { model.dispose(); }
   const bad = g.shapes.findIndex((_, t) => !min[t].every(Number.isFinite) || !max[t].every(Number.isFinite));
   if (bad >= 0) throw new UserError(`Calibration saw non-finite activations (tensor t${bad}): the checkpoint's weights are not usable.`, 'Convert a checkpoint whose training losses stayed finite.');
-  return { min, max, frames: frames.length };
+  return { min, max, mean, frames: frames.length };
 }
 
 /** Asymmetric int8 parameters for [min, max], widened to hold 0 exactly (zero padding, ReLU). */
@@ -127,9 +128,29 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
   };
 }
 
-/** Calibrate, equalise, re-calibrate: the graph to write as int8 and its tensor parameters. */
+/**
+ * Bias correction (Nagel et al. 2019, empirical form): int8 weights shift each conv output's mean by
+ * sum_i (W_q - W)[., i, o] E[x_i]; subtracting that shift from the bias, with the input channel means
+ * measured in calibration, removes the systematic part of the weight rounding error.
+ */
+export function correctBiases(g: Graph, r: Ranges): Graph {
+  return {
+    ...g,
+    nodes: g.nodes.map((n) => {
+      if (n.op !== 'conv2d') return n;
+      const [, , ci, co] = n.kernel;
+      const { q, scale } = quantizeSymmetric(n.weights, co, (i) => i % co);
+      const mu = r.mean[n.input], bias = Float32Array.from(n.bias);
+      for (let i = 0; i < n.weights.length; i++) { const o = i % co; bias[o] -= (q[i] * scale[o] - n.weights[i]) * mu[Math.floor(i / co) % ci]; }
+      return { ...n, bias };
+    }),
+  };
+}
+
+/** Calibrate, equalise, re-calibrate, correct biases: the graph to write as int8 and its tensor parameters. */
 export function quantizeGraph(g: Graph, frames: Float32Array[], threads = 1): { graph: Graph; params: TensorQuant[]; ranges: Ranges } {
   const eq = equalise(g, measureRanges(g, frames, threads));
   const ranges = measureRanges(eq, frames, threads);
-  return { graph: eq, params: int8Params(eq, ranges), ranges };
+  const out = correctBiases(eq, ranges);
+  return { graph: out, params: int8Params(out, ranges), ranges };
 }

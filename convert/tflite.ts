@@ -9,8 +9,8 @@
  * - full-integer int8 (`int8`): int8 activations per tensor with the calibrated parameters given,
  *   int8 weights symmetric per output channel, int32 biases at input scale x weight scale (the TFLite
  *   int8 quantisation spec); a float input is QUANTIZEd on entry and the logits DEQUANTIZEd on exit;
- * - a calibration form (`rangeOutputs`): float32 plus per-channel REDUCE_MIN / REDUCE_MAX of every IR
- *   tensor as extra outputs, so the runtime itself measures ranges without keeping activations.
+ * - a calibration form (`rangeOutputs`): float32 plus per-channel REDUCE_MIN / REDUCE_MAX / MEAN of
+ *   every IR tensor as extra outputs, so the runtime itself measures them without keeping activations.
  * `argmax` ends the model with ARG_MAX (int32, the only output types TFLite's kernel has) and a CAST
  * to a uint8 label map.
  */
@@ -19,7 +19,7 @@ import type { Graph, Node } from './graph';
 
 const OP = {
   ADD: 0, AVERAGE_POOL_2D: 1, CONCATENATION: 2, CONV_2D: 3, DEPTHWISE_CONV_2D: 4, DEQUANTIZE: 6, FULLY_CONNECTED: 9, MAX_POOL_2D: 17,
-  RESHAPE: 22, RESIZE_BILINEAR: 23, PAD: 34, CAST: 53, ARG_MAX: 56, REDUCE_MAX: 82, REDUCE_MIN: 89, QUANTIZE: 114,
+  RESHAPE: 22, RESIZE_BILINEAR: 23, PAD: 34, MEAN: 40, CAST: 53, ARG_MAX: 56, REDUCE_MAX: 82, REDUCE_MIN: 89, QUANTIZE: 114,
 } as const;
 const OPTIONS = { Conv2D: 1, DepthwiseConv2D: 2, Pool2D: 5, FullyConnected: 8, Concatenation: 10, Add: 11, ResizeBilinear: 15, Reshape: 17, Pad: 22, Reducer: 27, Cast: 37, ArgMax: 40 } as const;
 const TYPE = { FLOAT32: 0, INT32: 2, UINT8: 3, INT8: 9 } as const;
@@ -41,7 +41,7 @@ export interface TfliteOptions {
   int8?: TensorQuant[];
   /** End with an arg-max: a uint8 label map instead of logits. */
   argmax?: boolean;
-  /** Calibration form: outputs [model output, min t0, max t0, min t1, max t1, ...], per channel, over the IR tensors. */
+  /** Calibration form: outputs [model output, min t0, max t0, mean t0, min t1, ...], per channel, over the IR tensors. */
   rangeOutputs?: boolean;
 }
 
@@ -231,8 +231,8 @@ export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
     g.shapes.forEach((shape, t) => {
       // Per channel (all axes but the last): per-tensor ranges follow, and channel ranges guide equalisation.
       const axes = constant(Int32Array.from(shape.slice(0, -1).map((_, d) => d)), [shape.length - 1], `range${t}/axes`);
-      for (const code of [OP.REDUCE_MIN, OP.REDUCE_MAX]) {
-        const r = addTensor({ shape: shape.slice(-1), type: TYPE.FLOAT32, buffer: 0, name: `range${t}/${code === OP.REDUCE_MIN ? 'min' : 'max'}` });
+      for (const code of [OP.REDUCE_MIN, OP.REDUCE_MAX, OP.MEAN]) {
+        const r = addTensor({ shape: shape.slice(-1), type: TYPE.FLOAT32, buffer: 0, name: `range${t}/${code}` });
         ops.push({ code, inputs: [t, axes], outputs: [r], optionsType: OPTIONS.Reducer, options: (b) => { b.startObject(1); b.addFieldInt8(0, 0, 0); return b.endObject(); } });
         outputs.push(r);
       }

@@ -8,7 +8,7 @@ import { readManifest } from '../../core/bundle';
 import { convert } from '../../convert/convert';
 import { listImages, loadFrames } from '../../convert/frames';
 import { inferenceGraph, modelWeights, type Graph } from '../../convert/graph';
-import { affineInt8, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
+import { affineInt8, correctBiases, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
 import { loadTflite } from '../../convert/runtime';
 import { quantizeSymmetric, writeTflite } from '../../convert/tflite';
 import { buildConfig, type ConfigPatch } from '../../train/config';
@@ -92,6 +92,22 @@ describe('convert: full-integer int8 TFLite', function () {
     assert.ok(spread(amp(after, block)) < 1.01, `spread after ${spread(amp(after, block))}`);
     // The original graph is untouched.
     assert.deepEqual(measureRanges(g, frames).max[block], before.max[block]);
+  });
+
+  it('bias correction removes the mean shift that int8 weight rounding causes', () => {
+    const { g, frames } = randomGraph('synth-drive', 'densenet-small', [32, 64]);
+    const r = measureRanges(g, frames);
+    // Float graphs with the int8-rounded weights, biases as they were or corrected.
+    const rounded = (h: Graph): Graph => ({ ...h, nodes: h.nodes.map((n) => {
+      if (n.op !== 'conv2d') return n;
+      const co = n.kernel[3], { q, scale } = quantizeSymmetric(n.weights, co, (i) => i % co);
+      return { ...n, weights: Float32Array.from(q, (v, i) => v * scale[i % co]) };
+    }) });
+    const first = g.nodes.findIndex((n) => n.op === 'conv2d' && n.input !== g.input);  // reads a measured activation
+    const t = g.nodes[first].output;
+    const shift = (h: Graph) => { const m = measureRanges(h, frames).mean[t]; return m.reduce((a, v, c) => a + Math.abs(v - r.mean[t][c]), 0); };
+    const plain = shift(rounded(g)), corrected = shift(rounded(correctBiases(g, r)));
+    assert.ok(plain > 0 && corrected < plain / 3, `mean shift ${plain} -> ${corrected}`);
   });
 
   for (const [task, encoder, hw, extra] of [
