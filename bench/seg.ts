@@ -14,7 +14,7 @@ import { CITYSCAPES_CLASSES } from '../core/labels';
 
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '1600' },
+    steps: { type: 'string', default: '2000' },
     seeds: { type: 'string', default: '0,1' },
     count: { type: 'string', default: '300' },
     methods: { type: 'string', default: 'source-only,full,oracle' },

