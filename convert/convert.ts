@@ -76,6 +76,9 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   }
   const channels = config.data.channels;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
+  // Released whatever fails (unreadable frames, a runtime error): the checkpoint's tensors and every loaded model.
+  const runners: Runner[] = [];
+  let live = true;
   try {
     // Frames: calibration (int8) and parity checks, from the target domain where given.
     const calibFiles = o.calibrate ? await calibrationFiles(o.calibrate, Math.max(o.calibrationFrames ?? 32, o.checkFrames ?? 8), tmp) : [];
@@ -87,7 +90,6 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
 
     fs.mkdirSync(o.out, { recursive: true });
     const files: Manifest['models'] = [];
-    const runners: Runner[] = [];
     const threads = o.threads ?? 1;
     const output = o.argmax ? 'labels' as const : 'logits' as const;
     const addTflite = (file: string, precision: 'fp32' | 'int8', bytes: Uint8Array) => {
@@ -129,6 +131,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     const model = new I2IModel(config, ckpt.meta.classes.length);
     restoreModel(model, ckpt, { optimizer: false });
     disposeCheckpoint(ckpt);
+    live = false;
     const k = seg ? CITYSCAPES_CLASSES.length : ckpt.meta.classes.length;
     const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
     const refConf = new Float64Array(k * k);
@@ -151,7 +154,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
         });
         if ((i + 1) % 25 === 0) progress(`[convert] parity ${i + 1}/${checks.length} frames`);
       }
-    } finally { runners.forEach((rn) => rn.dispose()); model.dispose(); }
+    } finally { model.dispose(); }
     const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
     const mIoU = (c: Float64Array) => iouFromConfusion(c, k).mIoU;
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
@@ -178,6 +181,8 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     fs.writeFileSync(path.join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
     return manifest;
   } finally {
+    runners.forEach((rn) => rn.dispose());
+    if (live) disposeCheckpoint(ckpt);
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

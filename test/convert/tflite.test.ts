@@ -75,6 +75,8 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     await assert.rejects(convert({ checkpoint: run, out, precisions: ['fp32', 'int4'], progress: () => undefined }), /Unknown precision int4/);
     await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out, progress: () => undefined }), /checkpoint/i);
     await assert.rejects(convert({ checkpoint: run, out, calibrate: path.join(root, 'source', 'labels'), progress: () => undefined }), /holds no .png\/.jpg frames/);
+    await assert.rejects(convert({ checkpoint: run, out, precisions: ['fp32', 'int8'], calibrate: tgt, eval: path.join(root, 'source'), progress: () => undefined }), /Cityscapes images not found/);
+    assert.equal(tf.memory().numTensors, before, 'a failed convert releases the checkpoint');
     const w = new Map() as Weights;
     assert.throws(() => inferenceGraph(buildConfig('synth-drive', 'full'), w, [32, 32]), /has no f\/conv1\/conv\/w/);
   });
