@@ -111,7 +111,7 @@ async function accuracy(out: string): Promise<string[]> {
   const [f32, i8] = m.parity;
   return [
     `${run} (step ${meta.step}) on ${m.evaluation!.frames} held-out synthetic target frames at ${m.input.height}x${m.input.width}, int8 calibrated on ${m.calibration!.frames} target training frames:`,
-    `mIoU fp32 TFLite ${(f32.mIoU! * 100).toFixed(1)}, int8 TFLite ${(i8.mIoU! * 100).toFixed(1)} (drop ${(i8.mIoUDropVsFp32! * 100).toFixed(1)} points; goal: within 1); int8 labels agree with tfjs on ${(i8.labelAgreement * 100).toFixed(2)}% of pixels`,
+    `mIoU fp32 TFLite ${(f32.score! * 100).toFixed(1)}, int8 TFLite ${(i8.score! * 100).toFixed(1)} (drop ${(i8.scoreDropVsFp32! * 100).toFixed(1)} points; goal: within 1); int8 labels agree with tfjs on ${(i8.labelAgreement * 100).toFixed(2)}% of pixels`,
   ];
 }
 

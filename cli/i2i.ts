@@ -56,11 +56,13 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
             [--eval-frames N] [--check-frames N] [--argmax] [--threads N]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
   convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
-  activations per tensor calibrated on the first N (32) --calibrate frames: a folder, a
-  dataset root or a video file), BUNDLE/tfjs-<precision>/ (tfjs graph models, weights
-  float32/float16/uint8) and BUNDLE/manifest.json. Every file runs next to the training model:
-  on --eval's labelled frames (Cityscapes layout; mIoU per precision and the drop against float32)
-  or else on --check-frames (8) --calibrate frames; the parity table is printed.
+  activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
+  folder, a dataset root or a video file; for classifiers the target dataset's root),
+  BUNDLE/tfjs-<precision>/ (tfjs graph models, weights float32/float16/uint8) and
+  BUNDLE/manifest.json. Every file runs next to the training model: on --eval's labelled target
+  frames (segmenters: Cityscapes layout, mIoU; classifiers: the run's target format, accuracy; per
+  precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
+  parity table is printed.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]

@@ -15,6 +15,8 @@ import { deriveSeed, mulberry32 } from '../core/rng';
 import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
+import type { Config } from '../train/config';
+import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
 import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
 import { inferenceGraph, type Weights } from './graph';
 import { calibrationFiles, loadFrames, loadLabelledFrames } from './frames';
@@ -30,16 +32,23 @@ export interface ConvertOptions {
   precisions?: string[];
   /** Segmenters: the input size of the exported model (default: the training crop). */
   input?: [number, number];
-  /** Target-domain frames: a folder, a dataset root or a video file. int8 calibrates on them; the parity check runs on them. */
+  /**
+   * Target-domain frames: for segmenters a folder, a dataset root or a video file; for classifiers
+   * the target dataset's root (read by its reader, train split). int8 calibrates on them; without
+   * --eval the parity check runs on them.
+   */
   calibrate?: string;
   /** How many frames calibrate int8 (default 32). */
   calibrationFrames?: number;
   /** How many frames the parity check runs when there is no --eval (default 8). */
   checkFrames?: number;
-  /** Segmenters: a labelled target root (Cityscapes layout) to measure mIoU per precision on. */
+  /**
+   * A labelled target root to score every file on: segmenters, mIoU on a Cityscapes-layout root
+   * (split val); classifiers, accuracy on the run's target domain read from this root (its default split).
+   */
   eval?: string;
   evalSplit?: string;
-  /** At most this many labelled frames (default 100). */
+  /** At most this many labelled frames (default 100 scenes, 2000 digits). */
   evalFrames?: number;
   /** Put the arg-max inside the models: label maps out (uint8 in TFLite, int32 in tfjs). */
   argmax?: boolean;
@@ -68,7 +77,6 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     for (const need of ['f', 'h']) {
       if (!ckpt.meta.networks.includes(need)) throw new UserError(`The checkpoint in ${o.checkpoint} has no network ${need} (it has ${ckpt.meta.networks.join(', ')}).`, 'Convert a run written by i2i train.');
     }
-    if (o.eval && !seg) throw new UserError('--eval measures mIoU and is for segmenters.', 'Measure a classifier with i2i eval --checkpoint <run>.');
     graph = inferenceGraph(config, weights, hw);
   } catch (e) {
     disposeCheckpoint(ckpt);
@@ -81,12 +89,16 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   let live = true;
   try {
     // Frames: calibration (int8) and parity checks, from the target domain where given.
-    const calibFiles = o.calibrate ? await calibrationFiles(o.calibrate, Math.max(o.calibrationFrames ?? 32, o.checkFrames ?? 8), tmp) : [];
-    const calibFrames = int8 ? await loadFrames(calibFiles.slice(0, o.calibrationFrames ?? 32), hw, channels) : [];
+    // Segmenters: images (a folder, a dataset root, a video); classifiers: the run's target domain read from that root.
+    const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
+    const calibFiles = o.calibrate && seg ? await calibrationFiles(o.calibrate, Math.max(nCalib, nCheck), tmp) : [];
+    const digits = o.calibrate && !seg ? (await labelledDigits(config, o.calibrate, 'train', Math.max(nCalib, nCheck))).map(({ x }) => x) : [];
+    const calibFrames = !int8 ? [] : seg ? await loadFrames(calibFiles.slice(0, nCalib), hw, channels) : digits.slice(0, nCalib);
     const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
-    const checks: { x: Float32Array; labels?: Uint8Array }[] = o.eval ? await loadLabelledFrames(o.eval, o.evalSplit ?? 'val', hw, o.evalFrames ?? 100)
-      : o.calibrate ? (await loadFrames(calibFiles.slice(0, o.checkFrames ?? 8), hw, channels)).map((x) => ({ x }))
-        : Array.from({ length: o.checkFrames ?? 8 }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
+    const evalSplit = o.evalSplit ?? (seg ? 'val' : config.data.target === 'optdigits' || config.data.target === 'folder' ? 'train' : 'test');
+    const checks: { x: Float32Array; labels?: Uint8Array }[] = o.eval ? (seg ? await loadLabelledFrames(o.eval, evalSplit, hw, o.evalFrames ?? 100) : await labelledDigits(config, o.eval, evalSplit, o.evalFrames ?? 2000))
+      : o.calibrate ? (seg ? await loadFrames(calibFiles.slice(0, nCheck), hw, channels) : digits.slice(0, nCheck)).map((x) => ({ x }))
+        : Array.from({ length: nCheck }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
 
     fs.mkdirSync(o.out, { recursive: true });
     const files: Manifest['models'] = [];
@@ -156,7 +168,8 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       }
     } finally { model.dispose(); }
     const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
-    const mIoU = (c: Float64Array) => iouFromConfusion(c, k).mIoU;
+    // Segmenters: mIoU over the confusion matrix; classifiers: accuracy (its trace over its total).
+    const score = (c: Float64Array) => (seg ? iouFromConfusion(c, k).mIoU : iouFromConfusion(c, k).pixelAccuracy);
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
     const manifest: Manifest = {
       format: BUNDLE_FORMAT,
@@ -167,13 +180,14 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       models: files,
       training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
       calibration,
-      check: { source: o.eval ? `${path.resolve(o.eval)} (${o.evalSplit ?? 'val'})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
-      evaluation: o.eval ? { source: path.resolve(o.eval), split: o.evalSplit ?? 'val', frames: checks.length, tfjsMIoU: mIoU(refConf), at: 'the bundle input size, labels resized by nearest neighbour' } : undefined,
+      check: { source: o.eval ? `${path.resolve(o.eval)} (${evalSplit})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
+      evaluation: o.eval ? { metric: seg ? 'mIoU' : 'accuracy', source: path.resolve(o.eval), split: evalSplit, frames: checks.length, tfjsScore: score(refConf),
+        at: seg ? 'the bundle input size, labels resized by nearest neighbour' : `${hw[0]}x${hw[1]}, preprocessed as in training` } : undefined,
       parity: runners.map((rn, j) => ({
         precision: rn.file.precision, format: rn.file.format, bytes: rn.file.bytes, latencyMs: median(stats[j].times), threads: rn.threads,
         maxRelDiffVsTfjs: o.argmax ? undefined : stats[j].maxDiff / Math.max(stats[j].range, 1e-12), labelAgreement: stats[j].agree / stats[j].total, frames: checks.length,
-        mIoU: o.eval ? mIoU(stats[j].conf) : undefined,
-        mIoUDropVsFp32: o.eval && fp32Tflite >= 0 ? mIoU(stats[fp32Tflite].conf) - mIoU(stats[j].conf) : undefined,
+        score: o.eval ? score(stats[j].conf) : undefined,
+        scoreDropVsFp32: o.eval && fp32Tflite >= 0 ? score(stats[fp32Tflite].conf) - score(stats[j].conf) : undefined,
       })),
       createdAt: new Date().toISOString(),
     };
@@ -195,6 +209,15 @@ export async function loadGraphModelFile(file: string): Promise<tf.GraphModel> {
   return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: m.weightsManifest.flatMap((g) => g.weights), weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
 }
 
+/** A classifier's labelled target images, read and preprocessed as i2i eval reads them. */
+async function labelledDigits(config: Config, root: string, split: string, limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
+  const d = config.data;
+  if (split !== 'train' && split !== 'test') throw new UserError(`--eval-split for classifiers is train or test, got "${split}".`);
+  const set = await loadDigitDomain({ domain: d.target as DigitDomain, root, split, size: d.imageSize, channels: d.channels, limit, flag: '--eval' });
+  const per = set.height * set.width * set.channels;
+  return Array.from({ length: set.n }, (_, i) => ({ x: set.images.slice(i * per, (i + 1) * per), labels: Uint8Array.of(set.labels[i]) }));
+}
+
 function lastMetrics(run: string): unknown {
   const f = path.join(run, 'metrics.jsonl');
   if (!fs.existsSync(f)) return undefined;
@@ -205,9 +228,9 @@ function lastMetrics(run: string): unknown {
 export function parityTable(m: Manifest): string {
   const pct = (v: number | undefined) => (v === undefined ? '-' : (v * 100).toFixed(1));
   return [
-    '| precision | format | size | latency / frame | threads | max rel. diff vs tfjs | label agreement | mIoU | drop vs fp32 |',
+    `| precision | format | size | latency / frame | threads | max rel. diff vs tfjs | label agreement | ${m.evaluation?.metric ?? 'score'} | drop vs fp32 |`,
     '|---|---|---|---|---|---|---|---|---|',
-    ...m.parity.map((p) => `| ${p.precision} | ${p.format} | ${(p.bytes / 2 ** 20).toFixed(2)} MiB | ${p.latencyMs.toFixed(1)} ms | ${p.threads} | ${p.maxRelDiffVsTfjs?.toExponential(1) ?? '-'} | ${(p.labelAgreement * 100).toFixed(2)}% | ${pct(p.mIoU)} | ${pct(p.mIoUDropVsFp32)} |`),
-    ...(m.evaluation ? [`mIoU on ${m.evaluation.frames} labelled ${m.evaluation.split} frames of ${m.evaluation.source} at ${m.evaluation.at}; the tfjs training model scores ${pct(m.evaluation.tfjsMIoU)}.`] : []),
+    ...m.parity.map((p) => `| ${p.precision} | ${p.format} | ${(p.bytes / 2 ** 20).toFixed(2)} MiB | ${p.latencyMs.toFixed(1)} ms | ${p.threads} | ${p.maxRelDiffVsTfjs?.toExponential(1) ?? '-'} | ${(p.labelAgreement * 100).toFixed(2)}% | ${pct(p.score)} | ${pct(p.scoreDropVsFp32)} |`),
+    ...(m.evaluation ? [`${m.evaluation.metric} on ${m.evaluation.frames} labelled ${m.evaluation.split} frames of ${m.evaluation.source} at ${m.evaluation.at}; the tfjs training model scores ${pct(m.evaluation.tfjsScore)}.`] : []),
   ].join('\n');
 }

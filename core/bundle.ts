@@ -33,9 +33,9 @@ export const ParitySchema = z.object({
   /** Agreement of predicted labels with the tfjs model over the check frames (pixels or images). */
   labelAgreement: z.number(),
   frames: z.number().int(),
-  /** Segmenters converted with --eval: mIoU on the labelled frames, and fp32 TFLite's minus this one's. */
-  mIoU: z.number().optional(),
-  mIoUDropVsFp32: z.number().optional(),
+  /** Converted with --eval: the target score (evaluation.metric: mIoU or accuracy), and fp32 TFLite's minus this one's. */
+  score: z.number().optional(),
+  scoreDropVsFp32: z.number().optional(),
 });
 
 export const ManifestSchema = z.object({
@@ -52,7 +52,7 @@ export const ManifestSchema = z.object({
   calibration: z.object({ source: z.string(), frames: z.number().int() }).optional(),
   /** Frames the parity figures were measured on. */
   check: z.object({ source: z.string(), frames: z.number().int() }).optional(),
-  evaluation: z.object({ source: z.string(), split: z.string(), frames: z.number().int(), tfjsMIoU: z.number(), at: z.string() }).optional(),
+  evaluation: z.object({ metric: z.enum(['mIoU', 'accuracy']), source: z.string(), split: z.string(), frames: z.number().int(), tfjsScore: z.number(), at: z.string() }).optional(),
   parity: z.array(ParitySchema),
   createdAt: z.string(),
 });

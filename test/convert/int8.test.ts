@@ -15,7 +15,7 @@ import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
 import { I2IModel } from '../../train/i2i';
 import { train } from '../../train/trainer';
-import { randomiseStatistics, tmpDir } from '../helpers';
+import { OPTDIGITS, randomiseStatistics, tmpDir } from '../helpers';
 
 /** A random-weight graph with non-trivial batch-norm statistics, and uniform frames in [-1, 1]. */
 function randomGraph(task: string, encoder: string, hw: [number, number], extra: ConfigPatch = {}): { g: Graph; frames: Float32Array[] } {
@@ -149,10 +149,11 @@ describe('convert: full-integer int8 TFLite', function () {
     assert.deepEqual(m.calibration, { source: calibrate, frames: 16 });
     assert.equal(m.evaluation?.frames, 8);
     const [f32, i8] = m.parity;
-    assert.ok(f32.mIoU! > 0.1, `fp32 mIoU ${f32.mIoU}: the model must have learnt something for agreement to mean anything`);
+    assert.equal(m.evaluation?.metric, 'mIoU');
+    assert.ok(f32.score! > 0.1, `fp32 mIoU ${f32.score}: the model must have learnt something for agreement to mean anything`);
     assert.ok(i8.labelAgreement > 0.98, `int8 label agreement ${i8.labelAgreement}`);
-    assert.ok(Math.abs(i8.mIoUDropVsFp32!) < 0.01, `int8 mIoU drop ${i8.mIoUDropVsFp32}`);
-    assert.equal(f32.mIoUDropVsFp32, 0);
+    assert.ok(Math.abs(i8.scoreDropVsFp32!) < 0.01, `int8 mIoU drop ${i8.scoreDropVsFp32}`);
+    assert.equal(f32.scoreDropVsFp32, 0);
     assert.ok(i8.bytes < f32.bytes / 2);
     assert.deepEqual(readManifest(path.join(root, 'b')).parity, m.parity);
 
@@ -177,5 +178,22 @@ describe('convert: full-integer int8 TFLite', function () {
     const v = await convert({ checkpoint: run, out: path.join(root, 'v'), precisions: ['int8'], input: [64, 128], calibrate: video, calibrationFrames: 4, progress: () => undefined });
     assert.deepEqual(v.calibration, { source: video, frames: 4 });
     await assert.rejects(convert({ checkpoint: run, out: path.join(root, 'v'), precisions: ['int8'], calibrate: path.join(root, 'none.mp4'), progress: () => undefined }), /Calibration data not found/);
+  });
+
+  it('a digits classifier: int8 calibrated on the target dataset, accuracy per precision, arg-max inside', async () => {
+    const root = tmpDir();
+    const run = path.join(root, 'run');
+    await train({ task: 'mnist-optdigits', method: 'source-only', out: run, progress: () => undefined,
+      overrides: { steps: 150, batchSize: 32, data: { targetRoot: OPTDIGITS }, checkpointEvery: 1000 } });
+    const m = await convert({ checkpoint: run, out: path.join(root, 'b'), precisions: ['fp32', 'int8'], calibrate: OPTDIGITS, eval: OPTDIGITS, evalFrames: 600, progress: () => undefined });
+    assert.deepEqual({ metric: m.evaluation?.metric, split: m.evaluation?.split, frames: m.evaluation?.frames }, { metric: 'accuracy', split: 'train', frames: 600 });
+    const [f32, i8] = m.parity;
+    assert.ok(Math.abs(f32.score! - m.evaluation!.tfjsScore) < 1e-9 && f32.score! > 0.3, `fp32 accuracy ${f32.score}`);
+    assert.ok(i8.labelAgreement > 0.98 && Math.abs(i8.scoreDropVsFp32!) < 0.01, `int8 agreement ${i8.labelAgreement}, drop ${i8.scoreDropVsFp32}`);
+    const am = await convert({ checkpoint: run, out: path.join(root, 'am'), precisions: ['int8'], calibrate: OPTDIGITS, eval: OPTDIGITS, evalFrames: 600, argmax: true, progress: () => undefined });
+    assert.equal(am.parity[0].labelAgreement, i8.labelAgreement);
+    const labels = loadTflite(fs.readFileSync(path.join(root, 'am', 'model.int8.tflite')));
+    assert.deepEqual(labels.outputShape, [1]);
+    labels.dispose();
   });
 });
