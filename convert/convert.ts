@@ -11,15 +11,12 @@ import * as tf from '../core/tf';
 import { BUNDLE_FORMAT, ManifestSchema, type Manifest } from '../core/bundle';
 import { UserError } from '../core/errors';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
-import { deriveSeed, mulberry32 } from '../core/rng';
 import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
-import type { Config } from '../train/config';
-import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
 import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
 import { inferenceGraph, type Weights } from './graph';
-import { calibrationFiles, loadFrames, loadLabelledFrames } from './frames';
+import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
 import { loadTflite } from './runtime';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
@@ -88,17 +85,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   const runners: Runner[] = [];
   let live = true;
   try {
-    // Frames: calibration (int8) and parity checks, from the target domain where given.
-    // Segmenters: images (a folder, a dataset root, a video); classifiers: the run's target domain read from that root.
-    const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
-    const calibFiles = o.calibrate && seg ? await calibrationFiles(o.calibrate, Math.max(nCalib, nCheck), tmp) : [];
-    const digits = o.calibrate && !seg ? (await labelledDigits(config, o.calibrate, 'train', Math.max(nCalib, nCheck))).map(({ x }) => x) : [];
-    const calibFrames = !int8 ? [] : seg ? await loadFrames(calibFiles.slice(0, nCalib), hw, channels) : digits.slice(0, nCalib);
-    const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
-    const evalSplit = o.evalSplit ?? (seg ? 'val' : config.data.target === 'optdigits' || config.data.target === 'folder' ? 'train' : 'test');
-    const checks: { x: Float32Array; labels?: Uint8Array }[] = o.eval ? (seg ? await loadLabelledFrames(o.eval, evalSplit, hw, o.evalFrames ?? 100) : await labelledDigits(config, o.eval, evalSplit, o.evalFrames ?? 2000))
-      : o.calibrate ? (seg ? await loadFrames(calibFiles.slice(0, nCheck), hw, channels) : digits.slice(0, nCheck)).map((x) => ({ x }))
-        : Array.from({ length: nCheck }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
+    const { calib: calibFrames, checks, evalSplit } = await conversionFrames(config, o, hw, int8, tmp);
 
     fs.mkdirSync(o.out, { recursive: true });
     const files: Manifest['models'] = [];
@@ -207,15 +194,6 @@ export async function loadGraphModelFile(file: string): Promise<tf.GraphModel> {
   // Every group's shards, in manifest order: the order the weight specs are laid out in.
   const data = Buffer.concat(m.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(path.dirname(file), p)))));
   return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: m.weightsManifest.flatMap((g) => g.weights), weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
-}
-
-/** A classifier's labelled target images, read and preprocessed as i2i eval reads them. */
-async function labelledDigits(config: Config, root: string, split: string, limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
-  const d = config.data;
-  if (split !== 'train' && split !== 'test') throw new UserError(`--eval-split for classifiers is train or test, got "${split}".`);
-  const set = await loadDigitDomain({ domain: d.target as DigitDomain, root, split, size: d.imageSize, channels: d.channels, limit, flag: '--eval' });
-  const per = set.height * set.width * set.channels;
-  return Array.from({ length: set.n }, (_, i) => ({ x: set.images.slice(i * per, (i + 1) * per), labels: Uint8Array.of(set.labels[i]) }));
 }
 
 function lastMetrics(run: string): unknown {

@@ -1,11 +1,15 @@
 /**
- * Check and calibration frames for convert: images found under a folder (a dataset root, a folder of
- * dashcam stills) or sampled from a video file, resized to the model's input and mapped to [-1, 1]
- * as in training. Label maps (gtFine/, labels/, *_labelIds.png) are skipped.
+ * The frames convert uses (int8 calibration, parity checks, scores per precision): images found under
+ * a folder (a dataset root, a folder of dashcam stills) or sampled from a video file, resized to the
+ * model's input and mapped to [-1, 1] as in training (label maps: gtFine/, labels/, *_labelIds.png
+ * are skipped); labelled Cityscapes-layout frames; a classifier's target dataset through its reader.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
+import { deriveSeed, mulberry32 } from '../core/rng';
+import type { Config } from '../train/config';
+import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
 import { listCityscapes, readTrainIds } from '../train/data/segmentation';
 import { sampleVideo } from '../train/data/video-frames';
 
@@ -73,4 +77,35 @@ export async function loadLabelledFrames(root: string, split: string, hw: [numbe
     const l = await readTrainIds(it.label!);
     return { x: xs[i], labels: resizeNearest(l.ids, l.width, l.height, hw) };
   }));
+}
+/** A classifier's labelled target images, read and preprocessed as i2i eval reads them. */
+async function labelledDigits(config: Config, root: string, split: string, limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
+  const d = config.data;
+  if (split !== 'train' && split !== 'test') throw new UserError(`--eval-split for classifiers is train or test, got "${split}".`);
+  const set = await loadDigitDomain({ domain: d.target as DigitDomain, root, split, size: d.imageSize, channels: d.channels, limit, flag: '--eval' });
+  const per = set.height * set.width * set.channels;
+  return Array.from({ length: set.n }, (_, i) => ({ x: set.images.slice(i * per, (i + 1) * per), labels: Uint8Array.of(set.labels[i]) }));
+}
+
+export interface FrameOptions { calibrate?: string; calibrationFrames?: number; checkFrames?: number; eval?: string; evalSplit?: string; evalFrames?: number }
+export interface CheckFrame { x: Float32Array; labels?: Uint8Array }
+
+/**
+ * The frames a conversion uses, from the target domain where given: int8 calibration frames (the
+ * first N of --calibrate), and the parity check frames: --eval's labelled ones, else the first
+ * --check-frames of --calibrate, else seeded random frames. Segmenters read images (a folder, a
+ * dataset root, a video); classifiers read the run's target domain from the root with its reader.
+ */
+export async function conversionFrames(config: Config, o: FrameOptions, hw: [number, number], int8: boolean, tmp: string): Promise<{ calib: Float32Array[]; checks: CheckFrame[]; evalSplit: string }> {
+  const seg = config.kind === 'segment', channels = config.data.channels;
+  const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
+  const calibFiles = o.calibrate && seg ? await calibrationFiles(o.calibrate, Math.max(nCalib, nCheck), tmp) : [];
+  const digits = o.calibrate && !seg ? (await labelledDigits(config, o.calibrate, 'train', Math.max(nCalib, nCheck))).map(({ x }) => x) : [];
+  const calib = !int8 ? [] : seg ? await loadFrames(calibFiles.slice(0, nCalib), hw, channels) : digits.slice(0, nCalib);
+  const evalSplit = o.evalSplit ?? (seg ? 'val' : config.data.target === 'optdigits' || config.data.target === 'folder' ? 'train' : 'test');
+  const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
+  const checks: CheckFrame[] = o.eval ? (seg ? await loadLabelledFrames(o.eval, evalSplit, hw, o.evalFrames ?? 100) : await labelledDigits(config, o.eval, evalSplit, o.evalFrames ?? 2000))
+    : o.calibrate ? (seg ? await loadFrames(calibFiles.slice(0, nCheck), hw, channels) : digits.slice(0, nCheck)).map((x) => ({ x }))
+      : Array.from({ length: nCheck }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
+  return { calib, checks, evalSplit };
 }
