@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '../core/tf';
 import { initBackend } from '../core/backend';
+import { median } from '../core/stats';
 import { convert, loadGraphModelFile } from '../convert/convert';
 import { listImages, loadFrames } from '../convert/frames';
 import { graphFlops, inferenceGraph, modelWeights } from '../convert/graph';
@@ -30,7 +31,6 @@ const { values } = parseArgs({ options: {
 
 /** This machine's practical peak (DESIGN.md: one 3x3 conv 128->128 in TFLite fp32 + XNNPACK) and the AVX2 paper peak, both 2 cores. */
 const PEAK = { practical: 38, paper: 157 };
-const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
 const log = (l: string) => process.stderr.write(`[bench] ${l}\n`);
 
 async function speed(out: string): Promise<string[]> {

@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import * as tf from '../core/tf';
 import { initBackend } from '../core/backend';
+import { median } from '../core/stats';
 import { buildConfig } from '../train/config';
 import { I2IModel } from '../train/i2i';
 
@@ -43,11 +44,10 @@ async function main() {
     peakBytes = Math.max(peakBytes, tf.memory().numBytes);
     process.stderr.write(`[bench] step ${s + 1}: ${times[s].toFixed(1)} s | ${Object.entries(l).map(([k, v]) => `${k} ${(v as number).toFixed(3)}`).join(' ')}\n`);
   }
-  const sorted = [...times].sort((a, b) => a - b);
   const lines = [
     `${values.encoder} segmenter, full method (no D_z, no cycle), batch 1 per domain, ${size}x${size}, backend ${backend.choice}`,
     `parameters: ${params.map(([n, p]) => `${n} ${(p / 1e6).toFixed(2)}M`).join(', ')}`,
-    `step time: median ${(sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2).toFixed(1)} s of ${times.length} (${times.map((t) => t.toFixed(1)).join(', ')})`,
+    `step time: median ${median(times).toFixed(1)} s of ${times.length} (${times.map((t) => t.toFixed(1)).join(', ')})`,
     `memory: tfjs tensors ${(tf.memory().numBytes / 2 ** 20).toFixed(0)} MiB after the steps (largest between steps ${(peakBytes / 2 ** 20).toFixed(0)} MiB), process peak RSS ${(peakRss / 2 ** 30).toFixed(2)} GiB`,
   ];
   process.stdout.write(lines.join('\n') + '\n');

@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import * as tf from '../core/tf';
 import { initBackend } from '../core/backend';
+import { median } from '../core/stats';
 import { buildConfig } from '../train/config';
 import { I2IModel } from '../train/i2i';
 
@@ -35,8 +36,7 @@ async function child(backend: string): Promise<void> {
     m.step(b, i);
     times.push((performance.now() - t0) / 1000);
   }
-  times.sort((a, c) => a - c);
-  process.stdout.write(JSON.stringify({ backend, median: times[Math.floor(times.length / 2)], times }) + '\n');
+  process.stdout.write(JSON.stringify({ backend, median: median(times), times }) + '\n');
 }
 
 function main(): void {

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { BUNDLE_FORMAT, ManifestSchema, type Manifest } from '../core/bundle';
 import { UserError } from '../core/errors';
+import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
@@ -154,7 +155,6 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
         if ((i + 1) % 25 === 0) progress(`[convert] parity ${i + 1}/${checks.length} frames`);
       }
     } finally { model.dispose(); }
-    const median = (v: number[]) => { const t = [...v].sort((a, b) => a - b); return t.length % 2 ? t[(t.length - 1) / 2] : (t[t.length / 2 - 1] + t[t.length / 2]) / 2; };
     // Segmenters: mIoU over the confusion matrix; classifiers: accuracy (its trace over its total).
     const score = (c: Float64Array) => (seg ? iouFromConfusion(c, k).mIoU : iouFromConfusion(c, k).pixelAccuracy);
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');

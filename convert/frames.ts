@@ -10,11 +10,11 @@ import { UserError } from '../core/errors';
 import { deriveSeed, mulberry32 } from '../core/rng';
 import type { Config } from '../train/config';
 import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
-import { listCityscapes, readTrainIds } from '../train/data/segmentation';
-import { sampleVideo } from '../train/data/video-frames';
+import { defaultDigitSplit } from '../train/evaluate-run';
+import { listCityscapes, loadSegSample } from '../train/data/segmentation';
+import { sampleVideo, VIDEO } from '../train/data/video-frames';
 
 const IMAGE = /\.(png|jpe?g)$/i;
-const VIDEO = /\.(mp4|mov|mkv|avi|webm|m4v|ts)$/i;
 const NOT_IMAGES = /(^|\/)(gtFine|labels)(\/|$)|_labelIds\.png$|_color\.png$|_instanceIds\.png$/;
 
 export function listImages(root: string, limit: number): string[] {
@@ -58,26 +58,18 @@ export async function calibrationFiles(source: string, limit: number, tmp: strin
   return listImages(source, limit);
 }
 
-/** Nearest-neighbour resize of a label map (pixel centres), as training resizes labels. */
-export function resizeNearest(ids: Uint8Array, w: number, h: number, hw: [number, number]): Uint8Array {
-  const out = new Uint8Array(hw[0] * hw[1]);
-  for (let y = 0; y < hw[0]; y++) {
-    const sy = Math.min(h - 1, Math.floor(((y + 0.5) * h) / hw[0]));
-    for (let x = 0; x < hw[1]; x++) out[y * hw[1] + x] = ids[sy * w + Math.min(w - 1, Math.floor(((x + 0.5) * w) / hw[1]))];
-  }
-  return out;
-}
-
 /** Labelled target frames (Cityscapes layout) at the bundle's input size, labels as trainIds. */
-export async function loadLabelledFrames(root: string, split: string, hw: [number, number], limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
+export async function loadLabelledFrames(root: string, split: string, hw: [number, number], limit: number): Promise<CheckFrame[]> {
   const items = listCityscapes(root, split, { labels: true }).items.slice(0, limit);
   if (items.length === 0) throw new UserError(`${root} has no labelled ${split} frames.`, 'Pass --eval <root with leftImg8bit/<split>/ and gtFine/<split>/>.');
-  const xs = await loadFrames(items.map((i) => i.image), hw, 3);
-  return Promise.all(items.map(async (it, i) => {
-    const l = await readTrainIds(it.label!);
-    return { x: xs[i], labels: resizeNearest(l.ids, l.width, l.height, hw) };
+  // Training's own decoder: bilinear image, nearest-neighbour labels (no new ids), trainIds.
+  const size = { height: hw[0], width: hw[1] };
+  return Promise.all(items.map(async (it) => {
+    const s = await loadSegSample(it, { scale: 1, crop: 0, flip: false, rand: () => 0, size });
+    return { x: s.image, labels: s.labels! };
   }));
 }
+
 /** A classifier's labelled target images, read and preprocessed as i2i eval reads them. */
 async function labelledDigits(config: Config, root: string, split: string, limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
   const d = config.data;
@@ -99,13 +91,15 @@ export interface CheckFrame { x: Float32Array; labels?: Uint8Array }
 export async function conversionFrames(config: Config, o: FrameOptions, hw: [number, number], int8: boolean, tmp: string): Promise<{ calib: Float32Array[]; checks: CheckFrame[]; evalSplit: string }> {
   const seg = config.kind === 'segment', channels = config.data.channels;
   const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
-  const calibFiles = o.calibrate && seg ? await calibrationFiles(o.calibrate, Math.max(nCalib, nCheck), tmp) : [];
-  const digits = o.calibrate && !seg ? (await labelledDigits(config, o.calibrate, 'train', Math.max(nCalib, nCheck))).map(({ x }) => x) : [];
-  const calib = !int8 ? [] : seg ? await loadFrames(calibFiles.slice(0, nCalib), hw, channels) : digits.slice(0, nCalib);
-  const evalSplit = o.evalSplit ?? (seg ? 'val' : config.data.target === 'optdigits' || config.data.target === 'folder' ? 'train' : 'test');
+  // --calibrate frames, read once: the first nCalib calibrate int8, the first nCheck are the checks without --eval.
+  const n = o.calibrate ? Math.max(int8 ? nCalib : 0, o.eval ? 0 : nCheck) : 0;
+  const frames = n === 0 ? [] : seg ? await loadFrames(await calibrationFiles(o.calibrate!, n, tmp), hw, channels)
+    : (await labelledDigits(config, o.calibrate!, 'train', n)).map(({ x }) => x);
+  const calib = int8 ? frames.slice(0, nCalib) : [];
+  const evalSplit = o.evalSplit ?? (seg ? 'val' : defaultDigitSplit(config.data.target));
   const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
   const checks: CheckFrame[] = o.eval ? (seg ? await loadLabelledFrames(o.eval, evalSplit, hw, o.evalFrames ?? 100) : await labelledDigits(config, o.eval, evalSplit, o.evalFrames ?? 2000))
-    : o.calibrate ? (seg ? await loadFrames(calibFiles.slice(0, nCheck), hw, channels) : digits.slice(0, nCheck)).map((x) => ({ x }))
+    : o.calibrate ? frames.slice(0, nCheck).map((x) => ({ x }))
       : Array.from({ length: nCheck }, () => ({ x: Float32Array.from({ length: hw[0] * hw[1] * channels }, () => r() * 2 - 1) }));
   return { calib, checks, evalSplit };
 }

@@ -82,8 +82,7 @@ const inputsOf = (n: Node): number[] => (n.op === 'concat' || n.op === 'add' ? n
  * outside the group that reads it is a per-channel affine. Returns a new graph; the input is kept.
  */
 export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
-  const nodes = g.nodes.map((n) => ({ ...n }) as Node);
-  const producer = new Map(nodes.map((n) => [n.output, n]));
+  const producer = new Map(g.nodes.map((n) => [n.output, n]));
   const group = sharedGroups(g);
   /** The conv output channel a tensor channel carries, if any. */
   const source = (t: number, c: number): [number, number] | undefined => {
@@ -98,12 +97,12 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
     return undefined;
   };
   const members = new Map<number, number[]>();
-  group.forEach((root, t) => members.set(root, [...(members.get(root) ?? []), t]));
+  group.forEach((root, t) => { if (!members.has(root)) members.set(root, []); members.get(root)!.push(t); });
   const gain = new Map<string, number>();  // "tensor:channel" of a conv output -> factor
   for (const ts of members.values()) {
     const inGroup = new Set(ts);
     if (ts.includes(g.output) || ts.includes(g.input) || g.shapes[ts[0]].length !== 4) continue;
-    const consumers = nodes.filter((n) => inputsOf(n).some((i) => inGroup.has(i)) && !inGroup.has(n.output));
+    const consumers = g.nodes.filter((n) => inputsOf(n).some((i) => inGroup.has(i)) && !inGroup.has(n.output));
     if (consumers.length === 0 || !consumers.every((n) => n.op === 'affine')) continue;
     const sources = ts.flatMap((t) => Array.from({ length: g.shapes[t][3] }, (_, c) => source(t, c)));
     if (sources.some((s) => s === undefined)) continue;
@@ -111,10 +110,9 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
     const R = Math.max(...sources.map((s) => amp(s!)));
     for (const s of sources) { const a = amp(s!); gain.set(`${s![0]}:${s![1]}`, a > 0 ? Math.min(R / a, maxGain) : 1); }
   }
-  if (gain.size === 0) return { ...g, nodes };
   return {
     ...g,
-    nodes: nodes.map((n) => {
+    nodes: g.nodes.map((n) => {
       if (n.op === 'conv2d' && [...Array(n.kernel[3]).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
         const co = n.kernel[3], k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
         return { ...n, weights: n.weights.map((w, i) => w * k(i % co)), bias: n.bias.map((b, c) => b * k(c)) };

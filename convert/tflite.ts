@@ -33,6 +33,8 @@ const INT8_VERSION: Partial<Record<number, number>> = {
   [OP.CONV_2D]: 3, [OP.DEPTHWISE_CONV_2D]: 3, [OP.ADD]: 2, [OP.CONCATENATION]: 2, [OP.AVERAGE_POOL_2D]: 2, [OP.MAX_POOL_2D]: 2,
   [OP.PAD]: 2, [OP.FULLY_CONNECTED]: 4, [OP.QUANTIZE]: 2, [OP.DEQUANTIZE]: 2, [OP.ARG_MAX]: 2, [OP.RESIZE_BILINEAR]: 3,
 };
+/** The IR always resizes with half-pixel centres (RESIZE_BILINEAR version 3). */
+const FLOAT_VERSION: Partial<Record<number, number>> = { [OP.RESIZE_BILINEAR]: 3 };
 
 /** Affine int8 parameters of one activation tensor: real = scale * (q - zeroPoint). */
 export interface TensorQuant { scale: number; zeroPoint: number }
@@ -122,9 +124,10 @@ export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
     const inner = wShape.slice(channelDim + 1).reduce((a, b) => a * b, 1);
     const wq = quantizeSymmetric(w, channels, perChannel ? (k) => Math.floor(k / inner) % channels : () => 0);
     const bq = quantizeBias(bias, q8[input].scale, wq.scale);
+    const biasScale = perChannel ? bq.scale : [bq.scale[0]];
     return [
       constant(wq.q, wShape, `op${i}/weights`, { scale: wq.scale, zeroPoint: wq.scale.map(() => 0), dim: perChannel ? channelDim : 0 }),
-      constant(bq.q, [bias.length], `op${i}/bias`, { scale: perChannel ? bq.scale : [bq.scale[0]], zeroPoint: (perChannel ? bq.scale : [0]).map(() => 0), dim: 0 }),
+      constant(bq.q, [bias.length], `op${i}/bias`, { scale: biasScale, zeroPoint: biasScale.map(() => 0), dim: 0 }),
     ];
   };
 
@@ -245,10 +248,9 @@ function serialise(tensors: TensorSpec[], ops: OpSpec[], buffers: Uint8Array[], 
   const b = new flatbuffers.Builder(1 << 20);
   const codes = [...new Set(ops.map((o) => o.code))];
   const codeOffsets = codes.map((code) => {
-    const halfPixel = code === OP.RESIZE_BILINEAR ? 3 : 1;
     b.startObject(4);
     b.addFieldInt8(0, code, 0);      // deprecated_builtin_code
-    b.addFieldInt32(2, Math.max(int8 ? INT8_VERSION[code] ?? 1 : 1, halfPixel), 1);  // version
+    b.addFieldInt32(2, (int8 ? INT8_VERSION : FLOAT_VERSION)[code] ?? 1, 1);  // version
     b.addFieldInt32(3, code, 0);     // builtin_code
     return b.endObject();
   });

@@ -20,6 +20,11 @@ export interface EvalOptions {
 
 export interface SegmentationReport { mIoU: number; perClass: number[]; pixelAccuracy: number; n: number; confusion: Float64Array }
 
+/** A digits target's evaluation split: its held-out split where it has one (optdigits and folders have a single set). */
+export function defaultDigitSplit(target: string): 'train' | 'test' {
+  return target === 'optdigits' || target === 'folder' ? 'train' : 'test';
+}
+
 export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
   const ckpt = readCheckpoint(runDir);
   const config = ckpt.meta.config;
@@ -29,8 +34,7 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     disposeCheckpoint(ckpt);
     const d = config.data;
     if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, ckpt.meta.step, opts);
-    // Default: the target's held-out split where it has one (optdigits has a single file).
-    const split = (opts.split ?? (d.target === 'optdigits' || d.target === 'folder' ? 'train' : 'test')) as 'train' | 'test';
+    const split = (opts.split ?? defaultDigitSplit(d.target)) as 'train' | 'test';
     const set = await loadDigitDomain({ domain: d.target as DigitDomain, root: opts.targetRoot ?? d.targetRoot, split, size: d.imageSize, channels: d.channels, flag: '--target-root' });
     const report = evaluateClassifier(model, set);
     const json = { task: config.task, method: config.method, step: ckpt.meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };

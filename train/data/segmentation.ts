@@ -72,6 +72,8 @@ export interface SegSampleOptions {
   flip: boolean;
   /** Uniform [0,1) draws for the crop position and the flip. */
   rand: () => number;
+  /** Resize to exactly this size instead of by `scale` (a deployed model's fixed input). */
+  size?: FrameSize;
 }
 
 export interface FrameSize { width: number; height: number }
@@ -93,8 +95,8 @@ export interface SegSample { image: Float32Array; labels?: Uint8Array; height: n
  */
 export async function loadSegSample(item: SegItem, o: SegSampleOptions, frame?: FrameSize): Promise<SegSample> {
   const sharp = (await import('sharp')).default;
-  const size = frame ?? (await frameSize(item));
-  const W = Math.round(size.width * o.scale), H = Math.round(size.height * o.scale);
+  const size = o.size ? undefined : frame ?? (await frameSize(item));
+  const W = o.size?.width ?? Math.round(size!.width * o.scale), H = o.size?.height ?? Math.round(size!.height * o.scale);
   const cw = o.crop > 0 ? Math.min(o.crop, W) : W, ch = o.crop > 0 ? Math.min(o.crop, H) : H;
   const left = Math.floor(o.rand() * (W - cw + 1)), top = Math.floor(o.rand() * (H - ch + 1));
   const flip = o.flip && o.rand() < 0.5;

@@ -8,7 +8,8 @@ import ffmpeg from 'fluent-ffmpeg';
 import { UserError } from '../../core/errors';
 import { ffmpegPath, ffprobePath } from '../../core/ffmpeg';
 
-const VIDEO = /\.(mp4|mov|mkv|avi|webm|m4v|ts)$/i;
+/** File names the video readers take. */
+export const VIDEO = /\.(mp4|mov|mkv|avi|webm|m4v|ts)$/i;
 
 export interface FrameSampling { fps: number; maxFrames: number; width?: number }
 
