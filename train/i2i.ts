@@ -182,7 +182,10 @@ export class I2IModel {
     const useTarget = w.id + w.z + w.tr + w.cyc > 0;
     // f(x) and f(y) are separate passes (f_x = f_y share every weight): with one pass over the
     // concatenated batch, batch-norm statistics would let L_z reach the encoder through x.
-    const zx = this.f.apply(b.x, 'train');
+    // The encoder's running statistics follow the target batches whenever the method sees them:
+    // the trained model is deployed on the target domain, and in training target features were
+    // normalised by target statistics; a source/target mixture would match neither domain.
+    const zx = this.f.apply(b.x, useTarget ? 'train-no-stats' : 'train');
     const zy = useTarget ? this.f.apply(b.y, 'train') : undefined;
     terms.c = ce(zx, 'train');
 

@@ -158,6 +158,25 @@ describe('training steps', () => {
     }
   });
 
+  it("the encoder's running statistics follow the target batches when the method sees them, else the source", () => {
+    const stats = (m: I2IModel) => [...m.f.store.buffers.values()].map((v) => Array.from(v.dataSync()));
+    const after = (method: string, seed: number, ySeed: number) => {
+      const m = new I2IModel(buildConfig('mnist-optdigits', method, TINY), 10);
+      const b = batch(4, seed);
+      b.y.dispose(); b.y = tf.randomUniform([4, 32, 32, 1], -1, 1, 'float32', ySeed) as tf.Tensor4D;
+      m.step(b, 0);
+      const s = stats(m);
+      m.dispose(); disposeBatch(b);
+      return s;
+    };
+    for (const method of ['revgrad', 'full']) {
+      // Different source batches, the same target batch: the same running statistics.
+      assert.deepEqual(after(method, 21, 40), after(method, 31, 40), method);
+      assert.notDeepEqual(after(method, 21, 40), after(method, 21, 50), method);
+    }
+    assert.notDeepEqual(after('source-only', 21, 40), after('source-only', 31, 40));
+  });
+
   it('the small DenseNet encoder option trains in the full objective', () => {
     const m = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, model: { ...TINY.model, encoder: 'densenet-small' } }), 10);
     assert.deepEqual(m.f.outShape.slice(0, 2), [2, 2]);
