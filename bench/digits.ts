@@ -3,22 +3,28 @@
  * with the same step budget and seeds, as one table. Each run is a child `i2i train` process; two
  * run at once to use both cores (wasm runs one thread per process).
  *
- *   npm run bench:digits -- [--steps N] [--seeds 0,1,2] [--methods a,b] [--parallel 2] [--set k=v ...]
+ *   npm run bench:digits -- [--steps N] [--seeds 0,1,2] [--methods a,b] [--parallel 2] [--set k=v ...] [--reuse]
+ *
+ * --reuse keeps a run already in --out whose checkpoint reached --steps with the configuration this
+ * benchmark would train (its logged training time is reported), so a table can be completed
+ * without retraining.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { buildConfig, setPath, type ConfigPatch } from '../train/config';
 import { runI2i } from './run-i2i';
 
 const { values } = parseArgs({
   options: {
-    steps: { type: 'string', default: '1500' },
+    steps: { type: 'string', default: '600' },
     seeds: { type: 'string', default: '0,1,2' },
     methods: { type: 'string', default: 'source-only,revgrad,adda,full' },
     parallel: { type: 'string', default: '2' },
     out: { type: 'string', default: 'runs/bench-digits' },
     'target-root': { type: 'string', default: path.resolve(__dirname, '../../shared/data/optdigits') },
     set: { type: 'string', multiple: true, default: [] },
+    reuse: { type: 'boolean', default: false },
   },
 });
 
@@ -29,16 +35,28 @@ const methods = values.methods!.split(',');
 const seeds = values.seeds!.split(',').map(Number);
 
 
-async function one(method: string, seed: number): Promise<{ method: string; seed: number; accuracy: number; seconds: number }> {
+/** Whether a saved run's configuration is the one this benchmark would train (method, seed, weights, networks, optimiser). */
+function sameTraining(saved: Record<string, unknown>, method: string, seed: number): boolean {
+  const patch: Record<string, unknown> = { seed, steps: Number(values.steps) };
+  for (const kv of [...BENCH_SET, ...values.set!]) setPath(patch, kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1));
+  const want = buildConfig('mnist-optdigits', method, patch as ConfigPatch) as unknown as Record<string, unknown>;
+  return ['method', 'seed', 'steps', 'batchSize', 'weights', 'model', 'optim', 'criticOptim', 'pretrainSteps', 'untieTargetEncoder']
+    .every((k) => JSON.stringify(saved[k]) === JSON.stringify(want[k]));
+}
+
+async function one(method: string, seed: number): Promise<{ method: string; seed: number; accuracy: number; seconds: number; reused: boolean }> {
   const out = path.resolve(values.out!, `${method}-s${seed}`);
-  fs.rmSync(out, { recursive: true, force: true });
+  const meta = path.join(out, 'checkpoint', 'checkpoint.json');
+  const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
+  const done = saved?.step === Number(values.steps) && sameTraining(saved.config, method, seed);
+  if (!done) fs.rmSync(out, { recursive: true, force: true });
   const t0 = Date.now();
-  await runI2i(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
+  if (!done) await runI2i(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
     '--target-root', values['target-root']!, ...[...BENCH_SET, ...values.set!].flatMap((s) => ['--set', s])]);
-  const seconds = (Date.now() - t0) / 1000;
+  const seconds = done ? JSON.parse(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time : (Date.now() - t0) / 1000;
   const r = JSON.parse(await runI2i(['eval', '--checkpoint', out, '--json']));
   process.stderr.write(`[bench] ${method} seed ${seed}: ${(r.accuracy * 100).toFixed(2)}% in ${seconds.toFixed(0)} s\n`);
-  return { method, seed, accuracy: r.accuracy, seconds };
+  return { method, seed, accuracy: r.accuracy, seconds, reused: done };
 }
 
 async function main() {
@@ -63,7 +81,7 @@ async function main() {
     '| method | target accuracy (mean ± sd) | per seed | train s/run |',
     '|---|---|---|---|',
     ...rows.map((r) => `| ${r.m} | ${r.mean.toFixed(2)} ± ${r.sd.toFixed(2)} | ${r.accs.map((a) => a.toFixed(1)).join(' / ')} | ${r.secs.toFixed(0)} |`),
-    `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+    `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min` + (results.some((r) => r.reused) ? ` (${results.filter((r) => r.reused).length} of ${results.length} runs reused from earlier invocations; their train times are as logged)` : ''),
   ];
   fs.mkdirSync(values.out!, { recursive: true });
   fs.writeFileSync(path.join(values.out!, 'table.md'), lines.join('\n') + '\n');
