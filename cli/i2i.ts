@@ -11,6 +11,7 @@ import { demoDigits, demoSegmentation } from '../train/demo';
 import { convert, parityTable } from '../convert/convert';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
+import { translateRun } from '../train/translate';
 
 const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
 
@@ -22,6 +23,7 @@ Commands:
   demo    synthetic driving scenes: source-only vs full small segmenters, one table
           (i2i demo digits: MNIST -> optdigits)
   convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
+  translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
@@ -64,6 +66,11 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
   parity table is printed.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
+
+i2i translate --checkpoint DIR --out GRID.png [--n N (8)] [--source-root P] [--target-root P] [--json]
+  rows: x, g_y(f(x)) (source -> target), g_x(f(x)), y, g_x(f(y)) (target -> source), g_y(f(y)),
+  n images per domain (segmenters: centre crops at the training scale); prints the reconstruction
+  |error| per domain and, for classifiers, how often h reads a translation as its source label
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -161,6 +168,22 @@ async function cmdConvert(argv: string[]): Promise<void> {
   process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
 }
 
+async function cmdTranslate(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    checkpoint: { type: 'string' }, out: { type: 'string' }, n: { type: 'string' }, 'source-root': { type: 'string' }, 'target-root': { type: 'string' }, json: { type: 'boolean' },
+  } });
+  if (!values.checkpoint || !values.out) throw new UserError('translate needs --checkpoint <run dir> and --out <grid.png>.');
+  const n = values.n === undefined ? undefined : Number(values.n);
+  if (n !== undefined && !(Number.isInteger(n) && n > 0)) throw new UserError(`--n must be a positive integer, got "${values.n}".`);
+  await initBackend({ quiet: values.json });
+  const abs = (p: string | undefined) => p && path.resolve(p);
+  const r = await translateRun(path.resolve(values.checkpoint), { out: path.resolve(values.out), n, sourceRoot: abs(values['source-root']), targetRoot: abs(values['target-root']) });
+  if (values.json) { process.stdout.write(JSON.stringify(r) + '\n'); return; }
+  process.stdout.write(`wrote ${r.out}: ${r.n} images per domain; rows x, g_y(f(x)), g_x(f(x)), y, g_x(f(y)), g_y(f(y))\n`
+    + `reconstruction |error| (images in [-1, 1]): source ${r.reconstructionL1.source.toFixed(3)}, target ${r.reconstructionL1.target.toFixed(3)}\n`
+    + (r.translatedAgreement === undefined ? '' : `h reads ${(r.translatedAgreement * 100).toFixed(1)}% of the translated source images as their source label\n`));
+}
+
 async function cmdSynth(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     out: { type: 'string' }, domain: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, split: { type: 'string' },
@@ -196,6 +219,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo': await cmdDemo(rest); return 0;
       case 'synth': await cmdSynth(rest); return 0;
       case 'convert': await cmdConvert(rest); return 0;
+      case 'translate': await cmdTranslate(rest); return 0;
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(HELP); return 0;
       default:

@@ -1,0 +1,120 @@
+/**
+ * `i2i translate`: a PNG grid of what a run's decoders make of n source and n target images, the
+ * quickest check that the image-level terms work (decoders that ignore their input still lower
+ * L_tr; README, "Configuration").
+ *
+ *   rows: x | g_y(f(x)) source -> target | g_x(f(x)) reconstruction | y | g_x(f(y)) | g_y(f(y))
+ *
+ * Batch statistics as in training: f normalises each domain by its own batch, the decoders both
+ * domains together (the running statistics follow the target, so 'eval' mode would skew x).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../core/tf';
+import { UserError } from '../core/errors';
+import { disposeCheckpoint, readCheckpoint } from './checkpoint';
+import { loadDigitDomain, type DigitDomain } from './data/digits';
+import { listScenes, loadSegSample, type SegItem } from './data/segmentation';
+import { I2IModel } from './i2i';
+import { restoreModel } from './state';
+
+export interface TranslateOptions {
+  out: string;
+  /** Images per domain (columns). */
+  n?: number;
+  sourceRoot?: string;
+  targetRoot?: string;
+}
+
+export interface TranslateReport {
+  out: string;
+  n: number;
+  /** Mean |image - g(f(image))| per domain, in [-1, 1] units (0 = perfect reconstruction). */
+  reconstructionL1: { source: number; target: number };
+  /** Classification: how often h reads a translated source image as its source label. */
+  translatedAgreement?: number;
+}
+
+export async function translateRun(runDir: string, opts: TranslateOptions): Promise<TranslateReport> {
+  const n = opts.n ?? 8;
+  if (!(Number.isInteger(n) && n > 0 && n <= 64)) throw new UserError(`--n must be an integer from 1 to 64, got ${opts.n}.`);
+  const ckpt = readCheckpoint(runDir);
+  const model = new I2IModel(ckpt.meta.config, ckpt.meta.classes.length);
+  try {
+    restoreModel(model, ckpt, { optimizer: false });
+    disposeCheckpoint(ckpt);
+    if (!model.dec) {
+      throw new UserError(`The run in ${runDir} (method ${model.config.method}) has no decoders to translate with.`, 'Use a run trained with L_id, L_tr, L_cyc or L_trc (e.g. --method full or cyclegan).');
+    }
+    const { x, y, labels } = await loadImages(model, runDir, n, opts);
+    try {
+      return await render(model, x, y, labels, opts.out);
+    } finally {
+      x.dispose(); y.dispose();
+    }
+  } finally {
+    model.dispose();
+  }
+}
+
+async function loadImages(model: I2IModel, runDir: string, n: number, opts: TranslateOptions): Promise<{ x: tf.Tensor4D; y: tf.Tensor4D; labels?: Int32Array }> {
+  const d = model.config.data;
+  if (model.config.kind === 'classify') {
+    const common = { size: d.imageSize, channels: d.channels, split: 'train' as const, limit: n };
+    const s = await loadDigitDomain({ domain: d.source as DigitDomain, root: opts.sourceRoot ?? d.sourceRoot, flag: '--source-root', ...common });
+    const t = await loadDigitDomain({ domain: d.target as DigitDomain, root: opts.targetRoot ?? d.targetRoot, flag: '--target-root', ...common });
+    const k = Math.min(s.labels.length, t.labels.length);
+    const shape = [k, d.imageSize, d.imageSize, d.channels] as [number, number, number, number];
+    const px = k * d.imageSize * d.imageSize * d.channels;
+    return { x: tf.tensor4d(s.images.subarray(0, px), shape), y: tf.tensor4d(t.images.subarray(0, px), shape), labels: s.labels.slice(0, k) };
+  }
+  const src = listScenes(d.source, opts.sourceRoot ?? d.sourceRoot, 'train', '--source-root', false).items;
+  const framesDir = path.join(runDir, 'target-frames');
+  const tgt: SegItem[] = d.targetVideos && !opts.targetRoot && fs.existsSync(framesDir)
+    ? fs.readdirSync(framesDir).filter((f) => f.endsWith('.png')).sort().map((f) => ({ image: path.join(framesDir, f), id: f }))
+    : listScenes(d.target, opts.targetRoot ?? d.targetRoot, d.targetSplit, '--target-root', false).items;
+  const k = Math.min(n, src.length, tgt.length);
+  if (k === 0) throw new UserError('No source or target frames to translate.', 'Pass --source-root / --target-root folders that hold frames.');
+  // Centre crops at the training scale and size.
+  const load = async (items: SegItem[]) => {
+    const side = d.imageSize;
+    const buf = new Float32Array(k * side * side * d.channels);
+    for (let i = 0; i < k; i++) {
+      const s = await loadSegSample(items[i], { scale: d.scale, crop: side, flip: false, rand: () => 0.5 });
+      if (s.height !== side || s.width !== side) throw new UserError(`Frame ${items[i].image} is smaller than the ${side}px training crop at scale ${d.scale}.`);
+      buf.set(s.image, i * side * side * d.channels);
+    }
+    return tf.tensor4d(buf, [k, side, side, d.channels]);
+  };
+  return { x: await load(src.slice(0, k)), y: await load(tgt.slice(0, k)) };
+}
+
+async function render(model: I2IModel, x: tf.Tensor4D, y: tf.Tensor4D, labels: Int32Array | undefined, out: string): Promise<TranslateReport> {
+  const { shared, gx, gy } = model.dec!;
+  const mode = 'train-no-stats' as const;
+  const f = model.f;
+  const fy = model.targetEncoder();
+  const r = tf.tidy(() => {
+    const k = x.shape[0];
+    const t = shared.apply(tf.concat([f.apply(x, mode), fy.apply(y, mode)]), mode);
+    const toX = gx.head(t, mode), toY = gy.head(t, mode);
+    const half = (v: tf.Tensor4D, first: boolean) => tf.slice(v, [first ? 0 : k, 0, 0, 0], [k, -1, -1, -1]);
+    const xRec = half(toX, true), yToX = half(toX, false), xToY = half(toY, true), yRec = half(toY, false);
+    const rows = [x, xToY, xRec, y, yToX, yRec].map((t) => tf.concat(tf.unstack(t), 1));
+    const grid = tf.clipByValue(tf.round(tf.mul(tf.add(tf.concat(rows, 0), 1), 127.5)), 0, 255);
+    const l1 = (a: tf.Tensor, b: tf.Tensor) => tf.mean(tf.abs(tf.sub(a, b)));
+    const agree = labels ? tf.mean(tf.cast(tf.equal(tf.argMax(model.classify(fy.apply(xToY, mode), mode), 1), tf.tensor1d(labels, 'int32')), 'float32')) : tf.scalar(-1);
+    return { grid, stats: tf.stack([l1(x, xRec), l1(y, yRec), agree]) };
+  });
+  try {
+    const [h, w, c] = r.grid.shape as [number, number, number];
+    const pixels = Uint8Array.from(r.grid.dataSync());
+    const [source, target, agreement] = Array.from(r.stats.dataSync());
+    const sharp = (await import('sharp')).default;
+    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+    await sharp(Buffer.from(pixels.buffer), { raw: { width: w, height: h, channels: c as 1 | 3 } }).toColourspace(c === 1 ? 'b-w' : 'srgb').png().toFile(out);
+    return { out, n: x.shape[0], reconstructionL1: { source, target }, ...(labels ? { translatedAgreement: agreement } : {}) };
+  } finally {
+    r.grid.dispose(); r.stats.dispose();
+  }
+}
