@@ -70,7 +70,7 @@ async function main() {
   const t0 = Date.now();
   await Promise.all(lanes);
   const rows = methods.map((m) => {
-    const r = results.filter((x) => x.method === m);
+    const r = results.filter((x) => x.method === m).sort((a, b) => a.seed - b.seed);
     const accs = r.map((x) => x.accuracy * 100);
     const mean = accs.reduce((a, b) => a + b, 0) / accs.length;
     const sd = Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(accs.length - 1, 1));

@@ -168,7 +168,9 @@ export const METHODS: Record<string, ConfigPatch> = {
   adda: { weights: { ...ZERO, c: 1, z: 0.1 }, untieTargetEncoder: true, pretrainSteps: -1 },
   drcn: { weights: { ...ZERO, c: 1, id: 1 }, idDomains: ['target'] },
   cyclegan: { weights: { ...ZERO, tr: 1, cyc: 10 } },
-  full: { weights: { c: 1, id: 0.1, z: 0.1, tr: 0.02, cyc: 0.1, trc: 0 } },
+  // L_id and L_cyc are pixel means of |error| while the WGAN term's gradient per pixel is ~30x
+  // larger, so they need the larger weight for the decoders to reconstruct at all (README).
+  full: { weights: { c: 1, id: 1, z: 0.1, tr: 0.02, cyc: 1, trc: 0 } },
 };
 
 /**
