@@ -15,7 +15,7 @@ import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { imageSetDomain, sceneDomain, type BatchData, type Domain } from './data/domain';
 import { listScenes, type SegList } from './data/segmentation';
 import type { ImageSet } from './data/types';
-import { sampleVideoFolder } from './data/video-frames';
+import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { I2IModel, type Losses } from './i2i';
@@ -54,7 +54,7 @@ async function loadSceneDomains(config: Config, out: string, progress: (l: strin
   if (d.targetVideos) {
     // Sampled once per run folder; a resumed run reuses the frames it trained on.
     const dir = path.join(out, 'target-frames');
-    let frames = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(dir, f)) : [];
+    let frames = sampledFrames(dir);
     if (frames.length === 0) {
       progress(`[i2i] sampling target frames from the videos in ${d.targetVideos} (${d.videoFps} fps, at most ${d.videoMaxFrames} per video) into ${dir}`);
       frames = await sampleVideoFolder(d.targetVideos, dir, { fps: d.videoFps, maxFrames: d.videoMaxFrames });

@@ -15,6 +15,7 @@ import { UserError } from '../core/errors';
 import { disposeCheckpoint, readCheckpoint } from './checkpoint';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { listScenes, loadSegSample, type SegItem } from './data/segmentation';
+import { sampledFrames } from './data/video-frames';
 import { I2IModel } from './i2i';
 import { restoreModel } from './state';
 
@@ -69,9 +70,9 @@ async function loadImages(model: I2IModel, runDir: string, n: number, opts: Tran
     return { x: tf.tensor4d(s.images.subarray(0, px), shape), y: tf.tensor4d(t.images.subarray(0, px), shape), labels: s.labels.slice(0, k) };
   }
   const src = listScenes(d.source, opts.sourceRoot ?? d.sourceRoot, 'train', '--source-root', false).items;
-  const framesDir = path.join(runDir, 'target-frames');
-  const tgt: SegItem[] = d.targetVideos && !opts.targetRoot && fs.existsSync(framesDir)
-    ? fs.readdirSync(framesDir).filter((f) => f.endsWith('.png')).sort().map((f) => ({ image: path.join(framesDir, f), id: f }))
+  // A run on videos trained on the frames it sampled into its folder.
+  const sampled = d.targetVideos && !opts.targetRoot ? sampledFrames(path.join(runDir, 'target-frames')) : [];
+  const tgt: SegItem[] = sampled.length ? sampled.map((image) => ({ image, id: path.basename(image, '.png') }))
     : listScenes(d.target, opts.targetRoot ?? d.targetRoot, d.targetSplit, '--target-root', false).items;
   const k = Math.min(n, src.length, tgt.length);
   if (k === 0) throw new UserError('No source or target frames to translate.', 'Pass --source-root / --target-root folders that hold frames.');

@@ -13,6 +13,11 @@ export const VIDEO = /\.(mp4|mov|mkv|avi|webm|m4v|ts)$/i;
 
 export interface FrameSampling { fps: number; maxFrames: number; width?: number }
 
+/** Frames a run already sampled into `dir` (sorted PNG paths; none if the folder is missing). */
+export function sampledFrames(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.png')).sort().map((f) => path.join(dir, f)) : [];
+}
+
 export function listVideos(dir: string): string[] {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UserError(`Video folder not found: ${dir}.`, 'Pass --target-videos <folder of .mp4/.mov/.mkv files>.');
   const vids = fs.readdirSync(dir).filter((f) => VIDEO.test(f)).sort().map((f) => path.join(dir, f));
