@@ -16,7 +16,7 @@ import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
 import { I2IModel } from '../train/i2i';
 import { restoreModel } from '../train/state';
 import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
-import { inferenceGraph, type Weights } from './graph';
+import { inferenceGraph, tensorWeights, type Weights } from './graph';
 import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
 import { loadTflite } from './runtime';
@@ -67,7 +67,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   if (int8 && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
   const ckpt = readCheckpoint(o.checkpoint);
   const config = ckpt.meta.config;
-  const weights: Weights = new Map([...ckpt.tensors].map(([k, t]) => [k, { shape: t.shape, values: t.dataSync() as Float32Array }]));
+  const weights: Weights = tensorWeights(ckpt.tensors);
   const seg = config.kind === 'segment';
   const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
   let graph: ReturnType<typeof inferenceGraph>;

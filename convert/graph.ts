@@ -7,8 +7,10 @@
  * description, so a parity test against the training model guards every mirror.
  */
 import { UserError } from '../core/errors';
+import type { Tensor } from '../core/tf';
 import type { Config } from '../train/config';
 import type { I2IModel } from '../train/i2i';
+import { modelState } from '../train/state';
 import { DENSENET121, DENSENET_BN_EPS, DENSENET_SMALL, type DenseNetOptions } from '../train/models/densenet';
 import { CONTEXT_DILATIONS } from '../train/models/layers';
 import { RESNET34, RESNET50, RESNET_BN_EPS, type ResNetOptions } from '../train/models/resnet';
@@ -30,14 +32,14 @@ export interface Graph { shapes: number[][]; nodes: Node[]; input: number; outpu
 /** Named float32 values of the checkpoint (trainable "var:<net>/<layer>/<p>", buffers "buf:..."). */
 export type Weights = Map<string, { shape: number[]; values: Float32Array }>;
 
-/** The Weights of a live model (as a checkpoint would hold them). */
+/** Named tensors (a checkpoint's, or a live model's state) as Weights. */
+export function tensorWeights(tensors: Map<string, Tensor>): Weights {
+  return new Map([...tensors].map(([k, t]) => [k, { shape: t.shape, values: t.dataSync() as Float32Array }]));
+}
+
+/** The Weights of a live model, named as its checkpoint would name them (train/state). */
 export function modelWeights(m: I2IModel): Weights {
-  const w: Weights = new Map();
-  for (const n of m.networks()) {
-    for (const [k, v] of n.store.trainable) w.set(`var:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-    for (const [k, v] of n.store.buffers) w.set(`buf:${k}`, { shape: v.shape, values: v.dataSync() as Float32Array });
-  }
-  return w;
+  return tensorWeights(modelState(m).tensors);
 }
 
 /** Floating-point operations of one inference (a multiply-add counts 2): convs, dense layers, affines, adds, pools, resizing. */

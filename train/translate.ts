@@ -13,11 +13,11 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { disposeCheckpoint, readCheckpoint } from './checkpoint';
-import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { listScenes, loadSegSample, type SegItem } from './data/segmentation';
 import { sampledFrames } from './data/video-frames';
 import { I2IModel } from './i2i';
 import { restoreModel } from './state';
+import { loadDigitSets } from './trainer';
 
 export interface TranslateOptions {
   out: string;
@@ -61,9 +61,9 @@ export async function translateRun(runDir: string, opts: TranslateOptions): Prom
 async function loadImages(model: I2IModel, runDir: string, n: number, opts: TranslateOptions): Promise<{ x: tf.Tensor4D; y: tf.Tensor4D; labels?: Int32Array }> {
   const d = model.config.data;
   if (model.config.kind === 'classify') {
-    const common = { size: d.imageSize, channels: d.channels, split: 'train' as const, limit: n };
-    const s = await loadDigitDomain({ domain: d.source as DigitDomain, root: opts.sourceRoot ?? d.sourceRoot, flag: '--source-root', ...common });
-    const t = await loadDigitDomain({ domain: d.target as DigitDomain, root: opts.targetRoot ?? d.targetRoot, flag: '--target-root', ...common });
+    // The first n of each training set, read as the trainer reads them.
+    const { source: s, target: t } = await loadDigitSets({ ...model.config, data: { ...d, sourceLimit: n, targetLimit: n,
+      sourceRoot: opts.sourceRoot ?? d.sourceRoot, targetRoot: opts.targetRoot ?? d.targetRoot } });
     const k = Math.min(s.labels.length, t.labels.length);
     const shape = [k, d.imageSize, d.imageSize, d.channels] as [number, number, number, number];
     const px = k * d.imageSize * d.imageSize * d.channels;
