@@ -77,6 +77,10 @@ export const ConfigSchema = z.object({
     videoMaxFrames: z.number().int().positive().default(200),
   }).strict(),
   logEvery: z.number().int().positive(),
+  /** Classification: every this many steps (and at the last), log the accuracy on the target's
+   *  evaluation split, as `i2i eval` measures it. Its labels are read for the log only, never for
+   *  training. 0 = off. */
+  evalEvery: z.number().int().min(0).default(0),
   checkpointEvery: z.number().int().positive(),
 }).strict();
 
@@ -116,6 +120,7 @@ export const DIGITS_BASE: Base = {
   },
   data: { ...DATA_DEFAULTS, imageSize: 32, channels: 1 },
   logEvery: 25,
+  evalEvery: 0,
   checkpointEvery: 250,
 };
 

@@ -18,6 +18,7 @@ import type { ImageSet } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
+import { defaultDigitSplit } from './evaluate-run';
 import { I2IModel, type Losses } from './i2i';
 import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
@@ -30,19 +31,23 @@ export interface TrainOptions {
   resume?: boolean;
   /** Called with each progress line; default: stderr. */
   progress?: (line: string) => void;
-  /** Evaluate on the target (its labels) at the end and log it; never used for training. */
-  evalAtEnd?: boolean;
 }
 
 export interface TrainResult { config: Config; step: number; out: string; finalLosses: Losses; targetAccuracy?: number }
 
-/** Digits in memory; the source and target sets themselves (the trainer's end-of-run evaluation reads the target's labels). */
+/** Digits in memory: the training sets (the target's labels are never read in training). */
 export async function loadDigitSets(config: Config): Promise<{ source: ImageSet; target: ImageSet }> {
   const d = config.data;
   const common = { size: d.imageSize, channels: d.channels };
   const source = await loadDigitDomain({ domain: d.source as DigitDomain, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
   const target = await loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
   return { source, target };
+}
+
+/** The labelled split `i2i eval` reads by default, whole (evalEvery's monitor). */
+async function loadDigitEvalSet(config: Config): Promise<ImageSet> {
+  const d = config.data;
+  return loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: defaultDigitSplit(d.target), size: d.imageSize, channels: d.channels, flag: '--target-root' });
 }
 
 /** Driving scenes: lists of frames decoded on demand; target frames may come from a folder of videos. */
@@ -93,19 +98,21 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     ckpt = readCheckpoint(opts.out);
     // The run's own config; only the schedule (total steps, logging, checkpoint cadence) may change.
     const o = opts.overrides ?? {};
-    config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
+    config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.evalEvery !== undefined ? { evalEvery: o.evalEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
     start = ckpt.meta.step;
   } else {
     if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
     config = buildConfig(opts.task, opts.method, opts.overrides);
   }
 
-  let source: Domain, target: Domain, digitTarget: ImageSet | undefined;
+  let source: Domain, target: Domain, evalSet: ImageSet | undefined;
   if (config.kind === 'segment') {
+    if (config.evalEvery > 0) throw new UserError('evalEvery monitors classification runs only.', 'Drop --set evalEvery and measure a segmentation run with i2i eval --checkpoint RUN --target-root FOLDER.');
     ({ source, target } = await loadSceneDomains(config, opts.out, progress));
   } else {
     const sets = await loadDigitSets(config);
-    source = imageSetDomain(sets.source); target = imageSetDomain(sets.target); digitTarget = sets.target;
+    source = imageSetDomain(sets.source); target = imageSetDomain(sets.target);
+    if (config.evalEvery > 0) evalSet = await loadDigitEvalSet(config);
   }
   if (source.n < config.batchSize || target.n < 1) throw new UserError(`The source has ${source.n} images, fewer than one batch of ${config.batchSize}.`, 'Lower --batch-size or provide more data.');
   const model = new I2IModel(config, source.classes.length);
@@ -148,6 +155,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
 
   const t0 = Date.now();
   let last: Losses = {};
+  let targetAccuracy: number | undefined;
   let step = start;
   try {
     let next = step < config.steps ? fetch(step) : undefined;
@@ -175,14 +183,15 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         fs.appendFileSync(metricsFile, JSON.stringify({ step, time: secs, stepsPerSec: rate, phase: model.phase(step - 1), ...last }) + '\n');
         progress(`[i2i] step ${step}/${config.steps} ${rate.toFixed(2)} steps/s ETA ${Math.round(eta)}s | ${fmt(last)}`);
       }
+      if (evalSet && (step % config.evalEvery === 0 || step === config.steps)) {
+        // Inference only (running statistics, no updates, no random draws): training is unchanged.
+        targetAccuracy = evaluateClassifier(model, evalSet).accuracy;
+        fs.appendFileSync(metricsFile, JSON.stringify({ step, targetAccuracy, evalImages: evalSet.n }) + '\n');
+        progress(`[i2i] step ${step}: target accuracy ${(targetAccuracy * 100).toFixed(2)}% on ${evalSet.n} images`);
+      }
       if (step % config.checkpointEvery === 0 && step < config.steps) save(step);
     }
     save(step);
-    let targetAccuracy: number | undefined;
-    if (opts.evalAtEnd && digitTarget) {
-      targetAccuracy = evaluateClassifier(model, digitTarget).accuracy;
-      fs.appendFileSync(metricsFile, JSON.stringify({ step, targetAccuracy }) + '\n');
-    }
     return { config, step, out: opts.out, finalLosses: last, targetAccuracy };
   } finally {
     process.off('SIGINT', onSignal);

@@ -85,6 +85,27 @@ describe('trainer, checkpoints and CLI', function () {
     assert.match(r.text, /accuracy \d+\.\d+% on 1797 images/);
   });
 
+  it('evalEvery logs the accuracy i2i eval would report, without changing training (and survives --resume)', async () => {
+    const dir = tmpDir();
+    const plain = path.join(dir, 'plain'), watched = path.join(dir, 'watched');
+    const o = { ...SMALL, steps: 3, seed: 5 };
+    await train({ task: 'mnist-optdigits', method: 'revgrad', out: plain, overrides: o, progress: quiet });
+    const lines: string[] = [];
+    const r = await train({ task: 'mnist-optdigits', method: 'revgrad', out: watched, overrides: { ...o, evalEvery: 2 }, progress: (l) => lines.push(l) });
+    const wa = weights(plain), wb = weights(watched);
+    for (const [k, v] of wa) assert.deepEqual(wb.get(k), v, `${k} differs when evaluating during training`);
+    const logged = () => fs.readFileSync(path.join(watched, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((l) => 'targetAccuracy' in l);
+    // Every 2 steps and at the last; the whole optdigits set although training saw 64 target images.
+    assert.deepEqual(logged().map((l) => [l.step, l.evalImages]), [[2, 1797], [3, 1797]]);
+    const final = await evaluateRun(watched);
+    assert.equal(logged()[1].targetAccuracy, final.report!.accuracy);
+    assert.equal(r.targetAccuracy, final.report!.accuracy);
+    assert.ok(lines.some((l) => /step 3: target accuracy \d+\.\d\d% on 1797 images/.test(l)));
+    // The schedule may change on resume: monitoring can be switched off.
+    await train({ out: watched, resume: true, overrides: { steps: 4, evalEvery: 0 }, progress: quiet });
+    assert.equal(logged().length, 2);
+  });
+
   it('the i2i command: help, train, eval --json, and errors that name the fix (exit 2)', async () => {
     const help = await cli(['--help']);
     assert.equal(help.code, 0);
