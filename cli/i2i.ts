@@ -45,7 +45,9 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
                   lets encoder layers without a match keep their random initialisation
   --resume        continue the run in --out from its last checkpoint
-  --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32]
+  --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
+                  --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
+                  the labels are read for the log only)
 
 i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   classifiers: target accuracy and confusion matrix (--split train|test);
