@@ -174,8 +174,10 @@ export const METHODS: Record<string, ConfigPatch> = {
   drcn: { weights: { ...ZERO, c: 1, id: 1 }, idDomains: ['target'] },
   cyclegan: { weights: { ...ZERO, tr: 1, cyc: 10 } },
   // L_id and L_cyc are pixel means of |error| while the WGAN term's gradient per pixel is ~30x
-  // larger, so they need the larger weight for the decoders to reconstruct at all (README).
-  full: { weights: { c: 1, id: 1, z: 0.1, tr: 0.02, cyc: 1, trc: 0 } },
+  // larger, so they need the larger weight for the decoders to reconstruct at all. Adam normalises
+  // each step by the summed gradient, so the image terms take their share from L_c and L_z: c and z
+  // are scaled 3x (revgrad's c:z ratio kept) to give them back their weight (README).
+  full: { weights: { c: 3, id: 1, z: 0.3, tr: 0.02, cyc: 1, trc: 0 } },
 };
 
 /**
