@@ -96,7 +96,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let ckpt: ReturnType<typeof readCheckpoint> | undefined;
   if (opts.resume && fs.existsSync(opts.out)) {
     ckpt = readCheckpoint(opts.out);
-    // The run's own config; only the schedule (total steps, logging, checkpoint cadence) may change.
+    // The run's own config; only the schedule (total steps, logging, evaluation, checkpoint cadence) may change.
     const o = opts.overrides ?? {};
     config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.evalEvery !== undefined ? { evalEvery: o.evalEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
     start = ckpt.meta.step;
