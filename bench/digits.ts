@@ -55,12 +55,12 @@ async function one(method: string, seed: number): Promise<{ method: string; seed
   const t0 = Date.now();
   if (!done) await runI2i(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),
     '--target-root', values['target-root']!, ...[...BENCH_SET, ...values.set!].flatMap((s) => ['--set', s])]);
-  const metrics = () => fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const metrics = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   // A reused run's training time: its last progress line (evaluation lines carry no time).
-  const seconds = done ? metrics().filter((l) => typeof l.time === 'number').pop()!.time : (Date.now() - t0) / 1000;
+  const seconds = done ? metrics.filter((l) => typeof l.time === 'number').pop()!.time : (Date.now() - t0) / 1000;
   const r = JSON.parse(await runI2i(['eval', '--checkpoint', out, '--json']));
   // The monitor's last evaluations (evalEvery), if this run logged them (runs reused from before it did not).
-  const evals = metrics().filter((l) => typeof l.targetAccuracy === 'number').slice(-LAST_EVALS);
+  const evals = metrics.filter((l) => typeof l.targetAccuracy === 'number').slice(-LAST_EVALS);
   const lastEvals = evals.length === LAST_EVALS && evals[LAST_EVALS - 1].step === Number(values.steps)
     ? evals.reduce((a, l) => a + l.targetAccuracy, 0) / LAST_EVALS : undefined;
   process.stderr.write(`[bench] ${method} seed ${seed}: ${(r.accuracy * 100).toFixed(2)}% in ${seconds.toFixed(0)} s\n`);

@@ -6,6 +6,8 @@ import type { DigitDomain } from './data/digits';
 import { loadDigitDomain } from './data/digits';
 import { listScenes } from './data/segmentation';
 import { evaluateClassifier, formatConfusion, type ClassificationReport } from './eval';
+import type { Config } from './config';
+import type { ImageSet } from './data/types';
 import { evaluateSegmenter } from './eval-seg';
 import { I2IModel } from './i2i';
 import { restoreModel } from './state';
@@ -25,6 +27,13 @@ export function defaultDigitSplit(target: string): 'train' | 'test' {
   return target === 'optdigits' || target === 'folder' ? 'train' : 'test';
 }
 
+/** The labelled target images a classifier is measured on: `i2i eval` and the trainer's evalEvery. */
+export function loadDigitEvalSet(config: Config, o: { root?: string; split?: 'train' | 'test' } = {}): Promise<ImageSet> {
+  const d = config.data;
+  return loadDigitDomain({ domain: d.target as DigitDomain, root: o.root ?? d.targetRoot, split: o.split ?? defaultDigitSplit(d.target),
+    size: d.imageSize, channels: d.channels, flag: '--target-root' });
+}
+
 export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
   const ckpt = readCheckpoint(runDir);
   const config = ckpt.meta.config;
@@ -35,7 +44,7 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     const d = config.data;
     if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, ckpt.meta.step, opts);
     const split = (opts.split ?? defaultDigitSplit(d.target)) as 'train' | 'test';
-    const set = await loadDigitDomain({ domain: d.target as DigitDomain, root: opts.targetRoot ?? d.targetRoot, split, size: d.imageSize, channels: d.channels, flag: '--target-root' });
+    const set = await loadDigitEvalSet(config, { root: opts.targetRoot, split });
     const report = evaluateClassifier(model, set);
     const json = { task: config.task, method: config.method, step: ckpt.meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };
     const text = `${config.task} / ${config.method} at step ${ckpt.meta.step}, target ${d.target} (${split})\n${formatConfusion(report, ckpt.meta.classes)}`;

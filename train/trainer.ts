@@ -18,7 +18,7 @@ import type { ImageSet } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
-import { defaultDigitSplit } from './evaluate-run';
+import { defaultDigitSplit, loadDigitEvalSet } from './evaluate-run';
 import { I2IModel, type Losses } from './i2i';
 import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
@@ -42,12 +42,6 @@ export async function loadDigitSets(config: Config): Promise<{ source: ImageSet;
   const source = await loadDigitDomain({ domain: d.source as DigitDomain, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
   const target = await loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
   return { source, target };
-}
-
-/** The labelled split `i2i eval` reads by default, whole (evalEvery's monitor). */
-async function loadDigitEvalSet(config: Config): Promise<ImageSet> {
-  const d = config.data;
-  return loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: defaultDigitSplit(d.target), size: d.imageSize, channels: d.channels, flag: '--target-root' });
 }
 
 /** Driving scenes: lists of frames decoded on demand; target frames may come from a folder of videos. */
@@ -112,7 +106,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     const sets = await loadDigitSets(config);
     source = imageSetDomain(sets.source); target = imageSetDomain(sets.target);
-    if (config.evalEvery > 0) evalSet = await loadDigitEvalSet(config);
+    // The eval split is the training set itself for optdigits and folders: not read (or decoded) twice.
+    const same = defaultDigitSplit(config.data.target) === 'train' && config.data.targetLimit === undefined;
+    if (config.evalEvery > 0) evalSet = same ? sets.target : await loadDigitEvalSet(config);
   }
   if (source.n < config.batchSize || target.n < 1) throw new UserError(`The source has ${source.n} images, fewer than one batch of ${config.batchSize}.`, 'Lower --batch-size or provide more data.');
   const model = new I2IModel(config, source.classes.length);

@@ -104,6 +104,8 @@ describe('trainer, checkpoints and CLI', function () {
     // The schedule may change on resume: monitoring can be switched off.
     await train({ out: watched, resume: true, overrides: { steps: 4, evalEvery: 0 }, progress: quiet });
     assert.equal(logged().length, 2);
+    // Segmenters are measured by i2i eval; the monitor refuses them before reading any frame.
+    await assert.rejects(train({ task: 'synth-drive', method: 'full', out: path.join(dir, 'seg'), overrides: { evalEvery: 10 }, progress: quiet }), /classification runs only[\s\S]*i2i eval/);
   });
 
   it('the i2i command: help, train, eval --json, and errors that name the fix (exit 2)', async () => {
