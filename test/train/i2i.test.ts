@@ -105,6 +105,29 @@ describe('I2I objective', () => {
     Object.values(keep).forEach((t) => t?.dispose());
   });
 
+  it('L_cyc is |x - g_x(f(g_y(f(x))))| and |y - g_y(f(g_x(f(y))))|, each return decoded by its own head only', () => {
+    const n = b.x.shape[0];
+    const { f, dec } = model;
+    const { shared, gx, gy } = dec!;
+    const m = 'train-no-stats' as const;
+    const half = (v: tf.Tensor4D, first: boolean) => tf.slice(v, [first ? 0 : n, 0, 0, 0], [n, -1, -1, -1]);
+    const [expected, got] = tf.tidy(() => {
+      const t = shared.apply(tf.concat([f.apply(b.x, m), f.apply(b.y, m)]), m);
+      const xToY = half(gy.head(t, m), true), yToX = half(gx.head(t, m), false);
+      const t2 = shared.apply(f.apply(tf.concat([xToY, yToX]), m), m);
+      // Batch norm in the heads sees only the half it decodes: decoding all 2n rows and slicing would differ.
+      const back = tf.concat([gx.head(half(t2, true), m), gy.head(half(t2, false), m)]);
+      const want = tf.mean(tf.abs(tf.sub(tf.concat([b.x, b.y]), back)));
+      const keep: Kept = {};
+      const term = model.generatorLoss(b, 'joint', keep).terms.cyc!;
+      Object.values(keep).forEach((k) => k?.dispose());
+      return [want.dataSync()[0], term.dataSync()[0]];
+    });
+    for (const net of model.networks()) net.store.dropUpdates();
+    assert.ok(expected > 0.1, `cycle error ${expected}`);
+    assert.ok(Math.abs(got - expected) < 1e-5, `L_cyc ${got} vs ${expected}`);
+  });
+
   it('g_x and g_y share their first two layers: one variable, two users', () => {
     const shared = model.dec!.shared.store.variables();
     assert.ok(shared.length > 0);
