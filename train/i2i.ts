@@ -220,8 +220,13 @@ export class I2IModel {
         const z2 = this.f.apply(trIn, 'train-no-stats');
         if (w.cyc > 0) {
           const t2 = shared.apply(z2, 'train-no-stats');
-          // Each head decodes only the half that returns to its domain (half the heads' work).
-          const back = tf.concat([gx.head(half(t2, true), 'train-no-stats'), gy.head(half(t2, false), 'train-no-stats')]);
+          // Each head decodes all 2n rows so its batch norm sees both halves, as in the first decode.
+          // Decoding only the returning half saves 3% of a step and measured 1.4 points lower
+          // (66.0 against 67.4, lower on each of 3 seeds at 600 steps).
+          const back = tf.concat([
+            tf.slice(gx.head(t2, 'train-no-stats'), [0, 0, 0, 0], [n, -1, -1, -1]),
+            tf.slice(gy.head(t2, 'train-no-stats'), [n, 0, 0, 0], [n, -1, -1, -1]),
+          ]);
           terms.cyc = l1(tf.concat([b.x, b.y]), back);
         }
         if (w.trc > 0) {

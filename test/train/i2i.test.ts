@@ -105,7 +105,7 @@ describe('I2I objective', () => {
     Object.values(keep).forEach((t) => t?.dispose());
   });
 
-  it('L_cyc is |x - g_x(f(g_y(f(x))))| and |y - g_y(f(g_x(f(y))))|, each return decoded by its own head only', () => {
+  it('L_cyc is |x - g_x(f(g_y(f(x))))| and |y - g_y(f(g_x(f(y))))|, each return decoded by its own head', () => {
     const n = b.x.shape[0];
     const { f, dec } = model;
     const { shared, gx, gy } = dec!;
@@ -115,8 +115,8 @@ describe('I2I objective', () => {
       const t = shared.apply(tf.concat([f.apply(b.x, m), f.apply(b.y, m)]), m);
       const xToY = half(gy.head(t, m), true), yToX = half(gx.head(t, m), false);
       const t2 = shared.apply(f.apply(tf.concat([xToY, yToX]), m), m);
-      // Batch norm in the heads sees only the half it decodes: decoding all 2n rows and slicing would differ.
-      const back = tf.concat([gx.head(half(t2, true), m), gy.head(half(t2, false), m)]);
+      // Both heads decode all 2n rows (their batch norm sees both halves); each keeps its returning half.
+      const back = tf.concat([half(gx.head(t2, m), true), half(gy.head(t2, m), false)]);
       const want = tf.mean(tf.abs(tf.sub(tf.concat([b.x, b.y]), back)));
       const keep: Kept = {};
       const term = model.generatorLoss(b, 'joint', keep).terms.cyc!;
