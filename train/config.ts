@@ -29,6 +29,10 @@ export const ConfigSchema = z.object({
   optim: z.object({ lr: z.number().positive(), beta1: z.number().min(0).max(1), beta2: z.number().min(0).max(1) }).strict(),
   /** Adam settings for the critics (D_z, D_x, D_y). */
   criticOptim: z.object({ lr: z.number().positive(), beta1: z.number().min(0).max(1), beta2: z.number().min(0).max(1) }).strict(),
+  /** Linear learning-rate decay (CycleGAN's schedule): both optimisers keep their rate for this
+   *  fraction of `steps`, then decay linearly to zero at `steps`. 1 = constant (the paper's).
+   *  The schedule follows the current `steps`: `--resume --steps N` stretches the decay to N. */
+  lrDecayFrom: z.number().min(0).max(1).default(1),
   weights: WeightsSchema,
   /** Which domains L_id reconstructs: DRCN reconstructs the target only. */
   idDomains: z.array(z.enum(['source', 'target'])).min(1),
@@ -103,6 +107,7 @@ export const DIGITS_BASE: Base = {
   batchSize: 64,
   optim: { lr: 2e-4, beta1: 0.5, beta2: 0.999 },
   criticOptim: { lr: 2e-4, beta1: 0.5, beta2: 0.999 },
+  lrDecayFrom: 1,
   weights: { ...ZERO, c: 1 },
   idDomains: ['source', 'target'],
   gpWeight: 10,

@@ -279,7 +279,8 @@ export class I2IModel {
         return total;
       }, gStores.flatMap((s) => s.variables()));
       logged.total = value;
-      this.applyGrads(this.optG, gStores, grads);
+      const lrScale = learningRateScale(step, this.config.steps, this.config.lrDecayFrom);
+      this.applyGrads(this.optG, gStores, grads, lrScale);
       for (const s of gStores) s.flushUpdates();
 
       // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
@@ -291,7 +292,7 @@ export class I2IModel {
           for (const [k, v] of Object.entries(r.parts)) logged[k] = tf.keep(v);
           return r.total;
         }, critics.flatMap((n) => n.store.variables()));
-        this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads);
+        this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads, lrScale);
         cv.value.dispose();
         eps.dispose();
       }
@@ -310,7 +311,7 @@ export class I2IModel {
     }
   }
 
-  private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap): void {
+  private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap, lrScale: number): void {
     const updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[] = [];
     for (const s of stores) {
       for (const [name, variable] of s.trainable) {
@@ -318,7 +319,7 @@ export class I2IModel {
         if (g) updates.push({ name, variable, grad: g });
       }
     }
-    opt.apply(updates);
+    opt.apply(updates, lrScale);
     for (const g of Object.values(grads)) g.dispose();
   }
 
@@ -327,6 +328,16 @@ export class I2IModel {
     this.optG.dispose();
     this.optD.dispose();
   }
+}
+
+/**
+ * The schedule's factor for 0-based `step` of `steps`: 1 until `decayFrom * steps`, then linear to
+ * zero, so the last update (step `steps - 1`) is taken at 1/(decay length) of the base rate.
+ */
+export function learningRateScale(step: number, steps: number, decayFrom: number): number {
+  const start = Math.floor(decayFrom * steps);
+  if (step < start || start >= steps) return 1;
+  return (steps - step) / (steps - start);
 }
 
 /** [-1, 1] RGB -> what an ImageNet backbone was trained on (Keras' 'caffe' and 'torch' modes). */

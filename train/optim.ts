@@ -13,9 +13,11 @@ export class Adam {
   readonly t = new Map<string, number>();
   constructor(readonly opts: AdamOptions) {}
 
-  /** One update of each named variable by its gradient. Gradients are not disposed here. */
-  apply(updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[]): void {
-    const { lr, beta1, beta2 } = this.opts;
+  /** One update of each named variable by its gradient, at `lrScale` times the base rate (the
+   *  schedule's factor). Gradients are not disposed here. */
+  apply(updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[], lrScale = 1): void {
+    const { beta1, beta2 } = this.opts;
+    const lr = this.opts.lr * lrScale;
     const eps = this.opts.eps ?? 1e-8;
     for (const { name, variable, grad } of updates) {
       if (!this.m.has(name)) {

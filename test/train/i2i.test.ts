@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
 import { buildConfig, type ConfigPatch, type TermName } from '../../train/config';
-import { I2IModel, stopGradient, type Batch, type Kept } from '../../train/i2i';
+import { I2IModel, learningRateScale, stopGradient, type Batch, type Kept } from '../../train/i2i';
 
 /** A tiny full model on 32x32 digits (the section 5.1 structure at small widths). */
 export const TINY: ConfigPatch = {
@@ -198,6 +198,26 @@ describe('training steps', () => {
       assert.notDeepEqual(after(method, 21, 40), after(method, 21, 50), method);
     }
     assert.notDeepEqual(after('source-only', 21, 40), after('source-only', 31, 40));
+  });
+
+  it('lrDecayFrom: both optimisers keep the rate, then decay linearly to zero at `steps`', () => {
+    assert.deepEqual([0, 4, 5, 6, 9].map((s) => learningRateScale(s, 10, 0.5)), [1, 1, 1, 0.8, 0.2]);
+    assert.deepEqual([0, 9].map((s) => learningRateScale(s, 10, 1)), [1, 1]);
+    assert.deepEqual([0, 9].map((s) => learningRateScale(s, 10, 0)), [1, 0.1]);
+    // Adam's first update moves each weight by ~lr (m/sqrt(v) = sign(g)): a step at a scaled rate moves
+    // a generator weight (h) and a critic weight (D_z) by that fraction of the constant schedule's move.
+    const moves = (decayFrom: number, step: number) => {
+      const m = new I2IModel(buildConfig('mnist-optdigits', 'revgrad', { ...TINY, steps: 10, lrDecayFrom: decayFrom }), 10);
+      const pick = [m.h.store.variables()[0], m.Dz!.store.variables()[0]];
+      const before = pick.map((v) => Array.from(v.dataSync()));
+      const b = batch(4, 17);
+      m.step(b, step);
+      const out = pick.map((v, i) => Array.from(v.dataSync()).reduce((a, x, j) => a + Math.abs(x - before[i][j]), 0));
+      m.dispose(); disposeBatch(b);
+      return out;
+    };
+    const full = moves(1, 8), decayed = moves(0.5, 8); // step 8 of 10 from 5: 2/5 of the rate
+    for (let i = 0; i < 2; i++) assert.ok(Math.abs(decayed[i] / full[i] - 0.4) < 0.01, `${i}: ${decayed[i]} / ${full[i]}`);
   });
 
   it('the small DenseNet encoder option trains in the full objective', () => {
