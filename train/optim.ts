@@ -72,3 +72,13 @@ export class Adam {
     this.m.clear(); this.v.clear(); this.t.clear();
   }
 }
+
+/**
+ * The schedule's factor for 0-based `step` of `steps`: 1 until `decayFrom * steps`, then linear to
+ * zero, so the last update (step `steps - 1`) is taken at 1/(decay length) of the base rate.
+ */
+export function learningRateScale(step: number, steps: number, decayFrom: number): number {
+  const start = Math.floor(decayFrom * steps);
+  if (step < start || start >= steps) return 1;
+  return (steps - step) / (steps - start);
+}

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
 import { buildConfig, type ConfigPatch, type TermName } from '../../train/config';
-import { I2IModel, learningRateScale, stopGradient, type Batch, type Kept } from '../../train/i2i';
+import { I2IModel, stopGradient, type Batch, type Kept } from '../../train/i2i';
+import { learningRateScale } from '../../train/optim';
 
 /** A tiny full model on 32x32 digits (the section 5.1 structure at small widths). */
 export const TINY: ConfigPatch = {
