@@ -31,7 +31,7 @@ const { values } = parseArgs({
 // CPU-sized networks for this benchmark (the paper's widths are the library default), and a schedule
 // for its short budget: 2.5x the paper's rate, decayed linearly to zero over the second half
 // (CycleGAN's schedule), so that the last checkpoint is not one point of a swinging curve. The encoder
-// is the paper's DenseNet option (section 4.1: it raised every method there); `--set
+// is a small DenseNet, the paper's DenseNet option at CPU size (section 4.1: it raised every method there); `--set
 // model.encoder=lenet` gives the modified-LeNet table. See README.
 const BENCH_SET = ['batchSize=32', 'model.encoder=densenet-small', 'model.decoderWidths=[128,64,32]', 'model.imageCriticWidths=[32,64,128]',
   'optim.lr=5e-4', 'criticOptim.lr=5e-4', 'lrDecayFrom=0.5', 'logEvery=100', 'evalEvery=100', 'checkpointEvery=500'];
