@@ -1,7 +1,6 @@
 /** `i2i eval`: rebuild a run's model from its checkpoint and measure it on the target domain. */
 import { UserError } from '../core/errors';
 import { CITYSCAPES_CLASSES } from '../core/labels';
-import { readCheckpoint, disposeCheckpoint } from './checkpoint';
 import type { DigitDomain } from './data/digits';
 import { loadDigitDomain } from './data/digits';
 import { listScenes } from './data/segmentation';
@@ -9,8 +8,8 @@ import { evaluateClassifier, formatConfusion, type ClassificationReport } from '
 import type { Config } from './config';
 import type { ImageSet } from './data/types';
 import { evaluateSegmenter } from './eval-seg';
-import { I2IModel } from './i2i';
-import { restoreModel } from './state';
+import type { I2IModel } from './i2i';
+import { openRun } from './run';
 
 export interface EvalOptions {
   targetRoot?: string;
@@ -35,19 +34,16 @@ export function loadDigitEvalSet(config: Config, o: { root?: string; split?: 'tr
 }
 
 export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
-  const ckpt = readCheckpoint(runDir);
-  const config = ckpt.meta.config;
-  const model = new I2IModel(config, ckpt.meta.classes.length);
+  const { model, meta } = openRun(runDir);
+  const config = meta.config;
   try {
-    restoreModel(model, ckpt, { optimizer: false });
-    disposeCheckpoint(ckpt);
     const d = config.data;
-    if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, ckpt.meta.step, opts);
+    if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, meta.step, opts);
     const split = (opts.split ?? defaultDigitSplit(d.target)) as 'train' | 'test';
     const set = await loadDigitEvalSet(config, { root: opts.targetRoot, split });
     const report = evaluateClassifier(model, set);
-    const json = { task: config.task, method: config.method, step: ckpt.meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };
-    const text = `${config.task} / ${config.method} at step ${ckpt.meta.step}, target ${d.target} (${split})\n${formatConfusion(report, ckpt.meta.classes)}`;
+    const json = { task: config.task, method: config.method, step: meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };
+    const text = `${config.task} / ${config.method} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;
     return { report, json, text };
   } finally {
     model.dispose();

@@ -5,18 +5,17 @@
  *
  *   rows: x | g_y(f(x)) source -> target | g_x(f(x)) reconstruction | y | g_x(f(y)) | g_y(f(y))
  *
- * Batch statistics as in training: f normalises each domain by its own batch, the decoders both
- * domains together (the running statistics follow the target, so 'eval' mode would skew x).
+ * Batch statistics as in training: f and the decoders normalise each domain by its own batch (the
+ * running statistics follow the target, so 'eval' mode would skew x).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
-import { disposeCheckpoint, readCheckpoint } from './checkpoint';
 import { listScenes, loadSegSample, type SegItem } from './data/segmentation';
 import { sampledFrames } from './data/video-frames';
-import { I2IModel } from './i2i';
-import { restoreModel } from './state';
+import type { I2IModel } from './i2i';
+import { openRun } from './run';
 import { loadDigitSets } from './trainer';
 
 export interface TranslateOptions {
@@ -39,11 +38,8 @@ export interface TranslateReport {
 export async function translateRun(runDir: string, opts: TranslateOptions): Promise<TranslateReport> {
   const n = opts.n ?? 8;
   if (!(Number.isInteger(n) && n > 0 && n <= 64)) throw new UserError(`--n must be an integer from 1 to 64, got ${opts.n}.`);
-  const ckpt = readCheckpoint(runDir);
-  const model = new I2IModel(ckpt.meta.config, ckpt.meta.classes.length);
+  const { model } = openRun(runDir);
   try {
-    restoreModel(model, ckpt, { optimizer: false });
-    disposeCheckpoint(ckpt);
     if (!model.dec) {
       throw new UserError(`The run in ${runDir} (method ${model.config.method}) has no decoders to translate with.`, 'Use a run trained with L_id, L_tr, L_cyc or L_trc (e.g. --method full or cyclegan).');
     }
@@ -91,16 +87,11 @@ async function loadImages(model: I2IModel, runDir: string, n: number, opts: Tran
 }
 
 async function render(model: I2IModel, x: tf.Tensor4D, y: tf.Tensor4D, labels: Int32Array | undefined, out: string): Promise<TranslateReport> {
-  const { shared, gx, gy } = model.dec!;
   const mode = 'train-no-stats' as const;
-  const f = model.f;
   const fy = model.targetEncoder();
   const r = tf.tidy(() => {
-    const k = x.shape[0];
-    const t = shared.apply(tf.concat([f.apply(x, mode), fy.apply(y, mode)]), mode);
-    const toX = gx.head(t, mode), toY = gy.head(t, mode);
-    const half = (v: tf.Tensor4D, first: boolean) => tf.slice(v, [first ? 0 : k, 0, 0, 0], [k, -1, -1, -1]);
-    const xRec = half(toX, true), yToX = half(toX, false), xToY = half(toY, true), yRec = half(toY, false);
+    const src = model.decodeFrom(model.f.apply(x, mode), mode), tgt = model.decodeFrom(fy.apply(y, mode), mode);
+    const xRec = src.toX(), xToY = src.toY(), yToX = tgt.toX(), yRec = tgt.toY();
     const rows = [x, xToY, xRec, y, yToX, yRec].map((t) => tf.concat(tf.unstack(t), 1));
     const grid = tf.clipByValue(tf.round(tf.mul(tf.add(tf.concat(rows, 0), 1), 127.5)), 0, 255);
     const l1 = (a: tf.Tensor, b: tf.Tensor) => tf.mean(tf.abs(tf.sub(a, b)));
