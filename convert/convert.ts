@@ -12,11 +12,9 @@ import { BUNDLE_FORMAT, ManifestSchema, type Manifest } from '../core/bundle';
 import { UserError } from '../core/errors';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
-import { disposeCheckpoint, readCheckpoint } from '../train/checkpoint';
-import { I2IModel } from '../train/i2i';
-import { restoreModel } from '../train/state';
+import { openRun } from '../train/run';
 import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
-import { inferenceGraph, tensorWeights, type Weights } from './graph';
+import { inferenceGraph, modelWeights } from './graph';
 import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
 import { loadTflite } from './runtime';
@@ -65,26 +63,24 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, `Use ${PRECISIONS.join(', ')} (comma-separated).`);
   const int8 = precisions.includes('int8');
   if (int8 && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
-  const ckpt = readCheckpoint(o.checkpoint);
-  const config = ckpt.meta.config;
-  const weights: Weights = tensorWeights(ckpt.tensors);
+  // The training model itself: the export graph is read from its weights, and the parity check
+  // runs it next to every exported file.
+  const { model, meta } = openRun(o.checkpoint);
+  const config = meta.config;
   const seg = config.kind === 'segment';
   const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
   let graph: ReturnType<typeof inferenceGraph>;
   try {
-    for (const need of ['f', 'h']) {
-      if (!ckpt.meta.networks.includes(need)) throw new UserError(`The checkpoint in ${o.checkpoint} has no network ${need} (it has ${ckpt.meta.networks.join(', ')}).`, 'Convert a run written by i2i train.');
-    }
-    graph = inferenceGraph(config, weights, hw);
+    graph = inferenceGraph(config, modelWeights(model), hw);
   } catch (e) {
-    disposeCheckpoint(ckpt);
+    model.dispose();
     throw e;
   }
   const channels = config.data.channels;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
-  // Released whatever fails (unreadable frames, a runtime error): the checkpoint's tensors and every loaded model.
+  // Released whatever fails (unreadable frames, a runtime error): the training model and every loaded model.
   const runners: Runner[] = [];
-  let live = true;
+  let modelLive = true;
   try {
     const { calib: calibFrames, checks, evalSplit } = await conversionFrames(config, o, hw, int8, tmp);
 
@@ -128,11 +124,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
 
     // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
-    const model = new I2IModel(config, ckpt.meta.classes.length);
-    restoreModel(model, ckpt, { optimizer: false });
-    disposeCheckpoint(ckpt);
-    live = false;
-    const k = seg ? CITYSCAPES_CLASSES.length : ckpt.meta.classes.length;
+    const k = seg ? CITYSCAPES_CLASSES.length : meta.classes.length;
     const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
     const refConf = new Float64Array(k * k);
     const argmax = (v: ArrayLike<number>) => { const n = v.length / k, out = new Uint8Array(n); for (let p = 0; p < n; p++) { let a = 0; for (let c = 1; c < k; c++) if (v[p * k + c] > v[p * k + a]) a = c; out[p] = a; } return out; };
@@ -154,7 +146,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
         });
         if ((i + 1) % 25 === 0) progress(`[convert] parity ${i + 1}/${checks.length} frames`);
       }
-    } finally { model.dispose(); }
+    } finally { model.dispose(); modelLive = false; }
     // Segmenters: mIoU over the confusion matrix; classifiers: accuracy (its trace over its total).
     const score = (c: Float64Array) => (seg ? iouFromConfusion(c, k).mIoU : iouFromConfusion(c, k).pixelAccuracy);
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
@@ -162,10 +154,10 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       format: BUNDLE_FORMAT,
       task: config.task,
       kind: config.kind,
-      classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : ckpt.meta.classes.map((name, id) => ({ id, name })),
+      classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : meta.classes.map((name, id) => ({ id, name })),
       input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
       models: files,
-      training: { checkpoint: path.resolve(o.checkpoint), step: ckpt.meta.step, config, metrics: lastMetrics(o.checkpoint) },
+      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint) },
       calibration,
       check: { source: o.eval ? `${path.resolve(o.eval)} (${evalSplit})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
       evaluation: o.eval ? { metric: seg ? 'mIoU' : 'accuracy', source: path.resolve(o.eval), split: evalSplit, frames: checks.length, tfjsScore: score(refConf),
@@ -183,7 +175,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     return manifest;
   } finally {
     runners.forEach((rn) => rn.dispose());
-    if (live) disposeCheckpoint(ckpt);
+    if (modelLive) model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
