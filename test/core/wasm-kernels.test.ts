@@ -61,6 +61,14 @@ describe('wasm training kernels (Conv2DBackpropFilter, Conv2DBackpropInput) agai
     { x: [1, 10, 10, 2], w: [3, 3, 2, 2], s: 3, pad: 'same' },
     { x: [2, 16, 16, 4], w: [5, 5, 4, 3], s: 2, pad: 'same' },
     { x: [2, 12, 8, 3], w: [1, 1, 3, 6], s: 1, pad: 'valid' },
+    // The project's own layers.
+    { x: [2, 8, 8, 3], w: [3, 3, 3, 4], s: 2, pad: 'same', what: 'ResNet/DenseNet 3x3 stride 2' },
+    { x: [2, 7, 9, 3], w: [3, 3, 3, 4], s: 2, pad: 'same', what: '3x3 stride 2, odd size' },
+    { x: [1, 16, 16, 3], w: [7, 7, 3, 4], s: 2, pad: 'same', what: '7x7 stride-2 stem' },
+    { x: [1, 16, 16, 3], w: [7, 7, 3, 4], s: 2, pad: 'valid', prepad: 3, what: 'ResNet stem: pad 3 then valid' },
+    { x: [1, 15, 15, 3], w: [7, 7, 3, 4], s: 2, pad: 'valid', prepad: 3, what: 'ResNet stem, odd size' },
+    { x: [2, 8, 8, 4], w: [1, 1, 4, 6], s: 2, pad: 'same', what: 'ResNet 1x1 stride-2 shortcut' },
+    { x: [2, 7, 7, 4], w: [1, 1, 4, 6], s: 2, pad: 'same', what: '1x1 stride-2 shortcut, odd size' },
     // Unequal strides: DepthToSpace cannot interleave them.
     { x: [2, 8, 6, 3], w: [3, 3, 3, 4], s: [2, 1], pad: 'same', what: 'unequal strides' },
     { x: [2, 6, 8, 3], w: [4, 4, 3, 5], s: [1, 2], pad: 'same', what: 'unequal strides' },
@@ -74,6 +82,8 @@ describe('wasm training kernels (Conv2DBackpropFilter, Conv2DBackpropInput) agai
 
   const deconvs: { x: number[]; w: number[]; s: Stride; out: [number, number, number, number]; what: string }[] = [
     { x: [2, 4, 4, 6], w: [4, 4, 5, 6], s: 2, out: [2, 8, 8, 5], what: 'decoder layer' },
+    { x: [1, 3, 5, 4], w: [4, 4, 3, 4], s: 2, out: [1, 6, 10, 3], what: 'decoder layer, non-square' },
+    { x: [1, 4, 4, 4], w: [4, 4, 3, 4], s: 2, out: [1, 7, 7, 3], what: 'odd output: zero insertion' },
     { x: [2, 4, 6, 6], w: [4, 4, 5, 6], s: [2, 1], out: [2, 8, 6, 5], what: 'unequal strides' },
   ];
   for (const c of deconvs) {
@@ -89,6 +99,7 @@ describe('wasm training kernels (Conv2DBackpropFilter, Conv2DBackpropInput) agai
     assert.deepEqual(Array.from(t.dataSync()), [0, 0, 1, 1, 0, 0]);
     assert.deepEqual(Array.from(tf.oneHot(tf.tensor1d([1], 'int32'), 2).dataSync()), [0, 1]);
   });
+
   it('releases every intermediate buffer', async () => {
     await tf.setBackend('wasm');
     const x = tf.randomNormal([2, 8, 8, 3]) as tf.Tensor4D, w = tf.randomNormal([4, 4, 3, 5]) as tf.Tensor4D;
