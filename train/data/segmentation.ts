@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../core/errors';
 import { LABEL_TO_TRAIN } from '../../core/labels';
+import { pixelsToSigned } from '../../core/pixels';
 
 export interface SegItem { image: string; label?: string; id: string }
 export interface SegList { name: string; items: SegItem[]; skipped: string[] }
@@ -103,9 +104,7 @@ export async function loadSegSample(item: SegItem, o: SegSampleOptions, frame?: 
   const region = { left, top, width: cw, height: ch };
   let img = sharp(item.image).removeAlpha().toColourspace('srgb').resize(W, H, { kernel: 'linear', fit: 'fill' }).extract(region);
   if (flip) img = img.flop();
-  const raw = await img.raw().toBuffer();
-  const image = new Float32Array(raw.length);
-  for (let i = 0; i < raw.length; i++) image[i] = raw[i] / 127.5 - 1;
+  const image = pixelsToSigned(await img.raw().toBuffer());
   let labels: Uint8Array | undefined;
   if (item.label) {
     let lbl = sharp(item.label).extractChannel(0).resize(W, H, { kernel: 'nearest', fit: 'fill' }).extract(region);
