@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
+import { pixelsToSigned } from '../core/pixels';
 import { deriveSeed, mulberry32 } from '../core/rng';
 import type { Config } from '../train/config';
 import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
@@ -39,9 +40,7 @@ export async function loadFrames(files: string[], hw: [number, number], channels
     let img = sharp(f).removeAlpha().resize(hw[1], hw[0], { kernel: 'linear', fit: 'fill' });
     img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
     const raw = await img.raw().toBuffer().catch((e: Error) => { throw new UserError(`Cannot read calibration frame ${f}: ${e.message}.`, 'Remove or replace the damaged file.'); });
-    const x = new Float32Array(raw.length);
-    for (let i = 0; i < raw.length; i++) x[i] = raw[i] / 127.5 - 1;
-    return x;
+    return pixelsToSigned(raw);
   }));
 }
 

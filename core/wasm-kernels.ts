@@ -10,8 +10,8 @@
  *   is a stride-1 conv with the roles of batch and channels swapped: input x^T [CI,H,W,B], filter
  *   dy^T [OH,OW,B,CO], dilation = the forward stride, output [CI,KH,KW,CO] -> transposed back.
  * - input gradient of a stride-s conv: s*s stride-1 convs with sub-kernels (one per output phase),
- *   interleaved by DepthToSpace; where sizes do not divide, one conv over zero-inserted dy with the
- *   kernel rotated by 180 degrees.
+ *   interleaved by DepthToSpace; where sizes do not divide or the strides differ ([2,1]), one conv
+ *   over zero-inserted dy with the kernel rotated by 180 degrees.
  *
  * Everything runs at kernel level (no engine ops), so nothing is recorded on a gradient tape and
  * every intermediate buffer is released here. test/core/wasm-kernels.test.ts compares both
@@ -85,7 +85,8 @@ function conv2dBackpropInput(args: { inputs: NamedTensorInfoMap; backend: unknow
   const info = convInfo(inputShape, filter.shape, args.attrs);
   const [sh, sw] = [info.strideHeight, info.strideWidth];
   const [h, w] = [inputShape[1], inputShape[2]];
-  if ((sh > 1 || sw > 1) && h % sh === 0 && w % sw === 0 && info.filterHeight >= sh && info.filterWidth >= sw) {
+  // DepthToSpace interleaves equal blocks only: unequal strides ([2,1]) take the zero-insertion path.
+  if (sh > 1 && sh === sw && h % sh === 0 && w % sw === 0 && info.filterHeight >= sh && info.filterWidth >= sw) {
     return polyphaseBackpropInput(backend, dy, filter, inputShape, info);
   }
   return zeroInsertBackpropInput(backend, dy, filter, inputShape, info);

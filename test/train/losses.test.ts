@@ -40,6 +40,20 @@ describe('losses against hand-computed values', () => {
       close(v(gradientPenalty(critic, real, fake, tf.tensor1d([0.1, 0.5, 0.9]))), 0.25);
     });
 
+    // D(x) = sum(a * x^2) has gradient 2 a x, which varies with x: the penalty pins down where the
+    // gradient is taken. At x_hat = eps real + (1 - eps) fake, ||grad|| = 2 sqrt(sum(a^2 x_hat^2)).
+    it('takes the gradient at the interpolates x_hat (a quadratic critic, by hand)', () => {
+      const av = [0.5, -1, 2, 0.25], real2 = [[1, 0, -1, 2], [0.5, 0.5, 0, -1]], fake2 = [[-1, 2, 0.5, 0], [0, -0.5, 1, 1]], ev = [0.25, 0.75];
+      const a = tf.tensor4d(av, [1, 2, 2, 1]);
+      const critic = (x: tf.Tensor4D) => tf.sum(tf.mul(a, tf.square(x)), [1, 2, 3]) as tf.Tensor1D;
+      const at = (x: number[]) => (2 * Math.sqrt(x.reduce((t, xi, j) => t + (av[j] * xi) ** 2, 0)) - 1) ** 2;
+      const hand = (at(real2[0].map((r, j) => ev[0] * r + (1 - ev[0]) * fake2[0][j])) + at(real2[1].map((r, j) => ev[1] * r + (1 - ev[1]) * fake2[1][j]))) / 2;
+      const atReal = (at(real2[0]) + at(real2[1])) / 2;
+      assert.ok(Math.abs(hand - atReal) > 1, 'the case must tell x_hat from the real images');
+      const real = tf.tensor4d(real2.flat(), [2, 2, 2, 1]), fake = tf.tensor4d(fake2.flat(), [2, 2, 2, 1]);
+      close(v(gradientPenalty(critic, real, fake, tf.tensor1d(ev))), hand);
+    });
+
     it('matches finite differences: in the input (the norm) and in the critic weights (second order)', () => {
       const D = imageCritic('D_test', 7, [16, 16, 1], [4, 6, 8]);
       const real = tf.randomUniform([2, 16, 16, 1], -1, 1, 'float32', 1) as tf.Tensor4D;

@@ -65,15 +65,32 @@ describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
     assert.ok(lines.every((l) => ['c', 'id', 'tr', 'trc', 'D_x', 'D_y', 'gp'].every((t) => Number.isFinite(l[t]))));
   });
 
-  it('revgrad uses a 1x1-conv feature critic on the feature map; the oracle trains on target labels', async () => {
+  it('revgrad uses a 1x1-conv feature critic on the feature map; the oracle trains on the target root\'s labelled pairs', async () => {
     const r = path.join(root, 'revgrad');
     await train({ task: 'synth-drive', method: 'revgrad', out: r, overrides: data({ steps: 2 }), progress: quiet });
     assert.ok([...weights(r).keys()].some((k) => k === 'var:D_z/conv1/w'));
-    const o = path.join(root, 'oracle');
-    const res = await train({ task: 'synth-drive', method: 'source-only', out: o, overrides: data({ steps: 2, data: { source: 'cityscapes', sourceRoot: tgt } }), progress: quiet });
-    // The oracle's labelled source is the target's own Cityscapes-layout training split.
-    assert.deepEqual([res.config.data.source, res.config.data.sourceRoot, res.step], ['cityscapes', tgt, 2]);
-    assert.ok(Number.isFinite(res.finalLosses.c) && res.finalLosses.c! > 0);
+    // The oracle's labelled source is the target's own Cityscapes-layout training split. To see that
+    // it reads the target's pairs (not the GTA5-layout source, whose labels are real), train it on a
+    // copy of the target whose label maps are all labelId 0 (ignored): then L_c is 0 at every step,
+    // while the same run on the target's real labels has L_c > 0.
+    const blank = path.join(root, 'target-unlabelled');
+    fs.cpSync(path.join(tgt, 'leftImg8bit', 'train'), path.join(blank, 'leftImg8bit', 'train'), { recursive: true });
+    const sharp = (await import('sharp')).default;
+    for (const city of fs.readdirSync(path.join(tgt, 'gtFine', 'train'))) {
+      fs.mkdirSync(path.join(blank, 'gtFine', 'train', city), { recursive: true });
+      for (const f of fs.readdirSync(path.join(tgt, 'gtFine', 'train', city))) {
+        await sharp(path.join(tgt, 'gtFine', 'train', city, f)).linear(0, 0).png().toFile(path.join(blank, 'gtFine', 'train', city, f));
+      }
+    }
+    const oracle = async (sourceRoot: string, out: string) => {
+      await train({ task: 'synth-drive', method: 'source-only', out, overrides: data({ steps: 2, data: { source: 'cityscapes', sourceRoot } }), progress: quiet });
+      const logged = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).c as number);
+      assert.equal(logged.length, 2);
+      return logged;
+    };
+    const real = await oracle(tgt, path.join(root, 'oracle'));
+    assert.ok(real.every((c) => Number.isFinite(c) && c > 0), `L_c on the target's labels: ${real}`);
+    assert.deepEqual(await oracle(blank, path.join(root, 'oracle-unlabelled')), [0, 0], 'the oracle did not train on the target root\'s labels');
   });
 
   it('eval: whole target frames, per-class IoU in Table 4 order and mIoU', async () => {

@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../core/errors';
-import { LABEL_TO_TRAIN } from '../../core/labels';
+import { labelIdsToTrainIds } from '../../core/labels';
+import { pixelsToSigned } from '../../core/pixels';
 
 export interface SegItem { image: string; label?: string; id: string }
 export interface SegList { name: string; items: SegItem[]; skipped: string[] }
@@ -59,9 +60,7 @@ export function listScenes(format: string, root: string | undefined, split: stri
 export async function readTrainIds(file: string): Promise<{ ids: Uint8Array; width: number; height: number }> {
   const sharp = (await import('sharp')).default;
   const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  const ids = new Uint8Array(data.length);
-  for (let i = 0; i < data.length; i++) ids[i] = LABEL_TO_TRAIN[data[i]];
-  return { ids, width: info.width, height: info.height };
+  return { ids: labelIdsToTrainIds(data), width: info.width, height: info.height };
 }
 
 export interface SegSampleOptions {
@@ -103,16 +102,12 @@ export async function loadSegSample(item: SegItem, o: SegSampleOptions, frame?: 
   const region = { left, top, width: cw, height: ch };
   let img = sharp(item.image).removeAlpha().toColourspace('srgb').resize(W, H, { kernel: 'linear', fit: 'fill' }).extract(region);
   if (flip) img = img.flop();
-  const raw = await img.raw().toBuffer();
-  const image = new Float32Array(raw.length);
-  for (let i = 0; i < raw.length; i++) image[i] = raw[i] / 127.5 - 1;
+  const image = pixelsToSigned(await img.raw().toBuffer());
   let labels: Uint8Array | undefined;
   if (item.label) {
     let lbl = sharp(item.label).extractChannel(0).resize(W, H, { kernel: 'nearest', fit: 'fill' }).extract(region);
     if (flip) lbl = lbl.flop();
-    const ids = await lbl.raw().toBuffer();
-    labels = new Uint8Array(ids.length);
-    for (let i = 0; i < ids.length; i++) labels[i] = LABEL_TO_TRAIN[ids[i]];
+    labels = labelIdsToTrainIds(await lbl.raw().toBuffer());
   }
   return { image, labels, height: ch, width: cw };
 }

@@ -1,4 +1,5 @@
 /** Preprocessing of section 5.1: bilinear resize to 32x32, grayscale, values scaled to [-1, 1]. */
+import { toSigned } from '../../core/pixels';
 import type { ImageSet } from './types';
 
 /** Bilinear resize of one HxWxC image with half-pixel centres (as TF2 / PIL). */
@@ -36,12 +37,12 @@ export function preprocess(set: ImageSet, p: DigitPreprocess): ImageSet {
     const base = i * per;
     for (let q = 0; q < size * size; q++) {
       if (set.channels === channels) {
-        for (let k = 0; k < channels; k++) out[base + q * channels + k] = resized[q * channels + k] * 2 - 1;
+        for (let k = 0; k < channels; k++) out[base + q * channels + k] = toSigned(resized[q * channels + k], 1);
       } else if (channels === 1) {
         // ITU-R 601 luma, as PIL's and sharp's grayscale.
-        out[base + q] = (0.299 * resized[q * 3] + 0.587 * resized[q * 3 + 1] + 0.114 * resized[q * 3 + 2]) * 2 - 1;
+        out[base + q] = toSigned(0.299 * resized[q * 3] + 0.587 * resized[q * 3 + 1] + 0.114 * resized[q * 3 + 2], 1);
       } else {
-        for (let k = 0; k < 3; k++) out[base + q * 3 + k] = resized[q] * 2 - 1;
+        for (let k = 0; k < 3; k++) out[base + q * 3 + k] = toSigned(resized[q], 1);
       }
     }
   }
