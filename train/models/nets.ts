@@ -9,10 +9,6 @@ import { batchNorm, convTranspose, conv2d, dense, instanceNorm, leaky, leakyLaye
 import type { ExportNet, Net } from './net';
 
 export type { Encoder, ExportNet, Net } from './net';
-/** @deprecated Build encoders with registry.ts createEncoder; kept until train/i2i.ts does. */
-export { lenetEncoder } from './lenet';
-/** @deprecated The digits DenseNet is now 'densenet-digits' (registry.ts). */
-export { denseNetDigitsEncoder as denseNetSmallEncoder } from './densenet-digits';
 
 /** h: flatten the latent map, one linear layer to class logits. */
 export function linearClassifier(name: string, seed: number, zShape: [number, number, number], classes: number): ExportNet<tf.Tensor4D, tf.Tensor2D> {
