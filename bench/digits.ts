@@ -33,7 +33,7 @@ const { values } = parseArgs({
 // (CycleGAN's schedule), so that the last checkpoint is not one point of a swinging curve. The encoder
 // is a small DenseNet, the paper's DenseNet option at CPU size (section 4.1: it raised every method there); `--set
 // model.encoder=lenet` gives the modified-LeNet table. See README.
-const BENCH_SET = ['batchSize=32', 'model.encoder=densenet-small', 'model.decoderWidths=[128,64,32]', 'model.imageCriticWidths=[32,64,128]',
+const BENCH_SET = ['batchSize=32', 'model.encoder=densenet-digits', 'model.decoderWidths=[128,64,32]', 'model.imageCriticWidths=[32,64,128]',
   'optim.lr=5e-4', 'criticOptim.lr=5e-4', 'lrDecayFrom=0.5', 'logEvery=100', 'evalEvery=100', 'checkpointEvery=500'];
 /** Evaluations averaged into the "last evaluations" column: one step's accuracy swings by several points. */
 const LAST_EVALS = 3;

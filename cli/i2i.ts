@@ -40,7 +40,7 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --target-videos DIR
                   segmentation: unlabelled target frames sampled from every video in DIR
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)
-  --encoder E     lenet | densenet-small (digits); densenet121 | densenet-small | resnet34 | resnet50
+  --encoder E     lenet | densenet-digits (digits); densenet121 | densenet-small | resnet34 | resnet50
   --init FILE     ImageNet weights for the encoder: a Keras-format tfjs layers model.json, by
                   layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
                   lets encoder layers without a match keep their random initialisation

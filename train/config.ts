@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { UserError } from '../core/errors';
+import { currentEncoderName, encoderEntry, ENCODER_NAMES } from './models/registry';
 
 export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc'] as const;
 export type TermName = (typeof TERM_NAMES)[number];
@@ -15,10 +16,20 @@ export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: we
 export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as const;
 /** Driving-scene dataset layouts (both hold Cityscapes labelIds). */
 export const SCENE_DOMAINS = ['gta5', 'cityscapes'] as const;
-export const ENCODERS = ['lenet', 'densenet-small', 'densenet121', 'resnet34', 'resnet50'] as const;
+/** The registry's encoders (train/models/registry.ts). */
+export const ENCODERS = ENCODER_NAMES;
+
+/** Renamed values of older configurations, brought up to date before validation. */
+function upgrade(raw: unknown): unknown {
+  if (!isObject(raw) || !isObject(raw.model) || typeof raw.model.encoder !== 'string') return raw;
+  const kind = raw.kind ?? 'classify';
+  if (kind !== 'classify' && kind !== 'segment') return raw;
+  const encoder = currentEncoderName(kind, raw.model.encoder);
+  return encoder === raw.model.encoder ? raw : { ...raw, model: { ...raw.model, encoder } };
+}
 
 /** Keys added after the first release carry defaults, so that older checkpoints still load. */
-export const ConfigSchema = z.object({
+export const ConfigSchema = z.preprocess(upgrade, z.object({
   task: z.string(),
   /** Image-level classification (digits, Office) or per-pixel segmentation (driving scenes). */
   kind: z.enum(['classify', 'segment']).default('classify'),
@@ -86,7 +97,7 @@ export const ConfigSchema = z.object({
    *  training. 0 = off. */
   evalEvery: z.number().int().min(0).default(0),
   checkpointEvery: z.number().int().positive(),
-}).strict();
+}).strict());
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type Weights = z.infer<typeof WeightsSchema>;
@@ -226,7 +237,8 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
   const preset = b.kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
   let cfg = merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config;
   if (cfg.model.inputNorm === 'auto') {
-    const norm = !cfg.model.init ? 'none' : cfg.model.encoder.startsWith('resnet') ? 'caffe' : 'torch';
+    const encoder = currentEncoderName(cfg.kind, cfg.model.encoder);
+    const norm = !cfg.model.init ? 'none' : encoderEntry(encoder)?.pretrainedNorm ?? 'torch';
     cfg = { ...cfg, model: { ...cfg.model, inputNorm: norm } };
   }
   // ADDA's default split of the budget: half source pre-training, half adaptation.

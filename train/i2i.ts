@@ -21,10 +21,8 @@ import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import type { Config, TermName } from './config';
 import type { Mode, Store } from './models/layers';
-import { UserError } from '../core/errors';
-import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from './models/densenet';
-import { decoders, denseNetSmallEncoder, featureCritic, imageCritic, lenetEncoder, linearClassifier, pixelClassifier, pixelFeatureCritic, segmentationDecoders, type Encoder, type Net } from './models/nets';
-import { dilatedResNet, RESNET34, RESNET50 } from './models/resnet';
+import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type Net } from './models/nets';
+import { createClassifier, createEncoder } from './models/registry';
 import { crossEntropy, gradientPenalty, l1, lsganCritic, lsganGenerator, wganCritic, wganGenerator } from './losses';
 import { Adam, learningRateScale } from './optim';
 
@@ -60,10 +58,10 @@ export class I2IModel {
     const w = c.weights;
     this.inShape = [c.data.imageSize, c.data.imageSize, c.data.channels];
     const seed = (what: string) => deriveSeed(c.seed, what);
-    this.f = this.makeEncoder('f', seed('f'));
+    this.f = createEncoder(c, 'f', seed('f'));
     const seg = c.kind === 'segment';
     const zc = this.f.outShape[2];
-    this.h = seg ? pixelClassifier('h', seed('h'), zc, numClasses) : linearClassifier('h', seed('h'), this.f.outShape, numClasses);
+    this.h = createClassifier(c, 'h', this.f, numClasses, seed('h'));
     if (w.id + w.tr + w.cyc + w.trc > 0) {
       this.dec = seg ? segmentationDecoders(seed('g'), zc, c.model.decoderWidths, c.data.channels) : decoders(seed('g'), this.f.outShape, this.inShape, c.model.decoderWidths);
     }
@@ -77,30 +75,6 @@ export class I2IModel {
     if (c.untieTargetEncoder && (this.dec || this.Dx)) throw new Error('an untied target encoder (ADDA) is only supported with L_c and L_z');
     this.optG = new Adam(c.optim);
     this.optD = new Adam(c.criticOptim);
-  }
-
-  private makeEncoder(name: string, seed: number): Encoder {
-    const enc = this.makeBackbone(name, seed);
-    const norm = this.config.model.inputNorm;
-    if (norm === 'none' || norm === 'auto') return enc;
-    return { ...enc, apply: (x, mode) => enc.apply(normalizeInput(x, norm), mode) };
-  }
-
-  private makeBackbone(name: string, seed: number): Encoder {
-    const m = this.config.model;
-    const ch = this.inShape[2];
-    if (this.config.kind === 'classify') {
-      if (m.encoder === 'lenet') return lenetEncoder(name, seed, this.inShape, m.encoderWidths);
-      if (m.encoder === 'densenet-small') return denseNetSmallEncoder(name, seed, this.inShape);
-      throw new UserError(`Encoder ${m.encoder} is a segmentation backbone.`, 'Digits and Office use --encoder lenet or densenet-small.');
-    }
-    switch (m.encoder) {
-      case 'densenet121': return dilatedDenseNet(name, seed, ch, { ...DENSENET121, recompute: m.recompute });
-      case 'densenet-small': return dilatedDenseNet(name, seed, ch, { ...DENSENET_SMALL, recompute: m.recompute });
-      case 'resnet34': return dilatedResNet(name, seed, ch, RESNET34);
-      case 'resnet50': return dilatedResNet(name, seed, ch, RESNET50);
-      default: throw new UserError(`Encoder ${m.encoder} cannot segment.`, 'Use densenet121, densenet-small, resnet34 or resnet50.');
-    }
   }
 
   /**
@@ -133,7 +107,7 @@ export class I2IModel {
   /** ADDA: f_t starts as a copy of f (weights and running statistics). */
   untie(): void {
     if (this.fT) return;
-    this.fT = this.makeEncoder('f_t', deriveSeed(this.config.seed, 'f_t'));
+    this.fT = createEncoder(this.config, 'f_t', deriveSeed(this.config.seed, 'f_t'));
     copyStore(this.f.store, this.fT.store);
   }
 
@@ -333,18 +307,6 @@ export class I2IModel {
     this.optG.dispose();
     this.optD.dispose();
   }
-}
-
-/** [-1, 1] RGB -> what an ImageNet backbone was trained on (Keras' 'caffe' and 'torch' modes). */
-export function normalizeInput(x: tf.Tensor4D, mode: 'caffe' | 'torch'): tf.Tensor4D {
-  return tf.tidy(() => {
-    if (mode === 'caffe') {
-      const bgr = tf.reverse(tf.mul(tf.add(x, 1), 127.5), 3);
-      return tf.sub(bgr, tf.tensor1d([103.939, 116.779, 123.68])) as tf.Tensor4D;
-    }
-    const v = tf.div(tf.add(x, 1), 2);
-    return tf.div(tf.sub(v, tf.tensor1d([0.485, 0.456, 0.406])), tf.tensor1d([0.229, 0.224, 0.225])) as tf.Tensor4D;
-  });
 }
 
 /** What checkpoints and optimisers need of a network. */

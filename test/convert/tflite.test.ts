@@ -5,21 +5,20 @@ import * as path from 'node:path';
 import * as tf from '../../core/tf';
 import { readManifest } from '../../core/bundle';
 import { convert } from '../../convert/convert';
-import { inferenceGraph, modelWeights, type Weights } from '../../convert/graph';
-import { loadTflite } from '../../convert/runtime';
-import { writeTflite } from '../../convert/tflite';
+import { inferenceGraph, type Weights } from '../../convert/graph';
 import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
 import { I2IModel } from '../../train/i2i';
+import { ENCODER_NAMES, encoderEntry } from '../../train/models/registry';
 import { train } from '../../train/trainer';
 import { randomiseStatistics, tmpDir } from '../helpers';
+import { assertParity, tfliteVsTfjs } from './parity';
 
 describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-node)', function () {
   this.timeout(300000);
+  // Besides every registry entry below: a larger, non-square input without input normalisation.
   const cases: [string, string, [number, number], ConfigPatch][] = [
-    ['mnist-optdigits', 'lenet', [32, 32], {}],
     ['synth-drive', 'densenet-small', [64, 96], {}],
-    ['synth-drive', 'resnet34', [32, 48], { model: { init: 'x.json', inputNorm: 'caffe' } }],  // BGR folded into conv1
   ];
   for (const [task, encoder, hw, extra] of cases) {
     it(`${encoder}: float32 TFLite equals tfjs within 1e-4 of the output range`, () => {
@@ -27,20 +26,40 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
       const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
       try {
         randomiseStatistics(m);  // so that folding batch norm is exercised
-        const bytes = writeTflite(inferenceGraph(cfg, modelWeights(m), hw));
-        assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
-        const t = loadTflite(bytes);
-        const x = tf.randomUniform([1, hw[0], hw[1], cfg.data.channels], -1, 1, 'float32', 3) as tf.Tensor4D;
-        const ref = tf.tidy(() => m.predict(x, 'target', task === 'synth-drive' ? hw : undefined).dataSync());
-        const got = t.run(x.dataSync() as Float32Array);
-        t.dispose(); x.dispose();
-        assert.equal(got.length, ref.length);
-        let diff = 0, range = 0;
-        for (let i = 0; i < ref.length; i++) { diff = Math.max(diff, Math.abs(ref[i] - got[i])); range = Math.max(range, Math.abs(ref[i])); }
-        assert.ok(range > 0 && diff / range < 1e-4, `max |tflite - tfjs| = ${diff} of range ${range}`);
+        assertParity(tfliteVsTfjs(m, hw));
       } finally { m.dispose(); }
     });
   }
+
+  // Every encoder of the registry, at a tiny input, with its ImageNet input normalisation where it
+  // segments ('caffe' exercises the BGR reversal folded into conv1).
+  for (const encoder of ENCODER_NAMES) {
+    const entry = encoderEntry(encoder)!;
+    for (const kind of entry.kinds) {
+      const norm = kind === 'segment' ? entry.pretrainedNorm : 'none';
+      it(`registry: ${encoder} (${kind}, inputNorm ${norm}) exports, and its TFLite file equals the training model in eval mode`, () => {
+        const seg = kind === 'segment';
+        const cfg = buildConfig(seg ? 'synth-drive' : 'mnist-optdigits', 'source-only', { model: { encoder, inputNorm: norm } });
+        const m = new I2IModel(cfg, seg ? 19 : 10);
+        try {
+          randomiseStatistics(m);
+          assertParity(tfliteVsTfjs(m, seg ? [32, 48] : [32, 32]));
+        } finally { m.dispose(); }
+      });
+    }
+  }
+
+  it("ADDA: the untied target encoder f_t is what the graph exports", () => {
+    const cfg = buildConfig('mnist-optdigits', 'adda', {});
+    const m = new I2IModel(cfg, 10);
+    try {
+      m.untie();
+      randomiseStatistics(m);
+      const w = m.fT!.store.trainable.get('f_t/conv1/w')!;
+      tf.tidy(() => w.assign(tf.neg(w)));  // f_t differs from f
+      assertParity(tfliteVsTfjs(m, [32, 32]));
+    } finally { m.dispose(); }
+  });
 
   it('i2i convert: a trained segmenter -> bundle with manifest, sha256 and parity; errors name the fix', async () => {
     const root = tmpDir();

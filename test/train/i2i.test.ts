@@ -279,8 +279,8 @@ describe('training steps', () => {
     for (let i = 0; i < 2; i++) assert.ok(Math.abs(decayed[i] / full[i] - 0.4) < 0.01, `${i}: ${decayed[i]} / ${full[i]}`);
   });
 
-  it('the small DenseNet encoder option trains in the full objective', () => {
-    const m = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, model: { ...TINY.model, encoder: 'densenet-small' } }), 10);
+  it('the digits DenseNet encoder (densenet-digits) trains in the full objective', () => {
+    const m = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, model: { ...TINY.model, encoder: 'densenet-digits' } }), 10);
     assert.deepEqual(m.f.outShape.slice(0, 2), [2, 2]);
     const b = batch(4, 13);
     const before = Array.from(m.f.store.trainable.get('f/block2/l1/conv/w')!.dataSync());

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import * as tf from '../../core/tf';
 import { readModelJson, readWeights } from '../../core/tfjs-weights';
 import { initFromKeras } from '../../train/init';
-import { normalizeInput } from '../../train/i2i';
+import { normalizeInput } from '../../train/models/input-norm';
 import { DENSENET121, dilatedDenseNet } from '../../train/models/densenet';
 import { dilatedResNet, RESNET50 } from '../../train/models/resnet';
 import { drawScene, renderScene } from '../../train/data/synth';

@@ -5,9 +5,8 @@
  * DenseNet121 (conv1/conv, conv2_block1_0_bn, pool2_conv, bn, ...) so ImageNet weights map by name.
  * Width and depth are configuration: DenseNet121 is blocks [6, 12, 24, 16], growth 32, stem 64.
  */
-import * as tf from '../../core/tf';
-import { batchNorm, contextHead, conv2d, recomputed, Store, type Layer, type Mode } from './layers';
-import type { Encoder } from './nets';
+import { avgPool, batchNorm, contextHead, conv2d, denseConnect, maxPool, recomputed, relu, sequential, Store, type ExportLayer } from './layers';
+import { encoderOf, type Encoder } from './net';
 
 export interface DenseNetOptions {
   blocks: number[];
@@ -32,58 +31,43 @@ export const DENSENET_BN_EPS = 1.001e-5; // Keras DenseNet's epsilon, so ImageNe
 
 export function dilatedDenseNet(name: string, seed: number, channelsIn: number, o: DenseNetOptions): Encoder & { outStride: number } {
   const s = new Store(name, seed);
-  const relu = (x: tf.Tensor4D) => tf.relu(x);
-  const stemConv = conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false });
-  const stemBn = batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS);
-  const stages: Layer[] = [];
+  const stages: ExportLayer[] = [
+    conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false }), batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS), relu,
+    maxPool(3, 2, 'same'),
+  ];
   let c = o.stem;
   let stride = 4;
   o.blocks.forEach((n, bi) => {
     const block = `conv${bi + 2}`;
     const d = o.dilations[bi] ?? 1;
     const before = new Set(s.trainable.keys());
-    const units: { bn0: Layer; conv1: Layer; bn1: Layer; conv2: Layer }[] = [];
+    const units: ExportLayer[] = [];
     for (let i = 1; i <= n; i++) {
       const p = `${block}_block${i}`;
-      units.push({
-        bn0: batchNorm(s, `${p}_0_bn`, c, 0.9, DENSENET_BN_EPS),
-        conv1: conv2d(s, `${p}_1_conv`, c, o.bnSize * o.growth, 1, 1, { bias: false }),
-        bn1: batchNorm(s, `${p}_1_bn`, o.bnSize * o.growth, 0.9, DENSENET_BN_EPS),
-        conv2: conv2d(s, `${p}_2_conv`, o.bnSize * o.growth, o.growth, 3, 1, { bias: false, dilation: d }),
-      });
+      units.push(denseConnect(sequential(
+        batchNorm(s, `${p}_0_bn`, c, 0.9, DENSENET_BN_EPS), relu,
+        conv2d(s, `${p}_1_conv`, c, o.bnSize * o.growth, 1, 1, { bias: false }),
+        batchNorm(s, `${p}_1_bn`, o.bnSize * o.growth, 0.9, DENSENET_BN_EPS), relu,
+        conv2d(s, `${p}_2_conv`, o.bnSize * o.growth, o.growth, 3, 1, { bias: false, dilation: d }),
+      )));
       c += o.growth;
     }
-    const denseBlock: Layer = (x, mode) => {
-      let h = x;
-      for (const u of units) h = tf.concat([h, u.conv2(relu(u.bn1(u.conv1(relu(u.bn0(h, mode)), mode), mode)), mode)], 3);
-      return h;
-    };
+    const denseBlock = sequential(...units);
     stages.push(o.recompute ? recomputed(denseBlock, [...s.trainable].filter(([k]) => !before.has(k)).map(([, v]) => v)) : denseBlock);
     if (bi < o.blocks.length - 1) {
       // Transition: BN-ReLU-1x1 conv (compression); the pool is dropped before a dilated block.
       const p = `pool${bi + 2}`;
       const out = Math.floor(c * o.compression);
-      const bn = batchNorm(s, `${p}_bn`, c, 0.9, DENSENET_BN_EPS);
-      const conv = conv2d(s, `${p}_conv`, c, out, 1, 1, { bias: false });
-      const pool = (o.dilations[bi + 1] ?? 1) === 1;
-      if (pool) stride *= 2;
-      stages.push((x, mode) => {
-        const t = conv(relu(bn(x, mode)), mode);
-        return pool ? tf.avgPool(t, 2, 2, 'valid') : t;
-      });
+      stages.push(batchNorm(s, `${p}_bn`, c, 0.9, DENSENET_BN_EPS), relu, conv2d(s, `${p}_conv`, c, out, 1, 1, { bias: false }));
+      if ((o.dilations[bi + 1] ?? 1) === 1) {
+        stages.push(avgPool(2, 2, 'valid'));
+        stride *= 2;
+      }
       c = out;
     }
   });
-  const finalBn = batchNorm(s, 'bn', c, 0.9, DENSENET_BN_EPS);
+  stages.push(batchNorm(s, 'bn', c, 0.9, DENSENET_BN_EPS), relu);
   const head = contextHead(s, c, o.headChannels);
-  c = head.channels;
-  const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
-    let h = relu(stemBn(stemConv(x, mode), mode));
-    h = tf.maxPool(h, 3, 2, 'same');
-    for (const st of stages) h = st(h, mode);
-    h = relu(finalBn(h, mode));
-    h = head.layer(h, mode);
-    return h;
-  };
-  return { name, store: s, apply, outShape: [0, 0, c], outStride: stride };
+  stages.push(head.layer);
+  return { ...encoderOf(name, s, sequential(...stages), [0, 0, head.channels]), outStride: stride };
 }

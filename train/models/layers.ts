@@ -6,9 +6,13 @@
  * Why not tfjs-layers: the I2I objective needs exact control of which variables each gradient
  * reaches, shared layers across two decoders, a second-order gradient through the critics, and
  * space-to-batch dilated convs; plain ops keep all of that visible.
+ *
+ * Layers of the inference path (`ExportLayer`) also emit themselves into the inference IR (ir.ts),
+ * so a network is written once: the composition that trains is the one that exports.
  */
 import * as tf from '../../core/tf';
 import { deriveSeed } from '../../core/rng';
+import type { GraphBuilder } from './ir';
 
 let uid = 0;
 
@@ -89,23 +93,46 @@ export class Store {
   }
 }
 
-export type Layer = (x: tf.Tensor4D, mode: Mode) => tf.Tensor4D;
+/** A forward pass: batch statistics in training, running statistics in evaluation. */
+export interface Layer {
+  apply(x: tf.Tensor4D, mode: Mode): tf.Tensor4D;
+}
+
+/**
+ * A layer of the inference path: it also writes itself into the IR after tensor `x` (one node per
+ * training op, from its variables' current values) and returns its output tensor. Export is thus
+ * derived from the very composition that trains.
+ */
+export interface ExportLayer extends Layer {
+  emit(g: GraphBuilder, x: number): number;
+}
+
+/** A variable's current values, copied (graph passes fold into them in place). */
+function values(v: tf.Variable): Float32Array {
+  return Float32Array.from(v.dataSync() as Float32Array);
+}
 
 /**
  * `pad`: 'same' (default), or an explicit symmetric zero padding followed by a 'valid' conv, as
  * Keras' ResNet50 stem does (ZeroPadding2D(3) then a 7x7 stride-2 conv, which 'same' would pad 2/3).
  */
-export function conv2d(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean; dilation?: number; pad?: 'same' | number } = {}): Layer {
+export function conv2d(s: Store, name: string, cin: number, cout: number, k: number, stride: number, opts: { bias?: boolean; dilation?: number; pad?: 'same' | number } = {}): ExportLayer {
   const w = s.param(`${name}/w`, [k, k, cin, cout], 'he', k * k * cin);
   const b = opts.bias === false ? undefined : s.param(`${name}/b`, [cout], 'zeros');
   const d = opts.dilation ?? 1;
   const pad = opts.pad ?? 'same';
   if (d > 1 && (stride !== 1 || pad !== 'same')) throw new Error(`${name}: a dilated conv must be stride 1 with 'same' padding`);
-  return (x) => {
-    const y = d > 1 ? atrousConv2d(x, w as tf.Tensor4D, d)
-      : pad === 'same' ? tf.conv2d(x, w as tf.Tensor4D, stride, 'same')
-      : tf.conv2d(tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), w as tf.Tensor4D, stride, 'valid');
-    return b ? tf.add(y, b) : y;
+  return {
+    apply: (x) => {
+      const y = d > 1 ? atrousConv2d(x, w as tf.Tensor4D, d)
+        : pad === 'same' ? tf.conv2d(x, w as tf.Tensor4D, stride, 'same')
+        : tf.conv2d(tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]]), w as tf.Tensor4D, stride, 'valid');
+      return b ? tf.add(y, b) : y;
+    },
+    // The space-to-batch form is a training device: export a native dilated conv.
+    emit: (g, x) => g.conv2d(pad === 'same' ? x : g.pad(x, pad), {
+      weights: values(w), bias: b ? values(b) : new Float32Array(cout), kernel: [k, k, cin, cout], stride, dilation: d, padding: pad === 'same' ? 'same' : 'valid',
+    }),
   };
 }
 
@@ -131,29 +158,39 @@ export function convTranspose(s: Store, name: string, cin: number, cout: number,
   // conv2dTranspose filters are [k, k, out, in].
   const w = s.param(`${name}/w`, [k, k, cout, cin], 'he', k * k * cin / (stride * stride));
   const b = opts.bias === false ? undefined : s.param(`${name}/b`, [cout], 'zeros');
-  return (x) => {
-    const [n, h, wd] = x.shape;
-    const y = tf.conv2dTranspose(x, w as tf.Tensor4D, [n, h * stride, wd * stride, cout], stride, 'same');
-    return b ? tf.add(y, b) : y;
+  return {
+    apply: (x) => {
+      const [n, h, wd] = x.shape;
+      const y = tf.conv2dTranspose(x, w as tf.Tensor4D, [n, h * stride, wd * stride, cout], stride, 'same');
+      return b ? tf.add(y, b) : y;
+    },
   };
 }
 
-export function batchNorm(s: Store, name: string, c: number, momentum = 0.9, eps = 1e-5): Layer {
+/** Batch norm; exported with running statistics as a per-channel affine (convert/ folds it into a conv before it). */
+export function batchNorm(s: Store, name: string, c: number, momentum = 0.9, eps = 1e-5): ExportLayer {
   const gamma = s.param(`${name}/gamma`, [c], 'ones');
   const beta = s.param(`${name}/beta`, [c], 'zeros');
   const runMean = s.buffer(`${name}/mean`, [c], 0);
   const runVar = s.buffer(`${name}/var`, [c], 1);
-  return (x, mode) => {
-    if (mode === 'eval') {
-      const scale = tf.mul(gamma, tf.rsqrt(tf.add(runVar, eps)));
-      return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(runMean, scale))) as tf.Tensor4D;
-    }
-    const n = x.size / c;
-    return batchNormTrain(x, gamma, beta, eps, mode === 'train' ? (mean, variance) => {
-      s.queueUpdate(runMean, tf.add(tf.mul(runMean, momentum), tf.mul(mean, 1 - momentum)));
-      // Running variance is the unbiased estimate, as in PyTorch and Keras.
-      s.queueUpdate(runVar, tf.add(tf.mul(runVar, momentum), tf.mul(variance, (1 - momentum) * n / Math.max(n - 1, 1))));
-    } : undefined);
+  return {
+    apply: (x, mode) => {
+      if (mode === 'eval') {
+        const scale = tf.mul(gamma, tf.rsqrt(tf.add(runVar, eps)));
+        return tf.add(tf.mul(x, scale), tf.sub(beta, tf.mul(runMean, scale))) as tf.Tensor4D;
+      }
+      const n = x.size / c;
+      return batchNormTrain(x, gamma, beta, eps, mode === 'train' ? (mean, variance) => {
+        s.queueUpdate(runMean, tf.add(tf.mul(runMean, momentum), tf.mul(mean, 1 - momentum)));
+        // Running variance is the unbiased estimate, as in PyTorch and Keras.
+        s.queueUpdate(runVar, tf.add(tf.mul(runVar, momentum), tf.mul(variance, (1 - momentum) * n / Math.max(n - 1, 1))));
+      } : undefined);
+    },
+    emit: (g, x) => {
+      const v = values(runVar), m = values(runMean), bt = values(beta);
+      const scale = values(gamma).map((gi, i) => gi / Math.sqrt(v[i] + eps));
+      return g.affine(x, scale, bt.map((bi, i) => bi - m[i] * scale[i]));
+    },
   };
 }
 
@@ -195,29 +232,77 @@ export function batchNormTrain(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor
 export function instanceNorm(s: Store, name: string, c: number, eps = 1e-5): Layer {
   const gamma = s.param(`${name}/gamma`, [c], 'ones');
   const beta = s.param(`${name}/beta`, [c], 'zeros');
-  return (x) => {
-    const mean = tf.mean(x, [1, 2], true);
-    const centered = tf.sub(x, mean);
-    const variance = tf.mean(tf.square(centered), [1, 2], true);
-    return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor4D;
+  return {
+    apply: (x) => {
+      const mean = tf.mean(x, [1, 2], true);
+      const centered = tf.sub(x, mean);
+      const variance = tf.mean(tf.square(centered), [1, 2], true);
+      return tf.add(tf.mul(tf.mul(centered, tf.rsqrt(tf.add(variance, eps))), gamma), beta) as tf.Tensor4D;
+    },
   };
 }
 
-export function dense(s: Store, name: string, cin: number, cout: number, init: 'he' | 'glorot' = 'glorot'): (x: tf.Tensor2D) => tf.Tensor2D {
-  const w = s.param(`${name}/w`, [cin, cout], init, cin, cout);
-  const b = s.param(`${name}/b`, [cout], 'zeros');
-  return (x) => tf.add(tf.matMul(x, w as tf.Tensor2D), b);
+export interface DenseLayer {
+  apply(x: tf.Tensor2D): tf.Tensor2D;
+  emit(g: GraphBuilder, x: number): number;
 }
 
-export const relu = (x: tf.Tensor4D) => tf.relu(x);
+export function dense(s: Store, name: string, cin: number, cout: number, init: 'he' | 'glorot' = 'glorot'): DenseLayer {
+  const w = s.param(`${name}/w`, [cin, cout], init, cin, cout);
+  const b = s.param(`${name}/b`, [cout], 'zeros');
+  return {
+    apply: (x) => tf.add(tf.matMul(x, w as tf.Tensor2D), b),
+    emit: (g, x) => g.dense(x, values(w), values(b), cout),
+  };
+}
+
+export const relu: ExportLayer = { apply: (x) => tf.relu(x), emit: (g, x) => g.relu(x) };
 /**
  * Leaky ReLU (slope 0.2) as relu(x) - 0.2 relu(-x): tfjs's LeakyRelu gradient uses Greater, which
  * has no gradient, so WGAN-GP's second-order pass through the critics fails with tf.leakyRelu.
  */
 export const leaky = <T extends tf.Tensor>(x: T): T => tf.sub(tf.relu(x), tf.mul(tf.relu(tf.neg(x)), 0.2)) as T;
+export const leakyLayer: Layer = { apply: (x) => leaky(x) };
+export const tanhLayer: Layer = { apply: (x) => tf.tanh(x) };
+export const identity: ExportLayer = { apply: (x) => x, emit: (_g, x) => x };
 
+export function maxPool(size: number, stride: number, padding: 'same' | 'valid'): ExportLayer {
+  return { apply: (x) => tf.maxPool(x, size, stride, padding), emit: (g, x) => g.pool('maxpool', x, size, stride, padding) };
+}
+
+export function avgPool(size: number, stride: number, padding: 'same' | 'valid'): ExportLayer {
+  return { apply: (x) => tf.avgPool(x, size, stride, padding), emit: (g, x) => g.pool('avgpool', x, size, stride, padding) };
+}
+
+export function zeroPad(p: number): ExportLayer {
+  return { apply: (x) => tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]]), emit: (g, x) => g.pad(x, p) };
+}
+
+/** DenseNet's connection: the input, concatenated with what `branch` makes of it. */
+export function denseConnect(branch: ExportLayer): ExportLayer {
+  return {
+    apply: (x, mode) => tf.concat([x, branch.apply(x, mode)], 3),
+    emit: (g, x) => g.concat([x, branch.emit(g, x)]),
+  };
+}
+
+/** ResNet's connection: body(x) + shortcut(x) (identity when absent). */
+export function residual(body: ExportLayer, shortcut?: ExportLayer): ExportLayer {
+  return {
+    apply: (x, mode) => tf.add(body.apply(x, mode), shortcut ? shortcut.apply(x, mode) : x) as tf.Tensor4D,
+    emit: (g, x) => g.add(body.emit(g, x), shortcut ? shortcut.emit(g, x) : x),
+  };
+}
+
+const exportable = (l: Layer): l is ExportLayer => 'emit' in l;
+
+export function sequential(...layers: ExportLayer[]): ExportLayer;
+export function sequential(...layers: Layer[]): Layer;
 export function sequential(...layers: Layer[]): Layer {
-  return (x, mode) => layers.reduce((h, l) => l(h, mode), x);
+  const apply = (x: tf.Tensor4D, mode: Mode) => layers.reduce((h, l) => l.apply(h, mode), x);
+  if (!layers.every(exportable)) return { apply };
+  const chain: ExportLayer = { apply, emit: (g, x) => layers.reduce((t, l) => l.emit(g, t), x) };
+  return chain;
 }
 
 /**
@@ -226,25 +311,26 @@ export function sequential(...layers: Layer[]): Layer {
  * dense block then costs its input instead of every concatenation inside it (DenseNet121 keeps
  * O(layers^2) activations), for one more forward of the block. `variables` are the trainable
  * variables the body reads: they must be explicit inputs so the outer gradient reaches them.
- * Batch-norm running statistics are updated once, in the first forward.
+ * Batch-norm running statistics are updated once, in the first forward. Inference is `body` itself.
  */
-export function recomputed(body: Layer, variables: tf.Variable[]): Layer {
-  return (x, mode) => {
-    if (mode === 'eval') return body(x, mode);
+export function recomputed(body: ExportLayer, variables: tf.Variable[]): ExportLayer {
+  const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
+    if (mode === 'eval') return body.apply(x, mode);
     const op = tf.customGrad(((...args: unknown[]) => {
       const save = args[args.length - 1] as tf.GradSaveFunc;
       const xi = args[0] as tf.Tensor4D;
       save([xi]);
       return {
-        value: body(xi, mode),
+        value: body.apply(xi, mode),
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => withOwnTape(() => {
           const replay: Mode = mode === 'train' ? 'train-no-stats' : mode;
-          return tf.grads((xx: tf.Tensor) => tf.sum(tf.mul(body(xx as tf.Tensor4D, replay), dy)))([saved[0], ...variables]);
+          return tf.grads((xx: tf.Tensor) => tf.sum(tf.mul(body.apply(xx as tf.Tensor4D, replay), dy)))([saved[0], ...variables]);
         }),
       };
     }) as unknown as Parameters<typeof tf.customGrad>[0]);
     return op(x, ...variables) as tf.Tensor4D;
   };
+  return { apply, emit: body.emit };
 }
 
 /**
@@ -263,12 +349,12 @@ function withOwnTape<T>(f: () => T): T {
  * dilation-1 3x3 conv, each with BN and ReLU, randomly initialised. `channels` 0 omits it.
  */
 export const CONTEXT_DILATIONS = [2, 1] as const;
-export function contextHead(s: Store, cin: number, channels: number): { layer: Layer; channels: number } {
-  if (channels === 0) return { layer: (x) => x, channels: cin };
-  const units = CONTEXT_DILATIONS.map((d, i) => {
-    const conv = conv2d(s, `context${i + 1}/conv`, i === 0 ? cin : channels, channels, 3, 1, { bias: false, dilation: d });
-    const bn = batchNorm(s, `context${i + 1}/bn`, channels);
-    return (x: tf.Tensor4D, mode: Mode) => tf.relu(bn(conv(x, mode), mode)) as tf.Tensor4D;
-  });
-  return { layer: (x, mode) => units.reduce((h, u) => u(h, mode), x), channels };
+export function contextHead(s: Store, cin: number, channels: number): { layer: ExportLayer; channels: number } {
+  if (channels === 0) return { layer: identity, channels: cin };
+  const units = CONTEXT_DILATIONS.map((d, i) => sequential(
+    conv2d(s, `context${i + 1}/conv`, i === 0 ? cin : channels, channels, 3, 1, { bias: false, dilation: d }),
+    batchNorm(s, `context${i + 1}/bn`, channels),
+    relu,
+  ));
+  return { layer: sequential(...units), channels };
 }

@@ -6,9 +6,8 @@
  * weights load by name and, undilated, reproduce Keras' features exactly. ResNet34 (basic blocks)
  * uses the same naming.
  */
-import * as tf from '../../core/tf';
-import { batchNorm, contextHead, conv2d, Store, type Layer, type Mode } from './layers';
-import type { Encoder } from './nets';
+import { batchNorm, contextHead, conv2d, maxPool, relu, residual, sequential, Store, zeroPad, type ExportLayer } from './layers';
+import { encoderOf, type Encoder } from './net';
 
 export interface ResNetOptions {
   block: 'basic' | 'bottleneck';
@@ -27,11 +26,12 @@ const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 export function dilatedResNet(name: string, seed: number, channelsIn: number, o: ResNetOptions): Encoder & { outStride: number } {
   const s = new Store(name, seed);
-  const relu = (x: tf.Tensor4D) => tf.relu(x);
-  const stemConv = conv2d(s, 'conv1', channelsIn, 64, 7, 2, { pad: 3 });
-  const stemBn = batchNorm(s, 'bn_conv1', 64, 0.99, RESNET_BN_EPS);
+  const stages: ExportLayer[] = [
+    conv2d(s, 'conv1', channelsIn, 64, 7, 2, { pad: 3 }), batchNorm(s, 'bn_conv1', 64, 0.99, RESNET_BN_EPS), relu,
+    // Keras: ZeroPadding2D(1) then a 3x3 stride-2 'valid' max pool (inputs are >= 0 after ReLU).
+    zeroPad(1), maxPool(3, 2, 'valid'),
+  ];
   const expansion = o.block === 'bottleneck' ? 4 : 1;
-  const units: Layer[] = [];
   let c = 64;
   let stride = 4;
   o.blocks.forEach((n, si) => {
@@ -42,33 +42,20 @@ export function dilatedResNet(name: string, seed: number, channelsIn: number, o:
       const st = bi === 0 && stage > 2 && d === 1 ? 2 : 1;
       if (st === 2) stride *= 2;
       const out = o.widths[si] * expansion;
-      const conv = (branch: string, cin: number, cout: number, k: number, cs: number, dil = 1) => {
-        const cv = conv2d(s, `res${tag}_branch${branch}`, cin, cout, k, cs, { dilation: dil });
-        const bn = batchNorm(s, `bn${tag}_branch${branch}`, cout, 0.99, RESNET_BN_EPS);
-        return (x: tf.Tensor4D, mode: Mode) => bn(cv(x, mode), mode);
-      };
+      const conv = (branch: string, cin: number, cout: number, k: number, cs: number, dil = 1) => sequential(
+        conv2d(s, `res${tag}_branch${branch}`, cin, cout, k, cs, { dilation: dil }),
+        batchNorm(s, `bn${tag}_branch${branch}`, cout, 0.99, RESNET_BN_EPS),
+      );
       const w = o.widths[si];
       const body = o.block === 'bottleneck'
-        ? [conv('2a', c, w, 1, st), conv('2b', w, w, 3, 1, d), conv('2c', w, out, 1, 1)]
-        : [conv('2a', c, w, 3, st, st === 1 ? d : 1), conv('2b', w, out, 3, 1, d)];
+        ? sequential(conv('2a', c, w, 1, st), relu, conv('2b', w, w, 3, 1, d), relu, conv('2c', w, out, 1, 1))
+        : sequential(conv('2a', c, w, 3, st, st === 1 ? d : 1), relu, conv('2b', w, out, 3, 1, d));
       const shortcut = st !== 1 || c !== out ? conv('1', c, out, 1, st) : undefined;
-      units.push((x, mode) => {
-        let h = x;
-        body.forEach((l, i) => { h = l(h, mode); if (i < body.length - 1) h = relu(h); });
-        return relu(tf.add(h, shortcut ? shortcut(x, mode) : x) as tf.Tensor4D);
-      });
+      stages.push(residual(body, shortcut), relu);
       c = out;
     }
   });
   const head = contextHead(s, c, o.headChannels);
-  c = head.channels;
-  const apply = (x: tf.Tensor4D, mode: Mode): tf.Tensor4D => {
-    let h = relu(stemBn(stemConv(x, mode), mode));
-    // Keras: ZeroPadding2D(1) then a 3x3 stride-2 'valid' max pool (inputs are >= 0 after ReLU).
-    h = tf.maxPool(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid');
-    for (const u of units) h = u(h, mode);
-    h = head.layer(h, mode);
-    return h;
-  };
-  return { name, store: s, apply, outShape: [0, 0, c], outStride: stride };
+  stages.push(head.layer);
+  return { ...encoderOf(name, s, sequential(...stages), [0, 0, head.channels]), outStride: stride };
 }

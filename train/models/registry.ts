@@ -1,0 +1,79 @@
+/**
+ * The encoders, one entry each: the task kinds it serves, the input normalisation its ImageNet
+ * weights expect, and its builder. Training (train/i2i.ts) and export (convert/graph.ts) both build
+ * f here, so a new encoder is one file and one line below.
+ */
+import { UserError } from '../../core/errors';
+import type * as tf from '../../core/tf';
+import type { Config } from '../config';
+import { denseNetDigitsEncoder } from './densenet-digits';
+import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from './densenet';
+import { withInputNorm } from './input-norm';
+import { lenetEncoder } from './lenet';
+import type { Encoder, ExportNet } from './net';
+import { linearClassifier, pixelClassifier } from './nets';
+import { dilatedResNet, RESNET34, RESNET50 } from './resnet';
+
+export type TaskKind = 'classify' | 'segment';
+
+/** What a builder reads of the run's configuration. */
+export interface EncoderOptions {
+  channels: number;
+  /** Side of the (square) training image. */
+  imageSize: number;
+  /** config.model.encoderWidths (LeNet's four conv widths). */
+  widths: number[];
+  /** Gradient checkpointing of dense blocks (config.model.recompute). */
+  recompute: boolean;
+}
+
+export interface EncoderEntry {
+  kinds: readonly TaskKind[];
+  /** What inputNorm 'auto' means with --init (the family's ImageNet preprocessing). */
+  pretrainedNorm: 'caffe' | 'torch';
+  build(o: EncoderOptions, name: string, seed: number): Encoder;
+}
+
+export const ENCODERS = {
+  lenet: { kinds: ['classify'], pretrainedNorm: 'torch', build: (o, name, seed) => lenetEncoder(name, seed, [o.imageSize, o.imageSize, o.channels], o.widths) },
+  'densenet-digits': { kinds: ['classify'], pretrainedNorm: 'torch', build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
+  'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute }) },
+  densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute }) },
+  resnet34: { kinds: ['segment'], pretrainedNorm: 'caffe', build: (o, name, seed) => dilatedResNet(name, seed, o.channels, RESNET34) },
+  resnet50: { kinds: ['segment'], pretrainedNorm: 'caffe', build: (o, name, seed) => dilatedResNet(name, seed, o.channels, RESNET50) },
+} satisfies Record<string, EncoderEntry>;
+
+export type EncoderName = keyof typeof ENCODERS;
+export const ENCODER_NAMES = Object.keys(ENCODERS) as [EncoderName, ...EncoderName[]];
+
+/** Names that older configurations gave a network which now has its own: digits runs called their DenseNet 'densenet-small'. */
+const FORMER_NAMES: Record<TaskKind, Record<string, EncoderName>> = { classify: { 'densenet-small': 'densenet-digits' }, segment: {} };
+
+/** The current name of the encoder a configuration of `kind` calls `name`. */
+export function currentEncoderName(kind: TaskKind, name: string): string {
+  return FORMER_NAMES[kind][name] ?? name;
+}
+
+export function encoderEntry(name: string): EncoderEntry | undefined {
+  return Object.hasOwn(ENCODERS, name) ? ENCODERS[name as EncoderName] : undefined;
+}
+
+export function encodersFor(kind: TaskKind): EncoderName[] {
+  return ENCODER_NAMES.filter((n) => (ENCODERS[n] as EncoderEntry).kinds.includes(kind));
+}
+
+/** f (or ADDA's f_t) for a run: config.model.encoder behind config.model.inputNorm. */
+export function createEncoder(config: Config, name: string, seed: number): Encoder {
+  const encoder = config.model.encoder;
+  const entry: EncoderEntry = ENCODERS[encoder];
+  if (!entry.kinds.includes(config.kind)) {
+    throw new UserError(`The ${encoder} encoder does not serve ${config.kind} tasks.`, `Use --encoder ${encodersFor(config.kind).join(' | ')}.`);
+  }
+  const o: EncoderOptions = { channels: config.data.channels, imageSize: config.data.imageSize, widths: config.model.encoderWidths, recompute: config.model.recompute };
+  return withInputNorm(entry.build(o, name, seed), config.model.inputNorm);
+}
+
+/** h on f's features: per-pixel logits (1x1 conv) for segmentation, class logits (linear) otherwise. */
+export function createClassifier(config: Config, name: string, f: Encoder, classes: number, seed: number): ExportNet<tf.Tensor4D, tf.Tensor> {
+  return config.kind === 'segment' ? pixelClassifier(name, seed, f.outShape[2], classes) : linearClassifier(name, seed, f.outShape, classes);
+}
