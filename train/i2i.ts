@@ -123,13 +123,15 @@ export class I2IModel {
 
   /**
    * g_x and g_y on one domain's features (g_shared, then each head), computed on first use so a
-   * term that needs one image costs one decode. Each call is one batch-norm population.
+   * term that needs one image costs one decode. Each call is one batch-norm population; `mode`
+   * may differ per part (which pass updates a network's running statistics).
    */
-  decodeFrom(z: tf.Tensor4D, mode: Mode): { toX: () => tf.Tensor4D; toY: () => tf.Tensor4D } {
+  decodeFrom(z: tf.Tensor4D, mode: Mode | DecodeModes): { toX: () => tf.Tensor4D; toY: () => tf.Tensor4D } {
     const { shared, gx, gy } = this.dec!;
+    const m = typeof mode === 'string' ? { trunk: mode, x: mode, y: mode } : mode;
     let t: tf.Tensor4D | undefined, toX: tf.Tensor4D | undefined, toY: tf.Tensor4D | undefined;
-    const trunk = () => (t ??= shared.apply(z, mode));
-    return { toX: () => (toX ??= gx.head(trunk(), mode)), toY: () => (toY ??= gy.head(trunk(), mode)) };
+    const trunk = () => (t ??= shared.apply(z, m.trunk));
+    return { toX: () => (toX ??= gx.head(trunk(), m.x)), toY: () => (toY ??= gy.head(trunk(), m.y)) };
   }
 
   /** Which generator-side networks train in this phase. */
@@ -188,7 +190,11 @@ export class I2IModel {
     if (this.dec) {
       // The decoders, like the encoder, normalise each domain by its own batch: a decode of the
       // concatenated features would let a target-only term (DRCN's L_id) reach the source images.
-      const src = this.decodeFrom(zx, srcMode);
+      // Each decoder's running statistics follow its target-domain pass where the step makes one,
+      // else its source pass: one update per network and step (they serve only 'eval' decodes).
+      const tgtX = w.tr + w.cyc > 0, tgtY = idTarget;
+      const own = (updates: boolean): Mode => (updates ? 'train' : 'train-no-stats');
+      const src = this.decodeFrom(zx, { trunk: own(!tgtX && !tgtY), x: own(!tgtX), y: own(!tgtY) });
       const tgt = zy ? this.decodeFrom(zy, 'train') : undefined;
       if (w.id > 0) {
         const parts: tf.Scalar[] = [];
@@ -311,6 +317,9 @@ export class I2IModel {
 
 /** What checkpoints and optimisers need of a network. */
 export interface Named { name: string; store: Store }
+
+/** Batch-norm modes of one decode: g_shared, then g_x's and g_y's own layers. */
+export interface DecodeModes { trunk: Mode; x: Mode; y: Mode }
 
 export interface Kept { zx?: tf.Tensor4D; zy?: tf.Tensor4D; xToY?: tf.Tensor4D; yToX?: tf.Tensor4D }
 

@@ -259,6 +259,37 @@ describe('training steps', () => {
     assert.notDeepEqual(after('source-only', 21, 40), after('source-only', 31, 40));
   });
 
+  it('each running statistic is updated exactly once per step, by the networks the step uses', () => {
+    // Which networks' batch-norm buffers one step updates (nets without buffers: h, the critics).
+    const cases: [string, ConfigPatch, string[], number?][] = [
+      ['full', {}, ['f', 'g_shared', 'g_x', 'g_y']],
+      ['cyclegan', {}, ['f', 'g_shared', 'g_x', 'g_y']],
+      ['drcn', {}, ['f', 'g_shared', 'g_y']],
+      ['revgrad', {}, ['f']],
+      ['source-only', { weights: { c: 1, id: 1, z: 1, tr: 0, cyc: 0, trc: 0 }, idDomains: ['source'] }, ['f', 'g_shared', 'g_x']],
+      ['adda', { steps: 4, pretrainSteps: 2 }, ['f'], 0],
+      ['adda', { steps: 4, pretrainSteps: 2 }, ['f_t'], 2],
+    ];
+    for (const [method, patch, want, step] of cases) {
+      const m = new I2IModel(buildConfig('mnist-optdigits', method, { ...TINY, ...patch }), 10);
+      if (step) m.untie();
+      const counts = new Map<string, number>();
+      for (const n of m.networks()) {
+        const queue = n.store.queueUpdate.bind(n.store);
+        n.store.queueUpdate = (v, value) => { counts.set(v.name, (counts.get(v.name) ?? 0) + 1); queue(v, value); };
+      }
+      const b = batch(4, 23);
+      m.step(b, step ?? 0);
+      const tag = `${method} ${JSON.stringify(patch)}`;
+      for (const n of m.networks()) {
+        const got = [...n.store.buffers.values()].map((v) => counts.get(v.name) ?? 0);
+        const expected = want.includes(n.name) ? 1 : 0;
+        assert.ok(got.every((c) => c === expected), `${tag}: ${n.name} buffers updated ${JSON.stringify(got)} times, want ${expected}`);
+      }
+      m.dispose(); disposeBatch(b);
+    }
+  });
+
   it('lrDecayFrom: both optimisers keep the rate, then decay linearly to zero at `steps`', () => {
     assert.deepEqual([0, 4, 5, 6, 9].map((s) => learningRateScale(s, 10, 0.5)), [1, 1, 1, 0.8, 0.2]);
     assert.deepEqual([0, 9].map((s) => learningRateScale(s, 10, 1)), [1, 1]);
