@@ -238,7 +238,7 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
   let cfg = merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config;
   if (cfg.model.inputNorm === 'auto') {
     const encoder = currentEncoderName(cfg.kind, cfg.model.encoder);
-    const norm = !cfg.model.init ? 'none' : encoderEntry(encoder)?.pretrainedNorm ?? 'torch';
+    const norm = !cfg.model.init ? 'none' : encoderEntry(encoder)?.pretrainedNorm ?? 'none';
     cfg = { ...cfg, model: { ...cfg.model, inputNorm: norm } };
   }
   // ADDA's default split of the budget: half source pre-training, half adaptation.
@@ -255,5 +255,17 @@ export function validateConfig(raw: unknown): Config {
     const first = r.error.issues[0];
     throw new UserError(`Invalid configuration: ${first.path.join('.') || '(root)'}: ${first.message}.`, 'Fix that key (see README, "Configuration").');
   }
-  return r.data;
+  const c = r.data;
+  const w = c.weights;
+  // L_trc classifies the translations g_y(f(x)): without a term that trains g_y they are a random
+  // decoder's output, and the term would train h on noise.
+  if (w.trc > 0 && w.tr + w.cyc === 0 && !(w.id > 0 && c.idDomains.includes('target'))) {
+    throw new UserError('Invalid configuration: weights.trc > 0, but no term trains the decoder g_y that makes the translations L_trc classifies.',
+      'Add weights.tr or weights.cyc (or weights.id with the target in idDomains), or set weights.trc=0.');
+  }
+  if ((c.model.inputNorm === 'caffe' || c.model.inputNorm === 'torch') && c.data.channels !== 3) {
+    throw new UserError(`Invalid configuration: model.inputNorm ${c.model.inputNorm} is ImageNet's RGB normalisation, and this task's images have ${c.data.channels} channel.`,
+      'Set model.inputNorm=none (digits ImageNet weights do not exist; --init suits the 3-channel segmentation encoders).');
+  }
+  return c;
 }

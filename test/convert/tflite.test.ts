@@ -36,7 +36,7 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
   for (const encoder of ENCODER_NAMES) {
     const entry = encoderEntry(encoder)!;
     for (const kind of entry.kinds) {
-      const norm = kind === 'segment' ? entry.pretrainedNorm : 'none';
+      const norm = entry.pretrainedNorm ?? 'none';
       it(`registry: ${encoder} (${kind}, inputNorm ${norm}) exports, and its TFLite file equals the training model in eval mode`, () => {
         const seg = kind === 'segment';
         const cfg = buildConfig(seg ? 'synth-drive' : 'mnist-optdigits', 'source-only', { model: { encoder, inputNorm: norm } });

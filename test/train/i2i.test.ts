@@ -155,13 +155,20 @@ describe('I2I objective', () => {
     m.dispose();
   });
 
-  it('L_trc alone ({c, trc}) is computed and trains f and h: the translation is made from the source alone', () => {
-    const m = new I2IModel(buildConfig('mnist-optdigits', 'source-only', { ...TINY, weights: { c: 1, id: 0, z: 0, tr: 0, cyc: 0, trc: 1 } }), 10);
-    const r = gradientReach(m, 'trc', b);
-    assert.deepEqual(reached(r), ['f', 'h']);
+  it('L_trc is computed whenever asked for, and refused where nothing trains the decoder it reads', () => {
+    // {c, trc}: the decoders were built and L_trc silently never computed; g_y would stay random.
+    assert.throws(() => buildConfig('mnist-optdigits', 'source-only', { ...TINY, weights: { c: 1, id: 0, z: 0, tr: 0, cyc: 0, trc: 1 } }), /no term trains the decoder g_y.*weights\.tr/s);
+    assert.throws(() => buildConfig('mnist-optdigits', 'source-only', { ...TINY, weights: { c: 1, id: 1, z: 0, tr: 0, cyc: 0, trc: 1 }, idDomains: ['source'] }), /no term trains the decoder g_y/);
+    // The target's reconstruction trains g_y: L_trc is computed and reaches f and h only.
+    const m = new I2IModel(buildConfig('mnist-optdigits', 'drcn', { ...TINY, weights: { c: 1, id: 1, z: 0, tr: 0, cyc: 0, trc: 1 } }), 10);
+    assert.deepEqual(reached(gradientReach(m, 'trc', b)), ['f', 'h']);
     const l = m.step(b, 0);
     assert.ok(Number.isFinite(l.trc) && l.trc! > 0, JSON.stringify(l));
     m.dispose();
+  });
+
+  it('ImageNet input normalisation is refused for 1-channel digits, naming the fix', () => {
+    assert.throws(() => buildConfig('mnist-optdigits', 'source-only', { model: { inputNorm: 'torch' } }), /inputNorm torch .* 1 channel/);
   });
 
   it('the segmentation full preset (L_trc on, no cycle) encodes each translation once', () => {

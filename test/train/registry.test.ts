@@ -46,7 +46,7 @@ describe('the encoder registry', () => {
     for (const name of ENCODER_NAMES) {
       const entry = encoderEntry(name)!;
       const cfg = buildConfig(entry.kinds[0] === 'segment' ? 'synth-drive' : 'mnist-optdigits', 'source-only', { model: { encoder: name, init: 'x.json' } });
-      assert.equal(cfg.model.inputNorm, entry.pretrainedNorm, name);
+      assert.equal(cfg.model.inputNorm, entry.pretrainedNorm ?? 'none', name);
     }
     assert.equal(buildConfig('synth-drive', 'source-only', { model: { encoder: 'resnet50', init: 'x.json' } }).model.inputNorm, 'caffe');
     assert.equal(buildConfig('synth-drive', 'source-only', { model: { encoder: 'resnet50' } }).model.inputNorm, 'none');

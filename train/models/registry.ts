@@ -29,14 +29,15 @@ export interface EncoderOptions {
 
 export interface EncoderEntry {
   kinds: readonly TaskKind[];
-  /** What inputNorm 'auto' means with --init (the family's ImageNet preprocessing). */
-  pretrainedNorm: 'caffe' | 'torch';
+  /** What inputNorm 'auto' means with --init (the family's ImageNet preprocessing); absent where no
+   *  ImageNet weights exist (the 1-channel digits encoders). */
+  pretrainedNorm?: 'caffe' | 'torch';
   build(o: EncoderOptions, name: string, seed: number): Encoder;
 }
 
 export const ENCODERS = {
-  lenet: { kinds: ['classify'], pretrainedNorm: 'torch', build: (o, name, seed) => lenetEncoder(name, seed, [o.imageSize, o.imageSize, o.channels], o.widths) },
-  'densenet-digits': { kinds: ['classify'], pretrainedNorm: 'torch', build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
+  lenet: { kinds: ['classify'], build: (o, name, seed) => lenetEncoder(name, seed, [o.imageSize, o.imageSize, o.channels], o.widths) },
+  'densenet-digits': { kinds: ['classify'], build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
   'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute }) },
   densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute }) },
   resnet34: { kinds: ['segment'], pretrainedNorm: 'caffe', build: (o, name, seed) => dilatedResNet(name, seed, o.channels, RESNET34) },
