@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildConfig, ConfigSchema, setPath, type ConfigPatch } from '../train/config';
+import { OBJECTIVE_VERSION } from '../train/i2i';
 import { runI2i } from './run-i2i';
 
 const { values } = parseArgs({
@@ -59,7 +60,8 @@ async function one(method: string, seed: number): Promise<{ method: string; seed
   const out = path.resolve(values.out!, `${method}-s${seed}`);
   const meta = path.join(out, 'checkpoint', 'checkpoint.json');
   const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
-  const done = saved?.step === Number(values.steps) && sameTraining(saved.config, method, seed);
+  // Reused only if made by this objective (train/i2i.ts OBJECTIVE_VERSION) with this configuration.
+  const done = saved?.step === Number(values.steps) && (saved.objective ?? 1) === OBJECTIVE_VERSION && sameTraining(saved.config, method, seed);
   if (!done) fs.rmSync(out, { recursive: true, force: true });
   const t0 = Date.now();
   if (!done) await runI2i(['train', '--task', 'mnist-optdigits', '--method', method, '--out', out, '--steps', values.steps!, '--seed', String(seed),

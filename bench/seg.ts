@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { OBJECTIVE_VERSION } from '../train/i2i';
 import { runI2i } from './run-i2i';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 
@@ -48,7 +49,9 @@ interface Result { method: string; seed: number; mIoU: number; perClass: Record<
 async function one(method: string, seed: number): Promise<Result> {
   const dir = path.join(out, `${method}-s${seed}`);
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
-  const done = values.reuse && fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, 'utf8')).step === Number(values.steps);
+  const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
+  // Reused only if made by this objective (train/i2i.ts OBJECTIVE_VERSION); the configuration is not compared.
+  const done = saved?.step === Number(values.steps) && (saved.objective ?? 1) === OBJECTIVE_VERSION;
   if (!done) fs.rmSync(dir, { recursive: true, force: true });
   // The oracle is source-only trained on the target's labelled training frames.
   const src = method === 'oracle' ? ['--method', 'source-only', '--source-root', path.join(data, 'target'), '--set', 'data.source=cityscapes']

@@ -24,6 +24,8 @@ export interface CheckpointMeta {
   samplers: Record<string, SamplerState>;
   optimizerSteps: Record<string, Record<string, number>>;
   networks: string[];
+  /** The objective's revision (train/i2i.ts OBJECTIVE_VERSION); absent in checkpoints of revision 1. */
+  objective?: number;
   tensors: { name: string; shape: number[]; offset: number }[];
   savedAt: string;
 }

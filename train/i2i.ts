@@ -40,6 +40,14 @@ export const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
   gradFunc: (dy: tf.Tensor) => tf.zerosLike(dy),
 })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as <T extends tf.Tensor>(x: T) => T;
 
+/**
+ * The objective's revision, recorded in every checkpoint: bumped when the same configuration trains
+ * differently, so that benchmarks reuse only runs made by the current code (a checkpoint without
+ * it is revision 1). 2: each domain through its own batch statistics in the decoders and the cycle,
+ * L_cyc a sum of two means (twice its former scale), ADDA's critic under batch statistics.
+ */
+export const OBJECTIVE_VERSION = 2;
+
 export class I2IModel {
   readonly f: Encoder;
   fT?: Encoder;
@@ -167,7 +175,7 @@ export class I2IModel {
       return { total: tf.mul(terms.z, w.z) as tf.Scalar, terms };
     }
 
-    // Target images are encoded only when a term reads them (L_trc translates the source alone).
+    // Target images are encoded only when a term reads them.
     const idTarget = w.id > 0 && this.config.idDomains.includes('target');
     const idSource = w.id > 0 && this.config.idDomains.includes('source');
     const useTarget = idTarget || w.z + w.tr + w.cyc > 0;

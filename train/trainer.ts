@@ -19,7 +19,7 @@ import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { defaultDigitSplit, loadDigitEvalSet } from './evaluate-run';
-import { I2IModel, type Losses } from './i2i';
+import { I2IModel, OBJECTIVE_VERSION, type Losses } from './i2i';
 import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
 
@@ -127,6 +127,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (ckpt) disposeCheckpoint(ckpt);
   }
   if (ckpt) progress(`[i2i] resumed ${opts.out} at step ${start} of ${config.steps}`);
+  const savedObjective = ckpt ? ckpt.meta.objective ?? 1 : OBJECTIVE_VERSION;
+  if (savedObjective !== OBJECTIVE_VERSION) {
+    progress(`[i2i] warning: ${opts.out} was trained with revision ${savedObjective} of the objective; it continues with revision ${OBJECTIVE_VERSION} (train/i2i.ts OBJECTIVE_VERSION), so it matches no uninterrupted run`);
+  }
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');
   // Sampler positions after the last completed step's batch (the next batch is drawn ahead).
@@ -134,7 +138,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const save = (step: number) => {
     const st = modelState(model);
     saveCheckpoint(opts.out, {
-      config, step, classes: source.classes, networks: st.networks, optimizerSteps: st.optimizerSteps,
+      config, step, classes: source.classes, networks: st.networks, optimizerSteps: st.optimizerSteps, objective: OBJECTIVE_VERSION,
       samplers: { source: { ...drawn.source }, target: { ...drawn.target } },
     }, st.tensors);
   };

@@ -6,6 +6,7 @@ import * as tf from '../../core/tf';
 import type { ConfigPatch } from '../../train/config';
 import { readCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { evaluateRun } from '../../train/evaluate-run';
+import { OBJECTIVE_VERSION } from '../../train/i2i';
 import { train } from '../../train/trainer';
 import { checkpointValues as weights, OPTDIGITS, tmpDir } from '../helpers';
 import { TINY } from './i2i.test';
@@ -73,6 +74,23 @@ describe('trainer, checkpoints and CLI', function () {
     fs.truncateSync(path.join(dir, 'checkpoint', 'weights.bin'), 10);
     assert.throws(() => readCheckpoint(dir), /truncated/);
     assert.throws(() => readCheckpoint(tmpDir()), /No checkpoint in/);
+  });
+
+  it("checkpoints record the objective's revision; resuming an older one says it continues under the new", async () => {
+    const dir = tmpDir();
+    await train({ task: 'mnist-optdigits', method: 'source-only', out: dir, overrides: { ...SMALL, steps: 2 }, progress: quiet });
+    const file = path.join(dir, 'checkpoint', 'checkpoint.json');
+    const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
+    assert.equal(meta.objective, OBJECTIVE_VERSION);
+    const lines: string[] = [];
+    await train({ out: dir, resume: true, overrides: { steps: 3 }, progress: (l) => lines.push(l) });
+    assert.ok(!lines.some((l) => l.includes('revision')), lines.join('\n'));
+    // A checkpoint written before the revision existed is revision 1.
+    const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
+    delete saved.objective;
+    fs.writeFileSync(file, JSON.stringify(saved));
+    await train({ out: dir, resume: true, overrides: { steps: 4 }, progress: (l) => lines.push(l) });
+    assert.ok(lines.some((l) => l.includes(`trained with revision 1 of the objective; it continues with revision ${OBJECTIVE_VERSION}`)), lines.join('\n'));
   });
 
   it('evaluates target accuracy and the confusion matrix', async () => {
