@@ -70,14 +70,15 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   const seg = config.kind === 'segment';
   const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
   let graph: ReturnType<typeof inferenceGraph>;
+  let tmp: string;
   try {
     graph = inferenceGraph(config, modelWeights(model), hw);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
   } catch (e) {
     model.dispose();
     throw e;
   }
   const channels = config.data.channels;
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
   // Released whatever fails (unreadable frames, a runtime error): the training model and every loaded model.
   const runners: Runner[] = [];
   let modelLive = true;

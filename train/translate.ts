@@ -81,9 +81,12 @@ async function loadImages(model: I2IModel, runDir: string, n: number, opts: Tran
       if (s.height !== side || s.width !== side) throw new UserError(`Frame ${items[i].image} is smaller than the ${side}px training crop at scale ${d.scale}.`);
       buf.set(s.image, i * side * side * d.channels);
     }
-    return tf.tensor4d(buf, [k, side, side, d.channels]);
+    return buf;
   };
-  return { x: await load(src.slice(0, k)), y: await load(tgt.slice(0, k)) };
+  // Both read before either becomes a tensor: a bad target frame leaks nothing.
+  const shape: [number, number, number, number] = [k, d.imageSize, d.imageSize, d.channels];
+  const xs = await load(src.slice(0, k)), ys = await load(tgt.slice(0, k));
+  return { x: tf.tensor4d(xs, shape), y: tf.tensor4d(ys, shape) };
 }
 
 async function render(model: I2IModel, x: tf.Tensor4D, y: tf.Tensor4D, labels: Int32Array | undefined, out: string): Promise<TranslateReport> {
