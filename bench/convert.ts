@@ -14,7 +14,7 @@ import { initBackend } from '../core/backend';
 import { median } from '../core/stats';
 import { convert, loadGraphModelFile } from '../convert/convert';
 import { listImages, loadFrames } from '../convert/frames';
-import { graphFlops, inferenceGraph, modelWeights } from '../convert/graph';
+import { graphFlops, inferenceGraph } from '../convert/graph';
 import { quantizeGraph } from '../convert/quantize';
 import { loadTflite } from '../convert/runtime';
 import { writeTfjsGraph } from '../convert/tfjs-graph';
@@ -37,7 +37,7 @@ async function speed(out: string): Promise<string[]> {
   const [h, w] = values.input!.split('x').map(Number) as [number, number];
   const config = buildConfig('gta5-cityscapes', 'full', { model: { encoder: 'densenet121' } });
   const model = new I2IModel(config, 19);
-  const graph = inferenceGraph(config, modelWeights(model), [h, w]);
+  const graph = inferenceGraph(model, [h, w]);
   model.dispose();
   const gflop = graphFlops(graph) / 1e9;
   log(`DenseNet121 segmenter at ${h}x${w}: ${graph.nodes.length} IR nodes, ${gflop.toFixed(1)} GFLOP per frame`);

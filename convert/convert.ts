@@ -14,7 +14,7 @@ import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openRun } from '../train/run';
 import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
-import { inferenceGraph, modelWeights } from './graph';
+import { inferenceGraph } from './graph';
 import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
 import { loadTflite } from './runtime';
@@ -72,7 +72,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   let graph: ReturnType<typeof inferenceGraph>;
   let tmp: string;
   try {
-    graph = inferenceGraph(config, modelWeights(model), hw);
+    graph = inferenceGraph(model, hw);
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
   } catch (e) {
     model.dispose();

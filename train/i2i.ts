@@ -21,7 +21,7 @@ import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import type { Config, TermName } from './config';
 import type { Mode, Store } from './models/layers';
-import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type Net } from './models/nets';
+import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type Net } from './models/nets';
 import { createClassifier, createEncoder } from './models/registry';
 import { crossEntropy, gradientPenalty, l1, lsganCritic, lsganGenerator, wganCritic, wganGenerator } from './losses';
 import { Adam, learningRateScale } from './optim';
@@ -52,7 +52,7 @@ export class I2IModel {
   readonly f: Encoder;
   fT?: Encoder;
   /** Image logits [n, K], or per-pixel logits at the encoder's output stride [n, h/8, w/8, K]. */
-  readonly h: Net<tf.Tensor4D, tf.Tensor>;
+  readonly h: ExportNet<tf.Tensor4D, tf.Tensor>;
   readonly dec?: ReturnType<typeof decoders>;
   readonly Dz?: Net<tf.Tensor4D, tf.Tensor>;
   readonly Dx?: Net<tf.Tensor4D, tf.Tensor1D>;

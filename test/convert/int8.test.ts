@@ -7,7 +7,7 @@ import { ffmpegPath } from '../../core/ffmpeg';
 import { readManifest } from '../../core/bundle';
 import { convert } from '../../convert/convert';
 import { listImages, loadFrames } from '../../convert/frames';
-import { inferenceGraph, modelWeights, type Graph } from '../../convert/graph';
+import { inferenceGraph, type Graph } from '../../convert/graph';
 import { affineInt8, correctBiases, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
 import { loadTflite } from '../../convert/runtime';
 import { quantizeSymmetric, writeTflite } from '../../convert/tflite';
@@ -23,7 +23,7 @@ function randomGraph(task: string, encoder: string, hw: [number, number], extra:
   const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
   try {
     randomiseStatistics(m);
-    const g = inferenceGraph(cfg, modelWeights(m), hw);
+    const g = inferenceGraph(m, hw);
     const n = hw[0] * hw[1] * cfg.data.channels;
     let s = 7;
     const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;

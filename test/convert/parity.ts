@@ -1,7 +1,7 @@
 /** Test helper: a live model's exported float32 TFLite file against the model itself, in the real TFLite runtime. */
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
-import { inferenceGraph, modelWeights } from '../../convert/graph';
+import { inferenceGraph } from '../../convert/graph';
 import { loadTflite } from '../../convert/runtime';
 import { writeTflite } from '../../convert/tflite';
 import type { I2IModel } from '../../train/i2i';
@@ -13,7 +13,7 @@ import type { I2IModel } from '../../train/i2i';
  */
 export function tfliteVsTfjs(m: I2IModel, hw: [number, number]): { diff: number; range: number } {
   const cfg = m.config;
-  const bytes = writeTflite(inferenceGraph(cfg, modelWeights(m), hw));
+  const bytes = writeTflite(inferenceGraph(m, hw));
   assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
   const t = loadTflite(bytes);
   const x = tf.randomUniform([1, hw[0], hw[1], cfg.data.channels], -1, 1, 'float32', 3) as tf.Tensor4D;
