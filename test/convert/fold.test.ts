@@ -30,6 +30,10 @@ describe('convert: graph passes (fold batch norm, fuse ReLU, move the BGR revers
     const out = foldGraph(g.graph(x, y, 't'));
     assert.deepEqual(out.nodes.map((n) => n.op), ['conv2d', 'affine', 'concat']);
     assert.deepEqual(out.nodes.map((n) => 'act' in n ? n.act : '-'), ['none', 'relu', '-']);
+    // The conv keeps its own weights: the concat reads its unscaled output.
+    const c0 = out.nodes[0];
+    assert.ok(c0.op === 'conv2d');
+    assert.deepEqual([[...c0.weights], [...c0.bias]], [[1, 2, 3, 4], [0.5, -0.5]]);
     assert.deepEqual(out.shapes.map((s) => s[3]), [2, 2, 2, 4]);
   });
 
