@@ -1,4 +1,8 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../../core/tf';
+import { openRun } from '../../train/run';
 import { UserError } from '../../core/errors';
 import { readCheckpoint, saveCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { buildConfig, validateConfig, type Config } from '../../train/config';
@@ -35,6 +39,22 @@ describe('the encoder registry', () => {
     restoreModel(again, ckpt);
     for (const [k, v] of m.f.store.trainable) assert.deepEqual(again.f.store.trainable.get(k)!.dataSync(), v.dataSync(), k);
     disposeCheckpoint(ckpt); m.dispose(); again.dispose();
+  });
+
+  it('a digits DenseNet checkpoint written by the code before the registry (28d362c) restores and predicts as it did', () => {
+    // test/fixtures/digits-densenet-28d362c: `i2i train --method source-only --set model.encoder=densenet-small`
+    // (2 steps) by commit 28d362c, and that code's logits for a fixed input (logits.json).
+    const dir = path.resolve(__dirname, '../fixtures/digits-densenet-28d362c');
+    const { model, meta } = openRun(dir);
+    try {
+      assert.equal(meta.config.model.encoder, 'densenet-digits');
+      const want = JSON.parse(fs.readFileSync(path.join(dir, 'logits.json'), 'utf8')) as number[];
+      const x = tf.tensor4d(Float32Array.from({ length: 2 * 32 * 32 }, (_, i) => Math.sin(i)), [2, 32, 32, 1]);
+      const got = Array.from(tf.tidy(() => model.predict(x).dataSync()));
+      x.dispose();
+      assert.equal(got.length, want.length);
+      got.forEach((v, i) => assert.ok(Math.abs(v - want[i]) <= 1e-6, `logit ${i}: ${v} vs ${want[i]}`));
+    } finally { model.dispose(); }
   });
 
   it('refuses an encoder for a task kind it does not serve, naming the ones that do', () => {
