@@ -12,11 +12,12 @@ import { parseArgs } from 'node:util';
 import * as tf from '../core/tf';
 import { initBackend } from '../core/backend';
 import { median } from '../core/stats';
-import { convert, loadGraphModelFile } from '../convert/convert';
+import { convert } from '../convert/convert';
 import { listImages, loadFrames } from '../convert/frames';
 import { graphFlops, inferenceGraph } from '../convert/graph';
 import { quantizeGraph } from '../convert/quantize';
-import { loadTflite } from '../convert/runtime';
+import { loadTflite } from '../runtime/tflite';
+import { loadGraphModel } from '../runtime/tfjs';
 import { writeTfjsGraph } from '../convert/tfjs-graph';
 import { writeTflite } from '../convert/tflite';
 import { buildConfig } from '../train/config';
@@ -74,7 +75,7 @@ async function speed(out: string): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'model.json'), JSON.stringify(modelJson));
   fs.writeFileSync(path.join(dir, 'weights.bin'), weights);
-  const gm = await loadGraphModelFile(path.join(dir, 'model.json'));
+  const gm = await loadGraphModel(path.join(dir, 'model.json'));
   const times: number[] = [];
   for (let i = 0; i <= Number(values['tfjs-runs']); i++) {
     const input = tf.tensor4d(x, [1, h, w, 3]);

@@ -3,12 +3,12 @@
  * the float32 TFLite model of the inference path (f then h), runs it in the real TFLite runtime on
  * check frames next to the tfjs model, and records size, latency and agreement in the manifest.
  */
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '../core/tf';
-import { BUNDLE_FORMAT, ManifestSchema, type Manifest } from '../core/bundle';
+import { BUNDLE_FILES, BUNDLE_FORMAT, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
+import { calibrateDrift } from '../core/drift';
 import { UserError } from '../core/errors';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
@@ -17,7 +17,7 @@ import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
 import { inferenceGraph } from './graph';
 import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
-import { loadTflite } from './runtime';
+import { openModelFile, type LoadedModel, type ModelSpec } from '../runtime/bundle';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
 
@@ -53,8 +53,8 @@ export interface ConvertOptions {
 }
 
 const PRECISIONS = ['fp32', 'fp16', 'uint8', 'int8'];
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-type Runner = { file: Manifest['models'][number]; run: (x: Float32Array) => ArrayLike<number>; dispose: () => void; threads: number };
+/** A written file, loaded by the deployment runtime itself: parity measures the code that serves. */
+type Runner = { file: ModelFile; model: LoadedModel; threads: number };
 
 export async function convert(o: ConvertOptions): Promise<Manifest> {
   const progress = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
@@ -89,43 +89,46 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     const files: Manifest['models'] = [];
     const threads = o.threads ?? 1;
     const output = o.argmax ? 'labels' as const : 'logits' as const;
-    const addTflite = (file: string, precision: 'fp32' | 'int8', bytes: Uint8Array) => {
+    const k = seg ? CITYSCAPES_CLASSES.length : meta.classes.length;
+    const spec: ModelSpec = { kind: config.kind, input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' }, classes: k };
+    const features = graph.features !== undefined;
+    const addTflite = async (precision: 'fp32' | 'int8', bytes: Uint8Array) => {
+      const file = BUNDLE_FILES.tflite(precision);
       fs.writeFileSync(path.join(o.out, file), bytes);
-      const entry = { file, format: 'tflite' as const, precision, bytes: bytes.length, sha256: sha256(bytes), output };
+      const entry: ModelFile = { file, format: 'tflite', precision, bytes: bytes.length, sha256: sha256(bytes), output, features };
       files.push(entry);
-      const t = loadTflite(bytes, { threads });
-      runners.push({ file: entry, run: (x) => t.run(x), dispose: () => t.dispose(), threads });
+      runners.push({ file: entry, model: await openModelFile(o.out, entry, spec, threads), threads });
     };
-    if (precisions.includes('fp32')) addTflite('model.tflite', 'fp32', writeTflite(graph, { argmax: o.argmax }));
+    if (precisions.includes('fp32')) await addTflite('fp32', writeTflite(graph, { argmax: o.argmax }));
     let calibration: Manifest['calibration'];
     if (int8) {
       progress(`[convert] calibrating int8 on ${calibFrames.length} frames of ${o.calibrate}`);
       const q = quantizeGraph(graph, calibFrames, threads);
-      addTflite('model.int8.tflite', 'int8', writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
-      calibration = { source: path.resolve(o.calibrate!), frames: calibFrames.length };
+      await addTflite('int8', writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
     }
+    if (calibFrames.length) calibration = { source: path.resolve(o.calibrate!), frames: calibFrames.length };
     for (const p of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
       const { modelJson, weights: wbytes } = writeTfjsGraph(graph, p, o.argmax);
-      const dir = path.join(o.out, `tfjs-${p}`);
+      const dir = path.join(o.out, BUNDLE_FILES.tfjsDir(p));
       fs.mkdirSync(dir, { recursive: true });
       const json = Buffer.from(JSON.stringify(modelJson));
       fs.writeFileSync(path.join(dir, 'model.json'), json);
       fs.writeFileSync(path.join(dir, 'weights.bin'), wbytes);
-      const entry = { file: `tfjs-${p}/model.json`, format: 'tfjs-graph' as const, precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `tfjs-${p}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output };
+      const d = BUNDLE_FILES.tfjsDir(p);
+      const entry: ModelFile = { file: `${d}/model.json`, format: 'tfjs-graph', precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `${d}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output, features };
       files.push(entry);
-      const gm = await loadGraphModelFile(path.join(dir, 'model.json'));
-      // Not inside tf.tidy: there the graph executor cannot release intermediates as it goes, and a
-      // 128x256 DenseNet frame took ~1 s instead of ~20 ms (measured).
-      runners.push({ file: entry, run: (x) => {
-        const input = tf.tensor4d(x, [1, hw[0], hw[1], channels]);
-        const y = gm.predict(input) as tf.Tensor;
-        try { return y.dataSync(); } finally { tf.dispose([input, y]); }
-      }, dispose: () => gm.dispose(), threads: 1 });
+      runners.push({ file: entry, model: await openModelFile(o.out, entry, spec, 1), threads: 1 });
     }
     for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
 
+    // Drift: each file's own pooled features on the calibration frames (int8 rounding and the
+    // equalisation's channel scales make every precision's features its own).
+    if (features && calibFrames.length >= 2) {
+      for (const rn of runners) rn.file.drift = calibrateDrift(calibFrames.map((x) => rn.model.run([x])[0].features!), `${graph.shapes[graph.features!].slice(1).join('x')} encoder output, mean over H and W`);
+      progress(`[convert] drift calibrated on ${calibFrames.length} target frames`);
+    }
+
     // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
-    const k = seg ? CITYSCAPES_CLASSES.length : meta.classes.length;
     const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
     const refConf = new Float64Array(k * k);
     const argmax = (v: ArrayLike<number>) => { const n = v.length / k, out = new Uint8Array(n); for (let p = 0; p < n; p++) { let a = 0; for (let c = 1; c < k; c++) if (v[p * k + c] > v[p * k + a]) a = c; out[p] = a; } return out; };
@@ -136,7 +139,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
         if (labels) accumulateConfusion(refConf, k, labels, refLabels);
         runners.forEach((rn, j) => {
           const t0 = process.hrtime.bigint();
-          const got = rn.run(x);
+          const got = rn.model.run([x])[0].output;
           const s = stats[j];
           s.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
           const gotLabels = o.argmax ? got : argmax(got);
@@ -171,22 +174,13 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       })),
       createdAt: new Date().toISOString(),
     };
-    ManifestSchema.parse(manifest);
-    fs.writeFileSync(path.join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n');
+    writeManifest(o.out, manifest);
     return manifest;
   } finally {
-    runners.forEach((rn) => rn.dispose());
+    runners.forEach((rn) => rn.model.dispose());
     if (modelLive) model.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-/** A graph model from its model.json and the weights file beside it (pure tfjs has no file:// loader). */
-export async function loadGraphModelFile(file: string): Promise<tf.GraphModel> {
-  const m = JSON.parse(fs.readFileSync(file, 'utf8')) as { modelTopology: object; weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
-  // Every group's shards, in manifest order: the order the weight specs are laid out in.
-  const data = Buffer.concat(m.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(path.dirname(file), p)))));
-  return tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.modelTopology, weightSpecs: m.weightsManifest.flatMap((g) => g.weights), weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) }));
 }
 
 function lastMetrics(run: string): unknown {

@@ -20,17 +20,19 @@ const hasAct = (n: RawNode): n is WithAct => 'act' in n;
 export function foldGraph(raw: RawGraph): Graph {
   let nodes = [...raw.nodes];
   const output = raw.output;
+  // Graph outputs: nothing may fold into the producer of one (that would change what it outputs).
+  const isOutput = (t: number) => t === output || t === raw.features;
   const consumers = (t: number) => nodes.filter((n) => inputsOf(n).includes(t));
   const producer = (t: number) => nodes.find((n) => n.output === t);
   /** Whether tensor `t` is read by `n` alone (and is not the graph's output). */
-  const onlyFeeds = (t: number, n: RawNode) => t !== output && consumers(t).length === 1 && consumers(t)[0] === n;
+  const onlyFeeds = (t: number, n: RawNode) => !isOutput(t) && consumers(t).length === 1 && consumers(t)[0] === n;
   const remove = (n: RawNode) => { nodes = nodes.filter((m) => m !== n); };
 
   for (const r of nodes.filter((n) => n.op === 'reverse-channels')) {
     let t = r.output;
     for (;;) {
       const users = consumers(t);
-      if (users.length !== 1 || t === output) throw new Error('a channel reversal must feed exactly one conv (through pads and affines)');
+      if (users.length !== 1 || isOutput(t)) throw new Error('a channel reversal must feed exactly one conv (through pads and affines)');
       const u = users[0];
       if (u.op === 'conv2d') { reverseInputChannels(u); break; }
       if (u.op === 'affine') { u.scale.reverse(); u.shift.reverse(); }
@@ -82,7 +84,7 @@ function renumber(raw: RawGraph, nodes: Node[]): Graph {
     shapes.push(raw.shapes[n.output]);
     return { ...m, output: ids.get(n.output)! };
   });
-  return { shapes, nodes: out, input: 0, output: id(raw.output), name: raw.name };
+  return { shapes, nodes: out, input: 0, output: id(raw.output), name: raw.name, ...(raw.features === undefined ? {} : { features: id(raw.features) }) };
 }
 
 /** Reverses the input channels of a conv's weights (HWIO) in place: BGR-trained kernels read RGB. */

@@ -91,10 +91,11 @@ export async function conversionFrames(config: Config, o: FrameOptions, hw: [num
   const seg = config.kind === 'segment', channels = config.data.channels;
   const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
   // --calibrate frames, read once: the first nCalib calibrate int8, the first nCheck are the checks without --eval.
-  const n = o.calibrate ? Math.max(int8 ? nCalib : 0, o.eval ? 0 : nCheck) : 0;
+  // Calibration frames are read whenever given: int8 ranges and every file's drift calibrate on them.
+  const n = o.calibrate ? Math.max(nCalib, o.eval ? 0 : nCheck) : 0;
   const frames = n === 0 ? [] : seg ? await loadFrames(await calibrationFiles(o.calibrate!, n, tmp), hw, channels)
     : (await labelledDigits(config, o.calibrate!, 'train', n)).map(({ x }) => x);
-  const calib = int8 ? frames.slice(0, nCalib) : [];
+  const calib = frames.slice(0, nCalib);
   const evalSplit = o.evalSplit ?? (seg ? 'val' : defaultDigitSplit(config.data.target));
   const r = mulberry32(deriveSeed(config.seed, 'convert-check'));
   const checks: CheckFrame[] = o.eval ? (seg ? await loadLabelledFrames(o.eval, evalSplit, hw, o.evalFrames ?? 100) : await labelledDigits(config, o.eval, evalSplit, o.evalFrames ?? 2000))

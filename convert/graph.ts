@@ -33,7 +33,8 @@ export function graphFlops(g: Graph): number {
  * f then h of a live model (restored from its checkpoint: `openRun`) for an input of [1, H, W, C]:
  * the very networks that trained emit themselves. Segmenters output per-pixel logits upsampled
  * bilinearly to the input size (half-pixel centres, as at evaluation); classifiers output class
- * logits. Target images go through ADDA's untied target encoder where there is one.
+ * logits. Target images go through ADDA's untied target encoder where there is one. The encoder's
+ * output map is marked as the graph's `features` (pooled per channel, the drift score's input).
  */
 export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Graph {
   const config = model.config;
@@ -41,7 +42,8 @@ export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Grap
   if (config.kind === 'classify' && (inputHW[0] !== config.data.imageSize || inputHW[1] !== config.data.imageSize)) throw new UserError(`The classifier takes ${config.data.imageSize}x${config.data.imageSize} inputs, not ${inputHW.join('x')}.`, `Pass --input ${config.data.imageSize}x${config.data.imageSize}.`);
   const g = new GraphBuilder();
   const x = g.input([1, inputHW[0], inputHW[1], config.data.channels]);
-  let out = model.h.emit(g, model.targetEncoder().emit(g, x));
+  const z = model.targetEncoder().emit(g, x);
+  let out = model.h.emit(g, z);
   if (config.kind === 'segment') out = g.resize(out, inputHW);
-  return foldGraph(g.graph(x, out, `${config.task}/${config.method}/${config.model.encoder}`));
+  return foldGraph(g.graph(x, out, `${config.task}/${config.method}/${config.model.encoder}`, z));
 }

@@ -14,7 +14,7 @@
  */
 import { UserError } from '../core/errors';
 import type { Graph, Node } from './graph';
-import { loadTflite } from './runtime';
+import { loadTflite } from '../runtime/tflite';
 import { quantizeSymmetric, writeTflite, type TensorQuant } from './tflite';
 
 /** Per-channel minima and maxima of every IR tensor over the calibration frames. */

@@ -70,7 +70,8 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision, argmax = fa
     return id;
   };
   const relu = (from: string, to: string) => nodes.push({ name: to, op: 'Relu', input: [from], attr: { T: FLOAT } });
-  nodes.push({ name: 'input', op: 'Placeholder', attr: { dtype: FLOAT, shape: { shape: { dim: g.shapes[g.input].map((s) => ({ size: String(s) })) } } } });
+  // Batch -1: the runtime batches frames (serve/'s micro-batching); the IR itself is built for batch 1.
+  nodes.push({ name: 'input', op: 'Placeholder', attr: { dtype: FLOAT, shape: { shape: { dim: g.shapes[g.input].map((s, d) => ({ size: String(d === 0 ? -1 : s) })) } } } });
   g.nodes.forEach((n: Node) => {
     const out = name(n.output);
     switch (n.op) {
@@ -105,7 +106,7 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision, argmax = fa
         if (n.act === 'relu') relu(`${out}/pre`, out);
         break;
       case 'reshape': {
-        const shape = g.shapes[n.output];
+        const shape = g.shapes[n.output].map((s, d) => (d === 0 ? -1 : s));
         nodes.push({ name: out, op: 'Reshape', input: [name(n.input), constant(`${out}/shape`, Int32Array.from(shape), [shape.length])], attr: { T: FLOAT } });
         break;
       }
@@ -125,6 +126,12 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision, argmax = fa
   // The output under a stable name: the logits, or their arg-max over the last axis (int32 labels).
   if (argmax) nodes.push({ name: 'output', op: 'ArgMax', input: [name(g.output), constant('output/dimension', Int32Array.from([g.shapes[g.output].length - 1]), [])], attr: { T: FLOAT, Tidx: { type: 'DT_INT32' }, output_type: { type: 'DT_INT32' } } });
   else nodes.push({ name: 'output', op: 'Identity', input: [name(g.output)], attr: { T: FLOAT } });
+  // The encoder features averaged over H and W: the drift score's input (core/drift.ts).
+  if (g.features !== undefined) {
+    const fshape = g.shapes[g.features];
+    if (fshape.length === 4) nodes.push({ name: 'features', op: 'Mean', input: [name(g.features), constant('features/axes', Int32Array.from([1, 2]), [2])], attr: { T: FLOAT, Tidx: { type: 'DT_INT32' }, keep_dims: { b: false } } });
+    else nodes.push({ name: 'features', op: 'Identity', input: [name(g.features)], attr: { T: FLOAT } });
+  }
   const total = chunks.reduce((a, c) => a + c.length, 0);
   const weights = new Uint8Array(total);
   let off = 0;

@@ -11,6 +11,8 @@
  *   int8 quantisation spec); a float input is QUANTIZEd on entry and the logits DEQUANTIZEd on exit;
  * - a calibration form (`rangeOutputs`): float32 plus per-channel REDUCE_MIN / REDUCE_MAX / MEAN of
  *   every IR tensor as extra outputs, so the runtime itself measures them without keeping activations.
+ * Where the graph marks its encoder features, a second output 'features' carries them averaged over
+ * H and W in float32 (the drift score's input, core/drift.ts).
  * `argmax` ends the model with ARG_MAX (int32, the only output types TFLite's kernel has) and a CAST
  * to a uint8 label map.
  */
@@ -45,6 +47,8 @@ export interface TfliteOptions {
   argmax?: boolean;
   /** Calibration form: outputs [model output, min t0, max t0, mean t0, min t1, ...], per channel, over the IR tensors. */
   rangeOutputs?: boolean;
+  /** A second output 'features': the graph's features map averaged over H and W, float32 [1, C] (default: when the graph marks one; never in the calibration form). */
+  features?: boolean;
 }
 
 interface Quant { scale: number[]; zeroPoint: number[]; dim: number }
@@ -230,6 +234,21 @@ export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
   } else tensors[g.output].name = 'output';
 
   const outputs = [modelOutput];
+  if (g.features !== undefined && opts.features !== false && !opts.rangeOutputs) {
+    // Float features whatever the precision: int8 graphs dequantise the map first, then average.
+    const shape = g.shapes[g.features];
+    let src = g.features;
+    if (q8) {
+      src = addTensor({ shape, type: TYPE.FLOAT32, buffer: 0, name: shape.length === 4 ? 'features/map' : 'features' });
+      ops.push({ code: OP.DEQUANTIZE, inputs: [g.features], outputs: [src], optionsType: 0 });
+    }
+    if (shape.length === 4) {
+      const pooled = addTensor({ shape: [shape[0], shape[3]], type: TYPE.FLOAT32, buffer: 0, name: 'features' });
+      ops.push({ code: OP.MEAN, inputs: [src, constant(Int32Array.from([1, 2]), [2], 'features/axes')], outputs: [pooled], optionsType: OPTIONS.Reducer, options: (b) => { b.startObject(1); b.addFieldInt8(0, 0, 0); return b.endObject(); } });
+      src = pooled;
+    }
+    outputs.push(src);
+  }
   if (opts.rangeOutputs) {
     g.shapes.forEach((shape, t) => {
       // Per channel (all axes but the last): per-tensor ranges follow, and channel ranges guide equalisation.

@@ -2,12 +2,29 @@
  * The deployable bundle: the one contract between convert/ and deployment (serve/, streams/).
  * `<bundle>/manifest.json` describes everything a loader needs; model files sit beside it.
  */
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { UserError } from './errors';
 
 export const BUNDLE_FORMAT = 'i2i-bundle/1';
+
+/**
+ * Drift: how far a frame's pooled encoder features lie from the target calibration frames'. The
+ * distance is the RMS over channels of (feature - mean) / std; the score maps it so that the
+ * calibration frames' median distance is 0 and their 95th percentile is 1 (negative clipped to 0).
+ */
+export const DriftSchema = z.object({
+  feature: z.string(),
+  mean: z.array(z.number()),
+  std: z.array(z.number()),
+  median: z.number(),
+  q95: z.number(),
+  frames: z.number().int().positive(),
+  meaning: z.string(),
+});
+export type DriftCalibration = z.infer<typeof DriftSchema>;
 
 export const ModelFileSchema = z.object({
   file: z.string(),
@@ -19,6 +36,10 @@ export const ModelFileSchema = z.object({
   weights: z.object({ file: z.string(), bytes: z.number().int().positive(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   /** Output: per-pixel or per-image logits (float), or an arg-maxed label map. */
   output: z.enum(['logits', 'labels']),
+  /** A second output: the encoder features pooled per channel (mean over H, W), that drift is scored on. */
+  features: z.boolean().optional(),
+  /** This file's own drift calibration (each precision computes its own features). */
+  drift: DriftSchema.optional(),
 });
 
 export const ParitySchema = z.object({
@@ -65,4 +86,44 @@ export function readManifest(dir: string): Manifest {
   const r = ManifestSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
   if (!r.success) throw new UserError(`${file} is not a valid ${BUNDLE_FORMAT} manifest: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}.`, 'Re-create the bundle with i2i convert.');
   return r.data;
+}
+
+export type ModelFile = Manifest['models'][number];
+
+/** File names inside a bundle, in one place for the writer (convert) and the readers (runtime). */
+export const BUNDLE_FILES = {
+  manifest: 'manifest.json',
+  tflite: (precision: 'fp32' | 'int8') => (precision === 'fp32' ? 'model.tflite' : 'model.int8.tflite'),
+  tfjsDir: (precision: 'fp32' | 'fp16' | 'uint8') => `tfjs-${precision}`,
+} as const;
+
+export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** Validates and writes manifest.json last, so a bundle with a manifest is a complete bundle. */
+export function writeManifest(dir: string, manifest: Manifest): void {
+  ManifestSchema.parse(manifest);
+  const tmp = path.join(dir, `.${BUNDLE_FILES.manifest}.tmp`);
+  fs.writeFileSync(tmp, JSON.stringify(manifest, null, 2) + '\n');
+  fs.renameSync(tmp, path.join(dir, BUNDLE_FILES.manifest));
+}
+
+/**
+ * A model file's bytes (and its tfjs weights), checked against the manifest's sha256: a bundle
+ * copied half-way or edited by hand is refused by name, never run.
+ */
+export function readModelFile(dir: string, entry: ModelFile): { bytes: Buffer; weights?: Buffer } {
+  const read = (file: string, want: string) => {
+    const p = path.join(dir, file);
+    if (!fs.existsSync(p)) throw new UserError(`Bundle file ${p} is missing (the manifest lists it).`, 'Copy the whole bundle directory again, or re-create it with i2i convert.');
+    const bytes = fs.readFileSync(p);
+    const got = sha256(bytes);
+    if (got !== want) throw new UserError(`Bundle file ${p} does not match its manifest (sha256 ${got.slice(0, 12)}..., expected ${want.slice(0, 12)}...): it is damaged or was changed.`, 'Copy the whole bundle directory again, or re-create it with i2i convert.');
+    return bytes;
+  };
+  return { bytes: read(entry.file, entry.sha256), weights: entry.weights ? read(entry.weights.file, entry.weights.sha256) : undefined };
+}
+
+/** The bundle's identity: sha256 of its manifest, which pins every model file by its own sha256. */
+export function bundleId(dir: string): string {
+  return sha256(fs.readFileSync(path.join(dir, BUNDLE_FILES.manifest)));
 }

@@ -9,7 +9,7 @@ import { convert } from '../../convert/convert';
 import { listImages, loadFrames } from '../../convert/frames';
 import { inferenceGraph, type Graph } from '../../convert/graph';
 import { affineInt8, correctBiases, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
-import { loadTflite } from '../../convert/runtime';
+import { loadTflite } from '../../runtime/tflite';
 import { quantizeSymmetric, writeTflite } from '../../convert/tflite';
 import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';

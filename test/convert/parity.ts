@@ -2,7 +2,7 @@
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
 import { inferenceGraph } from '../../convert/graph';
-import { loadTflite } from '../../convert/runtime';
+import { loadTflite } from '../../runtime/tflite';
 import { writeTflite } from '../../convert/tflite';
 import type { I2IModel } from '../../train/i2i';
 

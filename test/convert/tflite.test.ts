@@ -73,7 +73,9 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     const m = await convert({ checkpoint: run, out, input: [64, 128], calibrate: tgt, checkFrames: 3, progress: () => undefined });
     assert.equal(tf.memory().numTensors, before, 'convert leaves tensors behind');
     assert.deepEqual(m.check, { source: tgt, frames: 3 });
-    assert.equal(m.calibration, undefined, 'no int8 file, nothing calibrated');
+    // Without int8 the calibration frames still calibrate every file's drift score.
+    assert.deepEqual(m.calibration, { source: tgt, frames: 4 });
+    for (const f of m.models) assert.ok(f.features && f.drift?.frames === 4 && f.drift.mean.length > 0 && f.drift.q95 > f.drift.median, `${f.file} drift ${JSON.stringify(f.drift)?.slice(0, 80)}`);
     const again = readManifest(out);
     assert.deepEqual(again.input, { height: 64, width: 128, channels: 3, layout: 'NHWC', normalisation: 'x/127.5-1' });
     assert.equal(again.classes.length, 19);

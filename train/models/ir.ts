@@ -18,11 +18,12 @@ export type Node =
   | { op: 'dense'; input: number; output: number; weights: Float32Array; bias: Float32Array; units: number; act: Act }
   | { op: 'resize'; input: number; output: number; halfPixelCenters: boolean };
 
-export interface Graph { shapes: number[][]; nodes: Node[]; input: number; output: number; name: string }
+/** `features`: the encoder's output map, exported pooled per channel as a second output (drift). */
+export interface Graph { shapes: number[][]; nodes: Node[]; input: number; output: number; name: string; features?: number }
 
 /** Nodes that exist only before the graph passes: they have no exporter of their own. */
 export type RawNode = Node | { op: 'relu'; input: number; output: number } | { op: 'reverse-channels'; input: number; output: number };
-export interface RawGraph { shapes: number[][]; nodes: RawNode[]; input: number; output: number; name: string }
+export interface RawGraph { shapes: number[][]; nodes: RawNode[]; input: number; output: number; name: string; features?: number }
 
 export type ConvParams = Pick<Extract<Node, { op: 'conv2d' }>, 'weights' | 'bias' | 'kernel' | 'stride' | 'dilation' | 'padding'>;
 
@@ -105,8 +106,8 @@ export class GraphBuilder {
     return y;
   }
 
-  graph(input: number, output: number, name: string): RawGraph {
-    return { shapes: this.shapes, nodes: this.nodes, input, output, name };
+  graph(input: number, output: number, name: string, features?: number): RawGraph {
+    return { shapes: this.shapes, nodes: this.nodes, input, output, name, features };
   }
 
   private unary(op: 'relu' | 'reverse-channels', x: number): number {

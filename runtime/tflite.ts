@@ -1,21 +1,25 @@
 /**
- * The real TFLite runtime (tfjs-tflite-node: libtensorflowlite_c with XNNPACK), used as the judge of
- * every .tflite file convert/ writes and for latency figures. Only the low-level runner is used:
- * inputs and outputs are plain typed arrays.
+ * The real TFLite runtime (tfjs-tflite-node: libtensorflowlite_c with XNNPACK). convert/ judges
+ * every .tflite file it writes with it, and serve/ and streams/ run bundles on it. Only the
+ * low-level runner is used: inputs and outputs are plain typed arrays.
+ *
+ * `infer()` is synchronous on the calling thread and the binding is not safe in a second worker
+ * thread of the same process (DESIGN.md): deployment runs it in child processes (serve/engine).
  */
 import { UserError } from '../core/errors';
 
-interface TensorInfo { dataType: string; shape: string; data(): Float32Array | Int32Array | Uint8Array | Int8Array }
+interface TensorInfo { dataType: string; shape: string; name?: string; data(): Float32Array | Int32Array | Uint8Array | Int8Array }
 interface Runner { getInputs(): TensorInfo[]; getOutputs(): TensorInfo[]; infer(): boolean; cleanUp?(): void }
 
-type Output = Float32Array | Int32Array | Uint8Array | Int8Array;
+export type TfliteOutput = Float32Array | Int32Array | Uint8Array | Int8Array;
 export interface TfliteModel {
   /** The first output, copied. */
-  run(input: Float32Array): Output;
+  run(input: Float32Array): TfliteOutput;
   /** Every output, copied, in the subgraph's order. */
-  runAll(input: Float32Array): Output[];
+  runAll(input: Float32Array): TfliteOutput[];
   inputShape: number[];
   outputShape: number[];
+  outputNames: string[];
   dispose(): void;
 }
 
@@ -31,7 +35,9 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
   const runner = new Ctor(copy, { threads: opts.threads ?? 1 });
   const shape = (t: TensorInfo) => t.shape.split(',').map(Number);
   const input = runner.getInputs()[0];
+  let live = true;
   const infer = (x: Float32Array) => {
+    if (!live) throw new Error('TFLite model used after dispose');
     const dst = input.data();
     if (dst.length !== x.length) throw new UserError(`The model takes ${dst.length} input values (${input.shape}), got ${x.length}.`, 'Resize the frame to the bundle\'s input size.');
     (dst as Float32Array).set(x);
@@ -40,6 +46,7 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
   return {
     inputShape: shape(input),
     outputShape: shape(runner.getOutputs()[0]),
+    outputNames: runner.getOutputs().map((o, i) => o.name ?? `output${i}`),
     run(x) {
       infer(x);
       return runner.getOutputs()[0].data().slice();
@@ -48,6 +55,6 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
       infer(x);
       return runner.getOutputs().map((o) => o.data().slice());
     },
-    dispose() { runner.cleanUp?.(); },
+    dispose() { if (live) { live = false; runner.cleanUp?.(); } },
   };
 }

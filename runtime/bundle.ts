@@ -1,0 +1,150 @@
+/**
+ * Bundle -> inference: the one code path every deployed model runs, in serve/, streams/ and in
+ * convert's own parity check. `openBundle` picks a model file of the bundle (by runtime and
+ * precision, or the fastest one whose parity stayed within a point of float32), checks its sha256,
+ * loads it in TFLite or tfjs, and segments frames given as bytes at the bundle's input size.
+ */
+import { readManifest, readModelFile, type Manifest, type ModelFile } from '../core/bundle';
+import { driftScore } from '../core/drift';
+import { UserError } from '../core/errors';
+import { pixelsToSigned } from '../core/pixels';
+import { argmaxLabels } from './image';
+import { loadTflite } from './tflite';
+
+export const RUNTIMES = ['tflite', 'tfjs'] as const;
+export type RuntimeName = (typeof RUNTIMES)[number];
+export const PRECISIONS = ['fp32', 'fp16', 'uint8', 'int8'] as const;
+export type Precision = (typeof PRECISIONS)[number];
+
+const runtimeOf = (f: ModelFile): RuntimeName | undefined => (f.format === 'tflite' ? 'tflite' : f.format === 'tfjs-graph' ? 'tfjs' : undefined);
+
+/** What a loaded model needs of its manifest: the input and how many classes its logits have. */
+export interface ModelSpec { kind: Manifest['kind']; input: Manifest['input']; classes: number }
+
+export interface RunOutput { output: Float32Array | Int32Array | Uint8Array | Int8Array; features?: Float32Array }
+export interface Prediction {
+  /** Class ids: one per pixel of the bundle input (segmenters), or one (classifiers). */
+  labels: Uint8Array;
+  /** Drift of this frame from the target domain (core/drift.ts); null where the file has no calibration. */
+  drift: number | null;
+}
+
+export interface LoadedModel {
+  file: ModelFile;
+  runtime: RuntimeName;
+  spec: ModelSpec;
+  /** The most frames one call computes at once: TFLite files have a fixed batch (1), tfjs any. */
+  maxBatch: number;
+  /** Normalised float frames (NHWC, one array per frame) -> the file's raw outputs per frame. */
+  run(frames: Float32Array[]): RunOutput[];
+  /** Frames as bytes (RGB or grey, 0..255) at the bundle's input size -> labels and drift per frame. */
+  segment(pixels: Uint8Array[]): Prediction[];
+  dispose(): void;
+}
+
+export interface OpenOptions { runtime?: RuntimeName; precision?: Precision; threads?: number }
+
+/**
+ * The file to run. Explicit runtime and/or precision narrow the choice; among what remains the
+ * fastest by the parity table's latency whose quality stayed within 1 point of float32: its score
+ * drop vs the fp32 TFLite file <= 0.01 where convert ran --eval, else agreement with the tfjs
+ * training model's labels >= 99%. Files without a parity row rank last.
+ */
+export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'precision'> = {}): ModelFile {
+  const runnable = m.models.filter((f) => runtimeOf(f) !== undefined);
+  const candidates = runnable.filter((f) => (!o.runtime || runtimeOf(f) === o.runtime) && (!o.precision || f.precision === o.precision));
+  const have = runnable.map((f) => `${runtimeOf(f)}/${f.precision}`).join(', ') || 'none';
+  if (candidates.length === 0) throw new UserError(`The bundle has no ${[o.runtime, o.precision].filter(Boolean).join(' ')} model (it has: ${have}).`, 'Pick one of those with --runtime and --precision, or convert again with the precision you need.');
+  if (candidates.length === 1) return candidates[0];
+  const row = (f: ModelFile) => m.parity.find((p) => p.format === f.format && p.precision === f.precision);
+  const good = (f: ModelFile) => {
+    const r = row(f);
+    if (!r) return false;
+    return r.scoreDropVsFp32 !== undefined ? r.scoreDropVsFp32 <= 0.01 : r.labelAgreement >= 0.99;
+  };
+  const latency = (f: ModelFile) => row(f)?.latencyMs ?? Infinity;
+  const ranked = [...candidates].sort((a, b) => Number(good(b)) - Number(good(a)) || latency(a) - latency(b));
+  return ranked[0];
+}
+
+function predictor(spec: ModelSpec, file: ModelFile, run: (frames: Float32Array[]) => RunOutput[]): (pixels: Uint8Array[]) => Prediction[] {
+  const perFrame = spec.input.height * spec.input.width * spec.input.channels;
+  const k = spec.classes;
+  return (pixels) => {
+    const x = pixels.map((p, i) => {
+      if (p.length !== perFrame) throw new UserError(`Frame ${i} has ${p.length} values; the model takes ${spec.input.height}x${spec.input.width}x${spec.input.channels}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
+      return pixelsToSigned(p);
+    });
+    return run(x).map(({ output, features }) => ({
+      labels: file.output === 'labels' ? Uint8Array.from(output) : argmaxLabels(output, k),
+      drift: features && file.drift ? driftScore(features, file.drift) : null,
+    }));
+  };
+}
+
+/** Loads one model file of a bundle directory (sha256 checked) for frames of `spec`. */
+export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpec, threads = 1): Promise<LoadedModel> {
+  const runtime = runtimeOf(file);
+  if (!runtime) throw new UserError(`Bundle file ${file.file} is a ${file.format} model, which the runtime does not run.`, 'Convert again: bundles hold TFLite and tfjs graph models.');
+  const { bytes, weights } = readModelFile(dir, file);
+  const { height: h, width: w, channels: c } = spec.input;
+  let run: (frames: Float32Array[]) => RunOutput[];
+  let maxBatch: number, dispose: () => void;
+  if (runtime === 'tflite') {
+    const model = loadTflite(bytes, { threads });
+    maxBatch = model.inputShape[0];
+    const hasFeatures = model.outputNames.includes('features');
+    dispose = () => model.dispose();
+    run = (frames) => {
+      const out: RunOutput[] = [];
+      for (let i = 0; i < frames.length; i += maxBatch) {
+        const chunk = frames.slice(i, i + maxBatch);
+        // A batch-N file needs N frames: pad the last chunk and drop what the padding produced.
+        const x = new Float32Array(maxBatch * h * w * c);
+        chunk.forEach((f, j) => x.set(f, j * f.length));
+        const outs = model.runAll(x);
+        const per = outs[0].length / maxBatch, perF = hasFeatures ? outs[1].length / maxBatch : 0;
+        chunk.forEach((_, j) => out.push({ output: outs[0].slice(j * per, (j + 1) * per), features: hasFeatures ? Float32Array.from(outs[1].subarray(j * perF, (j + 1) * perF)) : undefined }));
+      }
+      return out;
+    };
+  } else {
+    // tfjs loads only for tfjs files: TFLite workers start without it.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    await (require('../core/backend') as typeof import('../core/backend')).initBackend({ quiet: true });
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { loadGraphModel, placeholderBatch, runGraph, graphHasNode } = require('./tfjs') as typeof import('./tfjs');
+    const model = await loadGraphModel(bytes, weights);
+    const fixed = placeholderBatch(model);
+    maxBatch = fixed || Infinity;
+    const names = graphHasNode(bytes, 'features') ? ['output', 'features'] : ['output'];
+    dispose = () => model.dispose();
+    run = (frames) => {
+      const out: RunOutput[] = [];
+      const step = Number.isFinite(maxBatch) ? maxBatch : frames.length;
+      for (let i = 0; i < frames.length; i += step) {
+        const chunk = frames.slice(i, i + step);
+        const n = fixed || chunk.length;
+        const x = new Float32Array(n * h * w * c);
+        chunk.forEach((f, j) => x.set(f, j * f.length));
+        const [o, f] = runGraph(model, x, [n, h, w, c], names);
+        const per = o.length / n, perF = f ? f.length / n : 0;
+        chunk.forEach((_, j) => out.push({ output: o.slice(j * per, (j + 1) * per), features: f ? Float32Array.from(f.subarray(j * perF, (j + 1) * perF)) : undefined }));
+      }
+      return out;
+    };
+  }
+  return { file, runtime, spec, maxBatch, run, segment: predictor(spec, file, run), dispose };
+}
+
+export interface Bundle extends LoadedModel { dir: string; manifest: Manifest }
+
+/** Opens a bundle directory: its manifest, the chosen model file loaded and verified. */
+export async function openBundle(dir: string, o: OpenOptions = {}): Promise<Bundle> {
+  const manifest = readManifest(dir);
+  const file = selectModel(manifest, o);
+  const m = await openModelFile(dir, file, specOf(manifest), o.threads ?? 1);
+  return { ...m, dir, manifest };
+}
+
+export const specOf = (m: Manifest): ModelSpec => ({ kind: m.kind, input: m.input, classes: m.classes.length });
