@@ -31,7 +31,8 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
   } catch (e) {
     throw new UserError(`The TFLite runtime (tfjs-tflite-node) did not load: ${(e as Error).message.split('\n')[0]}.`, 'Run npm install (it builds the binding with node-gyp).');
   }
-  const copy = bytes.slice().buffer;
+  // A copy of exactly these bytes: a Buffer's .slice() is a view, its .buffer may be a larger pool.
+  const copy = Uint8Array.prototype.slice.call(bytes).buffer;
   const runner = new Ctor(copy, { threads: opts.threads ?? 1 });
   const shape = (t: TensorInfo) => t.shape.split(',').map(Number);
   const input = runner.getInputs()[0];

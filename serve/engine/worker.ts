@@ -1,0 +1,41 @@
+/**
+ * An inference worker: a child process of the engine that owns one loaded model (TFLite or tfjs).
+ * TFLite's infer() blocks its thread, and its binding must not run in two worker threads of one
+ * process (DESIGN.md), so each worker is a process of its own; the engine's event loop never waits
+ * on a frame. The worker exits when its parent goes away, so it never outlives the server.
+ */
+import { isUserError } from '../../core/errors';
+import { openBundle, type Bundle } from '../../runtime/bundle';
+import type { FromWorker, ToWorker } from './protocol';
+
+let model: Bundle | undefined;
+const send = (m: FromWorker) => process.send?.(m);
+
+function fail(id: number | undefined, e: unknown): void {
+  send({ type: 'error', id, message: (e as Error).message ?? String(e), user: isUserError(e) });
+}
+
+process.on('message', async (m: ToWorker) => {
+  if (m.type === 'open') {
+    try {
+      model = await openBundle(m.dir, m.options);
+      const { height, width, channels } = model.manifest.input;
+      // Warm-up: one frame through the model before the engine calls this worker ready.
+      const t0 = performance.now();
+      model.segment([new Uint8Array(height * width * channels)]);
+      send({ type: 'ready', file: model.file, runtime: model.runtime, maxBatch: Number.isFinite(model.maxBatch) ? model.maxBatch : 0, warmupMs: performance.now() - t0, pid: process.pid });
+    } catch (e) { fail(undefined, e); }
+  } else if (m.type === 'infer') {
+    if (!model) return fail(m.id, new Error('infer before open'));
+    try {
+      const t0 = performance.now();
+      const preds = model.segment(m.frames);
+      send({ type: 'result', id: m.id, labels: preds.map((p) => p.labels), drift: preds.map((p) => p.drift), inferMs: performance.now() - t0 });
+    } catch (e) { fail(m.id, e); }
+  } else if (m.type === 'exit') {
+    model?.dispose();
+    process.disconnect?.();
+    process.exit(0);
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,115 @@
+import { strict as assert } from 'node:assert';
+import * as path from 'node:path';
+import { Engine, EngineError } from '../../serve/engine/engine';
+import { tmpDir } from '../helpers';
+import { halves, makeBundle, ROAD, SKY } from './fixture';
+
+const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: EngineError) => e.code ?? e.message);
+
+describe('serve/engine: worker processes, bounded queue, deadlines, batching, faults', function () {
+  this.timeout(120000);
+  const root = tmpDir();
+  const fast = path.join(root, 'fast'), slow = path.join(root, 'slow');
+  before(async () => {
+    await makeBundle(fast, { tfjs: true });
+    // ~0.3-1 s per frame in TFLite on one thread: 8 3x3 convs of 32 channels at 128x256.
+    await makeBundle(slow, { height: 128, width: 256, slowLayers: 8, slowChannels: 32 });
+  });
+
+  it('segments frames in a worker process: red left is road, blue right is sky, drift is scored', async () => {
+    const e = await Engine.start({ bundle: fast, workers: 1 });
+    try {
+      assert.equal(e.runtime, 'tflite');
+      const r = await e.submit(halves(32, 64));
+      assert.equal(r.labels.length, 32 * 64);
+      assert.equal(r.labels[5 * 64 + 3], ROAD);
+      assert.equal(r.labels[5 * 64 + 60], SKY);
+      assert.equal(r.batch, 1);
+      assert.ok(typeof r.drift === 'number' && r.drift > 1, `half-blue frames are far from reddish calibration frames: drift ${r.drift}`);
+      await assert.rejects(e.submit(new Uint8Array(10)), (err: EngineError) => err.code === 'bad-frame');
+    } finally { await e.close(); }
+  });
+
+  it('tfjs: concurrent frames share a model call (micro-batching), each gets its own labels', async () => {
+    const e = await Engine.start({ bundle: fast, runtime: 'tfjs', workers: 1, maxBatch: 4, maxWaitMs: 200 });
+    try {
+      assert.equal(e.batchLimit, 4);
+      const blue = new Uint8Array(32 * 64 * 3).map((_, i) => (i % 3 === 2 ? 255 : 0));
+      const frames = [halves(32, 64), blue, halves(32, 64), blue];
+      const rs = await Promise.all(frames.map((f) => e.submit(f)));
+      assert.deepEqual(rs.map((r) => r.batch), [4, 4, 4, 4]);
+      assert.equal(rs[1].labels[0], SKY); assert.equal(rs[0].labels[0], ROAD); assert.equal(rs[3].labels[100], SKY);
+    } finally { await e.close(); }
+  });
+
+  it('a full queue rejects at once; a frame past its deadline is dropped, never run', async () => {
+    const e = await Engine.start({ bundle: slow, workers: 1, maxQueue: 1 });
+    const batches: number[] = [];
+    e.on('batch', (n: number) => batches.push(n));
+    try {
+      const f = halves(128, 256);
+      const running = e.submit(f);                       // taken by the worker at once
+      const late = e.submit(f, { deadline: Date.now() + 30 }); // waits, then expires
+      const t0 = Date.now();
+      assert.equal(await code(e.submit(f)), 'queue-full');
+      assert.ok(Date.now() - t0 < 50, 'queue-full is immediate');
+      assert.equal(await code(late), 'deadline');
+      assert.equal(await code(running), 'ok');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(batches, [1], 'the expired frame never reached a worker');
+      // An aborted client frees its slot.
+      const ac = new AbortController();
+      const busy = e.submit(f);
+      const gone = e.submit(f, { signal: ac.signal });
+      ac.abort();
+      assert.equal(await code(gone), 'aborted');
+      assert.equal(e.stats().queued, 0);
+      await busy;
+    } finally { await e.close(); }
+  });
+
+  it('a worker killed mid-inference: its frame fails worker-lost at once, a new worker takes over', async () => {
+    const e = await Engine.start({ bundle: slow, workers: 1 });
+    try {
+      const [pid] = e.pids();
+      const job = e.submit(halves(128, 256));
+      await new Promise((r) => setTimeout(r, 50));
+      process.kill(pid, 'SIGKILL');
+      assert.equal(await code(job), 'worker-lost');
+      const t0 = Date.now();
+      while (!e.ready && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(e.ready, 'a replacement worker came up');
+      assert.notEqual(e.pids()[0], pid);
+      assert.equal(await code(e.submit(halves(128, 256))), 'ok');
+    } finally { await e.close(); }
+  });
+
+  it('a hung worker is killed after hangMs and its frame fails', async () => {
+    const e = await Engine.start({ bundle: slow, workers: 1, hangMs: 20 });
+    try {
+      const [pid] = e.pids();
+      assert.equal(await code(e.submit(halves(128, 256))), 'worker-lost');
+      assert.ok(!alive(pid));
+    } finally { await e.close(); }
+  });
+
+  it('close() finishes what is in flight, then no worker process is left', async () => {
+    const e = await Engine.start({ bundle: slow, workers: 2 });
+    const pids = e.pids();
+    assert.equal(pids.length, 2);
+    const jobs = [e.submit(halves(128, 256)), e.submit(halves(128, 256))];
+    await new Promise((r) => setTimeout(r, 20));
+    await e.close();
+    assert.deepEqual(await Promise.all(jobs.map(code)), ['ok', 'ok']);
+    assert.equal(await code(e.submit(halves(128, 256))), 'closed');
+    assert.deepEqual(pids.filter(alive), []);
+  });
+
+  it('start() fails with the worker\'s reason on a damaged bundle', async () => {
+    const bad = path.join(root, 'bad');
+    await makeBundle(bad);
+    require('node:fs').appendFileSync(path.join(bad, 'model.tflite'), 'x');
+    await assert.rejects(Engine.start({ bundle: bad, workers: 1 }), /does not match its manifest/);
+  });
+});
