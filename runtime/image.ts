@@ -112,12 +112,17 @@ export async function probeImage(buf: Buffer, limits: DecodeLimits): Promise<{ f
   }
   if (meta.format !== format) throw new ImageError(415, `unsupported image type: ${meta.format} (${ACCEPTED})`, HINT_TYPE);
   if (!meta.width || !meta.height) throw new ImageError(400, 'the image is truncated or corrupt: no size in its header', HINT_CORRUPT);
+  // Unreachable while sharp's metadata() enforces limitInputPixels itself (0.35 does); kept in
+  // case a release reads headers without it.
   if (meta.width * meta.height > max) throw tooLarge(meta.width, meta.height, max);
   const { width, height } = meta.autoOrient ?? { width: meta.width, height: meta.height };
   return { format, width, height };
 }
 
-/** EXIF-oriented, alpha dropped (as train/ and convert/ read frames), sRGB with 3 channels. */
+/**
+ * EXIF-oriented, alpha dropped (as train/ and convert/ read frames), sRGB with 3 channels (sharp
+ * converts to sRGB by default too; said here so greyscale input never yields one channel).
+ */
 function rgbPipeline(buf: Buffer, max: number): Sharp {
   return sharp(buf, sharpOptions(max)).rotate().removeAlpha().toColourspace('srgb');
 }
