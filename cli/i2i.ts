@@ -12,6 +12,7 @@ import { convert, parityTable } from '../convert/convert';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 import { translateRun } from '../train/translate';
+import { cmdServe, SERVE_HELP } from './serve';
 
 const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
 
@@ -23,6 +24,7 @@ Commands:
   demo    synthetic driving scenes: source-only vs full small segmenters, one table
           (i2i demo digits: MNIST -> optdigits)
   convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
+  serve   the real-time segmentation server of a bundle: POST /segment, health, metrics
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
@@ -55,6 +57,7 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
   --json prints one JSON object
 
+\${SERVE_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
             [--eval-frames N] [--check-frames N] [--argmax] [--threads N]
@@ -222,6 +225,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'synth': await cmdSynth(rest); return 0;
       case 'convert': await cmdConvert(rest); return 0;
       case 'translate': await cmdTranslate(rest); return 0;
+      case 'serve': return await cmdServe(rest);
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write(HELP); return 0;
       default:

@@ -1,0 +1,229 @@
+/**
+ * The HTTP API over an engine (serve/engine): thin routes. POST /segment decodes a frame (EXIF
+ * orientation applied), resizes it to the bundle input, queues it, maps the labels back onto the
+ * frame's own pixels and answers png | json | overlay | labels. Health, readiness, the model card,
+ * Prometheus metrics and the OpenAPI document beside it. Every caller mistake is a 4xx JSON
+ * {error, hint}; overload is 503 with Retry-After; a passed deadline 504.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Manifest, ModelFile } from '../core/bundle';
+import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, palettePng, resizeLabels } from '../runtime/image';
+import { authorised } from './auth';
+import { readImageBody } from './body';
+import { EngineError, type Engine, type EngineResult } from './engine/engine';
+import { HttpError } from './http-error';
+import { createMetrics, type ServeMetrics, type Stage } from './metrics';
+import { openApiDocument } from './openapi';
+
+export interface AppOptions {
+  /** Bytes a body may have (default 20 MiB). */
+  maxBytes?: number;
+  /** Pixels a decoded frame may have (default 40 M: a 8K frame is 33 M). */
+  maxPixels?: number;
+  /** Server-side deadline per request from its arrival (default 10 s); X-Timeout-Ms may shorten it. */
+  timeoutMs?: number;
+  /** SHA-256 digests of the accepted bearer tokens (serve/auth); none = no auth. */
+  tokens?: Buffer[];
+  /** Bundle identity (sha256 of its manifest) for the model card. */
+  bundleId?: string;
+  log?: Logger;
+  version?: string;
+}
+
+export interface Logger { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
+const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+export interface ServeApp { app: express.Express; metrics: ServeMetrics; setDraining(): void }
+
+const FORMATS = ['png', 'json', 'overlay', 'labels'] as const;
+type Format = (typeof FORMATS)[number];
+
+/** The model card: what a client needs to read the results, nothing of the training machine. */
+export function modelCard(m: Manifest, file: ModelFile, engine: Engine, bundleId?: string): object {
+  return {
+    bundle: bundleId, task: m.task, kind: m.kind, createdAt: m.createdAt,
+    classes: m.classes, void: 255, input: m.input,
+    model: { file: file.file, format: file.format, precision: file.precision, bytes: file.bytes, runtime: engine.runtime, batch: engine.batchLimit },
+    parity: m.parity, evaluation: m.evaluation, calibration: m.calibration ? { frames: m.calibration.frames } : undefined,
+    drift: file.drift ? { feature: file.drift.feature, frames: file.drift.frames, meaning: file.drift.meaning } : null,
+  };
+}
+
+export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
+  const maxBytes = o.maxBytes ?? 20 * 2 ** 20, maxPixels = o.maxPixels ?? 40_000_000, timeoutMs = o.timeoutMs ?? 10_000;
+  const log = o.log ?? silent;
+  const metrics = createMetrics();
+  const m = engine.manifest;
+  const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
+  let draining = false;
+
+  engine.on('batch', (n: number) => metrics.batch.observe(n));
+  engine.on('depth', (d: number) => metrics.queueDepth.set(d));
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // Request id and access log: every response echoes X-Request-Id.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    const given = req.get('x-request-id');
+    const id = given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    res.locals.id = id;
+    res.locals.t0 = performance.now();
+    res.set('X-Request-Id', id);
+    if (draining) res.set('Connection', 'close');
+    res.on('finish', () => {
+      const route = (req.route?.path as string | undefined) ?? 'unmatched';
+      metrics.requests.inc({ route, status: String(res.statusCode) });
+      log.info({ reqId: id, method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(performance.now() - res.locals.t0) }, 'request');
+    });
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => { res.json({ status: 'ok' }); });
+  app.get('/readyz', (_req, res) => {
+    const s = engine.stats();
+    metrics.workers.set(s.readyWorkers);
+    const ready = engine.ready && !draining;
+    res.status(ready ? 200 : 503).json({ ready, draining, workers: s.readyWorkers, queued: s.queued });
+  });
+  app.get('/openapi.json', (_req, res) => { res.json(openApiDocument({ auth: Boolean(o.tokens?.length), version: o.version ?? '0' })); });
+
+  // Everything below needs a token where tokens are configured.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!o.tokens?.length || authorised(req.get('authorization'), o.tokens)) return next();
+    res.set('WWW-Authenticate', 'Bearer realm="i2i", error="invalid_token"');
+    // The body is not read: close the connection rather than drain an upload we refuse.
+    res.set('Connection', 'close');
+    sendError(res, new HttpError(401, 'A valid bearer token is required.', 'Send Authorization: Bearer <token> with a token from the server\'s --token-file.'));
+  });
+
+  app.get('/v1/model', (_req, res) => { res.json(modelCard(m, engine.file, engine, o.bundleId)); });
+  app.get('/metrics', async (_req, res) => {
+    metrics.workers.set(engine.stats().readyWorkers);
+    res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+
+  app.post('/segment', async (req: Request, res: Response) => {
+    const t = { start: performance.now() } as Record<Stage | 'start', number>;
+    const timing: Partial<Record<Stage, number>> = {};
+    const mark = (s: Stage, since: number) => { timing[s] = performance.now() - since; };
+    try {
+      if (draining) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1' });
+      const format = parseFormat(req.query.format);
+      const alpha = parseAlpha(req.query.alpha);
+      const deadline = Date.now() + deadlineMs(req.get('x-timeout-ms'), timeoutMs);
+      // A client that goes away frees its place in the queue.
+      const ac = new AbortController();
+      res.on('close', () => { if (!res.writableFinished) ac.abort(); });
+
+      const body = await readImageBody(req, maxBytes);
+      if (body.length === 0) throw new HttpError(400, 'The body is empty.', 'Send the frame\'s bytes as the body (curl --data-binary @frame.jpg -H "Content-Type: image/jpeg").');
+      const t1 = performance.now();
+      const input = await decodeToInput(body, m.input, { maxPixels });
+      mark('decode', t1);
+      const r: EngineResult = await engine.submit(input.pixels, { deadline, signal: ac.signal });
+      timing.queue = r.queueMs;
+      timing.infer = r.inferMs;
+      const t2 = performance.now();
+      const labels = resizeLabels(r.labels, m.input.width, m.input.height, input.width, input.height);
+      if (r.drift !== null) metrics.drift.observe(r.drift);
+      let payload: Buffer | object;
+      let type: string;
+      if (format === 'png') { payload = palettePng(labels, input.width, input.height, palette); type = 'image/png'; }
+      else if (format === 'labels') {
+        payload = Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength);
+        type = 'application/octet-stream';
+        res.set({ 'X-Width': String(input.width), 'X-Height': String(input.height), 'X-Void': '255' });
+      } else if (format === 'overlay') {
+        const frame = await decodeFrame(body, { maxPixels });
+        payload = await overlayJpeg(frame, labels, palette, alpha);
+        type = 'image/jpeg';
+      } else {
+        const fr = classFractions(labels, m.classes.length);
+        mark('encode', t2);
+        payload = {
+          width: input.width, height: input.height, classes: m.classes,
+          fractions: Object.fromEntries(m.classes.map((c) => [c.name, fr[c.id]])),
+          mask: palettePng(labels, input.width, input.height, palette).toString('base64'),
+          timings: { decode: timing.decode, queue: timing.queue, infer: timing.infer, encode: performance.now() - t2 },
+          drift: r.drift, batch: r.batch,
+        };
+        type = 'application/json';
+      }
+      mark('encode', t2);
+      mark('total', t.start);
+      for (const s of ['decode', 'queue', 'infer', 'encode', 'total'] as Stage[]) if (timing[s] !== undefined) metrics.stage.observe({ stage: s }, timing[s]! / 1000);
+      res.set('Server-Timing', serverTiming(timing));
+      if (r.drift !== null) res.set('X-Drift', r.drift.toFixed(4));
+      res.type(type);
+      if (Buffer.isBuffer(payload)) res.send(payload); else res.send(JSON.stringify(payload));
+    } catch (e) {
+      if (timing.decode !== undefined) res.set('Server-Timing', serverTiming(timing));
+      const err = toHttpError(e, engine);
+      if (err.status >= 500 && !(e instanceof EngineError)) log.error({ reqId: res.locals.id, err: (e as Error).stack }, 'unexpected error');
+      // Every frame the engine did not compute, by its reason (one place: the engine's own 'dropped' event is for other callers).
+      if (e instanceof EngineError) metrics.dropped.inc({ reason: e.code });
+      if (!res.headersSent && !res.destroyed) sendError(res, err);
+    }
+  });
+
+  app.use((_req: Request, res: Response) => sendError(res, new HttpError(404, 'No such route.', 'See GET /openapi.json for the routes.')));
+  // Malformed requests caught by express itself (e.g. a bad URI).
+  app.use((e: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
+    const status = e.status && e.status >= 400 && e.status < 500 ? e.status : 500;
+    if (status === 500) log.error({ reqId: res.locals.id, err: e.stack }, 'unexpected error');
+    sendError(res, new HttpError(status, status === 500 ? 'Internal error.' : e.message, status === 500 ? 'Retry; the error is logged with this request id.' : 'Fix the request.'));
+  });
+
+  return { app, metrics, setDraining: () => { draining = true; } };
+}
+
+function sendError(res: Response, e: HttpError): void {
+  res.status(e.status).set(e.headers).json({ error: e.message, hint: e.hint });
+}
+
+function serverTiming(t: Partial<Record<Stage, number>>): string {
+  return (['decode', 'queue', 'infer', 'encode', 'total'] as Stage[]).filter((s) => t[s] !== undefined).map((s) => `${s};dur=${t[s]!.toFixed(1)}`).join(', ');
+}
+
+function parseFormat(v: unknown): Format {
+  if (v === undefined) return 'png';
+  if (typeof v === 'string' && (FORMATS as readonly string[]).includes(v)) return v as Format;
+  throw new HttpError(400, `Unknown format ${JSON.stringify(v)}.`, `Use ?format= one of ${FORMATS.join(', ')}.`);
+}
+
+function parseAlpha(v: unknown): number {
+  if (v === undefined) return 0.5;
+  const a = typeof v === 'string' ? Number(v) : NaN;
+  if (!(a >= 0 && a <= 1)) throw new HttpError(400, `alpha must be a number in [0, 1], got ${JSON.stringify(v)}.`, 'Pass e.g. ?format=overlay&alpha=0.4.');
+  return a;
+}
+
+function deadlineMs(header: string | undefined, server: number): number {
+  if (header === undefined) return server;
+  const v = Number(header);
+  if (!(Number.isInteger(v) && v > 0)) throw new HttpError(400, `X-Timeout-Ms must be a positive integer of milliseconds, got ${JSON.stringify(header)}.`, 'Send e.g. X-Timeout-Ms: 500, or leave it out.');
+  // A client may shorten the deadline, never lengthen it past the server's.
+  return Math.min(v, server);
+}
+
+function toHttpError(e: unknown, engine: Engine): HttpError {
+  if (e instanceof HttpError) return e;
+  if (e instanceof ImageError) return new HttpError(e.status, e.message, e.hint);
+  if (e instanceof EngineError) {
+    const retry = { 'Retry-After': String(engine.retryAfterSeconds()) };
+    switch (e.code) {
+      // 503, not 429: the server as a whole is at capacity, not this client over a quota; a load
+      // balancer reads 503 + Retry-After as "try another instance".
+      case 'queue-full': return new HttpError(503, `${e.message} The server is at capacity.`, 'Retry after the Retry-After seconds, or add workers / instances.', retry);
+      case 'unavailable': case 'worker-lost': return new HttpError(503, e.message, 'Retry; the worker is being replaced.', retry);
+      case 'closed': return new HttpError(503, e.message, 'Retry on another instance.', { 'Retry-After': '1' });
+      case 'deadline': return new HttpError(504, e.message, 'Retry later, or allow more time (X-Timeout-Ms up to the server\'s --timeout-ms).');
+      case 'aborted': return new HttpError(499, e.message, 'The client closed the connection.');
+      case 'bad-frame': return new HttpError(500, e.message, 'This is a server bug: the frame was resized wrongly.');
+    }
+  }
+  return new HttpError(500, 'Internal error.', 'Retry; the error is logged with this request id.');
+}

@@ -1,0 +1,37 @@
+/**
+ * Prometheus metrics of one server (its own registry, so tests can run several): requests by route
+ * and status, per-stage latency (decode, queue, infer, encode, total: Triton's split of queue and
+ * compute time), batch sizes, queue depth, frames dropped and why, drift, worker count, and
+ * prom-client's process and event-loop-lag metrics.
+ */
+import * as client from 'prom-client';
+
+export type Stage = 'decode' | 'queue' | 'infer' | 'encode' | 'total';
+
+export interface ServeMetrics {
+  registry: client.Registry;
+  requests: client.Counter<'route' | 'status'>;
+  stage: client.Histogram<'stage'>;
+  batch: client.Histogram;
+  queueDepth: client.Gauge;
+  dropped: client.Counter<'reason'>;
+  drift: client.Histogram;
+  workers: client.Gauge;
+}
+
+export function createMetrics(): ServeMetrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
+  const r = [registry];
+  return {
+    registry,
+    requests: new client.Counter({ name: 'i2i_http_requests_total', help: 'HTTP requests by route and status.', labelNames: ['route', 'status'], registers: r }),
+    stage: new client.Histogram({ name: 'i2i_request_stage_seconds', help: 'Time per request stage: decode, queue (waiting for a worker), infer (the model call), encode, total.', labelNames: ['stage'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30], registers: r }),
+    batch: new client.Histogram({ name: 'i2i_batch_size', help: 'Frames per model call.', buckets: [1, 2, 4, 8, 16, 32], registers: r }),
+    queueDepth: new client.Gauge({ name: 'i2i_queue_depth', help: 'Frames waiting for an inference worker.', registers: r }),
+    dropped: new client.Counter({ name: 'i2i_frames_dropped_total', help: 'Frames not computed: deadline (expired in the queue), queue-full, aborted (client went away), closed, worker-lost.', labelNames: ['reason'], registers: r }),
+    drift: new client.Histogram({ name: 'i2i_drift', help: 'Per-frame drift from the target domain (0 typical, 1 = 95th percentile of the calibration frames).', buckets: [0.25, 0.5, 1, 1.5, 2, 3, 5, 10], registers: r }),
+    workers: new client.Gauge({ name: 'i2i_workers_ready', help: 'Inference worker processes that are ready.', registers: r }),
+  };
+}

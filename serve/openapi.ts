@@ -1,0 +1,62 @@
+/** The OpenAPI 3.1 document of the server; a test checks it against the routes the app mounts. */
+const error = { $ref: '#/components/schemas/Error' };
+const errors = (codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: STATUS[c], content: { 'application/json': { schema: error } } }]));
+const STATUS: Record<number, string> = {
+  400: 'Undecodable, truncated or empty image, or a bad parameter.', 401: 'Missing or wrong bearer token.', 413: 'Body or pixel count over the limit.',
+  415: 'Not image/jpeg, image/png, image/webp or multipart/form-data.', 503: 'Queue full, no worker, or draining (see Retry-After).', 504: 'The deadline passed.',
+};
+
+export function openApiDocument(o: { auth: boolean; version: string }): object {
+  const security = o.auth ? [{ bearer: [] }] : undefined;
+  const json = (schema: object) => ({ 'application/json': { schema } });
+  return {
+    openapi: '3.1.0',
+    info: { title: 'i2i-adapt segmentation server', version: o.version, description: 'Semantic segmentation of dashcam frames by a domain-adapted model bundle.' },
+    components: {
+      schemas: {
+        Error: { type: 'object', required: ['error', 'hint'], properties: { error: { type: 'string' }, hint: { type: 'string' } } },
+        Segmentation: {
+          type: 'object', required: ['width', 'height', 'classes', 'fractions', 'mask', 'timings', 'drift'],
+          properties: {
+            width: { type: 'integer' }, height: { type: 'integer' },
+            classes: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, name: { type: 'string' }, color: { type: 'array', items: { type: 'integer' } } } } },
+            fractions: { type: 'object', additionalProperties: { type: 'number' }, description: 'Share of the frame\'s pixels per class name.' },
+            mask: { type: 'string', contentEncoding: 'base64', description: 'Palette PNG of trainIds at the input\'s size (255 = void).' },
+            timings: { type: 'object', properties: { decode: { type: 'number' }, queue: { type: 'number' }, infer: { type: 'number' }, encode: { type: 'number' } } },
+            drift: { type: ['number', 'null'], description: '0 typical of the target domain; 1 = the calibration frames\' 95th percentile.' },
+          },
+        },
+      },
+      ...(o.auth ? { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } } : {}),
+    },
+    paths: {
+      '/segment': {
+        post: {
+          summary: 'Segment one frame', security,
+          parameters: [
+            { name: 'format', in: 'query', schema: { type: 'string', enum: ['png', 'json', 'overlay', 'labels'], default: 'png' } },
+            { name: 'alpha', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1, default: 0.5 }, description: 'Overlay opacity of the class colours.' },
+            { name: 'X-Timeout-Ms', in: 'header', schema: { type: 'integer', minimum: 1 }, description: 'Shortens the server\'s deadline for this request.' },
+            { name: 'X-Request-Id', in: 'header', schema: { type: 'string' }, description: 'Echoed in the response and the logs.' },
+          ],
+          requestBody: { required: true, content: {
+            'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'image/png': { schema: { type: 'string', format: 'binary' } }, 'image/webp': { schema: { type: 'string', format: 'binary' } },
+            'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' } } } },
+          } },
+          responses: {
+            200: { description: 'The segmentation; Server-Timing carries decode, queue, infer and encode.', content: {
+              'image/png': { schema: { type: 'string', format: 'binary' } }, ...json({ $ref: '#/components/schemas/Segmentation' }),
+              'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' }, description: 'format=labels: one uint8 trainId per pixel; X-Width and X-Height give the size.' },
+            } },
+            ...errors([400, ...(o.auth ? [401] : []), 413, 415, 503, 504]),
+          },
+        },
+      },
+      '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'The process serves HTTP.' } } } },
+      '/readyz': { get: { summary: 'Readiness: the model is loaded and warmed up, not draining', responses: { 200: { description: 'Ready.' }, 503: { description: 'Not ready.' } } } },
+      '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', security, responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+      '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) } } } },
+    },
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * `i2i serve`: the engine (worker pool) and the HTTP app on one port, with a graceful drain:
+ * on SIGTERM / SIGINT readiness turns 503, the listener closes, requests in flight finish, the pool
+ * closes, and the process exits 0 (1 if the drain outlived its timeout).
+ */
+import type { AddressInfo } from 'node:net';
+import * as http from 'node:http';
+import pino from 'pino';
+import { bundleId, readManifest } from '../core/bundle';
+import { UserError } from '../core/errors';
+import { readTokens } from './auth';
+import { createApp, type AppOptions, type Logger } from './app';
+import { Engine, type EngineOptions } from './engine/engine';
+
+export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOptions, 'tokens' | 'log' | 'bundleId'> {
+  port?: number;
+  host?: string;
+  tokenFile?: string;
+  /** How long a drain may take before the process gives up on it (default 30 s). */
+  drainTimeoutMs?: number;
+  log?: Logger;
+}
+
+export interface RunningServer {
+  url: string;
+  engine: Engine;
+  server: http.Server;
+  /** Drain: stop accepting, finish in-flight requests, close the pool. Resolves false on timeout. */
+  close(): Promise<boolean>;
+}
+
+export function jsonLogger(): Logger { return pino({ base: { service: 'i2i-serve' }, timestamp: pino.stdTimeFunctions.isoTime }); }
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const log = o.log ?? jsonLogger();
+  const tokens = o.tokenFile ? readTokens(o.tokenFile) : undefined;
+  if (readManifest(o.bundle).kind !== 'segment') {
+    throw new UserError(`${o.bundle} holds a classifier; i2i serve segments frames.`, 'Serve a segmentation bundle (convert a segment run).');
+  }
+  const engine = await Engine.start({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
+  const { app, setDraining } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle) });
+  const server = http.createServer(app);
+  // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
+  server.requestTimeout = Math.max(30_000, (o.timeoutMs ?? 10_000) * 3);
+  server.headersTimeout = 20_000;
+  server.keepAliveTimeout = 5_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new UserError(`Port ${o.port} is in use.`, 'Pass another --port, or stop what listens there.') : e));
+    server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
+  });
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
+  log.info({ url, model: engine.file.file, runtime: engine.runtime, precision: engine.file.precision, workers: engine.stats().workers, batch: engine.batchLimit }, 'serving');
+  let closing: Promise<boolean> | undefined;
+  const close = () => closing ??= (async () => {
+    setDraining();
+    log.info({}, 'draining');
+    const timeout = o.drainTimeoutMs ?? 30_000;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    const t = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeout).unref());
+    const finished = (await Promise.race([closed, t])) !== 'timeout';
+    if (!finished) server.closeAllConnections();
+    await engine.close(Math.max(1000, timeout / 3));
+    log.info({ clean: finished }, 'stopped');
+    return finished;
+  })();
+  return { url, engine, server, close };
+}
