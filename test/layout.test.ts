@@ -1,0 +1,49 @@
+/**
+ * The direction of dependencies (DESIGN.md): deployment (runtime/, serve/, streams/) never reaches
+ * train/ or convert/, even transitively; core/ imports only core/. Read from the sources' own
+ * relative imports (static, require() and import() alike).
+ */
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..');
+const IMPORT = /(?:from\s+|require\(\s*|import\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g;
+
+function resolve(from: string, spec: string): string {
+  const base = path.resolve(path.dirname(from), spec);
+  for (const c of [base, `${base}.ts`, path.join(base, 'index.ts')]) if (fs.existsSync(c) && fs.statSync(c).isFile()) return c;
+  throw new Error(`${path.relative(ROOT, from)} imports ${spec}, which does not exist`);
+}
+
+/** Every project file reachable from `files`, with the chain that reached it. */
+function reachable(files: string[]): Map<string, string[]> {
+  const seen = new Map<string, string[]>(files.map((f) => [f, [f]]));
+  const todo = [...files];
+  while (todo.length) {
+    const f = todo.pop()!;
+    for (const m of fs.readFileSync(f, 'utf8').matchAll(IMPORT)) {
+      const g = resolve(f, m[1]);
+      if (!seen.has(g)) { seen.set(g, [...seen.get(f)!, g]); todo.push(g); }
+    }
+  }
+  return seen;
+}
+
+const sources = (dir: string): string[] => {
+  const d = path.join(ROOT, dir);
+  if (!fs.existsSync(d)) return [];
+  return fs.readdirSync(d, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.ts')).map((f) => path.join(d, f));
+};
+const stage = (f: string) => path.relative(ROOT, f).split(path.sep)[0];
+
+describe('layout: dependencies point down', () => {
+  for (const [from, banned] of [['runtime', ['train', 'convert', 'serve', 'streams', 'cli']], ['serve', ['train', 'convert', 'streams', 'cli']], ['streams', ['train', 'convert', 'cli']], ['core', ['train', 'convert', 'runtime', 'serve', 'streams', 'cli']]] as const) {
+    it(`${from}/ reaches none of ${banned.join(', ')}`, function () {
+      const files = sources(from);
+      if (files.length === 0) this.skip();
+      const bad = [...reachable(files)].filter(([f]) => (banned as readonly string[]).includes(stage(f)));
+      assert.deepEqual(bad.map(([, chain]) => chain.map((c) => path.relative(ROOT, c)).join(' -> ')), []);
+    });
+  }
+});
