@@ -57,6 +57,11 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   const m = engine.manifest;
   const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
   let draining = false;
+  // Requests inside POST /segment (reading, decoding, queued, running, encoding). Bounded, so that a
+  // flood is refused before its bodies are read and decoded: the queue's capacity plus one batch
+  // per worker in flight plus as many again being decoded.
+  let active = 0;
+  const admission = () => 2 * (engine.stats().capacity + engine.stats().workers * engine.batchLimit);
 
   engine.on('batch', (n: number) => metrics.batch.observe(n));
   engine.on('depth', (d: number) => metrics.queueDepth.set(d));
@@ -109,8 +114,15 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     const t = { start: performance.now() } as Record<Stage | 'start', number>;
     const timing: Partial<Record<Stage, number>> = {};
     const mark = (s: Stage, since: number) => { timing[s] = performance.now() - since; };
+    active++;
+    res.on('close', () => { active--; });
     try {
       if (draining) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1' });
+      // Refused before the body is read or decoded: overload costs the server next to nothing.
+      if (engine.saturated() || active > admission()) {
+        const why = engine.saturated() ? `The queue is full (${engine.stats().queued} frames wait)` : `${active - 1} requests are in progress`;
+        throw new HttpError(503, `${why}: the server is at capacity.`, 'Retry after the Retry-After seconds, or add workers / instances.', { 'Retry-After': String(engine.retryAfterSeconds()), Connection: 'close' });
+      }
       const format = parseFormat(req.query.format);
       const alpha = parseAlpha(req.query.alpha);
       const deadline = Date.now() + deadlineMs(req.get('x-timeout-ms'), timeoutMs);

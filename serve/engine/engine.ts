@@ -138,6 +138,8 @@ export class Engine extends EventEmitter {
       capacity: this.maxQueue,
     };
   }
+  /** Whether a frame submitted now would be refused as queue-full. */
+  saturated(): boolean { return this.queue.length >= this.maxQueue && !this.idleWorker(); }
   /** Worker process ids (for process metrics, and tests that kill one). */
   pids(): number[] { return this.workers.flatMap((w) => (w.child.pid && !w.exited ? [w.child.pid] : [])); }
   /** Seconds a client should wait before retrying when the queue is full: the queue's drain time. */
@@ -155,7 +157,7 @@ export class Engine extends EventEmitter {
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
     if (frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
     if (!this.workers.some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', 'No inference worker is running (restarting after a fault).'));
-    if (this.queue.length >= this.maxQueue && !this.idleWorker()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
+    if (this.saturated()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
     if (opts.signal?.aborted) return Promise.reject(new EngineError('aborted', 'The client went away.'));
     return new Promise<EngineResult>((resolve, reject) => {
       const now = Date.now();

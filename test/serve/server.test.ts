@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { readIndexedPng } from '../../runtime/image';
@@ -25,10 +26,11 @@ const post = (url: string, body: Buffer | string | FormData, headers: Record<str
 describe('serve: POST /segment over real HTTP on loopback', function () {
   this.timeout(120000);
   const root = tmpDir();
-  const fast = path.join(root, 'fast'), slow = path.join(root, 'slow');
+  const fast = path.join(root, 'fast'), slow = path.join(root, 'slow'), tfjsBundle = path.join(root, 'tfjs');
   let s: RunningServer;
   before(async () => {
     await makeBundle(fast);
+    await makeBundle(tfjsBundle, { tfjs: true, tflite: false });
     await makeBundle(slow, { height: 128, width: 256, slowLayers: 8, slowChannels: 32 });
     s = await startServer({ bundle: fast, port: 0, workers: 1, maxBytes: 200_000, maxPixels: 1_000_000, log: silent });
   });
@@ -150,6 +152,24 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     assert.deepEqual(Object.keys(openApiDocument({ auth: true, version: '1' }) as object).sort(), ['components', 'info', 'openapi', 'paths']);
   });
 
+  it('draining: /readyz turns 503 and new frames are refused with 503, /healthz stays 200', async () => {
+    const { app, setDraining } = createApp(s.engine);
+    const srv = http.createServer(app);
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const url = `http://127.0.0.1:${(srv.address() as { port: number }).port}`;
+    try {
+      assert.equal((await fetch(`${url}/readyz`)).status, 200);
+      setDraining();
+      const ready = await fetch(`${url}/readyz`);
+      assert.equal(ready.status, 503);
+      assert.deepEqual(await ready.json(), { ready: false, draining: true, workers: 1, queued: 0 });
+      const r = await post(`${url}/segment`, await halvesPng(64, 32), { 'Content-Type': 'image/png' });
+      assert.equal(r.status, 503);
+      assert.match((await r.json() as { error: string }).error, /draining/);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    } finally { await new Promise((r) => srv.close(r)); }
+  });
+
   it('bearer tokens: 401 with WWW-Authenticate without one, any listed token passes, health stays open', async () => {
     const tokens = path.join(root, 'tokens');
     fs.writeFileSync(tokens, '# fleet tokens\nalpha-token\n\nbeta-token\n');
@@ -192,10 +212,36 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
       assert.equal(r2.status, 504);
       const m = await (await fetch(`${b.url}/metrics`)).text();
       assert.match(m, /i2i_frames_dropped_total\{reason="deadline"\} 1/);
+      // A client that goes away while its frame waits frees the slot: the next request is queued, not refused.
+      const running = post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' });
+      await new Promise((r) => setTimeout(r, 30));
+      const ac = new AbortController();
+      const gone = fetch(`${b.url}/segment`, { method: 'POST', body: png, headers: { 'Content-Type': 'image/png' }, signal: ac.signal }).catch((e: Error) => e.name);
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(b.engine.stats().queued, 1);
+      ac.abort();
+      assert.equal(await gone, 'AbortError');
+      await new Promise((r) => setTimeout(r, 30));
+      assert.equal(b.engine.stats().queued, 0, 'the aborted frame left the queue');
+      const next = await post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' });
+      assert.equal(next.status, 200);
+      assert.equal((await running).status, 200);
+      assert.match(await (await fetch(`${b.url}/metrics`)).text(), /i2i_frames_dropped_total\{reason="aborted"\} 1/);
     } finally { await b.close(); }
   });
 
-  it('SIGTERM: readiness drops, the request in flight finishes 200, the process exits 0 and leaves no worker', async function () {
+  it('tfjs: concurrent requests share one model call (the batch size each response reports)', async () => {
+    const t = await startServer({ bundle: tfjsBundle, port: 0, workers: 1, runtime: 'tfjs', maxBatch: 4, maxWaitMs: 300, log: silent });
+    try {
+      const png = await halvesPng(64, 32);
+      const rs = await Promise.all(Array.from({ length: 4 }, () => post(`${t.url}/segment?format=json`, png, { 'Content-Type': 'image/png' }).then((r) => r.json() as Promise<{ batch: number; fractions: Record<string, number> }>)));
+      assert.deepEqual(rs.map((r) => r.batch), [4, 4, 4, 4]);
+      assert.ok(rs.every((r) => Math.abs(r.fractions.road - 0.5) < 0.02));
+      assert.match(await (await fetch(`${t.url}/metrics`)).text(), /i2i_batch_size_bucket\{le="4"\} 1/);
+    } finally { await t.close(); }
+  });
+
+  it('SIGTERM: the request in flight finishes 200, the process exits 0 and leaves no worker', async function () {
     const cli = spawn(process.execPath, [path.resolve(__dirname, '../../bin/i2i.js'), 'serve', '--bundle', slow, '--port', '0', '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '', out = '';
     cli.stderr.on('data', (d) => { err += d; });
