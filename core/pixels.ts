@@ -16,7 +16,7 @@ export function toSigned(v: number, max: PixelMax = 255): number {
 }
 
 /** Element-wise `toSigned` of a whole buffer (e.g. sharp's raw RGB bytes). */
-export function pixelsToSigned(src: ArrayLike<number>, max: PixelMax = 255, out = new Float32Array(src.length)): Float32Array {
+export function pixelsToSigned(src: ArrayLike<number>, max: PixelMax = 255, out: Float32Array<ArrayBufferLike> = new Float32Array(src.length)): Float32Array<ArrayBufferLike> {
   for (let i = 0; i < src.length; i++) out[i] = toSigned(src[i], max);
   return out;
 }

@@ -90,6 +90,7 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
   const { height: h, width: w, channels: c } = spec.input;
   let run: (frames: Float32Array[]) => RunOutput[];
   let maxBatch: number, dispose: () => void;
+  let fastSegment: LoadedModel['segment'] | undefined;
   if (runtime === 'tflite') {
     const model = loadTflite(bytes, { threads });
     maxBatch = model.inputShape[0];
@@ -107,6 +108,31 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
         chunk.forEach((_, j) => out.push({ output: outs[0].slice(j * per, (j + 1) * per), features: hasFeatures ? Float32Array.from(outs[1].subarray(j * perF, (j + 1) * perF)) : undefined }));
       }
       return out;
+    };
+    // The serving path: pixels normalised straight into the input tensor, labels read off the
+    // output tensor in place; the same arithmetic as run() + predictor (a test holds them equal).
+    const perFrame = h * w * c;
+    fastSegment = (pixels) => {
+      const preds: Prediction[] = [];
+      for (let i = 0; i < pixels.length; i += maxBatch) {
+        const chunk = pixels.slice(i, i + maxBatch);
+        const dst = model.inputView();
+        chunk.forEach((p, j) => {
+          if (p.length !== perFrame) throw new UserError(`Frame ${i + j} has ${p.length} values; the model takes ${h}x${w}x${c}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
+          pixelsToSigned(p, 255, dst.subarray(j * perFrame, (j + 1) * perFrame));
+        });
+        model.invoke();
+        const o = model.outputView(0), per = o.length / maxBatch;
+        const f = hasFeatures ? model.outputView(1) : undefined, perF = f ? f.length / maxBatch : 0;
+        chunk.forEach((_, j) => {
+          const view = o.subarray(j * per, (j + 1) * per);
+          preds.push({
+            labels: file.output === 'labels' ? Uint8Array.from(view) : argmaxLabels(view, spec.classes),
+            drift: f && file.drift ? driftScore(f.subarray(j * perF, (j + 1) * perF), file.drift) : null,
+          });
+        });
+      }
+      return preds;
     };
   } else {
     // tfjs loads only for tfjs files: TFLite workers start without it.
@@ -134,7 +160,7 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
       return out;
     };
   }
-  return { file, runtime, spec, maxBatch, run, segment: predictor(spec, file, run), dispose };
+  return { file, runtime, spec, maxBatch, run, segment: fastSegment ?? predictor(spec, file, run), dispose };
 }
 
 export interface Bundle extends LoadedModel { dir: string; manifest: Manifest }

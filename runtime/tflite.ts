@@ -20,6 +20,13 @@ export interface TfliteModel {
   inputShape: number[];
   outputShape: number[];
   outputNames: string[];
+  /**
+   * Zero-copy form for the serving path: write the input in place, invoke, read outputs as views
+   * that stay valid until the next invoke (the 10 MB logits of a 256x512 frame are not copied).
+   */
+  inputView(): Float32Array;
+  invoke(): void;
+  outputView(i: number): TfliteOutput;
   dispose(): void;
 }
 
@@ -56,6 +63,12 @@ export function loadTflite(bytes: Uint8Array, opts: { threads?: number } = {}): 
       infer(x);
       return runner.getOutputs().map((o) => o.data().slice());
     },
+    inputView: () => input.data() as Float32Array,
+    invoke() {
+      if (!live) throw new Error('TFLite model used after dispose');
+      if (!runner.infer()) throw new Error('TFLite inference failed');
+    },
+    outputView: (i) => runner.getOutputs()[i].data(),
     dispose() { if (live) { live = false; runner.cleanUp?.(); } },
   };
 }

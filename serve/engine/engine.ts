@@ -37,7 +37,10 @@ export interface EngineOptions extends OpenOptions {
   workers?: number;
   /** Frames that may wait for a worker (default 64). */
   maxQueue?: number;
-  /** Frames per model call where the model batches (tfjs; default 4). */
+  /**
+   * Frames per model call where the model batches (tfjs). Default 1: on the wasm backend a batch of
+   * 4 ran at 18 frames/s against 30 one at a time (bench:serve); raise it where tfjs-node-gpu batches.
+   */
   maxBatch?: number;
   /** How long an idle worker waits to fill a batch (default 5 ms). */
   maxWaitMs?: number;
@@ -105,7 +108,7 @@ export class Engine extends EventEmitter {
     this.file = selectModel(this.manifest, o);
     this.size = Math.max(1, o.workers ?? os.availableParallelism());
     this.maxQueue = Math.max(0, o.maxQueue ?? 64);
-    this.maxBatch = Math.max(1, o.maxBatch ?? 4);
+    this.maxBatch = Math.max(1, o.maxBatch ?? 1);
     this.maxWaitMs = Math.max(0, o.maxWaitMs ?? 5);
     this.log = o.log ?? (() => undefined);
   }
@@ -199,6 +202,9 @@ export class Engine extends EventEmitter {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const w: Worker = { child, ready: false, maxBatch: 1, warmupMs: 0, exited: false };
+    // A send to a worker that is already exiting reports 'Channel closed' here; its 'exit' handler
+    // does the accounting, so this must only not be an unhandled 'error' event.
+    child.on('error', (e) => this.log('warn', 'inference worker channel error', { pid: child.pid, error: e.message }));
     this.workers.push(w);
     return new Promise<void>((resolve, reject) => {
       let started = false;
@@ -244,7 +250,7 @@ export class Engine extends EventEmitter {
   private async stopWorker(w: Worker): Promise<void> {
     if (w.exited) return;
     const exited = new Promise<void>((r) => w.child.once('exit', () => r()));
-    try { w.child.send({ type: 'exit' } satisfies ToWorker); } catch { /* channel already closed */ }
+    try { w.child.send({ type: 'exit' } satisfies ToWorker, () => undefined); } catch { /* channel already closed */ }
     const t = setTimeout(() => w.child.kill('SIGKILL'), 5000);
     await exited;
     clearTimeout(t);
