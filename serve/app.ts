@@ -130,7 +130,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     const timing: Partial<Record<Stage, number>> = {};
     const mark = (s: Stage, since: number) => { timing[s] = performance.now() - since; };
     active++;
-    res.on('close', () => { active--; });
+    metrics.inProgress.set(active);
+    res.on('close', () => { active--; metrics.inProgress.set(active); });
     try {
       if (draining) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1' });
       // Refused before the body is read or decoded: overload costs the server next to nothing.

@@ -24,6 +24,8 @@ export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOption
    */
   drainDelayMs?: number;
   log?: Logger;
+  /** Called once the port is open, before the model has loaded (readiness says 503 until it has). */
+  onListening?: (url: string) => void;
 }
 
 export interface RunningServer {
@@ -56,6 +58,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new UserError(`Port ${o.port} is in use.`, 'Pass another --port, or stop what listens there.') : e));
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
   });
+  const { address: a0, port: p0 } = server.address() as AddressInfo;
+  o.onListening?.(`http://${a0.includes(':') ? `[${a0}]` : a0}:${p0}`);
   try {
     await engine.start();
   } catch (e) {
