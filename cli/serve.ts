@@ -10,7 +10,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
-    'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'drain-timeout-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
   } });
   if (!values.bundle) throw new UserError('serve needs --bundle <dir with manifest.json>.', 'Make one with i2i convert.');
   const int = (flag: keyof typeof values, min = 1) => {
@@ -26,10 +26,13 @@ export async function cmdServe(argv: string[]): Promise<number> {
   const s = await startServer({
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
-    timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], drainTimeoutMs: int('drain-timeout-ms'), log,
+    timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
   });
   process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment)\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
   log.info({ signal }, 'signal received');
+  // A second signal during the drain stops at once (the workers exit with their parent's channel).
+  const now = () => { log.warn({}, 'second signal: exiting without finishing the drain'); process.exit(1); };
+  process.once('SIGTERM', now); process.once('SIGINT', now);
   return (await s.close()) ? 0 : 1;
 }

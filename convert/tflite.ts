@@ -247,6 +247,7 @@ export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
       ops.push({ code: OP.MEAN, inputs: [src, constant(Int32Array.from([1, 2]), [2], 'features/axes')], outputs: [pooled], optionsType: OPTIONS.Reducer, options: (b) => { b.startObject(1); b.addFieldInt8(0, 0, 0); return b.endObject(); } });
       src = pooled;
     }
+    tensors[src].name = 'features';  // the runtime finds it by name, whatever its rank
     outputs.push(src);
   }
   if (opts.rangeOutputs) {

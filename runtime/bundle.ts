@@ -48,7 +48,7 @@ export interface OpenOptions { runtime?: RuntimeName; precision?: Precision; thr
  * The file to run. Explicit runtime and/or precision narrow the choice; among what remains the
  * fastest by the parity table's latency whose quality stayed within 1 point of float32: its score
  * drop vs the fp32 TFLite file <= 0.01 where convert ran --eval, else agreement with the tfjs
- * training model's labels >= 99%. Files without a parity row rank last.
+ * training model's labels >= 99%. When none passes, float32 (TFLite first).
  */
 export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'precision'> = {}): ModelFile {
   const runnable = m.models.filter((f) => runtimeOf(f) !== undefined);
@@ -63,8 +63,11 @@ export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'preci
     return r.scoreDropVsFp32 !== undefined ? r.scoreDropVsFp32 <= 0.01 : r.labelAgreement >= 0.99;
   };
   const latency = (f: ModelFile) => row(f)?.latencyMs ?? Infinity;
-  const ranked = [...candidates].sort((a, b) => Number(good(b)) - Number(good(a)) || latency(a) - latency(b));
-  return ranked[0];
+  const passing = candidates.filter(good).sort((a, b) => latency(a) - latency(b));
+  if (passing.length) return passing[0];
+  // None measured within a point: float32 (TFLite first), which is what the others are judged against.
+  const fp32 = candidates.filter((f) => f.precision === 'fp32').sort((a, b) => Number(b.format === 'tflite') - Number(a.format === 'tflite'));
+  return fp32[0] ?? [...candidates].sort((a, b) => latency(a) - latency(b))[0];
 }
 
 function predictor(spec: ModelSpec, file: ModelFile, run: (frames: Float32Array[]) => RunOutput[]): (pixels: Uint8Array[]) => Prediction[] {
@@ -94,7 +97,7 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
   if (runtime === 'tflite') {
     const model = loadTflite(bytes, { threads });
     maxBatch = model.inputShape[0];
-    const hasFeatures = model.outputNames.includes('features');
+    const fi = model.outputNames.indexOf('features'), hasFeatures = fi >= 0;
     dispose = () => model.dispose();
     run = (frames) => {
       const out: RunOutput[] = [];
@@ -104,8 +107,8 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
         const x = new Float32Array(maxBatch * h * w * c);
         chunk.forEach((f, j) => x.set(f, j * f.length));
         const outs = model.runAll(x);
-        const per = outs[0].length / maxBatch, perF = hasFeatures ? outs[1].length / maxBatch : 0;
-        chunk.forEach((_, j) => out.push({ output: outs[0].slice(j * per, (j + 1) * per), features: hasFeatures ? Float32Array.from(outs[1].subarray(j * perF, (j + 1) * perF)) : undefined }));
+        const per = outs[0].length / maxBatch, perF = hasFeatures ? outs[fi].length / maxBatch : 0;
+        chunk.forEach((_, j) => out.push({ output: outs[0].slice(j * per, (j + 1) * per), features: hasFeatures ? Float32Array.from(outs[fi].subarray(j * perF, (j + 1) * perF)) : undefined }));
       }
       return out;
     };
@@ -123,7 +126,7 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
         });
         model.invoke();
         const o = model.outputView(0), per = o.length / maxBatch;
-        const f = hasFeatures ? model.outputView(1) : undefined, perF = f ? f.length / maxBatch : 0;
+        const f = hasFeatures ? model.outputView(fi) : undefined, perF = f ? f.length / maxBatch : 0;
         chunk.forEach((_, j) => {
           const view = o.subarray(j * per, (j + 1) * per);
           preds.push({

@@ -136,7 +136,9 @@ async function rawRgb(img: Sharp, max: number, width: number, height: number): P
   }
   const { data, info } = out;
   if (info.channels !== 3 || info.width !== width || info.height !== height || data.length !== width * height * 3) {
-    throw new Error(`sharp returned ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${width}x${height}x3`);
+    // An image whose decoded form disagrees with its header (odd multi-page or animated files): the
+    // caller's input, so a 400, never a 500.
+    throw new ImageError(400, `the image decodes to ${info.width}x${info.height}x${info.channels}, not the ${width}x${height}x3 its header promises`, 'Send a single still frame (JPEG, PNG or WebP).');
   }
   return data;
 }

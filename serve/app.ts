@@ -6,6 +6,7 @@
  * {error, hint}; overload is 503 with Retry-After; a passed deadline 504.
  */
 import { randomUUID } from 'node:crypto';
+import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
 import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, palettePng, resizeLabels } from '../runtime/image';
@@ -15,11 +16,12 @@ import { EngineError, type Engine, type EngineResult } from './engine/engine';
 import { HttpError } from './http-error';
 import { createMetrics, type ServeMetrics, type Stage } from './metrics';
 import { openApiDocument } from './openapi';
+import { Semaphore } from './semaphore';
 
 export interface AppOptions {
-  /** Bytes a body may have (default 20 MiB). */
+  /** Bytes a body may have (default 10 MiB: a 4K JPEG is 1-4 MiB). */
   maxBytes?: number;
-  /** Pixels a decoded frame may have (default 40 M: a 8K frame is 33 M). */
+  /** Pixels a decoded frame may have (default 4096x2160 = 8.8 M, DCI 4K). */
   maxPixels?: number;
   /** Server-side deadline per request from its arrival (default 10 s); X-Timeout-Ms may shorten it. */
   timeoutMs?: number;
@@ -45,13 +47,18 @@ export function modelCard(m: Manifest, file: ModelFile, engine: Engine, bundleId
     bundle: bundleId, task: m.task, kind: m.kind, createdAt: m.createdAt,
     classes: m.classes, void: 255, input: m.input,
     model: { file: file.file, format: file.format, precision: file.precision, bytes: file.bytes, runtime: engine.runtime, batch: engine.batchLimit },
-    parity: m.parity, evaluation: m.evaluation, calibration: m.calibration ? { frames: m.calibration.frames } : undefined,
+    // Nothing of the converting machine (its paths): names and counts only.
+    parity: m.parity, evaluation: m.evaluation && { ...m.evaluation, source: path.basename(m.evaluation.source) },
+    calibration: m.calibration ? { frames: m.calibration.frames } : undefined, check: m.check && { frames: m.check.frames },
     drift: file.drift ? { feature: file.drift.feature, frames: file.drift.frames, meaning: file.drift.meaning } : null,
   };
 }
 
 export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
-  const maxBytes = o.maxBytes ?? 20 * 2 ** 20, maxPixels = o.maxPixels ?? 40_000_000, timeoutMs = o.timeoutMs ?? 10_000;
+  const maxBytes = o.maxBytes ?? 10 * 2 ** 20, maxPixels = o.maxPixels ?? 4096 * 2160, timeoutMs = o.timeoutMs ?? 10_000;
+  // Full-resolution work (decoding, label maps and overlays at the frame's size) is bounded in
+  // parallel, so a flood of large frames costs at most this many frames' worth of memory at once.
+  const fullRes = new Semaphore(4);
   const log = o.log ?? silent;
   const metrics = createMetrics();
   const m = engine.manifest;
@@ -77,7 +84,14 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     res.locals.id = id;
     res.locals.t0 = performance.now();
     res.set('X-Request-Id', id);
-    if (draining) res.set('Connection', 'close');
+    // Every response carries Server-Timing: routes that measure stages set it; the rest get their total.
+    const writeHead = res.writeHead;
+    res.writeHead = function (this: Response, ...args: Parameters<typeof writeHead>) {
+      if (!this.getHeader('Server-Timing')) this.setHeader('Server-Timing', `total;dur=${(performance.now() - res.locals.t0).toFixed(1)}`);
+      // While draining, no connection is kept alive past its response.
+      if (draining) this.shouldKeepAlive = false;
+      return writeHead.apply(this, args);
+    } as typeof writeHead;
     res.on('finish', () => {
       const route = (req.route?.path as string | undefined) ?? 'unmatched';
       metrics.requests.inc({ route, status: String(res.statusCode) });
@@ -98,7 +112,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   // Everything below needs a token where tokens are configured.
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (!o.tokens?.length || authorised(req.get('authorization'), o.tokens)) return next();
-    res.set('WWW-Authenticate', 'Bearer realm="i2i", error="invalid_token"');
+    // RFC 6750: an error code only when credentials were sent.
+    res.set('WWW-Authenticate', req.get('authorization') ? 'Bearer realm="i2i", error="invalid_token"' : 'Bearer realm="i2i"');
     // The body is not read: close the connection rather than drain an upload we refuse.
     res.set('Connection', 'close');
     sendError(res, new HttpError(401, 'A valid bearer token is required.', 'Send Authorization: Bearer <token> with a token from the server\'s --token-file.'));
@@ -115,7 +130,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     const timing: Partial<Record<Stage, number>> = {};
     const mark = (s: Stage, since: number) => { timing[s] = performance.now() - since; };
     active++;
-    res.on('close', () => { active--; });
+    metrics.inProgress.set(active);
+    res.on('close', () => { active--; metrics.inProgress.set(active); });
     try {
       if (draining) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1' });
       // Refused before the body is read or decoded: overload costs the server next to nothing.
@@ -130,15 +146,17 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       const ac = new AbortController();
       res.on('close', () => { if (!res.writableFinished) ac.abort(); });
 
-      const body = await readImageBody(req, maxBytes);
+      const body = await readImageBody(req, maxBytes, Math.max(1, deadline - Date.now()));
       if (body.length === 0) throw new HttpError(400, 'The body is empty.', 'Send the frame\'s bytes as the body (curl --data-binary @frame.jpg -H "Content-Type: image/jpeg").');
       const t1 = performance.now();
-      const input = await decodeToInput(body, m.input, { maxPixels });
+      const input = await fullRes.run(() => decodeToInput(body, m.input, { maxPixels }));
       mark('decode', t1);
       const r: EngineResult = await engine.submit(input.pixels, { deadline, signal: ac.signal });
       timing.queue = r.queueMs;
       timing.infer = r.inferMs;
       const t2 = performance.now();
+      const release = await fullRes.acquire();
+      try {
       const labels = resizeLabels(r.labels, m.input.width, m.input.height, input.width, input.height);
       if (r.drift !== null) metrics.drift.observe(r.drift);
       let payload: Buffer | object;
@@ -171,6 +189,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       if (r.drift !== null) res.set('X-Drift', r.drift.toFixed(4));
       res.type(type);
       if (Buffer.isBuffer(payload)) res.send(payload); else res.send(JSON.stringify(payload));
+      } finally { release(); }
     } catch (e) {
       if (timing.decode !== undefined) res.set('Server-Timing', serverTiming(timing));
       const err = toHttpError(e, engine);

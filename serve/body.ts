@@ -10,14 +10,32 @@ import { HttpError } from './http-error';
 export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 const tooBig = (max: number) => new HttpError(413, `The body is over the server's limit of ${max} bytes.`, 'Send a smaller image (JPEG at quality 85 is plenty), or raise --max-bytes.', { Connection: 'close' });
 
-export function readImageBody(req: Request, maxBytes: number): Promise<Buffer> {
+/**
+ * Reads the frame. `timeoutMs` bounds the whole upload: a client sending slowly (or never ending
+ * its body) gets 408 and its connection closed, so it cannot hold a place for long.
+ */
+export async function readImageBody(req: Request, maxBytes: number, timeoutMs: number): Promise<Buffer> {
+  let timer: NodeJS.Timeout | undefined;
+  const slow = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HttpError(408, `The body did not arrive within ${timeoutMs} ms.`, 'Send the frame in one go, faster, or raise --timeout-ms.', { Connection: 'close' })), timeoutMs);
+  });
+  try {
+    return await Promise.race([readBody(req, maxBytes), slow]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function readBody(req: Request, maxBytes: number): Promise<Buffer> {
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   const length = Number(req.headers['content-length'] ?? NaN);
-  if (!type) return Promise.reject(new HttpError(415, 'The request has no Content-Type.', `Send the frame as ${IMAGE_TYPES.join(', ')} or multipart/form-data with a field "image".`));
+  // Refused before the body is read: the connection closes rather than draining an upload.
+  const close = { Connection: 'close' };
+  if (!type) return Promise.reject(new HttpError(415, 'The request has no Content-Type.', `Send the frame as ${IMAGE_TYPES.join(', ')} or multipart/form-data with a field "image".`, close));
   if (Number.isFinite(length) && length > maxBytes) return Promise.reject(tooBig(maxBytes));
   if (IMAGE_TYPES.includes(type)) return readRaw(req, maxBytes);
   if (type === 'multipart/form-data') return readMultipart(req, maxBytes);
-  return Promise.reject(new HttpError(415, `Content-Type ${type} is not an image this server reads.`, `Send ${IMAGE_TYPES.join(', ')}, or multipart/form-data with a field "image".`));
+  return Promise.reject(new HttpError(415, `Content-Type ${type} is not an image this server reads.`, `Send ${IMAGE_TYPES.join(', ')}, or multipart/form-data with a field "image".`, close));
 }
 
 function readRaw(req: Request, maxBytes: number): Promise<Buffer> {
@@ -50,10 +68,11 @@ function readMultipart(req: Request, maxBytes: number): Promise<Buffer> {
     } catch (e) {
       return reject(new HttpError(400, `The multipart body cannot be parsed: ${(e as Error).message}.`, 'Send multipart/form-data with a boundary and a field "image".'));
     }
-    let image: Buffer | undefined, done = false;
+    let image: Buffer | undefined, done = false, n = 0;
     const finish = (e?: Error) => {
       if (done) return;
       done = true;
+      req.off('data', count);
       req.unpipe(bb);
       if (e) { req.resume(); reject(e); } else if (!image) reject(new HttpError(400, 'The multipart body has no field "image".', 'Send the frame as the form field "image" (curl -F image=@frame.jpg).'));
       else resolve(image);
@@ -78,6 +97,13 @@ function readMultipart(req: Request, maxBytes: number): Promise<Buffer> {
     bb.on('partsLimit', () => finish(new HttpError(413, 'The multipart body has too many parts.', 'Send one field "image".')));
     bb.on('error', (e: Error) => finish(new HttpError(400, `The multipart body is malformed: ${e.message}.`, 'Send multipart/form-data with a field "image".')));
     bb.on('close', () => finish());
+    // The whole body is bounded, not only the file part (preamble, other parts, epilogue).
+    const count = (c: Buffer) => { n += c.length; if (n > maxBytes) finish(tooBig(maxBytes)); };
+    req.on('data', count);
+    // A client that goes away mid-upload: busboy never closes on its own then.
+    req.once('aborted', () => finish(new HttpError(400, 'The client aborted the upload.', 'Send the whole image in one request.')));
+    req.once('close', () => { if (!req.complete) finish(new HttpError(400, 'The client aborted the upload.', 'Send the whole image in one request.')); });
+    req.once('error', (e) => finish(new HttpError(400, `The body could not be read: ${e.message}.`, 'Send the whole image in one request.')));
     req.pipe(bb);
   });
 }

@@ -2,7 +2,7 @@
 const error = { $ref: '#/components/schemas/Error' };
 const errors = (codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: STATUS[c], content: { 'application/json': { schema: error } } }]));
 const STATUS: Record<number, string> = {
-  400: 'Undecodable, truncated or empty image, or a bad parameter.', 401: 'Missing or wrong bearer token.', 413: 'Body or pixel count over the limit.',
+  400: 'Undecodable, truncated or empty image, or a bad parameter.', 401: 'Missing or wrong bearer token.', 408: 'The body did not arrive before the deadline.', 413: 'Body or pixel count over the limit.',
   415: 'Not image/jpeg, image/png, image/webp or multipart/form-data.', 503: 'Queue full, no worker, or draining (see Retry-After).', 504: 'The deadline passed.',
 };
 
@@ -48,14 +48,14 @@ export function openApiDocument(o: { auth: boolean; version: string }): object {
               'image/png': { schema: { type: 'string', format: 'binary' } }, ...json({ $ref: '#/components/schemas/Segmentation' }),
               'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'application/octet-stream': { schema: { type: 'string', format: 'binary' }, description: 'format=labels: one uint8 trainId per pixel; X-Width and X-Height give the size.' },
             } },
-            ...errors([400, ...(o.auth ? [401] : []), 413, 415, 503, 504]),
+            ...errors([400, ...(o.auth ? [401] : []), 408, 413, 415, 503, 504]),
           },
         },
       },
       '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'The process serves HTTP.' } } } },
       '/readyz': { get: { summary: 'Readiness: the model is loaded and warmed up, not draining', responses: { 200: { description: 'Ready.' }, 503: { description: 'Not ready.' } } } },
-      '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) } } } },
-      '/metrics': { get: { summary: 'Prometheus metrics', security, responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+      '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) }, ...errors(o.auth ? [401] : []) } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', security, responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(o.auth ? [401] : []) } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) } } } },
     },
   };

@@ -18,7 +18,14 @@ export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOption
   tokenFile?: string;
   /** How long a drain may take before the process gives up on it (default 30 s). */
   drainTimeoutMs?: number;
+  /**
+   * On drain, how long /readyz says 503 while the listener still accepts, so that a load balancer
+   * stops sending before connections are refused (default 0; a few seconds behind a balancer).
+   */
+  drainDelayMs?: number;
   log?: Logger;
+  /** Called once the port is open, before the model has loaded (readiness says 503 until it has). */
+  onListening?: (url: string) => void;
 }
 
 export interface RunningServer {
@@ -37,17 +44,28 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   if (readManifest(o.bundle).kind !== 'segment') {
     throw new UserError(`${o.bundle} holds a classifier; i2i serve segments frames.`, 'Serve a segmentation bundle (convert a segment run).');
   }
-  const engine = await Engine.start({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
+  // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
+  const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const { app, setDraining } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle) });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
-  server.requestTimeout = Math.max(30_000, (o.timeoutMs ?? 10_000) * 3);
+  // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
+  // limit backs that with a margin.
+  server.requestTimeout = (o.timeoutMs ?? 10_000) + 5_000;
   server.headersTimeout = 20_000;
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e: NodeJS.ErrnoException) => reject(e.code === 'EADDRINUSE' ? new UserError(`Port ${o.port} is in use.`, 'Pass another --port, or stop what listens there.') : e));
     server.listen(o.port ?? 8080, o.host ?? '127.0.0.1', () => resolve());
   });
+  const { address: a0, port: p0 } = server.address() as AddressInfo;
+  o.onListening?.(`http://${a0.includes(':') ? `[${a0}]` : a0}:${p0}`);
+  try {
+    await engine.start();
+  } catch (e) {
+    await new Promise<void>((r) => server.close(() => r()));
+    throw e;
+  }
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   log.info({ url, model: engine.file.file, runtime: engine.runtime, precision: engine.file.precision, workers: engine.stats().workers, batch: engine.batchLimit }, 'serving');
@@ -55,6 +73,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const close = () => closing ??= (async () => {
     setDraining();
     log.info({}, 'draining');
+    if (o.drainDelayMs) await new Promise((r) => setTimeout(r, o.drainDelayMs));
     const timeout = o.drainTimeoutMs ?? 30_000;
     const closed = new Promise<void>((r) => server.close(() => r()));
     server.closeIdleConnections();

@@ -44,7 +44,7 @@ export interface EngineOptions extends OpenOptions {
   maxBatch?: number;
   /** How long an idle worker waits to fill a batch (default 5 ms). */
   maxWaitMs?: number;
-  /** A worker busy this long on one call is killed and replaced (default 60 s or 20x its warm-up, whichever is longer). */
+  /** A worker busy this long on one call is killed and replaced (default 10 s or 20x its warm-up, whichever is longer). */
   hangMs?: number;
   /** How long start() waits for every worker to load and warm up (default 120 s). */
   startTimeoutMs?: number;
@@ -98,6 +98,8 @@ export class Engine extends EventEmitter {
   private closing = false;
   private closed = false;
   private crashes = 0;
+  /** Set once start() resolved: from then on every worker that exits is replaced. */
+  private supervising = false;
   private inferEwma = 0;
   private readonly log: NonNullable<EngineOptions['log']>;
 
@@ -113,16 +115,25 @@ export class Engine extends EventEmitter {
     this.log = o.log ?? (() => undefined);
   }
 
-  /** Starts the pool; resolves when every worker has loaded the model and run one frame. */
+  /** Creates and starts an engine (create + start). */
   static async start(o: EngineOptions): Promise<Engine> {
-    const e = new Engine(o);
+    const e = Engine.create(o);
+    await e.start();
+    return e;
+  }
+
+  /** An engine that knows its bundle and model file but runs no worker yet (start() does). */
+  static create(o: EngineOptions): Engine { return new Engine(o); }
+
+  /** Starts the pool; resolves when every worker has loaded the model and run one frame. */
+  async start(): Promise<void> {
     try {
-      await Promise.all(Array.from({ length: e.size }, () => e.spawn(o.startTimeoutMs ?? 120_000)));
+      await Promise.all(Array.from({ length: this.size }, () => this.spawn(this.o.startTimeoutMs ?? 120_000)));
     } catch (err) {
-      await e.close(1000);
+      await this.close(1000);
       throw err;
     }
-    return e;
+    this.supervising = true;
   }
 
   get runtime(): string { return this.file.format === 'tflite' ? 'tflite' : 'tfjs'; }
@@ -131,7 +142,8 @@ export class Engine extends EventEmitter {
     const w = this.workers.find((x) => x.ready);
     return Math.min(this.maxBatch, w && w.maxBatch > 0 ? w.maxBatch : this.maxBatch);
   }
-  get ready(): boolean { return !this.closing && this.workers.some((w) => w.ready); }
+  /** Ready once start() finished (every worker warmed up), while one worker is, and not closing. */
+  get ready(): boolean { return this.supervising && !this.closing && this.workers.some((w) => w.ready); }
   stats(): { queued: number; inFlight: number; workers: number; readyWorkers: number; capacity: number } {
     return {
       queued: this.queue.length,
@@ -159,7 +171,7 @@ export class Engine extends EventEmitter {
     const { height, width, channels } = this.manifest.input;
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
     if (frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
-    if (!this.workers.some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', 'No inference worker is running (restarting after a fault).'));
+    if (!this.workers.some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', this.supervising ? 'No inference worker is running (restarting after a fault).' : 'The model is still loading.'));
     if (this.saturated()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
     if (opts.signal?.aborted) return Promise.reject(new EngineError('aborted', 'The client went away.'));
     return new Promise<EngineResult>((resolve, reject) => {
@@ -228,20 +240,26 @@ export class Engine extends EventEmitter {
       });
       child.on('exit', (code, signal) => {
         w.exited = true;
+        const wasReady = w.ready;
         w.ready = false;
         const lost = w.busy?.jobs ?? [];
         if (w.busy) clearTimeout(w.busy.watchdog);
         w.busy = undefined;
         for (const j of lost) this.settle(j, new EngineError('worker-lost', `The inference worker stopped (${signal ?? `exit ${code}`}) while running this frame.`));
         this.workers.splice(this.workers.indexOf(w), 1);
-        if (!started) { started = true; clearTimeout(startTimer); reject(new Error(`An inference worker exited (${signal ?? `exit ${code}`}) before it was ready.`)); return; }
-        if (this.closing) return;
-        this.log('error', 'inference worker exited; replacing it', { pid: child.pid, code, signal, lost: lost.length });
+        if (!started) { started = true; clearTimeout(startTimer); reject(new Error(`An inference worker exited (${signal ?? `exit ${code}`}) before it was ready.`)); }
+        // Before start() resolved, start() itself fails; after it, the pool keeps its size: every
+        // exit (a crash, a hang killed, a replacement that failed to load) schedules a replacement.
+        if (this.closing || !this.supervising) return;
+        this.log('error', 'inference worker exited; replacing it', { pid: child.pid, code, signal, lost: lost.length, wasReady });
         this.emit('worker-exit', { code, signal });
         // Jobs waiting with no worker left fail now rather than at their deadline.
         if (!this.workers.some((x) => x.ready)) for (const j of [...this.queue]) this.settle(j, new EngineError('unavailable', 'No inference worker is running (restarting after a fault).'));
         const backoff = Math.min(30_000, 250 * 2 ** this.crashes++);
-        setTimeout(() => { if (!this.closing) this.spawn(startTimeoutMs).catch((e) => this.log('error', 'replacement worker failed', { error: (e as Error).message })); }, backoff).unref();
+        setTimeout(() => {
+          // A replacement that fails exits too, and its own exit schedules the next try.
+          if (!this.closing) this.spawn(startTimeoutMs).catch((e) => { if (!this.closing) this.log('error', 'replacement worker failed to start', { error: (e as Error).message }); });
+        }, backoff).unref();
       });
       child.send({ type: 'open', dir: this.o.bundle, options: { runtime: this.runtime as OpenOptions['runtime'], precision: this.file.precision, threads: this.o.threads } } satisfies ToWorker);
     });
@@ -300,12 +318,18 @@ export class Engine extends EventEmitter {
       }
       clearTimeout(this.batchTimer);
       this.batchTimer = undefined;
+      // A frame whose deadline has passed (its timer not yet run) is dropped here, never sent.
+      const now0 = Date.now();
+      for (const j of this.queue.filter((q) => q.deadline <= now0)) this.expire(j);
+      if (this.queue.length === 0) return;
       const jobs = this.queue.splice(0, cap);
       this.emit('depth', this.queue.length);
       const now = Date.now();
       jobs.forEach((j) => { j.dispatched = now; });
       const id = nextId++;
-      const hangMs = this.o.hangMs ?? Math.max(60_000, 20 * w.warmupMs * jobs.length);
+      // Long enough for any honest frame (20x the warm-up), short enough that a hung worker does not
+      // hold its slot long after its callers were answered.
+      const hangMs = this.o.hangMs ?? Math.max(10_000, 20 * w.warmupMs * jobs.length);
       const watchdog = setTimeout(() => {
         this.log('error', 'inference worker hung; killing it', { pid: w.child.pid, hangMs });
         w.child.kill('SIGKILL');

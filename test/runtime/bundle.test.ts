@@ -11,6 +11,8 @@ import { train } from '../../train/trainer';
 import { openBundle, selectModel } from '../../runtime/bundle';
 import { listImages } from '../../convert/frames';
 import { tmpDir } from '../helpers';
+import { pixelsToSigned } from '../../core/pixels';
+import { argmaxLabels } from '../../runtime/image';
 import { halves, makeBundle, ROAD, SKY } from '../serve/fixture';
 
 const file = (format: 'tflite' | 'tfjs-graph', precision: 'fp32' | 'int8' | 'fp16' | 'uint8') =>
@@ -97,7 +99,15 @@ describe('runtime: bundles -> inference (model choice, verification, TFLite and 
       const b = await openBundle(out, { runtime: 'tflite', precision });
       try {
         const t = b.segment(heldOut).map((p) => p.drift!), s = b.segment(source).map((p) => p.drift!);
+        // The serving path (segment: pixels into the input tensor, labels read in place) is the
+        // parity path (run: what convert measures) plus arg-max and drift, value for value.
+        const [served] = b.segment([heldOut[0]]);
+        const [raw] = b.run([pixelsToSigned(heldOut[0])]);
+        assert.deepEqual(served.labels, argmaxLabels(raw.output, 19));
+        assert.equal(served.drift, driftScore(raw.features!, b.file.drift!));
         const a = auroc(t, s);
+        const med = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1];
+        assert.ok(med(t) < 1 && med(s) > 1, `${precision}: held-out target frames score below 1 (typical), source frames above: ${med(t)} / ${med(s)}`);
         assert.ok(a >= 0.9, `${precision}: AUROC ${a.toFixed(3)} (target ${t.map((v) => v.toFixed(2))}, source ${s.map((v) => v.toFixed(2))})`);
       } finally { b.dispose(); }
     }

@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, EngineError } from '../../serve/engine/engine';
 import { tmpDir } from '../helpers';
@@ -85,12 +86,39 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
     } finally { await e.close(); }
   });
 
-  it('a hung worker is killed after hangMs and its frame fails', async () => {
+  it('a hung worker is killed after hangMs, its frame fails, and a replacement comes up', async () => {
     const e = await Engine.start({ bundle: slow, workers: 1, hangMs: 20 });
     try {
       const [pid] = e.pids();
       assert.equal(await code(e.submit(halves(128, 256))), 'worker-lost');
       assert.ok(!alive(pid));
+      const t0 = Date.now();
+      while (!e.ready && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(e.ready && e.pids()[0] !== pid, 'replaced');
+    } finally { await e.close(); }
+  });
+
+  it('the last worker dies with frames queued: they fail unavailable at once; a replacement that cannot load is retried until it can', async () => {
+    const dir = path.join(root, 'flaky');
+    await makeBundle(dir, { height: 128, width: 256, slowLayers: 8, slowChannels: 32 });
+    const e = await Engine.start({ bundle: dir, workers: 1, maxQueue: 4 });
+    try {
+      const running = e.submit(halves(128, 256)), waiting = e.submit(halves(128, 256));
+      await new Promise((r) => setTimeout(r, 30));
+      // The operator overwrites the bundle file while serving: replacements fail its sha256 check.
+      const file = path.join(dir, 'model.tflite'), good = fs.readFileSync(file);
+      fs.writeFileSync(file, Buffer.concat([good, Buffer.from('x')]));
+      process.kill(e.pids()[0], 'SIGKILL');
+      assert.equal(await code(running), 'worker-lost');
+      assert.equal(await code(waiting), 'unavailable');
+      assert.equal(await code(e.submit(halves(128, 256))), 'unavailable');
+      await new Promise((r) => setTimeout(r, 1200));  // a few failed replacements (backoff 250, 500 ms)
+      assert.ok(!e.ready);
+      fs.writeFileSync(file, good);
+      const t0 = Date.now();
+      while (!e.ready && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(e.ready, 'the pool recovered its worker');
+      assert.equal(await code(e.submit(halves(128, 256))), 'ok');
     } finally { await e.close(); }
   });
 

@@ -152,6 +152,48 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     assert.deepEqual(Object.keys(openApiDocument({ auth: true, version: '1' }) as object).sort(), ['components', 'info', 'openapi', 'paths']);
   });
 
+  it('uploads are bounded in time: a body that stops arriving gets 408; an aborted multipart upload leaves nothing in progress', async () => {
+    const c = await startServer({ bundle: fast, port: 0, workers: 1, timeoutMs: 300, log: silent });
+    try {
+      const u = new URL(c.url);
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: '/segment', method: 'POST', headers: { 'Content-Type': 'image/png', 'Content-Length': '5000' } }, (res) => { res.resume(); resolve(res.statusCode!); });
+        req.on('error', reject);
+        req.write(Buffer.alloc(100));  // ...and never the rest
+      });
+      assert.equal(status, 408);
+      // A multipart upload cut off by its client.
+      await new Promise<void>((resolve) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: '/segment', method: 'POST', headers: { 'Content-Type': 'multipart/form-data; boundary=b', 'Transfer-Encoding': 'chunked' } });
+        req.on('error', () => resolve());
+        req.write('--b\r\nContent-Disposition: form-data; name="image"; filename="f.png"\r\nContent-Type: image/png\r\n\r\n0123');
+        setTimeout(() => { req.destroy(); resolve(); }, 50);
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      assert.match(await (await fetch(`${c.url}/metrics`)).text(), /i2i_segment_requests_in_progress 0/);
+      const ok = await post(`${c.url}/segment`, await halvesPng(64, 32), { 'Content-Type': 'image/png' });
+      assert.equal(ok.status, 200);
+      assert.ok((await fetch(`${c.url}/healthz`)).headers.get('server-timing')?.startsWith('total;dur='), 'Server-Timing on every response');
+    } finally { await c.close(); }
+  });
+
+  it('the port opens before the model is loaded: /healthz 200 and /readyz 503 until every worker warmed up', async () => {
+    let url = '';
+    const seen: number[] = [];
+    const started = startServer({ bundle: slow, port: 0, workers: 1, log: silent, onListening: (u) => { url = u; } });
+    let done = false;
+    void started.then(() => { done = true; }, () => { done = true; });
+    while (!url) await new Promise((r) => setTimeout(r, 2));
+    const health = await fetch(`${url}/healthz`);
+    while (!done) { seen.push((await fetch(`${url}/readyz`)).status); await new Promise((r) => setTimeout(r, 5)); }
+    const s2 = await started;
+    try {
+      assert.equal(health.status, 200);
+      assert.ok(seen.length > 0 && seen.every((v) => v === 503), `readyz before ready: ${seen}`);
+      assert.equal((await fetch(`${url}/readyz`)).status, 200);
+    } finally { await s2.close(); }
+  });
+
   it('draining: /readyz turns 503 and new frames are refused with 503, /healthz stays 200', async () => {
     const { app, setDraining } = createApp(s.engine);
     const srv = http.createServer(app);
@@ -178,9 +220,11 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
       const png = await halvesPng(64, 32);
       const none = await post(`${a.url}/segment`, png, { 'Content-Type': 'image/png' });
       assert.equal(none.status, 401);
-      assert.match(none.headers.get('www-authenticate')!, /^Bearer/);
+      assert.equal(none.headers.get('www-authenticate'), 'Bearer realm="i2i"', 'no error code without credentials (RFC 6750)');
       assert.ok((await none.json() as { hint: string }).hint.includes('Authorization: Bearer'));
-      assert.equal((await post(`${a.url}/segment`, png, { 'Content-Type': 'image/png', Authorization: 'Bearer alpha-tokenX' })).status, 401);
+      const wrong = await post(`${a.url}/segment`, png, { 'Content-Type': 'image/png', Authorization: 'Bearer alpha-tokenX' });
+      assert.equal(wrong.status, 401);
+      assert.match(wrong.headers.get('www-authenticate')!, /error="invalid_token"/);
       assert.equal((await post(`${a.url}/segment`, png, { 'Content-Type': 'image/png', Authorization: 'Bearer beta-token' })).status, 200);
       assert.equal((await fetch(`${a.url}/metrics`)).status, 401);
       assert.equal((await fetch(`${a.url}/healthz`)).status, 200);
@@ -194,14 +238,16 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
       const png = await halvesPng(256, 128);
       let done = 0;
       const first = post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' }).then((r) => { done = performance.now(); return r; });
-      await new Promise((r) => setTimeout(r, 30));
+      while (b.engine.stats().inFlight < 1) await new Promise((r) => setTimeout(r, 2));
       const t0 = performance.now();
+      assert.equal(b.engine.stats().inFlight, 1, 'an inference is running');
       const h = await fetch(`${b.url}/healthz`);
       const healthAt = performance.now();
       assert.equal(h.status, 200);
+      assert.equal(b.engine.stats().inFlight, 1, 'still running when /healthz answered');
       // Queued behind the first, with a 40 ms deadline: dropped, 504.
       const late = post(`${b.url}/segment`, png, { 'Content-Type': 'image/png', 'X-Timeout-Ms': '40' });
-      await new Promise((r) => setTimeout(r, 10));
+      while (b.engine.stats().queued < 1) await new Promise((r) => setTimeout(r, 2));
       const full = await post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' });
       const [r1, r2] = await Promise.all([first, late]);
       assert.equal(r1.status, 200);
