@@ -115,6 +115,19 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
       await new Promise((r) => setTimeout(r, 1200));  // a few failed replacements (backoff 250, 500 ms)
       assert.ok(!e.ready);
       fs.writeFileSync(file, good);
+      const waitReady = async () => { for (const t1 = Date.now(); !e.ready && Date.now() - t1 < 30000;) await new Promise((r) => setTimeout(r, 20)); };
+      await waitReady();
+      assert.ok(e.ready, 'a replacement loaded once the file was good again');
+      // A replacement that dies while it loads (a native crash; killed here before it is ready) is replaced too.
+      process.kill(e.pids()[0], 'SIGKILL');
+      const before = new Set(e.pids());
+      let loading: number | undefined;
+      for (const t1 = Date.now(); loading === undefined && Date.now() - t1 < 30000;) {
+        loading = e.pids().find((p) => !before.has(p));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      assert.ok(loading !== undefined && !e.ready, 'a replacement is loading');
+      process.kill(loading!, 'SIGKILL');
       const t0 = Date.now();
       while (!e.ready && Date.now() - t0 < 30000) await new Promise((r) => setTimeout(r, 50));
       assert.ok(e.ready, 'the pool recovered its worker');
