@@ -95,6 +95,14 @@ describe('runtime: bundles -> inference (model choice, verification, TFLite and 
     const read = async (files: string[]) => Promise.all(files.map((f) => sharp(f).removeAlpha().resize(128, 64, { fit: 'fill', kernel: 'linear' }).raw().toBuffer()));
     const heldOut = await read(listImages(path.join(tgt, 'leftImg8bit', 'val'), 10));
     const source = await read(listImages(path.join(src, 'images'), 10));
+    // int8's pooled features (a global average pool in int8, dequantised) follow float32's.
+    const fx = Float32Array.from(heldOut[0], (v) => v / 127.5 - 1);
+    const feats = await Promise.all((['fp32', 'int8'] as const).map(async (precision) => {
+      const b = await openBundle(out, { runtime: 'tflite', precision });
+      try { return b.run([fx])[0].features!; } finally { b.dispose(); }
+    }));
+    const range = Math.max(...feats[0]) - Math.min(...feats[0]);
+    assert.ok(feats[0].every((v, i) => Math.abs(v - feats[1][i]) < 0.05 * range), 'int8 features within 5% of the float range');
     for (const precision of ['fp32', 'int8'] as const) {
       const b = await openBundle(out, { runtime: 'tflite', precision });
       try {
