@@ -27,6 +27,7 @@ Commands:
           (i2i demo digits: MNIST -> optdigits)
   convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
   serve   the real-time segmentation server of a bundle: POST /segment, health, metrics
+  segment-video  dashcam videos (a file or a directory) -> overlay / lossless mask MP4s and per-frame stats
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
@@ -60,6 +61,15 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
   --json prints one JSON object
 
 ${SERVE_HELP}
+i2i segment-video <file|dir> --bundle DIR --out <file|dir> [--output overlay|mask|both] [--stats FILE.jsonl]
+            [--fps N] [--start S] [--duration S] [--runtime tflite|tfjs] [--precision P] [--workers N]
+            [--threads T] [--alpha A] [--json]
+  decodes through ffmpeg, segments every frame (or --fps samples) on the engine's worker pool and
+  encodes H.264 at the input's size and frame rate with its audio; mask: lossless RGB H.264 of the
+  palette colours (<out>.mask.mp4 with --output both). A directory: every video under it, outputs
+  mirrored, <out>.done.json written last marks a file complete (a rerun skips it). Exit code 1 if a
+  file failed (its partial output plays), 130 on Ctrl-C.
+
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
             [--eval-frames N] [--check-frames N] [--argmax] [--threads N]

@@ -331,6 +331,14 @@ export function readIndexedPng(png: Buffer): { width: number; height: number; in
  * the frame. JPEG quality 85.
  */
 export async function overlayJpeg(frame: Frame, labels: Uint8Array, palette: [number, number, number][], alpha: number): Promise<Buffer> {
+  const { width, height } = frame;
+  const out = blendOverlay(frame, labels, palette, alpha);
+  // Already decoded, so the pixel limit is the frame itself.
+  return sharp(out, { raw: { width, height, channels: 3 }, limitInputPixels: width * height, sequentialRead: true }).jpeg({ quality: 85 }).toBuffer();
+}
+
+/** The blend of overlayJpeg as raw RGB (video frames go to the encoder as they are). */
+export function blendOverlay(frame: Frame, labels: Uint8Array, palette: [number, number, number][], alpha: number, out = Buffer.alloc(frame.data.length)): Buffer {
   const { width, height, data } = frame;
   checkSize('frame size', width, height);
   if (data.length !== width * height * 3) throw new RangeError(`frame holds ${data.length} bytes, expected ${width}x${height}x3`);
@@ -339,14 +347,37 @@ export async function overlayJpeg(frame: Frame, labels: Uint8Array, palette: [nu
   checkPalette(palette);
   const tinted = new Float64Array(palette.length * 3);
   palette.forEach((c, i) => { for (let j = 0; j < 3; j++) tinted[i * 3 + j] = alpha * c[j]; });
-  const out = Buffer.from(data);
+  data.copy(out);
   for (let p = 0; p < labels.length; p++) {
     const id = labels[p];
     if (id === VOID || id >= palette.length) continue;
     for (let j = 0, i = p * 3; j < 3; j++) out[i + j] = Math.round((1 - alpha) * data[i + j] + tinted[id * 3 + j]);
   }
-  // Already decoded, so the pixel limit is the frame itself.
-  return sharp(out, { raw: { width, height, channels: 3 }, limitInputPixels: width * height, sequentialRead: true }).jpeg({ quality: 85 }).toBuffer();
+  return out;
+}
+
+/** Labels as their palette colours, RGB (void and ids without a colour black): the mask video's frames. */
+export function paletteRgb(labels: Uint8Array, palette: [number, number, number][], out = Buffer.alloc(labels.length * 3)): Buffer {
+  const lut = new Uint8Array(256 * 3);
+  palette.forEach((c, i) => lut.set(c, i * 3));
+  for (let p = 0; p < labels.length; p++) { const k = labels[p] * 3; out[p * 3] = lut[k]; out[p * 3 + 1] = lut[k + 1]; out[p * 3 + 2] = lut[k + 2]; }
+  return out;
+}
+
+/** The nearest palette colour's id for each RGB pixel (reads a mask video back; exact on lossless frames). */
+export function labelsFromPaletteRgb(rgb: Uint8Array, palette: [number, number, number][]): Uint8Array {
+  const out = new Uint8Array(rgb.length / 3);
+  for (let p = 0; p < out.length; p++) {
+    let best = VOID, bestD = 3 * 255 * 255 + 1;
+    const r = rgb[p * 3], g = rgb[p * 3 + 1], b = rgb[p * 3 + 2];
+    if (r === 0 && g === 0 && b === 0) { out[p] = VOID; continue; }
+    for (let i = 0; i < palette.length; i++) {
+      const d = (r - palette[i][0]) ** 2 + (g - palette[i][1]) ** 2 + (b - palette[i][2]) ** 2;
+      if (d < bestD) { bestD = d; best = i; }
+    }
+    out[p] = best;
+  }
+  return out;
 }
 
 /** Share of each class among labelled pixels (id < k); void (255) and other ids >= k count in neither. */

@@ -1,0 +1,94 @@
+/**
+ * `segment-video` over a file or a directory: every video under a directory, file by file, the
+ * outputs mirrored under --out. A file is complete when its sidecar `<out>.done.json` exists: it is
+ * written last (atomically), after the encoders closed, and records the input's size and mtime and
+ * the bundle's identity, so a rerun skips exactly the files whose outputs are complete and current.
+ * One failing file (truncated, corrupt) keeps its partial, playable output, gets no sidecar, and
+ * the others are still done.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { bundleId } from '../core/bundle';
+import { UserError } from '../core/errors';
+import type { Engine } from '../serve/engine/engine';
+import { segmentVideo, type OutputKind, type Progress, type VideoResult } from './segment-video';
+
+export const VIDEO_FILE = /\.(mp4|mov|mkv|avi|webm|m4v|ts|mts)$/i;
+
+export interface BatchOptions {
+  engine: Engine;
+  bundle: string;
+  input: string;
+  out: string;
+  output?: OutputKind;
+  /** Per-frame JSON lines beside each output (`<out>.jsonl`), or for a single file this path. */
+  stats?: string | boolean;
+  fps?: number;
+  start?: number;
+  duration?: number;
+  alpha?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+  onFile?: (r: FileOutcome) => void;
+}
+
+export type FileOutcome = { input: string; status: 'done'; result: VideoResult } | { input: string; status: 'skipped'; reason: string } | { input: string; status: 'failed'; error: string; result?: VideoResult };
+
+interface Sidecar { input: string; size: number; mtimeMs: number; bundle: string; output: OutputKind; fps?: number; start?: number; duration?: number; frames: number; outputs: string[]; finishedAt: string }
+
+function listVideos(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p); else if (VIDEO_FILE.test(e.name)) out.push(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+export async function segmentVideos(o: BatchOptions): Promise<FileOutcome[]> {
+  if (!fs.existsSync(o.input)) throw new UserError(`${o.input} does not exist.`, 'Pass a video file or a directory of videos.');
+  const isDir = fs.statSync(o.input).isDirectory();
+  const files = isDir ? listVideos(o.input) : [o.input];
+  if (isDir && files.length === 0) throw new UserError(`${o.input} holds no video files (${VIDEO_FILE.source}).`, 'Point segment-video at a folder of dashcam videos.');
+  if (isDir && fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a file; a directory input needs an output directory.`, 'Pass --out <dir>.');
+  const id = bundleId(o.bundle);
+  const kind = o.output ?? 'overlay';
+  const outcomes: FileOutcome[] = [];
+  for (const input of files) {
+    if (o.signal?.aborted) break;
+    const out = isDir ? path.join(o.out, path.relative(o.input, input)).replace(VIDEO_FILE, '.mp4') : o.out;
+    const sidecarFile = `${out}.done.json`;
+    const st = fs.statSync(input);
+    const want = { input: path.resolve(input), size: st.size, mtimeMs: st.mtimeMs, bundle: id, output: kind, fps: o.fps, start: o.start, duration: o.duration };
+    const done = readSidecar(sidecarFile);
+    if (done && (Object.keys(want) as (keyof typeof want)[]).every((k) => done[k] === want[k]) && done.outputs.every((f) => fs.existsSync(f))) {
+      const r: FileOutcome = { input, status: 'skipped', reason: `complete (${sidecarFile})` };
+      outcomes.push(r); o.onFile?.(r);
+      continue;
+    }
+    fs.rmSync(sidecarFile, { force: true });
+    const stats = o.stats === true || (isDir && o.stats) ? `${out.replace(/\.mp4$/, '')}.jsonl` : typeof o.stats === 'string' ? o.stats : undefined;
+    let outcome: FileOutcome;
+    try {
+      const result = await segmentVideo({ engine: o.engine, input, out, output: kind, stats, fps: o.fps, start: o.start, duration: o.duration, alpha: o.alpha, signal: o.signal, onProgress: o.onProgress });
+      if (result.error || result.partial) outcome = { input, status: 'failed', error: result.error ?? 'stopped (interrupted)', result };
+      else {
+        const side: Sidecar = { ...want, frames: result.frames, outputs: result.outputs.map((f) => path.resolve(f)), finishedAt: new Date().toISOString() };
+        fs.writeFileSync(`${sidecarFile}.tmp`, JSON.stringify(side, null, 2) + '\n');
+        fs.renameSync(`${sidecarFile}.tmp`, sidecarFile);
+        outcome = { input, status: 'done', result };
+      }
+    } catch (e) {
+      outcome = { input, status: 'failed', error: (e as Error).message };
+    }
+    outcomes.push(outcome); o.onFile?.(outcome);
+  }
+  return outcomes;
+}
+
+function readSidecar(file: string): Sidecar | undefined {
+  try { return JSON.parse(fs.readFileSync(file, 'utf8')) as Sidecar; } catch { return undefined; }
+}

@@ -1,0 +1,213 @@
+/**
+ * Every ffmpeg process of streams/, in one module. fluent-ffmpeg (the package the user named, archived
+ * upstream) probes files; the processes themselves are spawned and owned here, because its piping
+ * falls short exactly where a pipeline needs it: no 'end' on piped output, stderr that must be
+ * drained or ffmpeg stalls, and `.pipe()` returning no handle to kill. So:
+ * - every child is registered and killed when this process exits (none outlives the command);
+ * - stderr is always drained, its tail kept for error messages;
+ * - `-nostdin` wherever ffmpeg must not read the terminal (the encoder reads frames from stdin).
+ * The binary is @ffmpeg-installer's static ffmpeg 4.1 unless I2I_FFMPEG names a system one
+ * (core/ffmpeg.ts); 4.1 has no -fps_mode, so -vsync is used.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import ffmpeg from 'fluent-ffmpeg';
+import { UserError } from '../core/errors';
+import { ffmpegPath, ffprobePath } from '../core/ffmpeg';
+
+export interface VideoInfo {
+  file: string;
+  /** Display size: after the rotation metadata (ffmpeg's decoder applies it). */
+  width: number;
+  height: number;
+  /** Rotation metadata in degrees (0, 90, 180, 270). */
+  rotation: number;
+  /** Average frame rate (frames / s), and whether the stream's timestamps vary (VFR). */
+  fps: number;
+  vfr: boolean;
+  /** Seconds, and frames where the container says (else estimated from duration x fps). */
+  duration: number;
+  frames: number;
+  hasAudio: boolean;
+}
+
+const rate = (r: string | undefined) => {
+  const [a, b] = (r ?? '0/1').split('/').map(Number);
+  return b ? a / b : a || 0;
+};
+
+export function probeVideo(file: string): Promise<VideoInfo> {
+  return new Promise((resolve, reject) => {
+    ffmpeg.setFfprobePath(ffprobePath());
+    ffmpeg.ffprobe(file, (err, data) => {
+      if (err) return reject(new UserError(`${file} is not a readable video: ${String(err.message).split('\n').filter(Boolean).pop()}.`, 'Check the file plays (ffprobe it), or remove it.'));
+      const v = data.streams.find((s) => s.codec_type === 'video');
+      if (!v || !v.width || !v.height) return reject(new UserError(`${file} has no video stream.`, 'Pass a video file (MP4, MOV, MKV, ...).'));
+      const sideRotation = (v as { side_data_list?: { rotation?: number }[] }).side_data_list?.find((d) => d.rotation !== undefined)?.rotation;
+      const rotation = ((Math.round(Number(v.tags?.rotate ?? -(sideRotation ?? 0))) % 360) + 360) % 360;
+      const swap = rotation === 90 || rotation === 270;
+      const avg = rate(v.avg_frame_rate), real = rate(v.r_frame_rate);
+      const fps = avg || real || 25;
+      const duration = Number(v.duration ?? data.format.duration ?? 0) || 0;
+      const frames = Number(v.nb_frames) || Math.round(duration * fps);
+      resolve({
+        file, width: swap ? v.height : v.width, height: swap ? v.width : v.height, rotation, fps,
+        // r_frame_rate is the base rate; an average that differs by more than rounding means timestamps vary.
+        vfr: Boolean(avg && real && Math.abs(avg - real) / real > 0.01),
+        duration, frames, hasAudio: data.streams.some((s) => s.codec_type === 'audio'),
+      });
+    });
+  });
+}
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+
+export interface Ffmpeg {
+  proc: ChildProcess;
+  /** Resolves when the process has exited (never rejects): its code or signal and stderr's tail. */
+  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  /** The last lines ffmpeg wrote to stderr. */
+  stderrTail(): string;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Spawns ffmpeg with `args`; `stdio` for stdin / stdout (stderr is always a drained pipe).
+ * `onStderrLine` sees each line (showinfo's per-frame timestamps are read this way).
+ */
+export function runFfmpeg(args: string[], o: { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore'; onStderrLine?: (l: string) => void } = {}): Ffmpeg {
+  const proc = spawn(ffmpegPath(), ['-hide_banner', ...(o.stdin === 'pipe' ? [] : ['-nostdin']), ...args], { stdio: [o.stdin ?? 'ignore', o.stdout ?? 'ignore', 'pipe'] });
+  children.add(proc);
+  let tail: string[] = [], partial = '';
+  proc.stderr!.setEncoding('utf8');
+  proc.stderr!.on('data', (d: string) => {
+    const lines = (partial + d).split(/\r?\n|\r/);
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      o.onStderrLine?.(l);
+      if (!/^\[Parsed_showinfo/.test(l)) tail.push(l);
+    }
+    if (tail.length > 40) tail = tail.slice(-20);
+  });
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
+    proc.once('error', (e) => { tail.push(`spawn failed: ${e.message}`); });
+    proc.once('close', (code, signal) => { children.delete(proc); resolve({ code, signal, stderr: tail.slice(-8).join('\n') }); });
+  });
+  return { proc, done, stderrTail: () => tail.slice(-8).join('\n'), kill: (s = 'SIGKILL') => { if (proc.exitCode === null && proc.signalCode === null) proc.kill(s); } };
+}
+
+/** ffmpeg children alive now (tests check that none is left). */
+export function liveFfmpegChildren(): number[] {
+  return [...children].flatMap((c) => (c.pid && c.exitCode === null && c.signalCode === null ? [c.pid] : []));
+}
+
+export interface DecodedFrame { index: number; /** Seconds from the start of the decoded range. */ pts: number; rgb: Buffer }
+export interface DecodeOptions { fps?: number; start?: number; duration?: number; /** Frames buffered ahead of the consumer before ffmpeg is paused (default 4). */ ahead?: number }
+
+/**
+ * Decodes the first video stream to raw RGB frames at its display size through a pipe (no file
+ * per frame), every frame (or `fps` samples), timestamps read from showinfo. Back-pressure: stdout
+ * pauses while `ahead` frames wait, so a slow consumer stalls ffmpeg instead of growing memory.
+ * The generator returns normally at the end of the stream and throws (naming the file and the
+ * frame) when ffmpeg fails; the frames before the failure have been yielded.
+ */
+export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmpeg; frames: AsyncGenerator<DecodedFrame> } {
+  const filters = [...(o.fps ? [`fps=${o.fps}`] : []), 'showinfo'];
+  const args = [
+    '-loglevel', 'info', ...(o.start ? ['-ss', String(o.start)] : []), '-i', info.file, ...(o.duration ? ['-t', String(o.duration)] : []),
+    '-map', '0:v:0', '-vf', filters.join(','), '-vsync', o.fps ? 'cfr' : 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
+  ];
+  const pts: number[] = [];
+  const ff = runFfmpeg(args, { stdout: 'pipe', onStderrLine: (l) => { const m = /\] n:\s*\d+ pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)/.exec(l); if (m) pts.push(Number(m[1])); } });
+  const size = info.width * info.height * 3, ahead = o.ahead ?? 4;
+  const out = ff.proc.stdout!;
+  const ready: Buffer[] = [];
+  let pending: Buffer[] = [], pendingBytes = 0, ended = false, wake: (() => void) | undefined;
+  out.on('data', (c: Buffer) => {
+    pending.push(c); pendingBytes += c.length;
+    while (pendingBytes >= size) {
+      const all = Buffer.concat(pending, pendingBytes);
+      ready.push(all.subarray(0, size));
+      pending = [all.subarray(size)]; pendingBytes -= size;
+    }
+    if (ready.length >= ahead) out.pause();
+    wake?.();
+  });
+  out.on('end', () => { ended = true; wake?.(); });
+  async function* frames(): AsyncGenerator<DecodedFrame> {
+    let index = 0;
+    try {
+      for (;;) {
+        if (ready.length === 0) {
+          if (ended) break;
+          await new Promise<void>((r) => { wake = r; });
+          wake = undefined;
+          continue;
+        }
+        const rgb = ready.shift()!;
+        if (ready.length < ahead) out.resume();
+        // showinfo logs a frame before ffmpeg writes it; wait briefly if the log line is behind.
+        for (let i = 0; pts.length <= index && i < 50 && !ended; i++) await new Promise((r) => setTimeout(r, 1));
+        yield { index, pts: pts[index] ?? (index / (o.fps ?? info.fps)), rgb };
+        index++;
+      }
+      const r = await ff.done;
+      if (r.code !== 0) {
+        throw new UserError(`ffmpeg stopped decoding ${info.file} after frame ${index} (${r.signal ?? `exit ${r.code}`}): ${r.stderr.split('\n').filter(Boolean).pop() ?? 'no message'}.`, 'The file is truncated or corrupt; the frames before it were segmented.');
+      }
+      // A stream that ends without an error but short of whole frames (a cut-off last frame) is not an error.
+    } finally {
+      ff.kill();
+    }
+  }
+  return { ff, frames: frames() };
+}
+
+export interface EncodeOptions {
+  width: number; height: number; fps: number;
+  /** Copy this file's audio (if it has any) over the same range. */
+  audioFrom?: { file: string; start?: number; duration?: number };
+  /** 'h264': yuv420p for any player; 'lossless': RGB H.264 at qp 0, so a mask's colours (and labels) survive exactly. */
+  codec: 'h264' | 'lossless';
+}
+
+/**
+ * An MP4 encoder fed raw RGB frames on stdin. `write` resolves when ffmpeg has taken the frame
+ * (back-pressure: a slow encoder slows its producer); `end` closes stdin and waits, so that ffmpeg
+ * writes the index and the file plays, also after an early stop.
+ */
+export function encodeVideo(out: string, o: EncodeOptions): { ff: Ffmpeg; write(frame: Buffer): Promise<void>; end(): Promise<void> } {
+  // yuv420p needs even sizes: an odd side is padded by one pixel (the only change of size).
+  const even = o.codec === 'h264' && (o.width % 2 || o.height % 2) ? ['-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2'] : [];
+  const a = o.audioFrom;
+  const args = [
+    '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-framerate', String(o.fps), '-i', 'pipe:0',
+    ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file, '-map', '1:a?', '-c:a', 'copy'] : []),
+    '-map', '0:v', ...even,
+    ...(o.codec === 'h264' ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p'] : ['-c:v', 'libx264rgb', '-preset', 'veryfast', '-qp', '0', '-pix_fmt', 'rgb24']),
+    // The audio may be longer than what was segmented (an early stop): end with the video.
+    ...(a ? ['-shortest'] : []), '-movflags', '+faststart', '-y', out,
+  ];
+  const ff = runFfmpeg(args, { stdin: 'pipe' });
+  const stdin = ff.proc.stdin!;
+  let failed: Error | undefined;
+  stdin.on('error', (e) => { failed = e; });
+  return {
+    ff,
+    write: (frame) => new Promise<void>((resolve, reject) => {
+      if (failed || ff.proc.exitCode !== null) return reject(new Error(`the encoder of ${out} stopped: ${ff.stderrTail() || failed?.message}`));
+      if (stdin.write(frame)) resolve();
+      else {
+        const onDrain = () => { ff.proc.off('close', onClose); resolve(); };
+        const onClose = () => { stdin.off('drain', onDrain); reject(new Error(`the encoder of ${out} stopped: ${ff.stderrTail()}`)); };
+        stdin.once('drain', onDrain);
+        ff.proc.once('close', onClose);
+      }
+    }),
+    async end() {
+      if (!stdin.destroyed) stdin.end();
+      const r = await ff.done;
+      if (r.code !== 0) throw new Error(`ffmpeg could not write ${out} (${r.signal ?? `exit ${r.code}`}): ${r.stderr}`);
+    },
+  };
+}

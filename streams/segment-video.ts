@@ -1,0 +1,137 @@
+/**
+ * One video file through the engine: ffmpeg decodes RGB frames at the display size, each is resized
+ * to the bundle input (sharp) and segmented by the worker pool, labels are mapped back onto the
+ * frame, and ffmpeg encodes the overlay (H.264) and/or the mask (lossless RGB H.264 of the palette
+ * colours) with the source's audio. Decode, inference and encode overlap: up to `inFlight` frames
+ * are in the engine at once, results are written in frame order, and every stage waits on the
+ * next (bounded buffers), so a slow encoder slows the decoder and memory stays flat.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import sharp from 'sharp';
+import { classFractions, blendOverlay, paletteRgb, resizeLabels } from '../runtime/image';
+import type { Engine, EngineResult } from '../serve/engine/engine';
+import { decodeFrames, encodeVideo, probeVideo, type VideoInfo } from './ffmpeg';
+
+export type OutputKind = 'overlay' | 'mask' | 'both';
+
+export interface SegmentVideoOptions {
+  engine: Engine;
+  input: string;
+  /** The overlay MP4 (and `<stem>.mask.mp4` beside it), or the mask MP4 when output is 'mask'. */
+  out: string;
+  output?: OutputKind;
+  /** One JSON line per frame: index, pts seconds, class fractions, drift. */
+  stats?: string;
+  fps?: number;
+  start?: number;
+  duration?: number;
+  alpha?: number;
+  /** Frames in the engine at once (default: 2 per worker). */
+  inFlight?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface Progress { file: string; done: number; total: number; fps: number; etaSeconds: number }
+
+export interface VideoResult {
+  input: string;
+  outputs: string[];
+  stats?: string;
+  frames: number;
+  seconds: number;
+  fps: number;
+  info: VideoInfo;
+  /** Stopped early (Ctrl-C, or a decode error): the outputs hold the frames before it and play. */
+  partial: boolean;
+  error?: string;
+}
+
+export function outputPaths(out: string, kind: OutputKind): { overlay?: string; mask?: string } {
+  const mask = kind === 'mask' ? out : out.replace(/(\.[^./]+)?$/, '.mask.mp4');
+  return { overlay: kind === 'mask' ? undefined : out, mask: kind === 'overlay' ? undefined : mask };
+}
+
+export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult> {
+  const t0 = performance.now();
+  const info = await probeVideo(o.input);
+  const m = o.engine.manifest;
+  const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
+  const { width: W, height: H } = info;
+  const fps = o.fps ?? info.fps;
+  const span = Math.max(0, Math.min(o.duration ?? Infinity, info.duration - (o.start ?? 0)));
+  const total = Math.max(1, o.fps ? Math.round(span * o.fps) : Math.round(span * info.fps) || info.frames);
+  const paths = outputPaths(o.out, o.output ?? 'overlay');
+  for (const p of [paths.overlay, paths.mask, o.stats]) if (p) fs.mkdirSync(path.dirname(p), { recursive: true });
+  const audio = { file: o.input, start: o.start, duration: o.duration };
+  const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264' }) : undefined;
+  const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless' }) : undefined;
+  const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
+  const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration });
+  const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers);
+  const window: { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> }[] = [];
+  const onAbort = () => decoder.kill();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  let done = 0, error: string | undefined;
+
+  const alpha = o.alpha ?? 0.5;
+  const emit = async (f: (typeof window)[number]) => {
+    const r = await f.result;
+    const labels = resizeLabels(r.labels, m.input.width, m.input.height, W, H);
+    const writes: Promise<void>[] = [];
+    if (overlayEnc) writes.push(overlayEnc.write(blendOverlay({ data: f.rgb, width: W, height: H, channels: 3 }, labels, palette, alpha)));
+    if (maskEnc) writes.push(maskEnc.write(paletteRgb(labels, palette)));
+    await Promise.all(writes);
+    if (stats) {
+      const fr = classFractions(labels, m.classes.length);
+      const line = JSON.stringify({ index: f.index, pts: Number(f.pts.toFixed(6)), drift: r.drift, fractions: Object.fromEntries(m.classes.filter((c) => fr[c.id] > 0).map((c) => [c.name, Number(fr[c.id].toFixed(5))])) });
+      if (!stats.write(line + '\n')) await new Promise<void>((res) => stats.once('drain', () => res()));
+    }
+    done++;
+    const secs = (performance.now() - t0) / 1000;
+    o.onProgress?.({ file: o.input, done, total: Math.max(total, done), fps: done / secs, etaSeconds: Math.max(0, (total - done) / Math.max(done / secs, 1e-9)) });
+  };
+
+  try {
+    for await (const f of frames) {
+      if (o.signal?.aborted) break;
+      const pixels = await sharp(f.rgb, { raw: { width: W, height: H, channels: 3 } }).resize(m.input.width, m.input.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
+      // No deadline: a video frame is worth computing however long the queue (the engine bounds it).
+      const result = submitWithRetry(o.engine, pixels);
+      result.catch(() => undefined);  // observed in emit, in order
+      window.push({ ...f, result });
+      if (window.length >= inFlight) await emit(window.shift()!);
+    }
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+  // What was decoded is still segmented and written: a partial output keeps every frame it had.
+  try {
+    while (window.length) await emit(window.shift()!);
+  } catch (e) {
+    error ??= (e as Error).message;
+  }
+  const ends = await Promise.allSettled([overlayEnc?.end(), maskEnc?.end(), stats && new Promise<void>((r) => stats.end(() => r()))]);
+  const failedEnd = ends.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failedEnd) error ??= (failedEnd.reason as Error).message;
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    input: o.input, outputs: [paths.overlay, paths.mask].filter((p): p is string => Boolean(p)), stats: o.stats,
+    frames: done, seconds, fps: done / seconds, info, partial: Boolean(error) || Boolean(o.signal?.aborted), error,
+  };
+}
+
+/** The engine refuses frames only when its queue is full; a video waits and retries rather than dropping one. */
+async function submitWithRetry(engine: Engine, pixels: Uint8Array): Promise<EngineResult> {
+  for (;;) {
+    try {
+      return await engine.submit(pixels);
+    } catch (e) {
+      if ((e as { code?: string }).code !== 'queue-full') throw e;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+}

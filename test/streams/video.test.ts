@@ -1,0 +1,141 @@
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ffmpegPath } from '../../core/ffmpeg';
+import { labelsFromPaletteRgb } from '../../runtime/image';
+import { Engine } from '../../serve/engine/engine';
+import { segmentVideos } from '../../streams/batch';
+import { decodeFrames, liveFfmpegChildren, probeVideo } from '../../streams/ffmpeg';
+import { segmentVideo } from '../../streams/segment-video';
+import { tmpDir } from '../helpers';
+import { makeBundle, ROAD, SKY } from '../serve/fixture';
+import { CITYSCAPES_PALETTE } from '../../core/labels';
+
+const ff = (args: string[]) => execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
+
+/** A clip from lavfi: red left half, blue right half (a moving box to make frames differ), optional sine audio. */
+function clip(file: string, o: { w: number; h: number; fps: number; seconds: number; audio?: boolean; rotate?: number }): string {
+  const v = `color=c=red:s=${o.w}x${o.h}:r=${o.fps},drawbox=x=${o.w / 2}:y=0:w=${o.w / 2}:h=${o.h}:color=blue:t=fill,drawbox=x='mod(n*2,${Math.max(2, o.w / 2 - 4)})':y=0:w=2:h=2:color=red:t=fill`;
+  ff(['-f', 'lavfi', '-i', v, ...(o.audio ? ['-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=22050`] : []), '-t', String(o.seconds),
+    '-c:v', 'libx264', '-pix_fmt', 'yuv444p', '-qp', '0', ...(o.audio ? ['-c:a', 'aac', '-shortest'] : []), ...(o.rotate ? ['-metadata:s:v:0', `rotate=${o.rotate}`] : []), file]);
+  return file;
+}
+
+const streams = (file: string) => JSON.parse(execFileSync(require('@ffprobe-installer/ffprobe').path, ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', file]).toString()).streams as { codec_type: string; width?: number; height?: number; nb_read_frames?: string; avg_frame_rate?: string }[];
+
+describe('streams: segment-video through the real ffmpeg', function () {
+  this.timeout(300000);
+  const root = tmpDir();
+  const bundle = path.join(root, 'bundle');
+  let engine: Engine;
+  before(async () => {
+    await makeBundle(bundle, { height: 32, width: 64 });
+    engine = await Engine.start({ bundle, workers: 1 });
+  });
+  after(async () => { await engine?.close(); });
+
+  it('frame count, size, frame rate and audio kept; the lossless mask video decodes back to the labels; stats per frame', async () => {
+    const src = clip(path.join(root, 'a.mp4'), { w: 322, h: 182, fps: 10, seconds: 2, audio: true });
+    const out = path.join(root, 'out', 'a.mp4'), stats = path.join(root, 'out', 'a.jsonl');
+    const r = await segmentVideo({ engine, input: src, out, output: 'both', stats });
+    assert.equal(r.error, undefined);
+    assert.equal(r.frames, 20);
+    const [ov, mask] = [streams(out), streams(out.replace(/\.mp4$/, '.mask.mp4'))];
+    for (const s of [ov, mask]) {
+      const v = s.find((x) => x.codec_type === 'video')!;
+      assert.equal(v.width, 322); assert.equal(v.height, 182);
+      assert.equal(Number(v.nb_read_frames), 20);
+      assert.equal(v.avg_frame_rate, '10/1');
+      assert.ok(s.some((x) => x.codec_type === 'audio'), 'audio copied');
+    }
+    // Decode the mask back: left half road, right half sky, exactly (lossless RGB).
+    const info = await probeVideo(out.replace(/\.mp4$/, '.mask.mp4'));
+    const { frames } = decodeFrames(info);
+    let n = 0;
+    for await (const f of frames) {
+      const labels = labelsFromPaletteRgb(f.rgb, CITYSCAPES_PALETTE);
+      for (const y of [5, 90, 170]) {
+        assert.equal(labels[y * 322 + 40], ROAD, `frame ${f.index} row ${y} left`);
+        assert.equal(labels[y * 322 + 300], SKY, `frame ${f.index} row ${y} right`);
+      }
+      n++;
+    }
+    assert.equal(n, 20);
+    const lines = fs.readFileSync(stats, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { index: number; pts: number; fractions: Record<string, number>; drift: number });
+    assert.equal(lines.length, 20);
+    assert.deepEqual(lines.map((l) => l.index), [...Array(20).keys()]);
+    assert.ok(Math.abs(lines[10].pts - 1.0) < 1e-6, `pts ${lines[10].pts}`);
+    assert.ok(Math.abs(lines[0].fractions.road - 0.5) < 0.02 && Math.abs(lines[0].fractions.sky - 0.5) < 0.02);
+    assert.equal(typeof lines[0].drift, 'number');
+    assert.deepEqual(liveFfmpegChildren(), [], 'no ffmpeg left running');
+  });
+
+  it('rotation metadata is honoured: a 64x32 clip stored with rotate=90 comes out 32x64 and upright', async () => {
+    const src = clip(path.join(root, 'rot.mp4'), { w: 64, h: 32, fps: 5, seconds: 1, rotate: 90 });
+    const info = await probeVideo(src);
+    assert.equal(info.rotation, 90);
+    assert.deepEqual([info.width, info.height], [32, 64]);
+    const out = path.join(root, 'rot-out.mp4');
+    const r = await segmentVideo({ engine, input: src, out, output: 'mask' });
+    assert.equal(r.frames, 5);
+    const v = streams(out).find((x) => x.codec_type === 'video')!;
+    assert.deepEqual([v.width, v.height], [32, 64]);
+    // Turned clockwise, the stored left (red) half is on top.
+    const { frames } = decodeFrames(await probeVideo(out));
+    for await (const f of frames) {
+      const labels = labelsFromPaletteRgb(f.rgb, CITYSCAPES_PALETTE);
+      assert.equal(labels[4 * 32 + 16], ROAD); assert.equal(labels[60 * 32 + 16], SKY);
+      break;
+    }
+  });
+
+  it('a truncated file fails with its name and frame; what was segmented plays; a directory goes on with its other files; a rerun skips the complete ones', async () => {
+    const dir = path.join(root, 'fleet');
+    fs.mkdirSync(path.join(dir, 'cam2'), { recursive: true });
+    clip(path.join(dir, 'cam1.mp4'), { w: 64, h: 32, fps: 10, seconds: 1 });
+    const whole = clip(path.join(root, 'long.mp4'), { w: 64, h: 32, fps: 10, seconds: 4 });
+    const bytes = fs.readFileSync(whole);
+    // An MP4 cut in the middle of its data, the index (moov, written first here? no: last) gone.
+    const cut = path.join(dir, 'cam2', 'broken.mkv');
+    ff(['-i', whole, '-c', 'copy', cut]);
+    const mkv = fs.readFileSync(cut);
+    fs.writeFileSync(cut, mkv.subarray(0, Math.floor(mkv.length * 0.6)));
+    assert.ok(bytes.length > 0);
+    const out = path.join(root, 'fleet-out');
+    const first = await segmentVideos({ engine, bundle, input: dir, out });
+    const byName = Object.fromEntries(first.map((f) => [path.basename(f.input), f]));
+    assert.equal(byName['cam1.mp4'].status, 'done');
+    const broken = byName['broken.mkv'];
+    assert.equal(broken.status, 'failed');
+    if (broken.status === 'failed') {
+      assert.match(broken.error, /broken\.mkv/);
+      assert.ok(broken.result && broken.result.frames > 0 && broken.result.frames < 40, `kept ${broken.result?.frames} frames`);
+      const v = streams(path.join(out, 'cam2', 'broken.mp4')).find((x) => x.codec_type === 'video')!;
+      assert.equal(Number(v.nb_read_frames), broken.result!.frames, 'the partial output plays, every segmented frame in it');
+    }
+    assert.ok(fs.existsSync(path.join(out, 'cam1.mp4.done.json')) && !fs.existsSync(path.join(out, 'cam2', 'broken.mp4.done.json')));
+    const again = await segmentVideos({ engine, bundle, input: dir, out });
+    assert.deepEqual(again.map((f) => [path.basename(f.input), f.status]), [['cam1.mp4', 'skipped'], ['broken.mkv', 'failed']]);
+    assert.deepEqual(liveFfmpegChildren(), []);
+  });
+
+  it('the CLI: Ctrl-C stops with a playable partial output, exit code 130, no ffmpeg child left', async () => {
+    const src = clip(path.join(root, 'ctrlc.mp4'), { w: 64, h: 32, fps: 25, seconds: 40 });
+    const out = path.join(root, 'ctrlc-out.mp4');
+    const cli = spawn(process.execPath, [path.resolve(__dirname, '../../bin/i2i.js'), 'segment-video', src, '--bundle', bundle, '--out', out, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    cli.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise<number | null>((r) => cli.on('exit', (c) => r(c)));
+    for (const t0 = Date.now(); !/[1-9]\d*\/1000 frames/.test(err) && Date.now() - t0 < 60000;) await new Promise((r) => setTimeout(r, 50));
+    const kids = () => { try { return fs.readFileSync(`/proc/${cli.pid}/task/${cli.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number); } catch { return []; } };
+    const children = kids();
+    assert.ok(children.length >= 3, `decoder, encoder and a worker run: ${children}`);
+    cli.kill('SIGINT');
+    assert.equal(await exited, 130, err);
+    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
+    assert.deepEqual(children.filter(alive), [], 'no child outlives the command');
+    const v = streams(out).find((x) => x.codec_type === 'video')!;
+    assert.ok(Number(v.nb_read_frames) > 0 && Number(v.nb_read_frames) < 1000, `partial output with ${v.nb_read_frames} frames plays`);
+  });
+});
