@@ -10,6 +10,7 @@
  * (core/ffmpeg.ts); 4.1 has no -fps_mode, so -vsync is used.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import ffmpeg from 'fluent-ffmpeg';
 import { UserError } from '../core/errors';
 import { ffmpegPath, ffprobePath } from '../core/ffmpeg';
@@ -19,7 +20,7 @@ export interface VideoInfo {
   /** Display size: after the rotation metadata (ffmpeg's decoder applies it). */
   width: number;
   height: number;
-  /** Rotation metadata in degrees (0, 90, 180, 270). */
+  /** Rotation metadata in degrees (0, 90, 180, 270), as the file states it. */
   rotation: number;
   /** Average frame rate (frames / s), and whether the stream's timestamps vary (VFR). */
   fps: number;
@@ -42,12 +43,17 @@ export function probeVideo(file: string): Promise<VideoInfo> {
       if (err) return reject(new UserError(`${file} is not a readable video: ${String(err.message).split('\n').filter(Boolean).pop()}.`, 'Check the file plays (ffprobe it), or remove it.'));
       const v = data.streams.find((s) => s.codec_type === 'video');
       if (!v || !v.width || !v.height) return reject(new UserError(`${file} has no video stream.`, 'Pass a video file (MP4, MOV, MKV, ...).'));
-      const sideRotation = (v as { side_data_list?: { rotation?: number }[] }).side_data_list?.find((d) => d.rotation !== undefined)?.rotation;
-      const rotation = ((Math.round(Number(v.tags?.rotate ?? -(sideRotation ?? 0))) % 360) + 360) % 360;
+      // As the file states it: the old 'rotate' tag, or the display matrix (fluent-ffmpeg flattens its
+      // side data into the stream as `rotation`). Only width/height use it here: ffmpeg's decoder
+      // turns the frames upright itself (autorotate).
+      const side = (v as { rotation?: number | string }).rotation;
+      const rotation = ((Math.round(Number(v.tags?.rotate ?? side ?? 0)) % 360) + 360) % 360;
       const swap = rotation === 90 || rotation === 270;
       const avg = rate(v.avg_frame_rate), real = rate(v.r_frame_rate);
       const fps = avg || real || 25;
-      const duration = Number(v.duration ?? data.format.duration ?? 0) || 0;
+      // The first that parses: the stream's, the container's, Matroska's DURATION tag (HH:MM:SS.f).
+      const clock = (t: unknown) => { const m = /^(\d+):(\d+):([\d.]+)$/.exec(String(t)); return m ? +m[1] * 3600 + +m[2] * 60 + +m[3] : NaN; };
+      const duration = [Number(v.duration), Number(data.format.duration), clock(v.tags?.DURATION)].find((d) => Number.isFinite(d) && d > 0) ?? 0;
       const frames = Number(v.nb_frames) || Math.round(duration * fps);
       resolve({
         file, width: swap ? v.height : v.width, height: swap ? v.width : v.height, rotation, fps,
@@ -118,7 +124,13 @@ export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmp
     '-map', '0:v:0', '-vf', filters.join(','), '-vsync', o.fps ? 'cfr' : 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
   ];
   const pts: number[] = [];
-  const ff = runFfmpeg(args, { stdout: 'pipe', onStderrLine: (l) => { const m = /\] n:\s*\d+ pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)/.exec(l); if (m) pts.push(Number(m[1])); } });
+  // Damage ffmpeg decodes around (it goes on after these): the file is reported as corrupt at the end.
+  let damage: { line: string; frame: number } | undefined;
+  const ff = runFfmpeg(args, { stdout: 'pipe', onStderrLine: (l) => {
+    const m = /\] n:\s*\d+ pts:\s*-?\d+ pts_time:(-?[\d.e+-]+)/.exec(l);
+    if (m) pts.push(Number(m[1]));
+    else if (!damage && /invalid data|error while decoding|truncat|corrupt|partial file/i.test(l)) damage = { line: l.trim(), frame: pts.length };
+  } });
   const size = info.width * info.height * 3, ahead = o.ahead ?? 4;
   const out = ff.proc.stdout!;
   const ready: Buffer[] = [];
@@ -155,7 +167,7 @@ export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmp
       if (r.code !== 0) {
         throw new UserError(`ffmpeg stopped decoding ${info.file} after frame ${index} (${r.signal ?? `exit ${r.code}`}): ${r.stderr.split('\n').filter(Boolean).pop() ?? 'no message'}.`, 'The file is truncated or corrupt; the frames before it were segmented.');
       }
-      // A stream that ends without an error but short of whole frames (a cut-off last frame) is not an error.
+      if (damage) throw new UserError(`${info.file} is damaged near frame ${damage.frame}: ${damage.line}.`, 'The frames ffmpeg could decode were segmented; re-record or repair the file.');
     } finally {
       ff.kill();
     }
@@ -174,19 +186,41 @@ export interface EncodeOptions {
 /**
  * An MP4 encoder fed raw RGB frames on stdin. `write` resolves when ffmpeg has taken the frame
  * (back-pressure: a slow encoder slows its producer); `end` closes stdin and waits, so that ffmpeg
- * writes the index and the file plays, also after an early stop.
+ * writes the index and the file plays, also after an early stop. The video is encoded alone, then
+ * muxed with the source's audio file to file (copying both, -shortest): with the audio as a second
+ * input of the piped encoder, ffmpeg 4.1's -shortest cut the video to 2 of 20 frames (seen here),
+ * and without it a partial output would carry the whole audio track.
  */
 export function encodeVideo(out: string, o: EncodeOptions): { ff: Ffmpeg; write(frame: Buffer): Promise<void>; end(): Promise<void> } {
+  const a = o.audioFrom;
+  const videoOnly = a ? `${out}.video.mp4` : out;
+  const enc = encodeVideoOnly(videoOnly, o);
+  return {
+    ...enc,
+    async end() {
+      await enc.end();
+      if (!a) return;
+      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file,
+        '-map', '0:v', '-map', '1:a?', '-c', 'copy', '-shortest', '-movflags', '+faststart', '-y', out]);
+      const r = await mux.done;
+      if (r.code !== 0) {
+        // The segmented video is kept whatever happens to the audio.
+        fs.renameSync(videoOnly, out);
+        throw new Error(`could not add the audio of ${a.file} to ${out} (${r.stderr}); the video is kept without it`);
+      }
+      fs.rmSync(videoOnly, { force: true });
+    },
+  };
+}
+
+function encodeVideoOnly(out: string, o: EncodeOptions): { ff: Ffmpeg; write(frame: Buffer): Promise<void>; end(): Promise<void> } {
   // yuv420p needs even sizes: an odd side is padded by one pixel (the only change of size).
   const even = o.codec === 'h264' && (o.width % 2 || o.height % 2) ? ['-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2'] : [];
-  const a = o.audioFrom;
   const args = [
     '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-framerate', String(o.fps), '-i', 'pipe:0',
-    ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file, '-map', '1:a?', '-c:a', 'copy'] : []),
     '-map', '0:v', ...even,
     ...(o.codec === 'h264' ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p'] : ['-c:v', 'libx264rgb', '-preset', 'veryfast', '-qp', '0', '-pix_fmt', 'rgb24']),
-    // The audio may be longer than what was segmented (an early stop): end with the video.
-    ...(a ? ['-shortest'] : []), '-movflags', '+faststart', '-y', out,
+    '-movflags', '+faststart', '-y', out,
   ];
   const ff = runFfmpeg(args, { stdin: 'pipe' });
   const stdin = ff.proc.stdin!;

@@ -114,6 +114,11 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   } catch (e) {
     error ??= (e as Error).message;
   }
+  // ffmpeg ends a cut-off Matroska or MPEG-TS file as if it were complete: compare with the frames
+  // the container announced (2% and one frame of slack for rounding and variable frame rates).
+  if (!error && !o.signal?.aborted && done < 0.98 * total - 1) {
+    error = `${o.input} ended after frame ${done} of the ${total} its header announces: the file is truncated (the ${done} frames before the cut were segmented)`;
+  }
   const ends = await Promise.allSettled([overlayEnc?.end(), maskEnc?.end(), stats && new Promise<void>((r) => stats.end(() => r()))]);
   const failedEnd = ends.find((x): x is PromiseRejectedResult => x.status === 'rejected');
   if (failedEnd) error ??= (failedEnd.reason as Error).message;
