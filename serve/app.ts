@@ -6,6 +6,7 @@
  * {error, hint}; overload is 503 with Retry-After; a passed deadline 504.
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
@@ -122,6 +123,9 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   app.get('/v1/model', (_req, res) => { res.json(modelCard(m, engine.file, engine, o.bundleId)); });
   app.get('/metrics', async (_req, res) => {
     metrics.workers.set(engine.stats().readyWorkers);
+    // Worker processes by their slot (not pid: replacements reuse the series); Linux /proc only.
+    metrics.workerRss.reset();
+    engine.pids().forEach((pid, i) => { const b = residentBytes(pid); if (b !== undefined) metrics.workerRss.set({ worker: String(i) }, b); });
     res.set('Content-Type', metrics.registry.contentType).send(await metrics.registry.metrics());
   });
 
@@ -209,6 +213,13 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   });
 
   return { app, metrics, setDraining: () => { draining = true; } };
+}
+
+function residentBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch { return undefined; }
 }
 
 function sendError(res: Response, e: HttpError): void {

@@ -18,6 +18,7 @@ export interface ServeMetrics {
   drift: client.Histogram;
   workers: client.Gauge;
   inProgress: client.Gauge;
+  workerRss: client.Gauge<'worker'>;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -34,6 +35,7 @@ export function createMetrics(): ServeMetrics {
     dropped: new client.Counter({ name: 'i2i_frames_dropped_total', help: 'Frames not computed: deadline (expired in the queue), queue-full, aborted (client went away), closed, worker-lost.', labelNames: ['reason'], registers: r }),
     drift: new client.Histogram({ name: 'i2i_drift', help: 'Per-frame drift from the target domain (0 typical, 1 = 95th percentile of the calibration frames).', buckets: [0.25, 0.5, 1, 1.5, 2, 3, 5, 10], registers: r }),
     workers: new client.Gauge({ name: 'i2i_workers_ready', help: 'Inference worker processes that are ready.', registers: r }),
+    workerRss: new client.Gauge({ name: 'i2i_worker_resident_memory_bytes', help: 'Resident memory of each inference worker process (where a leak in a model runtime would show).', labelNames: ['worker'], registers: r }),
     inProgress: new client.Gauge({ name: 'i2i_segment_requests_in_progress', help: 'POST /segment requests being read, decoded, queued, computed or encoded.', registers: r }),
   };
 }

@@ -21,8 +21,8 @@ export interface BatchOptions {
   input: string;
   out: string;
   output?: OutputKind;
-  /** Per-frame JSON lines beside each output (`<out>.jsonl`), or for a single file this path. */
-  stats?: string | boolean;
+  /** Per-frame JSON lines: for a file, this file; for a directory, a directory mirrored like the outputs (`<rel>.jsonl`). */
+  stats?: string;
   fps?: number;
   start?: number;
   duration?: number;
@@ -70,7 +70,7 @@ export async function segmentVideos(o: BatchOptions): Promise<FileOutcome[]> {
       continue;
     }
     fs.rmSync(sidecarFile, { force: true });
-    const stats = o.stats === true || (isDir && o.stats) ? `${out.replace(/\.mp4$/, '')}.jsonl` : typeof o.stats === 'string' ? o.stats : undefined;
+    const stats = o.stats && isDir ? path.join(o.stats, path.relative(o.input, input)).replace(VIDEO_FILE, '.jsonl') : o.stats;
     let outcome: FileOutcome;
     try {
       const result = await segmentVideo({ engine: o.engine, input, out, output: kind, stats, fps: o.fps, start: o.start, duration: o.duration, alpha: o.alpha, signal: o.signal, onProgress: o.onProgress });

@@ -143,6 +143,7 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     assert.match(text, /i2i_drift_count [1-9]/);
     assert.match(text, /nodejs_eventloop_lag_seconds/);
     assert.match(text, /process_resident_memory_bytes/);
+    assert.match(text, /i2i_worker_resident_memory_bytes\{worker="0"\} [1-9]\d{6,}/, 'each worker process\'s memory');
     const doc = await (await fetch(`${s.url}/openapi.json`)).json() as { openapi: string; paths: Record<string, Record<string, unknown>> };
     assert.equal(doc.openapi, '3.1.0');
     const documented = Object.entries(doc.paths).flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${p}`)).sort();
