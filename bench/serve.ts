@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { initBackend } from '../core/backend';
-import { auroc, calibrateDrift } from '../core/drift';
+import { auroc } from '../core/drift';
 import { median } from '../core/stats';
 import { BUNDLE_FILES, BUNDLE_FORMAT, readManifest, sha256, writeManifest, type Manifest } from '../core/bundle';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
@@ -33,9 +33,10 @@ import { listImages, loadFrames } from '../convert/frames';
 import { inferenceGraph } from '../convert/graph';
 import { quantizeGraph } from '../convert/quantize';
 import { writeTflite } from '../convert/tflite';
-import { openBundle, openModelFile, type Precision } from '../runtime/bundle';
+import { calibrateModelDrift, openBundle, openModelFile, type Precision } from '../runtime/bundle';
 import { decodeToInput } from '../runtime/image';
 import { Engine } from '../serve/engine/engine';
+import { residentBytes } from '../serve/metrics';
 import { startServer } from '../serve/server';
 import { writeSynth } from '../train/data/synth';
 import { openRun } from '../train/run';
@@ -112,7 +113,7 @@ async function largeBundleOf(dir: string, frames: string): Promise<void> {
   };
   for (const f of manifest.models) {
     const lm = await openModelFile(dir, f, { kind: 'segment', input: manifest.input, classes: 19 }, 2);
-    try { f.drift = calibrateDrift(calib.map((x) => lm.run([x])[0].features!), 'DenseNet121 encoder output, mean over H and W'); } finally { lm.dispose(); }
+    try { f.drift = calibrateModelDrift(lm, calib, 'DenseNet121 encoder output, mean over H and W'); } finally { lm.dispose(); }
   }
   writeManifest(dir, manifest);
 }
@@ -150,7 +151,7 @@ function cannon(url: string, body: Buffer, connections: number, seconds: number)
   return autocannon({ url: `${url}/segment`, method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, connections, duration: seconds, timeout: 900 });
 }
 
-const rss = (pid: number) => { try { return Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024; } catch { return 0; } };
+const rss = (pid: number) => residentBytes(pid) ?? 0;
 
 /** Open loop at `rate` requests/s for `seconds`: every status, the latencies of the 200s, RSS samples. */
 async function overload(s: { url: string; pids: () => number[] }, body: Buffer, rate: number, seconds: number): Promise<{ statuses: Record<string, number>; p50: number; p99: number; rssMiB: number[] }> {

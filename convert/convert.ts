@@ -8,7 +8,6 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { BUNDLE_FILES, BUNDLE_FORMAT, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
-import { calibrateDrift } from '../core/drift';
 import { UserError } from '../core/errors';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
@@ -17,7 +16,8 @@ import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
 import { inferenceGraph } from './graph';
 import { conversionFrames } from './frames';
 import { quantizeGraph } from './quantize';
-import { openModelFile, type LoadedModel, type ModelSpec } from '../runtime/bundle';
+import { calibrateModelDrift, openModelFile, type LoadedModel, type ModelSpec } from '../runtime/bundle';
+import { argmaxLabels } from '../runtime/image';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
 
@@ -83,7 +83,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   const runners: Runner[] = [];
   let modelLive = true;
   try {
-    const { calib: calibFrames, checks, evalSplit } = await conversionFrames(config, o, hw, int8, tmp);
+    const { calib: calibFrames, checks, evalSplit } = await conversionFrames(config, o, hw, tmp);
 
     fs.mkdirSync(o.out, { recursive: true });
     const files: Manifest['models'] = [];
@@ -124,14 +124,14 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     // Drift: each file's own pooled features on the calibration frames (int8 rounding and the
     // equalisation's channel scales make every precision's features its own).
     if (features && calibFrames.length >= 2) {
-      for (const rn of runners) rn.file.drift = calibrateDrift(calibFrames.map((x) => rn.model.run([x])[0].features!), `${graph.shapes[graph.features!].slice(1).join('x')} encoder output, mean over H and W`);
+      for (const rn of runners) rn.file.drift = calibrateModelDrift(rn.model, calibFrames, `${graph.shapes[graph.features!].slice(1).join('x')} encoder output, mean over H and W`);
       progress(`[convert] drift calibrated on ${calibFrames.length} target frames`);
     }
 
     // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
     const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
     const refConf = new Float64Array(k * k);
-    const argmax = (v: ArrayLike<number>) => { const n = v.length / k, out = new Uint8Array(n); for (let p = 0; p < n; p++) { let a = 0; for (let c = 1; c < k; c++) if (v[p * k + c] > v[p * k + a]) a = c; out[p] = a; } return out; };
+    const argmax = (v: ArrayLike<number>) => argmaxLabels(v, k);
     try {
       for (const [i, { x, labels }] of checks.entries()) {
         const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], channels]), 'target', seg ? hw : undefined).dataSync());

@@ -87,7 +87,7 @@ export interface CheckFrame { x: Float32Array; labels?: Uint8Array }
  * --check-frames of --calibrate, else seeded random frames. Segmenters read images (a folder, a
  * dataset root, a video); classifiers read the run's target domain from the root with its reader.
  */
-export async function conversionFrames(config: Config, o: FrameOptions, hw: [number, number], int8: boolean, tmp: string): Promise<{ calib: Float32Array[]; checks: CheckFrame[]; evalSplit: string }> {
+export async function conversionFrames(config: Config, o: FrameOptions, hw: [number, number], tmp: string): Promise<{ calib: Float32Array[]; checks: CheckFrame[]; evalSplit: string }> {
   const seg = config.kind === 'segment', channels = config.data.channels;
   const nCalib = o.calibrationFrames ?? 32, nCheck = o.checkFrames ?? 8;
   // --calibrate frames, read once: the first nCalib calibrate int8, the first nCheck are the checks without --eval.

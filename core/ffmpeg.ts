@@ -5,6 +5,9 @@
 import * as fs from 'node:fs';
 import { UserError } from './errors';
 
+/** File names read as videos (training's target videos, segment-video's directories). */
+export const VIDEO_FILE = /\.(mp4|mov|mkv|avi|webm|m4v|ts|mts)$/i;
+
 function packaged(pkg: string): string {
   const p = (require(pkg) as { path: string }).path;
   // Their postinstall only sets the execute bit; make sure of it if install scripts were skipped.

@@ -4,8 +4,8 @@
  * precision, or the fastest one whose parity stayed within a point of float32), checks its sha256,
  * loads it in TFLite or tfjs, and segments frames given as bytes at the bundle's input size.
  */
-import { readManifest, readModelFile, type Manifest, type ModelFile } from '../core/bundle';
-import { driftScore } from '../core/drift';
+import { readManifest, readModelFile, type DriftCalibration, type Manifest, type ModelFile } from '../core/bundle';
+import { calibrateDrift, driftScore } from '../core/drift';
 import { UserError } from '../core/errors';
 import { pixelsToSigned } from '../core/pixels';
 import { argmaxLabels } from './image';
@@ -70,19 +70,33 @@ export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'preci
   return fp32[0] ?? [...candidates].sort((a, b) => latency(a) - latency(b))[0];
 }
 
-function predictor(spec: ModelSpec, file: ModelFile, run: (frames: Float32Array[]) => RunOutput[]): (pixels: Uint8Array[]) => Prediction[] {
-  const perFrame = spec.input.height * spec.input.width * spec.input.channels;
-  const k = spec.classes;
-  return (pixels) => {
-    const x = pixels.map((p, i) => {
-      if (p.length !== perFrame) throw new UserError(`Frame ${i} has ${p.length} values; the model takes ${spec.input.height}x${spec.input.width}x${spec.input.channels}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
-      return pixelsToSigned(p);
-    });
-    return run(x).map(({ output, features }) => ({
-      labels: file.output === 'labels' ? Uint8Array.from(output) : argmaxLabels(output, k),
-      drift: features && file.drift ? driftScore(features, file.drift) : null,
-    }));
+function checkFrame(spec: ModelSpec, p: Uint8Array, i: number): void {
+  const { height, width, channels } = spec.input;
+  if (p.length !== height * width * channels) throw new UserError(`Frame ${i} has ${p.length} values; the model takes ${height}x${width}x${channels}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
+}
+
+/** One frame's outputs (copies or views) -> its labels and drift: the one definition both paths use. */
+function prediction(spec: ModelSpec, file: ModelFile, output: ArrayLike<number>, features?: ArrayLike<number>): Prediction {
+  return {
+    labels: file.output === 'labels' ? Uint8Array.from(output) : argmaxLabels(output, spec.classes),
+    drift: features && file.drift ? driftScore(features, file.drift) : null,
   };
+}
+
+function predictor(spec: ModelSpec, file: ModelFile, run: (frames: Float32Array[]) => RunOutput[]): (pixels: Uint8Array[]) => Prediction[] {
+  return (pixels) => {
+    pixels.forEach((p, i) => checkFrame(spec, p, i));
+    return run(pixels.map((p) => pixelsToSigned(p) as Float32Array)).map(({ output, features }) => prediction(spec, file, output, features));
+  };
+}
+
+/** A file's drift calibration from its own pooled features on target frames (convert, and hand-built bundles). */
+export function calibrateModelDrift(model: LoadedModel, frames: Float32Array[], feature: string): DriftCalibration {
+  return calibrateDrift(frames.map((x) => {
+    const f = model.run([x])[0].features;
+    if (!f) throw new Error(`${model.file.file} has no features output to calibrate drift on`);
+    return f;
+  }), feature);
 }
 
 /** Loads one model file of a bundle directory (sha256 checked) for frames of `spec`. */
@@ -121,19 +135,13 @@ export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpe
         const chunk = pixels.slice(i, i + maxBatch);
         const dst = model.inputView();
         chunk.forEach((p, j) => {
-          if (p.length !== perFrame) throw new UserError(`Frame ${i + j} has ${p.length} values; the model takes ${h}x${w}x${c}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
+          checkFrame(spec, p, i + j);
           pixelsToSigned(p, 255, dst.subarray(j * perFrame, (j + 1) * perFrame));
         });
         model.invoke();
         const o = model.outputView(0), per = o.length / maxBatch;
         const f = hasFeatures ? model.outputView(fi) : undefined, perF = f ? f.length / maxBatch : 0;
-        chunk.forEach((_, j) => {
-          const view = o.subarray(j * per, (j + 1) * per);
-          preds.push({
-            labels: file.output === 'labels' ? Uint8Array.from(view) : argmaxLabels(view, spec.classes),
-            drift: f && file.drift ? driftScore(f.subarray(j * perF, (j + 1) * perF), file.drift) : null,
-          });
-        });
+        chunk.forEach((_, j) => preds.push(prediction(spec, file, o.subarray(j * per, (j + 1) * per), f?.subarray(j * perF, (j + 1) * perF))));
       }
       return preds;
     };

@@ -6,7 +6,6 @@
  * {error, hint}; overload is 503 with Retry-After; a passed deadline 504.
  */
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
@@ -15,7 +14,7 @@ import { authorised } from './auth';
 import { readImageBody } from './body';
 import { EngineError, type Engine, type EngineResult } from './engine/engine';
 import { HttpError } from './http-error';
-import { createMetrics, type ServeMetrics, type Stage } from './metrics';
+import { createMetrics, residentBytes, type ServeMetrics, type Stage } from './metrics';
 import { openApiDocument } from './openapi';
 import { Semaphore } from './semaphore';
 
@@ -176,7 +175,6 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
         type = 'image/jpeg';
       } else {
         const fr = classFractions(labels, m.classes.length);
-        mark('encode', t2);
         payload = {
           width: input.width, height: input.height, classes: m.classes,
           fractions: Object.fromEntries(m.classes.map((c) => [c.name, fr[c.id]])),
@@ -213,13 +211,6 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   });
 
   return { app, metrics, setDraining: () => { draining = true; } };
-}
-
-function residentBytes(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch { return undefined; }
 }
 
 function sendError(res: Response, e: HttpError): void {

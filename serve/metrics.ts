@@ -4,6 +4,7 @@
  * compute time), batch sizes, queue depth, frames dropped and why, drift, worker count, and
  * prom-client's process and event-loop-lag metrics.
  */
+import * as fs from 'node:fs';
 import * as client from 'prom-client';
 
 export type Stage = 'decode' | 'queue' | 'infer' | 'encode' | 'total';
@@ -38,4 +39,12 @@ export function createMetrics(): ServeMetrics {
     workerRss: new client.Gauge({ name: 'i2i_worker_resident_memory_bytes', help: 'Resident memory of each inference worker process (where a leak in a model runtime would show).', labelNames: ['worker'], registers: r }),
     inProgress: new client.Gauge({ name: 'i2i_segment_requests_in_progress', help: 'POST /segment requests being read, decoded, queued, computed or encoded.', registers: r }),
   };
+}
+
+/** A process's resident memory from /proc (Linux); undefined where it cannot be read. */
+export function residentBytes(pid: number): number | undefined {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : undefined;
+  } catch { return undefined; }
 }

@@ -10,25 +10,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { bundleId } from '../core/bundle';
 import { UserError } from '../core/errors';
-import type { Engine } from '../serve/engine/engine';
-import { segmentVideo, type OutputKind, type Progress, type VideoResult } from './segment-video';
+import { VIDEO_FILE } from '../core/ffmpeg';
+import { segmentVideo, type OutputKind, type SegmentVideoOptions, type VideoResult } from './segment-video';
 
-export const VIDEO_FILE = /\.(mp4|mov|mkv|avi|webm|m4v|ts|mts)$/i;
 
-export interface BatchOptions {
-  engine: Engine;
+/** segment-video's options, where `input` may be a directory and `out` then mirrors it. */
+export interface BatchOptions extends Omit<SegmentVideoOptions, 'inFlight'> {
+  /** The bundle directory (its identity goes into each completion sidecar). */
   bundle: string;
-  input: string;
-  out: string;
-  output?: OutputKind;
   /** Per-frame JSON lines: for a file, this file; for a directory, a directory mirrored like the outputs (`<rel>.jsonl`). */
   stats?: string;
-  fps?: number;
-  start?: number;
-  duration?: number;
-  alpha?: number;
-  signal?: AbortSignal;
-  onProgress?: (p: Progress) => void;
   onFile?: (r: FileOutcome) => void;
 }
 

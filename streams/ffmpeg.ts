@@ -137,10 +137,12 @@ export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmp
   let pending: Buffer[] = [], pendingBytes = 0, ended = false, wake: (() => void) | undefined;
   out.on('data', (c: Buffer) => {
     pending.push(c); pendingBytes += c.length;
-    while (pendingBytes >= size) {
+    if (pendingBytes >= size) {
+      // One copy per chunk that completes frames; the frames are views into it.
       const all = Buffer.concat(pending, pendingBytes);
-      ready.push(all.subarray(0, size));
-      pending = [all.subarray(size)]; pendingBytes -= size;
+      let off = 0;
+      for (; all.length - off >= size; off += size) ready.push(all.subarray(off, off + size));
+      pending = [all.subarray(off)]; pendingBytes = all.length - off;
     }
     if (ready.length >= ahead) out.pause();
     wake?.();

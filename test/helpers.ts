@@ -70,3 +70,8 @@ export function randomiseStatistics(m: I2IModel): void {
     tf.tidy(() => v.assign(k.endsWith('/var') ? tf.mul(v, tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 1)) : tf.add(v, tf.randomUniform(v.shape, -0.1, 0.1, 'float32', 2))));
   }
 }
+
+/** Whether a process id is still alive (signal 0 probes without signalling). */
+export function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}

@@ -2,10 +2,9 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Engine, EngineError } from '../../serve/engine/engine';
-import { tmpDir } from '../helpers';
+import { alive, tmpDir } from '../helpers';
 import { halves, makeBundle, ROAD, SKY } from './fixture';
 
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: EngineError) => e.code ?? e.message);
 
 describe('serve/engine: worker processes, bounded queue, deadlines, batching, faults', function () {

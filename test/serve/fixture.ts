@@ -6,14 +6,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BUNDLE_FILES, BUNDLE_FORMAT, sha256, writeManifest, type Manifest, type ModelFile } from '../../core/bundle';
-import { calibrateDrift } from '../../core/drift';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../../core/labels';
 import { mulberry32 } from '../../core/rng';
 import { writeTfjsGraph } from '../../convert/tfjs-graph';
 import { writeTflite } from '../../convert/tflite';
 import { foldGraph } from '../../convert/fold';
 import { GraphBuilder } from '../../train/models/ir';
-import { openModelFile, specOf } from '../../runtime/bundle';
+import { calibrateModelDrift, openModelFile, specOf } from '../../runtime/bundle';
 
 export const ROAD = 0, SKY = 10;
 
@@ -68,7 +67,7 @@ export async function makeBundle(dir: string, o: FixtureOptions = {}): Promise<M
   const calib = Array.from({ length: 8 }, () => Float32Array.from({ length: h * w * 3 }, (_, i) => (i % 3 === 0 ? 0.5 : -0.5) + (r() - 0.5) * 0.2));
   for (const m of models) {
     const lm = await openModelFile(dir, m, specOf(manifest));
-    try { m.drift = calibrateDrift(calib.map((f) => lm.run([f])[0].features!), 'test logits, mean over H and W'); } finally { lm.dispose(); }
+    try { m.drift = calibrateModelDrift(lm, calib, 'test logits, mean over H and W'); } finally { lm.dispose(); }
   }
   writeManifest(dir, manifest);
   return manifest;

@@ -8,11 +8,10 @@ import { readIndexedPng } from '../../runtime/image';
 import { createApp } from '../../serve/app';
 import { openApiDocument } from '../../serve/openapi';
 import { startServer, type RunningServer } from '../../serve/server';
-import { tmpDir } from '../helpers';
+import { alive, tmpDir } from '../helpers';
 import { makeBundle, ROAD, SKY } from './fixture';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
-const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 
 /** A PNG w x h: red left half, blue right half. */
 async function halvesPng(w: number, h: number): Promise<Buffer> {
@@ -150,7 +149,16 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     const mounted = (createApp(s.engine).app.router.stack as { route?: { path: string; methods: Record<string, boolean> } }[])
       .flatMap((l) => (l.route ? Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route!.path}`) : [])).sort();
     assert.deepEqual(documented, mounted);
-    assert.deepEqual(Object.keys(openApiDocument({ auth: true, version: '1' }) as object).sort(), ['components', 'info', 'openapi', 'paths']);
+    // With tokens the document declares the scheme and the 401s; without, neither.
+    type Doc = { components: { securitySchemes?: object }; paths: Record<string, Record<string, { responses: Record<string, unknown>; security?: unknown }>> };
+    const withAuth = openApiDocument({ auth: true, version: '1' }) as Doc, without = doc as unknown as Doc;
+    assert.ok(withAuth.components.securitySchemes && !without.components.securitySchemes);
+    for (const p of ['/segment', '/v1/model', '/metrics']) {
+      const op = Object.values(withAuth.paths[p])[0];
+      assert.ok(op.responses['401'] && op.security, `${p} documents its 401 under auth`);
+      assert.ok(!Object.values(without.paths[p])[0].responses['401'], `${p} has no 401 without auth`);
+    }
+    assert.ok(!withAuth.paths['/healthz'].get.responses['401'], 'health stays open');
   });
 
   it('uploads are bounded in time: a body that stops arriving gets 408; an aborted multipart upload leaves nothing in progress', async () => {

@@ -8,7 +8,7 @@ import { Engine } from '../../serve/engine/engine';
 import { segmentVideos } from '../../streams/batch';
 import { decodeFrames, liveFfmpegChildren, probeVideo } from '../../streams/ffmpeg';
 import { segmentVideo } from '../../streams/segment-video';
-import { tmpDir } from '../helpers';
+import { alive, tmpDir } from '../helpers';
 import { makeBundle, ROAD, SKY } from '../serve/fixture';
 import { CITYSCAPES_PALETTE } from '../../core/labels';
 
@@ -145,7 +145,6 @@ describe('streams: segment-video through the real ffmpeg', function () {
     assert.ok(children.length >= 3, `decoder, encoder and a worker run: ${children}`);
     cli.kill('SIGINT');
     assert.equal(await exited, 130, err);
-    const alive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
     assert.deepEqual(children.filter(alive), [], 'no child outlives the command');
     const v = streams(out).find((x) => x.codec_type === 'video')!;
     assert.ok(Number(v.nb_read_frames) > 0 && Number(v.nb_read_frames) < 1000, `partial output with ${v.nb_read_frames} frames plays`);

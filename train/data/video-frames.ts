@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import ffmpeg from 'fluent-ffmpeg';
 import { UserError } from '../../core/errors';
-import { ffmpegPath, ffprobePath } from '../../core/ffmpeg';
+import { ffmpegPath, ffprobePath, VIDEO_FILE } from '../../core/ffmpeg';
 
 /** File names the video readers take. */
-export const VIDEO = /\.(mp4|mov|mkv|avi|webm|m4v|ts)$/i;
+export const VIDEO = VIDEO_FILE;
 
 export interface FrameSampling { fps: number; maxFrames: number; width?: number }
 
