@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import ffmpeg from 'fluent-ffmpeg';
 import { UserError } from '../core/errors';
 import { ffmpegPath, ffprobePath } from '../core/ffmpeg';
+import { retimeMp4 } from './mp4-timing';
 
 export interface VideoInfo {
   file: string;
@@ -183,7 +184,14 @@ export interface EncodeOptions {
   audioFrom?: { file: string; start?: number; duration?: number };
   /** 'h264': yuv420p for any player; 'lossless': RGB H.264 at qp 0, so a mask's colours (and labels) survive exactly. */
   codec: 'h264' | 'lossless';
+  /**
+   * Each frame is written with its presentation time (seconds from the first), and the file keeps
+   * those times: a variable frame rate stays variable. Without it frames are 1/fps apart.
+   */
+  timestamps?: boolean;
 }
+
+export interface Encoder { ff: Ffmpeg; write(frame: Buffer, pts?: number): Promise<void>; end(): Promise<void> }
 
 /**
  * An MP4 encoder fed raw RGB frames on stdin. `write` resolves when ffmpeg has taken the frame
@@ -191,38 +199,54 @@ export interface EncodeOptions {
  * writes the index and the file plays, also after an early stop. The video is encoded alone, then
  * muxed with the source's audio file to file (copying both, -shortest): with the audio as a second
  * input of the piped encoder, ffmpeg 4.1's -shortest cut the video to 2 of 20 frames (seen here),
- * and without it a partial output would carry the whole audio track.
+ * and without it a partial output would carry the whole audio track. With `timestamps`, the piped
+ * frames are encoded at a constant rate and their sample durations rewritten from the given times
+ * (ffmpeg 4.1 has no setts filter; a raw pipe carries no timestamps) before that final copy.
  */
-export function encodeVideo(out: string, o: EncodeOptions): { ff: Ffmpeg; write(frame: Buffer): Promise<void>; end(): Promise<void> } {
+export function encodeVideo(out: string, o: EncodeOptions): Encoder {
   const a = o.audioFrom;
-  const videoOnly = a ? `${out}.video.mp4` : out;
+  const twoStep = Boolean(a || o.timestamps);
+  const videoOnly = twoStep ? `${out}.video.mp4` : out;
   const enc = encodeVideoOnly(videoOnly, o);
+  const pts: number[] = [];
   return {
-    ...enc,
+    ff: enc.ff,
+    async write(frame, t) {
+      await enc.write(frame);
+      if (o.timestamps) pts.push(t ?? (pts.length ? pts[pts.length - 1] + 1 / o.fps : 0));
+    },
     async end() {
       await enc.end();
-      if (!a) return;
-      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file,
-        '-map', '0:v', '-map', '1:a?', '-c', 'copy', '-shortest', '-movflags', '+faststart', '-y', out]);
+      if (!twoStep) return;
+      let retimed: string | undefined;
+      if (o.timestamps && pts.length) {
+        try { retimeMp4(videoOnly, pts, 1 / o.fps); } catch (e) { retimed = `its frame times could not be kept (${(e as Error).message}); it plays at ${o.fps} frames/s`; }
+      }
+      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file] : []),
+        '-map', '0:v', ...(a ? ['-map', '1:a?', '-shortest'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', out]);
       const r = await mux.done;
       if (r.code !== 0) {
         // The segmented video is kept whatever happens to the audio.
         fs.renameSync(videoOnly, out);
-        throw new Error(`could not add the audio of ${a.file} to ${out} (${r.stderr}); the video is kept without it`);
+        throw new Error(`could not ${a ? `add the audio of ${a.file} to` : 'finish'} ${out} (${r.stderr}); the video is kept${a ? ' without it' : ''}`);
       }
       fs.rmSync(videoOnly, { force: true });
+      if (retimed) throw new Error(`${out} was written but ${retimed}`);
     },
   };
 }
 
-function encodeVideoOnly(out: string, o: EncodeOptions): { ff: Ffmpeg; write(frame: Buffer): Promise<void>; end(): Promise<void> } {
+function encodeVideoOnly(out: string, o: EncodeOptions): Encoder {
   // yuv420p needs even sizes: an odd side is padded by one pixel (the only change of size).
   const even = o.codec === 'h264' && (o.width % 2 || o.height % 2) ? ['-vf', 'pad=ceil(iw/2)*2:ceil(ih/2)*2'] : [];
+  // Retimed files: no B-frames (decode order = presentation order, so durations alone set the
+  // times), a fine track timescale, and the index at the end (the final copy moves it to the front).
+  const timed = o.timestamps ? ['-bf', '0', '-video_track_timescale', '90000'] : ['-movflags', '+faststart'];
   const args = [
     '-loglevel', 'error', '-f', 'rawvideo', '-pix_fmt', 'rgb24', '-s', `${o.width}x${o.height}`, '-framerate', String(o.fps), '-i', 'pipe:0',
     '-map', '0:v', ...even,
     ...(o.codec === 'h264' ? ['-c:v', 'libx264', '-preset', 'veryfast', '-crf', '20', '-pix_fmt', 'yuv420p'] : ['-c:v', 'libx264rgb', '-preset', 'veryfast', '-qp', '0', '-pix_fmt', 'rgb24']),
-    '-movflags', '+faststart', '-y', out,
+    ...timed, '-y', out,
   ];
   const ff = runFfmpeg(args, { stdin: 'pipe' });
   const stdin = ff.proc.stdin!;

@@ -65,8 +65,11 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const paths = outputPaths(o.out, o.output ?? 'overlay');
   for (const p of [paths.overlay, paths.mask, o.stats]) if (p) fs.mkdirSync(path.dirname(p), { recursive: true });
   const audio = { file: o.input, start: o.start, duration: o.duration };
-  const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264' }) : undefined;
-  const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless' }) : undefined;
+  // A variable frame rate stays variable: each frame keeps its own time (sampling at --fps is constant).
+  const timestamps = info.vfr && !o.fps;
+  const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264', timestamps }) : undefined;
+  const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless', timestamps }) : undefined;
+  let firstPts: number | undefined;
   const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
   const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration });
   const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers);
@@ -80,8 +83,10 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     const r = await f.result;
     const labels = resizeLabels(r.labels, m.input.width, m.input.height, W, H);
     const writes: Promise<void>[] = [];
-    if (overlayEnc) writes.push(overlayEnc.write(blendOverlay({ data: f.rgb, width: W, height: H, channels: 3 }, labels, palette, alpha)));
-    if (maskEnc) writes.push(maskEnc.write(paletteRgb(labels, palette)));
+    firstPts ??= f.pts;
+    const t = f.pts - firstPts;
+    if (overlayEnc) writes.push(overlayEnc.write(blendOverlay({ data: f.rgb, width: W, height: H, channels: 3 }, labels, palette, alpha), t));
+    if (maskEnc) writes.push(maskEnc.write(paletteRgb(labels, palette), t));
     await Promise.all(writes);
     if (stats) {
       const fr = classFractions(labels, m.classes.length);

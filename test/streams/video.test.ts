@@ -149,4 +149,55 @@ describe('streams: segment-video through the real ffmpeg', function () {
     const v = streams(out).find((x) => x.codec_type === 'video')!;
     assert.ok(Number(v.nb_read_frames) > 0 && Number(v.nb_read_frames) < 1000, `partial output with ${v.nb_read_frames} frames plays`);
   });
+
+  it('a variable frame rate stays variable: every frame keeps its source time (audio-free VFR clip, overlay and mask)', async () => {
+    // 10 frames 0.1 s apart, then 10 at 1/30 s: a camera that sped up.
+    const src = path.join(root, 'vfr.mp4');
+    ff(['-f', 'lavfi', '-i', 'color=c=red:s=64x32:r=10', '-frames:v', '20', '-vf', "settb=1/1000,setpts='if(lt(N,10),N*0.1,1+(N-10)/30)/TB'", '-r', '1000', '-vsync', 'vfr',
+      '-c:v', 'libx264', '-pix_fmt', 'yuv444p', '-qp', '0', '-video_track_timescale', '90000', src]);
+    const info = await probeVideo(src);
+    assert.ok(info.vfr, `probed as VFR: ${info.fps}`);
+    const out = path.join(root, 'vfr-out.mp4');
+    const r = await segmentVideo({ engine, input: src, out, output: 'both' });
+    assert.equal(r.error, undefined);
+    // The times a player shows: the frames ffmpeg decodes (the clip's edit list hides its last, 1 ms, frame).
+    const times = async (file: string) => { const t: number[] = []; for await (const f of decodeFrames(await probeVideo(file)).frames) t.push(f.pts); return t; };
+    const want = await times(src);
+    assert.ok(want.length >= 19 && Math.abs(want[12] - want[11] - 1 / 30) < 0.002 && Math.abs(want[5] - want[4] - 0.1) < 0.002, want.join(' '));
+    for (const f of [out, out.replace(/\.mp4$/, '.mask.mp4')]) {
+      const got = await times(f);
+      assert.equal(got.length, want.length, f);
+      got.forEach((t, i) => assert.ok(Math.abs(t - got[0] - (want[i] - want[0])) < 0.002, `${path.basename(f)} frame ${i}: ${t} vs ${want[i]}`));
+    }
+  });
+
+  it('back-pressure: an encoder that stops (SIGSTOP) stops the pipeline and the decoder without memory growing; it resumes and finishes every frame', async () => {
+    const src = clip(path.join(root, 'bp.mp4'), { w: 640, h: 360, fps: 25, seconds: 8 });
+    const out = path.join(root, 'bp-out.mp4');
+    let done = 0;
+    const run = segmentVideo({ engine, input: src, out, onProgress: (p) => { done = p.done; } });
+    for (const t0 = Date.now(); done < 10 && Date.now() - t0 < 60000;) await new Promise((r) => setTimeout(r, 20));
+    const cmd = (pid: number) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
+    const encoder = liveFfmpegChildren().find((pid) => cmd(pid).includes('pipe:0'))!;
+    const decoder = liveFfmpegChildren().find((pid) => cmd(pid).includes('pipe:1'))!;
+    assert.ok(encoder && decoder, 'the encoder and decoder run');
+    // CPU ticks of a process (utime + stime); a decoder that ran to the end and exited counts as unbounded.
+    const cpu = (pid: number) => { try { const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' '); return Number(f[11]) + Number(f[12]); } catch { return Infinity; } };
+    process.kill(encoder, 'SIGSTOP');
+    try {
+      await new Promise((r) => setTimeout(r, 500));  // what was in the pipes settles
+      const [d0, rss0, c0] = [done, process.memoryUsage().rss, cpu(decoder)];
+      await new Promise((r) => setTimeout(r, 2000));
+      const [d1, rss1, c1] = [done, process.memoryUsage().rss, cpu(decoder)];
+      assert.equal(d1, d0, 'no frame is finished while the encoder takes none');
+      // Unbounded, 2 s of decoding 640x360 RGB at hundreds of frames/s would be hundreds of MB.
+      assert.ok(rss1 - rss0 < 40 * 2 ** 20, `memory grew by ${((rss1 - rss0) / 2 ** 20).toFixed(1)} MiB`);
+      assert.ok(c1 - c0 <= 5, `the decoder used ${c1 - c0} ticks of CPU while blocked`);
+    } finally {
+      process.kill(encoder, 'SIGCONT');
+    }
+    const r = await run;
+    assert.equal(r.error, undefined);
+    assert.equal(r.frames, 200);
+  });
 });
