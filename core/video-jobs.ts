@@ -1,0 +1,55 @@
+/**
+ * The video job API's contract, between the HTTP routes (serve/videos.ts) and whatever runs the
+ * jobs: in-process by default (streams/jobs.ts), a distributed queue when scaled out. Both sides
+ * import this file only, so a queue can replace the other without the routes knowing.
+ */
+
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobStatus {
+  id: string;
+  state: JobState;
+  /** The uploaded file's name (as the client gave it) and size. */
+  input: { name: string; bytes: number };
+  frames: { done: number; total: number };
+  /** Frames per second while running (or over the whole job once finished). */
+  fps: number;
+  /** Why the job failed (with the frame it failed at); absent otherwise. */
+  error?: string;
+  /** A failed or cancelled job whose output holds the frames done before it stopped. */
+  partial: boolean;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+export type JobErrorCode = 'backlog-full' | 'bad-video' | 'not-found' | 'not-ready' | 'closed';
+
+/** A refusal the routes turn into a status: backlog-full 503, bad-video 400, not-found 404, not-ready 409, closed 503. */
+export class JobError extends Error {
+  constructor(readonly code: JobErrorCode, message: string, readonly hint: string) {
+    super(message);
+    this.name = 'JobError';
+  }
+}
+
+export interface VideoJobs {
+  /** Where the routes write an upload before handing it over (same filesystem, so it is moved, not copied). */
+  readonly uploadDir: string;
+  /** False when the backlog is full: the routes refuse before reading an upload. */
+  accepting(): boolean;
+  /** Takes ownership of `file` (moved or deleted): probes it (bad-video), queues it (backlog-full). */
+  submit(upload: { file: string; name: string; bytes: number }): Promise<JobStatus>;
+  get(id: string): JobStatus | undefined;
+  /** Newest first; `after` is the id the previous page ended with. */
+  list(o: { limit: number; after?: string }): { jobs: JobStatus[]; next?: string };
+  /** The result file: the MP4 ('video') or the per-frame JSON lines ('stats'); not-found / not-ready. */
+  result(id: string, kind: 'video' | 'stats'): { file: string; partial: boolean };
+  /** Cancels a queued or running job and deletes its files; false when there is no such job. */
+  remove(id: string): Promise<boolean>;
+  /** Jobs by state, for /metrics. */
+  counts(): Record<JobState, number>;
+  /** Seconds a client should wait before retrying a refused submit. */
+  retryAfterSeconds(): number;
+  close(): Promise<void>;
+}

@@ -1,0 +1,146 @@
+/**
+ * The video job API over any VideoJobs (core/video-jobs.ts): POST /videos (raw video/* body,
+ * multipart field "video", or JSON {"path"} inside the operator's --video-dir) -> 202 {id};
+ * GET /videos (paged), GET /videos/:id, GET /videos/:id/result (?stats=1), DELETE /videos/:id.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Express, Request, Response } from 'express';
+import * as client from 'prom-client';
+import { JobError, type VideoJobs } from '../core/video-jobs';
+import { HttpError } from './http-error';
+import { saveVideoUpload } from './upload';
+
+export interface VideoRouteOptions {
+  jobs: VideoJobs;
+  /** Bytes an uploaded video may have (default 2 GiB). */
+  maxVideoBytes?: number;
+  /** How long an upload may take (default 10 min). */
+  uploadTimeoutMs?: number;
+  /** Server paths a client may name instead of uploading (JSON {"path"}); none by default. */
+  videoDir?: string;
+}
+
+const STATUS = { 'backlog-full': 503, 'bad-video': 400, 'not-found': 404, 'not-ready': 409, closed: 503 } as const;
+
+export function jobHttpError(e: unknown, jobs: VideoJobs): unknown {
+  if (!(e instanceof JobError)) return e;
+  return new HttpError(STATUS[e.code], e.message, e.hint, e.code === 'backlog-full' || e.code === 'closed' ? { 'Retry-After': String(jobs.retryAfterSeconds()) } : {});
+}
+
+export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining: () => boolean, send: (res: Response, e: unknown) => void): void {
+  const { jobs } = o;
+  const maxBytes = o.maxVideoBytes ?? 2 * 2 ** 30, uploadMs = o.uploadTimeoutMs ?? 600_000;
+  const wrap = (f: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response) => {
+    try { await f(req, res); } catch (e) { if (!res.headersSent) send(res, jobHttpError(e, jobs)); }
+  };
+  const self = (id: string) => ({ self: `/videos/${id}`, result: `/videos/${id}/result`, stats: `/videos/${id}/result?stats=1` });
+
+  app.post('/videos', wrap(async (req, res) => {
+    if (isDraining()) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1', Connection: 'close' });
+    if (!jobs.accepting()) throw new JobError('backlog-full', 'The video backlog is full.', 'Retry after the Retry-After seconds.');
+    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+    const upload = type === 'application/json' ? await serverPath(req, o.videoDir) : { ...(await saveVideoUpload(req, jobs.uploadDir, maxBytes, uploadMs)), owned: true };
+    const status = await jobs.submit(upload);
+    res.status(202).location(`/videos/${status.id}`).json({ ...status, links: self(status.id) });
+  }));
+  app.get('/videos', wrap((req, res) => {
+    const limit = req.query.limit === undefined ? 20 : Number(req.query.limit);
+    if (!(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new HttpError(400, `limit must be an integer in [1, 100], got ${JSON.stringify(req.query.limit)}.`, 'Pass e.g. ?limit=20.');
+    const after = typeof req.query.after === 'string' ? req.query.after : undefined;
+    const page = jobs.list({ limit, after });
+    res.json({ jobs: page.jobs.map((j) => ({ ...j, links: self(j.id) })), next: page.next && `/videos?limit=${limit}&after=${page.next}` });
+  }));
+  app.get('/videos/:id', wrap((req, res) => {
+    const s = jobs.get(String(req.params.id));
+    if (!s) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs this server knows (jobs do not survive a restart).');
+    res.json({ ...s, links: self(s.id) });
+  }));
+  app.get('/videos/:id/result', wrap(async (req, res) => {
+    const stats = req.query.stats === '1' || req.query.stats === 'true';
+    const r = jobs.result(String(req.params.id), stats ? 'stats' : 'video');
+    if (r.partial) res.set('X-Partial', 'true');
+    res.type(stats ? 'application/x-ndjson' : 'video/mp4');
+    // sendFile answers Range requests, so a browser's <video> can seek.
+    await new Promise<void>((resolve, reject) => res.sendFile(r.file, { headers: { 'Cache-Control': 'no-store' } }, (e) => (e ? reject(e) : resolve())));
+  }));
+  app.delete('/videos/:id', wrap(async (req, res) => {
+    if (!(await jobs.remove(String(req.params.id)))) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs.');
+    res.status(204).end();
+  }));
+}
+
+/** JSON {"path": "..."}: only a file inside the operator's --video-dir, read in place (never moved). */
+async function serverPath(req: Request, dir: string | undefined): Promise<{ file: string; name: string; bytes: number; owned: false }> {
+  if (!dir) throw new HttpError(403, 'This server takes no paths: upload the video instead.', 'Send the video as the body (Content-Type video/mp4) or as the multipart field "video"; an operator allows paths with --video-dir.');
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) { n += (c as Buffer).length; if (n > 4096) throw new HttpError(413, 'The JSON body is over 4 KiB.', 'Send {"path": "relative/to/video-dir.mp4"}.'); chunks.push(c as Buffer); }
+  let p: unknown;
+  try { p = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { path?: unknown }).path; } catch { p = undefined; }
+  if (typeof p !== 'string' || !p) throw new HttpError(400, 'The JSON body needs a "path" string.', 'Send {"path": "relative/to/video-dir.mp4"}.');
+  const root = fs.realpathSync(dir);
+  let file: string;
+  try { file = fs.realpathSync(path.resolve(root, p)); } catch { throw new HttpError(404, `No file ${p} under the server's video directory.`, 'Name a file relative to --video-dir.'); }
+  // Symlinks resolved first: a link out of the directory is refused like ../.
+  if (path.relative(root, file).startsWith('..') || path.isAbsolute(path.relative(root, file)) || !fs.statSync(file).isFile()) {
+    throw new HttpError(403, `${p} is outside the server's video directory.`, 'Name a file inside --video-dir.');
+  }
+  return { file, name: path.basename(file), bytes: fs.statSync(file).size, owned: false };
+}
+
+export function videoPaths(security: object[] | undefined, errors: (codes: number[]) => object): Record<string, object> {
+  const job = { $ref: '#/components/schemas/VideoJob' };
+  const json = (schema: object) => ({ 'application/json': { schema } });
+  const bin = { type: 'string', format: 'binary' };
+  const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  return {
+    '/videos': {
+      post: {
+        summary: 'Queue a video: the overlay MP4 (audio kept) and per-frame stats are made in the background', security,
+        parameters: [{ name: 'X-Filename', in: 'header', schema: { type: 'string' }, description: 'The file name to report (raw uploads).' }],
+        requestBody: { required: true, content: {
+          'video/mp4': { schema: bin }, 'video/quicktime': { schema: bin }, 'video/x-matroska': { schema: bin }, 'video/webm': { schema: bin }, 'video/mp2t': { schema: bin },
+          'multipart/form-data': { schema: { type: 'object', required: ['video'], properties: { video: bin } } },
+          'application/json': { schema: { type: 'object', required: ['path'], properties: { path: { type: 'string', description: 'Relative to the server\'s --video-dir (403 without one).' } } } },
+        } },
+        responses: { 202: { description: 'Queued; Location is the job.', content: json(job) }, ...errors([400, 403, 408, 413, 415, 503]) },
+      },
+      get: {
+        summary: 'The jobs, newest first', security,
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100, default: 20 } }, { name: 'after', in: 'query', schema: { type: 'string' }, description: 'The last id of the previous page.' }],
+        responses: { 200: { description: 'A page of jobs; next is the following page\'s URL.', content: json({ type: 'object', properties: { jobs: { type: 'array', items: job }, next: { type: 'string' } } }) }, ...errors([400, 404]) },
+      },
+    },
+    '/videos/{id}': {
+      get: { summary: 'A job\'s state, frames done / total, frames/s, error', security, parameters: [id], responses: { 200: { description: 'The job.', content: json(job) }, ...errors([404]) } },
+      delete: { summary: 'Cancel a job and delete its files', security, parameters: [id], responses: { 204: { description: 'Deleted.' }, ...errors([404]) } },
+    },
+    '/videos/{id}/result': {
+      get: {
+        summary: 'The overlay MP4 (Range requests work), or with ?stats=1 the per-frame JSON lines', security,
+        parameters: [id, { name: 'stats', in: 'query', schema: { type: 'string', enum: ['1'] } }],
+        responses: { 200: { description: 'The result; X-Partial: true for the frames a failed or cancelled job segmented.', content: { 'video/mp4': { schema: bin }, 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errors([404, 409]) },
+      },
+    },
+  };
+}
+
+export const VIDEO_JOB_SCHEMA = {
+  type: 'object', required: ['id', 'state', 'frames', 'fps', 'partial', 'createdAt'],
+  properties: {
+    id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'done', 'failed', 'cancelled'] },
+    input: { type: 'object', properties: { name: { type: 'string' }, bytes: { type: 'integer' } } },
+    frames: { type: 'object', properties: { done: { type: 'integer' }, total: { type: 'integer' } } }, fps: { type: 'number' },
+    error: { type: 'string' }, partial: { type: 'boolean' }, createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: 'string' }, finishedAt: { type: 'string' },
+    links: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+};
+
+/** Video jobs by state (waiting, running, done, failed, cancelled) and frames segmented by them. */
+export function registerVideoMetrics(registry: client.Registry, jobs: VideoJobs): void {
+  new client.Gauge({
+    name: 'i2i_video_jobs', help: 'Video jobs by state.', labelNames: ['state'], registers: [registry],
+    collect() { for (const [state, n] of Object.entries(jobs.counts())) this.set({ state }, n); },
+  });
+}
