@@ -7,5 +7,21 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   POST /segment (image/jpeg|png|webp body or multipart field "image"; ?format=png|json|overlay|labels),
   GET /healthz /readyz /v1/model /metrics /openapi.json. Default model: the fastest file of the bundle
   whose parity stayed within 1 point of float32; default pool: one worker process per core (${os.availableParallelism()} here), 1 thread each.
+  Video jobs: POST /videos (video/* body or multipart "video") -> 202 {id}; GET /videos[/ID[/result[?stats=1]]];
+  DELETE /videos/ID. In-process (--video-concurrency 1, --video-backlog 16, --video-store DIR, default a
+  temporary directory; jobs do not survive a restart), --video-dir DIR lets clients name files in DIR
+  ({"path"}), --max-video-bytes (2 GiB), --upload-timeout-ms (10 min), --no-videos turns it off.
+  Live streams: --stream NAME=URL (repeatable; rtsp://, http(s)://, or a file played at its rate, --loop)
+  -> GET /streams/NAME.mjpeg and /streams/NAME; --stream-out DIR keeps rolling --segment-seconds MP4s.
   Logs JSON lines to stdout.
+`;
+
+export const STREAM_HELP = `i2i segment-stream <url|file> --bundle DIR [--out DIR] [--segment-seconds 60] [--name NAME]
+            [--serve [--port 8080] [--host 127.0.0.1]] [--loop] [--runtime R] [--precision P] [--workers N]
+            [--threads T] [--alpha A] [--json]
+  reads RTSP / HTTP / ... or a file at its native rate through ffmpeg, segments the newest frame
+  whenever the engine is free and drops the rest (counted), reconnects with backoff when the source
+  drops. --out: rolling MP4 segments with the overlay, each with its .jsonl stats lines. --serve: the
+  overlay at GET /streams/NAME.mjpeg and its stats at GET /streams/NAME beside POST /segment.
+  Prints a stats line every 5 s (--json: JSON lines). Ctrl-C stops with the current segment playable.
 `;

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { UserError } from '../core/errors';
 import { PRECISIONS, RUNTIMES, type Precision, type RuntimeName } from '../runtime/bundle';
 import { jsonLogger, startServer } from '../serve/server';
+import { attachments } from './attach';
 
 
 export async function cmdServe(argv: string[]): Promise<number> {
@@ -11,6 +12,9 @@ export async function cmdServe(argv: string[]): Promise<number> {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
+    stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
+    'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
+    'max-video-bytes': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
   if (!values.bundle) throw new UserError('serve needs --bundle <dir with manifest.json>.', 'Make one with i2i convert.');
   const int = (flag: keyof typeof values, min = 1) => {
@@ -22,13 +26,30 @@ export async function cmdServe(argv: string[]): Promise<number> {
   };
   if (values.runtime && !(RUNTIMES as readonly string[]).includes(values.runtime)) throw new UserError(`--runtime must be ${RUNTIMES.join(' or ')}, got "${values.runtime}".`);
   if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UserError(`--precision must be one of ${PRECISIONS.join(', ')}, got "${values.precision}".`);
+  const streams = (values.stream ?? []).map((v) => {
+    const m = /^([\w.-]+)=(.+)$/.exec(v);
+    if (!m) throw new UserError(`--stream must be NAME=URL, got "${v}".`, 'For example: --stream front=rtsp://camera.local/stream1');
+    return { name: m[1], source: /^[a-z][a-z0-9+.-]*:\/\//i.test(m[2]) ? m[2] : path.resolve(m[2]) };
+  });
+  if (new Set(streams.map((s) => s.name)).size !== streams.length) throw new UserError('Two --stream options have the same name.', 'Give each stream its own NAME.');
+  const alpha = values.alpha === undefined ? undefined : Number(values.alpha);
+  if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new UserError(`--alpha must be in [0, 1], got "${values.alpha}".`);
+  const segmentSeconds = values['segment-seconds'] === undefined ? undefined : Number(values['segment-seconds']);
+  if (segmentSeconds !== undefined && !(segmentSeconds > 0)) throw new UserError(`--segment-seconds must be a positive number, got "${values['segment-seconds']}".`);
   const log = jsonLogger();
   const s = await startServer({
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
     timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
+    attach: attachments({
+      videos: values['no-videos'] ? undefined : {
+        store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
+        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'),
+      },
+      streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds, loop: values.loop, alpha,
+    }, log),
   });
-  process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment)\n`);
+  process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment${values['no-videos'] ? '' : ', /videos'}${streams.map((x) => `, /streams/${x.name}.mjpeg`).join('')})\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
   log.info({ signal }, 'signal received');
   // A second signal during the drain stops at once (the workers exit with their parent's channel).

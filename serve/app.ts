@@ -17,6 +17,9 @@ import { HttpError } from './http-error';
 import { createMetrics, residentBytes, type ServeMetrics, type Stage } from './metrics';
 import { openApiDocument } from './openapi';
 import { Semaphore } from './semaphore';
+import { mountStreamRoutes, registerStreamMetrics } from './streams';
+import { mountVideoRoutes, registerVideoMetrics, type VideoRouteOptions } from './videos';
+import type { LiveFeed } from '../core/live';
 
 export interface AppOptions {
   /** Bytes a body may have (default 10 MiB: a 4K JPEG is 1-4 MiB). */
@@ -31,12 +34,16 @@ export interface AppOptions {
   bundleId?: string;
   log?: Logger;
   version?: string;
+  /** The video job API (/videos), over in-process jobs or a distributed queue. */
+  videos?: VideoRouteOptions;
+  /** Live streams shown at /streams/:name(.mjpeg). */
+  streams?: LiveFeed[];
 }
 
 export interface Logger { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-export interface ServeApp { app: express.Express; metrics: ServeMetrics; setDraining(): void }
+export interface ServeApp { app: express.Express; metrics: ServeMetrics; setDraining(): void; /** Ends the long-lived responses (MJPEG views) so a drain can finish. */ endStreams(): void }
 
 const FORMATS = ['png', 'json', 'overlay', 'labels'] as const;
 type Format = (typeof FORMATS)[number];
@@ -107,7 +114,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     const ready = engine.ready && !draining;
     res.status(ready ? 200 : 503).json({ ready, draining, workers: s.readyWorkers, queued: s.queued });
   });
-  app.get('/openapi.json', (_req, res) => { res.json(openApiDocument({ auth: Boolean(o.tokens?.length), version: o.version ?? '0' })); });
+  app.get('/openapi.json', (_req, res) => { res.json(openApiDocument({ auth: Boolean(o.tokens?.length), version: o.version ?? '0', videos: Boolean(o.videos), streams: Boolean(o.streams) })); });
 
   // Everything below needs a token where tokens are configured.
   app.use((req: Request, res: Response, next: NextFunction) => {
@@ -202,6 +209,15 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     }
   });
 
+  const send = (res: Response, e: unknown) => {
+    const err = toHttpError(e, engine);
+    if (err.status >= 500 && !(e instanceof HttpError) && !(e instanceof EngineError)) log.error({ reqId: res.locals.id, err: (e as Error).stack }, 'unexpected error');
+    if (!res.headersSent) sendError(res, err);
+  };
+  if (o.videos) { mountVideoRoutes(app, o.videos, () => draining, send); registerVideoMetrics(metrics.registry, o.videos.jobs); }
+  if (o.streams) registerStreamMetrics(metrics.registry, o.streams);
+  const views = o.streams ? mountStreamRoutes(app, o.streams, {}, send) : undefined;
+
   app.use((_req: Request, res: Response) => sendError(res, new HttpError(404, 'No such route.', 'See GET /openapi.json for the routes.')));
   // Malformed requests caught by express itself (e.g. a bad URI).
   app.use((e: Error & { status?: number }, _req: Request, res: Response, _next: NextFunction) => {
@@ -210,7 +226,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     sendError(res, new HttpError(status, status === 500 ? 'Internal error.' : e.message, status === 500 ? 'Retry; the error is logged with this request id.' : 'Fix the request.'));
   });
 
-  return { app, metrics, setDraining: () => { draining = true; } };
+  return { app, metrics, setDraining: () => { draining = true; }, endStreams: () => views?.close() };
 }
 
 function sendError(res: Response, e: HttpError): void {

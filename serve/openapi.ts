@@ -1,19 +1,25 @@
 /** The OpenAPI 3.1 document of the server; a test checks it against the routes the app mounts. */
+import { streamPaths } from './streams';
+import { VIDEO_JOB_SCHEMA, videoPaths } from './videos';
+
 const error = { $ref: '#/components/schemas/Error' };
 const errors = (codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: STATUS[c], content: { 'application/json': { schema: error } } }]));
 const STATUS: Record<number, string> = {
-  400: 'Undecodable, truncated or empty image, or a bad parameter.', 401: 'Missing or wrong bearer token.', 408: 'The body did not arrive before the deadline.', 413: 'Body or pixel count over the limit.',
-  415: 'Not image/jpeg, image/png, image/webp or multipart/form-data.', 503: 'Queue full, no worker, or draining (see Retry-After).', 504: 'The deadline passed.',
+  400: 'Undecodable, truncated or empty image or video, or a bad parameter.', 401: 'Missing or wrong bearer token.', 403: 'A server path outside the operator\'s --video-dir (or none allowed).', 404: 'No such job or stream.',
+  408: 'The body did not arrive before the deadline.', 409: 'The job has no result yet (or failed before any frame).', 413: 'Body or pixel count over the limit.',
+  415: 'Not a media type this route reads (image/* for /segment, video/* for /videos, or multipart/form-data).', 503: 'Queue full, no worker, or draining (see Retry-After).', 504: 'The deadline passed.',
 };
 
-export function openApiDocument(o: { auth: boolean; version: string }): object {
+export function openApiDocument(o: { auth: boolean; version: string; videos?: boolean; streams?: boolean }): object {
   const security = o.auth ? [{ bearer: [] }] : undefined;
+  const withAuth = (codes: number[]) => errors([...codes, ...(o.auth ? [401] : [])].sort());
   const json = (schema: object) => ({ 'application/json': { schema } });
   return {
     openapi: '3.1.0',
     info: { title: 'i2i-adapt segmentation server', version: o.version, description: 'Semantic segmentation of dashcam frames by a domain-adapted model bundle.' },
     components: {
       schemas: {
+        ...(o.videos ? { VideoJob: VIDEO_JOB_SCHEMA } : {}),
         Error: { type: 'object', required: ['error', 'hint'], properties: { error: { type: 'string' }, hint: { type: 'string' } } },
         Segmentation: {
           type: 'object', required: ['width', 'height', 'classes', 'fractions', 'mask', 'timings', 'drift'],
@@ -57,6 +63,8 @@ export function openApiDocument(o: { auth: boolean; version: string }): object {
       '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) }, ...errors(o.auth ? [401] : []) } } },
       '/metrics': { get: { summary: 'Prometheus metrics', security, responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(o.auth ? [401] : []) } } },
       '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1.', content: json({ type: 'object' }) } } } },
+      ...(o.videos ? videoPaths(security, withAuth) : {}),
+      ...(o.streams ? streamPaths(security, withAuth) : {}),
     },
   };
 }

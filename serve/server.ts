@@ -11,8 +11,21 @@ import { UserError } from '../core/errors';
 import { readTokens } from './auth';
 import { createApp, type AppOptions, type Logger } from './app';
 import { Engine, type EngineOptions } from './engine/engine';
+import type { LiveFeed } from '../core/live';
+import type { VideoRouteOptions } from './videos';
 
-export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOptions, 'tokens' | 'log' | 'bundleId'> {
+/** What runs on the server's engine beside POST /segment: video jobs and live streams (cli/serve.ts builds them from streams/). */
+export interface Attachments {
+  videos?: VideoRouteOptions;
+  streams?: LiveFeed[];
+  /** Called once the engine is ready (live streams start reading then). */
+  start?(): void;
+  /** Called on drain after the listener closed, before the engine closes. */
+  close(): Promise<void>;
+}
+
+export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOptions, 'tokens' | 'log' | 'bundleId' | 'videos' | 'streams'> {
+  attach?: (engine: Engine) => Attachments;
   port?: number;
   host?: string;
   tokenFile?: string;
@@ -46,12 +59,14 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
   // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
-  const { app, setDraining } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle) });
+  const extra = o.attach?.(engine);
+  const { app, setDraining, endStreams } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
   // limit backs that with a margin.
-  server.requestTimeout = (o.timeoutMs ?? 10_000) + 5_000;
+  // Video uploads have their own, longer bound (serve/upload.ts).
+  server.requestTimeout = Math.max((o.timeoutMs ?? 10_000), extra?.videos ? extra.videos.uploadTimeoutMs ?? 600_000 : 0) + 5_000;
   server.headersTimeout = 20_000;
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve, reject) => {
@@ -64,8 +79,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     await engine.start();
   } catch (e) {
     await new Promise<void>((r) => server.close(() => r()));
+    await extra?.close();
     throw e;
   }
+  extra?.start?.();
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
   log.info({ url, model: engine.file.file, runtime: engine.runtime, precision: engine.file.precision, workers: engine.stats().workers, batch: engine.batchLimit }, 'serving');
@@ -76,10 +93,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     if (o.drainDelayMs) await new Promise((r) => setTimeout(r, o.drainDelayMs));
     const timeout = o.drainTimeoutMs ?? 30_000;
     const closed = new Promise<void>((r) => server.close(() => r()));
+    endStreams();
     server.closeIdleConnections();
     const t = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeout).unref());
     const finished = (await Promise.race([closed, t])) !== 'timeout';
     if (!finished) server.closeAllConnections();
+    // Video jobs stop with what they wrote (a playable partial output), streams close their segment files.
+    await extra?.close().catch((e: Error) => log.error({ err: e.stack }, 'closing video jobs and streams'));
     await engine.close(Math.max(1000, timeout / 3));
     log.info({ clean: finished }, 'stopped');
     return finished;

@@ -39,7 +39,7 @@ const sources = (dir: string): string[] => {
 const stage = (f: string) => path.relative(ROOT, f).split(path.sep)[0];
 
 describe('layout: dependencies point down', () => {
-  for (const [from, banned] of [['runtime', ['train', 'convert', 'serve', 'streams', 'cli']], ['serve', ['train', 'convert', 'streams', 'cli']], ['cli/serve.ts', ['train', 'convert', 'streams']], ['streams', ['train', 'convert', 'cli']], ['core', ['train', 'convert', 'runtime', 'serve', 'streams', 'cli']]] as const) {
+  for (const [from, banned] of [['runtime', ['train', 'convert', 'serve', 'streams', 'cli']], ['serve', ['train', 'convert', 'streams', 'cli']], ['cli/serve.ts', ['train', 'convert']], ['streams', ['train', 'convert', 'cli']], ['core', ['train', 'convert', 'runtime', 'serve', 'streams', 'cli']]] as const) {
     it(`${from}/ reaches none of ${banned.join(', ')}`, function () {
       const files = sources(from);
       if (files.length === 0) this.skip();
@@ -47,4 +47,8 @@ describe('layout: dependencies point down', () => {
       assert.deepEqual(bad.map(([, chain]) => chain.map((c) => path.relative(ROOT, c)).join(' -> ')), []);
     });
   }
+  it('streams/ uses only the engine of serve/ (runtime/, serve/engine and core/), and serve/ knows video jobs and live feeds only through core/', () => {
+    const bad = [...reachable(sources('streams'))].filter(([f]) => stage(f) === 'serve' && !path.relative(ROOT, f).startsWith(path.join('serve', 'engine')));
+    assert.deepEqual(bad.map(([, chain]) => chain.map((c) => path.relative(ROOT, c)).join(' -> ')), []);
+  });
 });
