@@ -2,12 +2,13 @@
 import type { Attachments } from '../serve/server';
 import type { Engine } from '../serve/engine/engine';
 import type { Logger } from '../serve/app';
+import type { VideoJobs } from '../core/video-jobs';
 import { LocalVideoJobs, type LocalJobsOptions } from '../streams/jobs';
 import { LiveStream } from '../streams/live';
 
 export interface AttachOptions {
-  /** The /videos job API in this process (absent: no /videos routes). */
-  videos?: Omit<LocalJobsOptions, 'engine' | 'log'> & { maxVideoBytes?: number; uploadTimeoutMs?: number; videoDir?: string };
+  /** The /videos job API (absent: no /videos routes): on `queue` (a distributed one, opened by the caller) or in this process. */
+  videos?: Omit<LocalJobsOptions, 'engine' | 'log'> & { queue?: VideoJobs; maxVideoBytes?: number; uploadTimeoutMs?: number; videoDir?: string };
   streams?: { name: string; source: string }[];
   streamOut?: string;
   segmentSeconds?: number;
@@ -19,7 +20,7 @@ export interface AttachOptions {
 
 export function attachments(o: AttachOptions, log: Logger): (engine: Engine) => Attachments & { live: LiveStream[] } {
   return (engine) => {
-    const jobs = o.videos && new LocalVideoJobs({ ...o.videos, engine, alpha: o.alpha, log: (msg, extra) => log.info({ ...extra }, msg) });
+    const jobs = o.videos && (o.videos.queue ?? new LocalVideoJobs({ ...o.videos, engine, alpha: o.alpha, log: (msg, extra) => log.info({ ...extra }, msg) }));
     const live = (o.streams ?? []).map((s) => new LiveStream({
       ...s, engine, out: o.streamOut, segmentSeconds: o.segmentSeconds, loop: o.loop, alpha: o.alpha,
       log: (msg, extra) => log.info({ ...extra }, msg),

@@ -11,6 +11,7 @@ export async function main(argv: string[]): Promise<number> {
     switch (cmd) {
       case 'serve': return await (require('./serve') as typeof import('./serve')).cmdServe(rest);
       case 'segment-video': return await (require('./video') as typeof import('./video')).cmdSegmentVideo(rest);
+      case 'worker': return await (require('./fleet') as typeof import('./fleet')).cmdWorker(rest);
       case 'segment-stream': return await (require('./stream') as typeof import('./stream')).cmdSegmentStream(rest);
       case undefined: case 'help': case '--help': case '-h':
         process.stdout.write((require('./stages') as typeof import('./stages')).HELP); return 0;

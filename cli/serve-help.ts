@@ -11,8 +11,10 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   DELETE /videos/ID. In-process (--video-concurrency 1, --video-backlog 16, --video-store DIR, default a
   temporary directory; jobs do not survive a restart), --video-dir DIR lets clients name files in DIR
   ({"path"}), --max-video-bytes (2 GiB), --upload-timeout-ms (10 min), --no-videos turns it off.
+  Scale-out: --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--segment-seconds 60] puts
+  /videos jobs on BullMQ, split on keyframes into segments for any number of i2i worker processes.
   Live streams: --stream NAME=URL (repeatable; rtsp://, http(s)://, or a file played at its rate, --loop)
-  -> GET /streams/NAME.mjpeg and /streams/NAME; --stream-out DIR keeps rolling --segment-seconds MP4s.
+  -> GET /streams/NAME.mjpeg and /streams/NAME; --stream-out DIR keeps rolling MP4s (--stream-segment-seconds 60).
   Logs JSON lines to stdout.
 `;
 
@@ -24,4 +26,11 @@ export const STREAM_HELP = `i2i segment-stream <url|file> --bundle DIR [--out DI
   drops. --out: rolling MP4 segments with the overlay, each with its .jsonl stats lines. --serve: the
   overlay at GET /streams/NAME.mjpeg and its stats at GET /streams/NAME beside POST /segment.
   Prints a stats line every 5 s (--json: JSON lines). Ctrl-C stops with the current segment playable.
+`;
+
+export const WORKER_HELP = `i2i worker --bundle DIR --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--concurrency 1]
+            [--workers N] [--threads T] [--runtime tflite|tfjs] [--precision P] [--lock-ms 30000]
+  takes /videos segments off the BullMQ queue of i2i serve --redis (any number of workers, on any
+  machine that sees --store), segments them on its own engine and joins finished videos. Refuses a
+  queue whose jobs were made for another bundle. SIGTERM / Ctrl-C finishes the segments in hand.
 `;

@@ -12,7 +12,8 @@ export async function cmdServe(argv: string[]): Promise<number> {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
-    stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
+    stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
+    redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
     'max-video-bytes': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
@@ -34,8 +35,18 @@ export async function cmdServe(argv: string[]): Promise<number> {
   if (new Set(streams.map((s) => s.name)).size !== streams.length) throw new UserError('Two --stream options have the same name.', 'Give each stream its own NAME.');
   const alpha = values.alpha === undefined ? undefined : Number(values.alpha);
   if (alpha !== undefined && !(alpha >= 0 && alpha <= 1)) throw new UserError(`--alpha must be in [0, 1], got "${values.alpha}".`);
-  const segmentSeconds = values['segment-seconds'] === undefined ? undefined : Number(values['segment-seconds']);
-  if (segmentSeconds !== undefined && !(segmentSeconds > 0)) throw new UserError(`--segment-seconds must be a positive number, got "${values['segment-seconds']}".`);
+  const seconds = (flag: 'segment-seconds' | 'stream-segment-seconds') => {
+    const v = values[flag];
+    if (v === undefined) return undefined;
+    if (!(Number(v) > 0)) throw new UserError(`--${flag} must be a positive number of seconds, got "${v}".`);
+    return Number(v);
+  };
+  if (values['no-videos'] && values.redis) throw new UserError('--redis puts /videos jobs on a queue; --no-videos turns /videos off.', 'Pass one of them.');
+  for (const f of ['queue', 'store', 'segment-seconds'] as const) if (values[f] !== undefined && !values.redis) throw new UserError(`--${f} belongs to the distributed queue.`, 'Pass --redis redis://HOST:PORT with it.');
+  // Scale-out: /videos on BullMQ; loaded only then (the embedded default needs no Redis client).
+  const queue = values.redis ? await (require('./fleet') as typeof import('./fleet')).openQueueJobs({
+    redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle),
+  }) : undefined;
   const log = jsonLogger();
   const s = await startServer({
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
@@ -44,9 +55,9 @@ export async function cmdServe(argv: string[]): Promise<number> {
     attach: attachments({
       videos: values['no-videos'] ? undefined : {
         store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
-        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'),
+        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'), queue,
       },
-      streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds, loop: values.loop, alpha,
+      streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds: seconds('stream-segment-seconds'), loop: values.loop, alpha,
     }, log),
   });
   process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment${values['no-videos'] ? '' : ', /videos'}${streams.map((x) => `, /streams/${x.name}.mjpeg`).join('')})\n`);

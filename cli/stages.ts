@@ -14,7 +14,7 @@ import { convert, parityTable } from '../convert/convert';
 import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 import { translateRun } from '../train/translate';
-import { SERVE_HELP, STREAM_HELP } from './serve-help';
+import { SERVE_HELP, STREAM_HELP, WORKER_HELP } from './serve-help';
 
 export const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
 
@@ -28,6 +28,7 @@ Commands:
   convert a trained run -> deployable bundle (manifest.json, TFLite float32/int8, tfjs), judged by the TFLite runtime
   serve   the real-time segmentation server of a bundle: POST /segment, health, metrics
   segment-video  dashcam videos (a file or a directory) -> overlay / lossless mask MP4s and per-frame stats
+  worker  scale-out: segments /videos jobs from the BullMQ queue of i2i serve --redis
   segment-stream a live source (RTSP, HTTP, a file at its rate) in real time: MJPEG view, rolling segments, stats
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
@@ -72,6 +73,7 @@ i2i segment-video <file|dir> --bundle DIR --out <file|dir> [--output overlay|mas
   file failed (its partial output plays), 130 on Ctrl-C.
 
 ${STREAM_HELP}
+${WORKER_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
             [--eval-frames N] [--check-frames N] [--argmax] [--threads N]

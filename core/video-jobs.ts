@@ -6,9 +6,13 @@
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
+/** 'overlay': the frames blended with the class colours (H.264); 'mask': the palette colours, lossless, so every pixel decodes back to its label. */
+export type VideoOutput = 'overlay' | 'mask';
+
 export interface JobStatus {
   id: string;
   state: JobState;
+  output: VideoOutput;
   /** The uploaded file's name (as the client gave it) and size. */
   input: { name: string; bytes: number };
   frames: { done: number; total: number };
@@ -38,18 +42,30 @@ export interface VideoJobs {
   readonly uploadDir: string;
   /** False when the backlog is full: the routes refuse before reading an upload. */
   accepting(): boolean;
-  /** Takes ownership of `file` (moved or deleted): probes it (bad-video), queues it (backlog-full). */
-  submit(upload: { file: string; name: string; bytes: number }): Promise<JobStatus>;
-  get(id: string): JobStatus | undefined;
+  /**
+   * Probes the file (bad-video) and queues it (backlog-full). An owned file (an upload) is moved
+   * into the job or deleted; `owned: false` (a path inside the operator's --video-dir) is only read.
+   */
+  submit(upload: { file: string; name: string; bytes: number; owned?: boolean; output?: VideoOutput }): Promise<JobStatus>;
+  get(id: string): Promise<JobStatus | undefined>;
   /** Newest first; `after` is the id the previous page ended with. */
-  list(o: { limit: number; after?: string }): { jobs: JobStatus[]; next?: string };
+  list(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }>;
   /** The result file: the MP4 ('video') or the per-frame JSON lines ('stats'); not-found / not-ready. */
-  result(id: string, kind: 'video' | 'stats'): { file: string; partial: boolean };
+  result(id: string, kind: 'video' | 'stats'): Promise<{ file: string; partial: boolean }>;
   /** Cancels a queued or running job and deletes its files; false when there is no such job. */
   remove(id: string): Promise<boolean>;
-  /** Jobs by state, for /metrics. */
-  counts(): Record<JobState, number>;
+  /** For /metrics: jobs by state; a queue adds its segments' depth by state and its throughput. */
+  metrics(): Promise<VideoJobsMetrics>;
   /** Seconds a client should wait before retrying a refused submit. */
   retryAfterSeconds(): number;
   close(): Promise<void>;
+}
+
+export interface VideoJobsMetrics {
+  jobs: Record<JobState, number>;
+  /** Segment jobs of a distributed queue by BullMQ state (waiting, active, delayed, completed, failed). */
+  queue?: Record<string, number>;
+  segmentsDone?: number;
+  /** Over the last minute. */
+  segmentsPerSecond?: number;
 }

@@ -19,6 +19,8 @@ export interface VideoRouteOptions {
   uploadTimeoutMs?: number;
   /** Server paths a client may name instead of uploading (JSON {"path"}); none by default. */
   videoDir?: string;
+  /** Uploads read at once (default 4): more are refused before their bodies are read. */
+  maxUploads?: number;
 }
 
 const STATUS = { 'backlog-full': 503, 'bad-video': 400, 'not-found': 404, 'not-ready': 409, closed: 503 } as const;
@@ -30,7 +32,8 @@ export function jobHttpError(e: unknown, jobs: VideoJobs): unknown {
 
 export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining: () => boolean, send: (res: Response, e: unknown) => void): void {
   const { jobs } = o;
-  const maxBytes = o.maxVideoBytes ?? 2 * 2 ** 30, uploadMs = o.uploadTimeoutMs ?? 600_000;
+  const maxBytes = o.maxVideoBytes ?? 2 * 2 ** 30, uploadMs = o.uploadTimeoutMs ?? 600_000, maxUploads = o.maxUploads ?? 4;
+  let uploading = 0;
   const wrap = (f: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response) => {
     try { await f(req, res); } catch (e) { if (!res.headersSent) send(res, jobHttpError(e, jobs)); }
   };
@@ -39,26 +42,35 @@ export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining:
   app.post('/videos', wrap(async (req, res) => {
     if (isDraining()) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1', Connection: 'close' });
     if (!jobs.accepting()) throw new JobError('backlog-full', 'The video backlog is full.', 'Retry after the Retry-After seconds.');
-    const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    const upload = type === 'application/json' ? await serverPath(req, o.videoDir) : { ...(await saveVideoUpload(req, jobs.uploadDir, maxBytes, uploadMs)), owned: true };
-    const status = await jobs.submit(upload);
+    if (req.query.output !== undefined && req.query.output !== 'overlay' && req.query.output !== 'mask') throw new HttpError(400, `output must be overlay or mask, got ${JSON.stringify(req.query.output)}.`, 'Pass ?output=overlay (the frames with the class colours) or ?output=mask (lossless label colours).', { Connection: 'close' });
+    // Uploads may take minutes each: their number is bounded, so slow clients cannot pile them up.
+    if (uploading >= maxUploads) throw new HttpError(503, `${uploading} video uploads are in progress.`, 'Retry after the Retry-After seconds.', { 'Retry-After': '5', Connection: 'close' });
+    uploading++;
+    let upload;
+    try {
+      const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
+      upload = type === 'application/json' ? await serverPath(req, o.videoDir) : { ...(await saveVideoUpload(req, jobs.uploadDir, maxBytes, uploadMs)), owned: true };
+    } finally {
+      uploading--;
+    }
+    const status = await jobs.submit({ ...upload, output: req.query.output === 'mask' ? 'mask' : 'overlay' });
     res.status(202).location(`/videos/${status.id}`).json({ ...status, links: self(status.id) });
   }));
-  app.get('/videos', wrap((req, res) => {
+  app.get('/videos', wrap(async (req, res) => {
     const limit = req.query.limit === undefined ? 20 : Number(req.query.limit);
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new HttpError(400, `limit must be an integer in [1, 100], got ${JSON.stringify(req.query.limit)}.`, 'Pass e.g. ?limit=20.');
     const after = typeof req.query.after === 'string' ? req.query.after : undefined;
-    const page = jobs.list({ limit, after });
+    const page = await jobs.list({ limit, after });
     res.json({ jobs: page.jobs.map((j) => ({ ...j, links: self(j.id) })), next: page.next && `/videos?limit=${limit}&after=${page.next}` });
   }));
-  app.get('/videos/:id', wrap((req, res) => {
-    const s = jobs.get(String(req.params.id));
+  app.get('/videos/:id', wrap(async (req, res) => {
+    const s = await jobs.get(String(req.params.id));
     if (!s) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs this server knows (jobs do not survive a restart).');
     res.json({ ...s, links: self(s.id) });
   }));
   app.get('/videos/:id/result', wrap(async (req, res) => {
     const stats = req.query.stats === '1' || req.query.stats === 'true';
-    const r = jobs.result(String(req.params.id), stats ? 'stats' : 'video');
+    const r = await jobs.result(String(req.params.id), stats ? 'stats' : 'video');
     if (r.partial) res.set('X-Partial', 'true');
     res.type(stats ? 'application/x-ndjson' : 'video/mp4');
     // sendFile answers Range requests, so a browser's <video> can seek.
@@ -98,7 +110,10 @@ export function videoPaths(security: object[] | undefined, errors: (codes: numbe
     '/videos': {
       post: {
         summary: 'Queue a video: the overlay MP4 (audio kept) and per-frame stats are made in the background', security,
-        parameters: [{ name: 'X-Filename', in: 'header', schema: { type: 'string' }, description: 'The file name to report (raw uploads).' }],
+        parameters: [
+          { name: 'X-Filename', in: 'header', schema: { type: 'string' }, description: 'The file name to report (raw uploads).' },
+          { name: 'output', in: 'query', schema: { type: 'string', enum: ['overlay', 'mask'], default: 'overlay' }, description: 'overlay: the frames with the class colours (H.264); mask: the palette colours, lossless.' },
+        ],
         requestBody: { required: true, content: {
           'video/mp4': { schema: bin }, 'video/quicktime': { schema: bin }, 'video/x-matroska': { schema: bin }, 'video/webm': { schema: bin }, 'video/mp2t': { schema: bin },
           'multipart/form-data': { schema: { type: 'object', required: ['video'], properties: { video: bin } } },
@@ -129,7 +144,7 @@ export function videoPaths(security: object[] | undefined, errors: (codes: numbe
 export const VIDEO_JOB_SCHEMA = {
   type: 'object', required: ['id', 'state', 'frames', 'fps', 'partial', 'createdAt'],
   properties: {
-    id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'done', 'failed', 'cancelled'] },
+    id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'done', 'failed', 'cancelled'] }, output: { type: 'string', enum: ['overlay', 'mask'] },
     input: { type: 'object', properties: { name: { type: 'string' }, bytes: { type: 'integer' } } },
     frames: { type: 'object', properties: { done: { type: 'integer' }, total: { type: 'integer' } } }, fps: { type: 'number' },
     error: { type: 'string' }, partial: { type: 'boolean' }, createdAt: { type: 'string', format: 'date-time' }, startedAt: { type: 'string' }, finishedAt: { type: 'string' },
@@ -137,10 +152,18 @@ export const VIDEO_JOB_SCHEMA = {
   },
 };
 
-/** Video jobs by state (waiting, running, done, failed, cancelled) and frames segmented by them. */
+/** Video jobs by state; with a distributed queue, its segments by state and the segments completed (and per second over a minute). */
 export function registerVideoMetrics(registry: client.Registry, jobs: VideoJobs): void {
-  new client.Gauge({
-    name: 'i2i_video_jobs', help: 'Video jobs by state.', labelNames: ['state'], registers: [registry],
-    collect() { for (const [state, n] of Object.entries(jobs.counts())) this.set({ state }, n); },
-  });
+  // One read per scrape, shared by the gauges below.
+  let snapshot: Promise<Awaited<ReturnType<VideoJobs['metrics']>>> | undefined;
+  const read = () => (snapshot ??= jobs.metrics().finally(() => setImmediate(() => { snapshot = undefined; })));
+  const r = [registry];
+  new client.Gauge({ name: 'i2i_video_jobs', help: 'Video jobs by state.', labelNames: ['state'], registers: r,
+    async collect() { for (const [state, n] of Object.entries((await read()).jobs)) this.set({ state }, n); } });
+  new client.Gauge({ name: 'i2i_queue_segments', help: 'Segment jobs on the distributed queue by state (waiting, active, delayed, completed, failed); absent in-process.', labelNames: ['state'], registers: r,
+    async collect() { for (const [state, n] of Object.entries((await read()).queue ?? {})) this.set({ state }, n); } });
+  new client.Gauge({ name: 'i2i_queue_segments_done', help: 'Segments completed since this server started (any worker).', registers: r,
+    async collect() { const m = await read(); if (m.segmentsDone !== undefined) this.set(m.segmentsDone); } });
+  new client.Gauge({ name: 'i2i_queue_segments_per_second', help: 'Segments completed per second over the last minute (any worker).', registers: r,
+    async collect() { const m = await read(); if (m.segmentsPerSecond !== undefined) this.set(m.segmentsPerSecond); } });
 }

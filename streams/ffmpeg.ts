@@ -109,7 +109,7 @@ export function liveFfmpegChildren(): number[] {
 }
 
 export interface DecodedFrame { index: number; /** Seconds from the start of the decoded range. */ pts: number; rgb: Buffer }
-export interface DecodeOptions { fps?: number; start?: number; duration?: number; /** Frames buffered ahead of the consumer before ffmpeg is paused (default 4). */ ahead?: number }
+export interface DecodeOptions { fps?: number; start?: number; duration?: number; /** Exactly this many frames from `start` (ffmpeg's -t keeps only frames that end within it: a count is exact). */ frames?: number; /** Frames buffered ahead of the consumer before ffmpeg is paused (default 4). */ ahead?: number }
 
 /**
  * Decodes the first video stream to raw RGB frames at its display size through a pipe (no file
@@ -121,7 +121,7 @@ export interface DecodeOptions { fps?: number; start?: number; duration?: number
 export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmpeg; frames: AsyncGenerator<DecodedFrame> } {
   const filters = [...(o.fps ? [`fps=${o.fps}`] : []), 'showinfo'];
   const args = [
-    '-loglevel', 'info', ...(o.start ? ['-ss', String(o.start)] : []), '-i', info.file, ...(o.duration ? ['-t', String(o.duration)] : []),
+    '-loglevel', 'info', ...(o.start ? ['-ss', String(o.start)] : []), '-i', info.file, ...(o.duration ? ['-t', String(o.duration)] : []), ...(o.frames ? ['-frames:v', String(o.frames)] : []),
     '-map', '0:v:0', '-vf', filters.join(','), '-vsync', o.fps ? 'cfr' : 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
   ];
   const pts: number[] = [];

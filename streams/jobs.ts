@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { JobError, type JobState, type JobStatus, type VideoJobs } from '../core/video-jobs';
+import { JobError, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import type { Engine } from '../serve/engine/engine';
 import { probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
@@ -50,10 +50,10 @@ export class LocalVideoJobs implements VideoJobs {
   /** Room for one more: a free slot, or a place in the backlog. */
   accepting(): boolean { return !this.closed && this.running + this.waiting.length < this.o.concurrency + this.o.backlog; }
 
-  counts(): Record<JobState, number> {
+  async metrics(): Promise<VideoJobsMetrics> {
     const c: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, cancelled: 0 };
     for (const j of this.jobs.values()) c[j.status.state]++;
-    return c;
+    return { jobs: c };
   }
 
   retryAfterSeconds(): number {
@@ -62,7 +62,7 @@ export class LocalVideoJobs implements VideoJobs {
     return Math.max(1, Math.min(600, Math.ceil(Math.min(...left, 60))));
   }
 
-  async submit(u: { file: string; name: string; bytes: number; owned?: boolean }): Promise<JobStatus> {
+  async submit(u: { file: string; name: string; bytes: number; owned?: boolean; output?: VideoOutput }): Promise<JobStatus> {
     const owned = u.owned ?? true;
     const discard = () => { if (owned) fs.rmSync(u.file, { force: true }); };
     if (this.closed) { discard(); throw new JobError('closed', 'The server is shutting down.', 'Retry on another instance.'); }
@@ -81,7 +81,7 @@ export class LocalVideoJobs implements VideoJobs {
     if (owned) { input = path.join(dir, `input${path.extname(u.name).toLowerCase().replace(/[^.\w]/g, '') || '.video'}`); fs.renameSync(u.file, input); }
     const job: Job = {
       dir, input, owned, ac: new AbortController(),
-      status: { id, state: 'queued', input: { name: u.name, bytes: u.bytes }, frames: { done: 0, total: info.frames }, fps: 0, partial: false, createdAt: new Date().toISOString() },
+      status: { id, state: 'queued', output: u.output ?? 'overlay', input: { name: u.name, bytes: u.bytes }, frames: { done: 0, total: info.frames }, fps: 0, partial: false, createdAt: new Date().toISOString() },
     };
     this.jobs.set(id, job);
     this.waiting.push(job);
@@ -89,23 +89,25 @@ export class LocalVideoJobs implements VideoJobs {
     return { ...job.status };
   }
 
-  get(id: string): JobStatus | undefined {
+  async get(id: string): Promise<JobStatus | undefined> {
     const j = this.jobs.get(id);
-    return j && { ...j.status, frames: { ...j.status.frames } };
+    return j && this.snapshot(j);
   }
 
-  list(o: { limit: number; after?: string }): { jobs: JobStatus[]; next?: string } {
+  private snapshot(j: Job): JobStatus { return { ...j.status, frames: { ...j.status.frames } }; }
+
+  async list(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }> {
     const ids = [...this.jobs.keys()].reverse();
     const from = o.after ? ids.indexOf(o.after) + 1 : 0;
     if (o.after && from === 0) throw new JobError('not-found', `No job ${o.after} to page after.`, 'Start again without ?after=.');
     const page = ids.slice(from, from + o.limit);
-    return { jobs: page.map((id) => this.get(id)!), next: from + o.limit < ids.length ? page[page.length - 1] : undefined };
+    return { jobs: page.map((id) => this.snapshot(this.jobs.get(id)!)), next: from + o.limit < ids.length ? page[page.length - 1] : undefined };
   }
 
-  result(id: string, kind: 'video' | 'stats'): { file: string; partial: boolean } {
+  async result(id: string, kind: 'video' | 'stats'): Promise<{ file: string; partial: boolean }> {
     const j = this.jobs.get(id);
     if (!j) throw new JobError('not-found', `No video job ${id}.`, 'GET /videos lists the jobs this server knows (jobs do not survive a restart).');
-    const file = path.join(j.dir, kind === 'video' ? 'overlay.mp4' : 'frames.jsonl');
+    const file = path.join(j.dir, kind === 'video' ? 'result.mp4' : 'frames.jsonl');
     const s = j.status.state;
     if (s === 'done' || ((s === 'failed' || s === 'cancelled') && j.status.partial && fs.existsSync(file))) return { file, partial: s !== 'done' };
     throw new JobError('not-ready', `Job ${id} is ${s}${j.status.error ? `: ${j.status.error}` : ''}.`, s === 'queued' || s === 'running' ? 'Poll GET /videos/:id until its state is done.' : 'Nothing was segmented; submit the video again.');
@@ -145,7 +147,7 @@ export class LocalVideoJobs implements VideoJobs {
     s.startedAt = new Date().toISOString();
     try {
       const r = await segmentVideo({
-        engine: this.o.engine, input: j.input, out: path.join(j.dir, 'overlay.mp4'), output: 'overlay', stats: path.join(j.dir, 'frames.jsonl'),
+        engine: this.o.engine, input: j.input, out: path.join(j.dir, 'result.mp4'), output: s.output, stats: path.join(j.dir, 'frames.jsonl'),
         alpha: this.o.alpha, signal: j.ac.signal,
         onProgress: (p) => { s.frames = { done: p.done, total: p.total }; s.fps = p.fps; },
       });

@@ -27,6 +27,10 @@ export interface SegmentVideoOptions {
   start?: number;
   duration?: number;
   alpha?: number;
+  /** Exactly this many frames from `start` (scale-out segments: cut on keyframes, counted from the packet index). */
+  frames?: number;
+  /** Copy the source's audio into the outputs (default true; scale-out parts leave it to the join). */
+  audio?: boolean;
   /** Frames in the engine at once (default: 2 per worker). */
   inFlight?: number;
   signal?: AbortSignal;
@@ -61,17 +65,17 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const { width: W, height: H } = info;
   const fps = o.fps ?? info.fps;
   const span = Math.max(0, Math.min(o.duration ?? Infinity, info.duration - (o.start ?? 0)));
-  const total = Math.max(1, o.fps ? Math.round(span * o.fps) : Math.round(span * info.fps) || info.frames);
+  const total = o.frames ?? Math.max(1, o.fps ? Math.round(span * o.fps) : Math.round(span * info.fps) || info.frames);
   const paths = outputPaths(o.out, o.output ?? 'overlay');
   for (const p of [paths.overlay, paths.mask, o.stats]) if (p) fs.mkdirSync(path.dirname(p), { recursive: true });
-  const audio = { file: o.input, start: o.start, duration: o.duration };
+  const audio = o.audio === false ? undefined : { file: o.input, start: o.start, duration: o.duration };
   // A variable frame rate stays variable: each frame keeps its own time (sampling at --fps is constant).
   const timestamps = info.vfr && !o.fps;
   const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264', timestamps }) : undefined;
   const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless', timestamps }) : undefined;
   let firstPts: number | undefined;
   const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
-  const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration });
+  const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration, frames: o.frames });
   const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers);
   const window: { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> }[] = [];
   const onAbort = () => decoder.kill();

@@ -1,0 +1,194 @@
+/**
+ * The /videos job API on BullMQ (`i2i serve --redis`): a video is probed and planned here, stored,
+ * and queued as a flow (its segments, then their join) for any number of `i2i worker`s. State,
+ * progress (the sum of the segments') and errors are read back from the queue, so any server
+ * instance answers for any job, and jobs survive a server restart.
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
+import type IORedis from 'ioredis';
+import { UserError } from '../core/errors';
+import { JobError, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
+import { planSegments } from './plan';
+import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import type { ResultStore } from './store';
+
+export interface QueueJobsOptions {
+  redis: string;
+  queue: string;
+  store: ResultStore;
+  /** sha256 of the bundle the server serves: every job carries it, workers compare it with theirs. */
+  bundle: string;
+  /** Seconds per segment (cut on the next keyframe), default 60. */
+  segmentSeconds?: number;
+  /** Videos that may wait (their segments not all done) before submit answers 503 (default 1000). */
+  backlog?: number;
+  /** Retries of a failed segment (default 3 attempts, exponential backoff from 1 s). */
+  attempts?: number;
+}
+
+export class QueueVideoJobs implements VideoJobs {
+  readonly uploadDir: string;
+  private readonly redis: IORedis;
+  private readonly joins: Queue<JoinData, JoinResult>;
+  private readonly segments: Queue<SegmentData, SegmentResult>;
+  private readonly flows: FlowProducer;
+  private readonly events: QueueEvents;
+  private readonly k: ReturnType<typeof keys>;
+  private waiting = 0;
+  private refresh?: NodeJS.Timeout;
+  private segmentsDone = 0;
+  private recent: number[] = [];
+
+  private constructor(private readonly o: QueueJobsOptions) {
+    this.uploadDir = o.store.scratch;
+    this.redis = connect(o.redis);
+    const names = queueNames(o.queue);
+    this.joins = new Queue(names.joins, { connection: this.redis });
+    this.segments = new Queue(names.segments, { connection: this.redis });
+    this.flows = new FlowProducer({ connection: this.redis });
+    this.events = new QueueEvents(names.segments, { connection: connect(o.redis) });
+    this.k = keys(o.queue);
+  }
+
+  static async open(o: QueueJobsOptions): Promise<QueueVideoJobs> {
+    const j = new QueueVideoJobs(o);
+    try {
+      await j.redis.ping();
+    } catch (e) {
+      await j.close();
+      throw new UserError(`No Redis answers at ${o.redis}: ${(e as Error).message}.`, 'Start Redis, or pass --redis redis://HOST:PORT (without --redis the server runs video jobs in-process).');
+    }
+    // One model version per queue: a queue with unfinished jobs of another bundle is refused.
+    const had = await j.redis.get(j.k.bundle);
+    if (had && had !== o.bundle) {
+      const c = await j.joins.getJobCounts('waiting-children', 'waiting', 'active', 'delayed');
+      if (Object.values(c).some((n) => n > 0)) {
+        await j.close();
+        throw new UserError(`The queue ${o.queue} has unfinished jobs for bundle ${had.slice(0, 12)}; this server's bundle is ${o.bundle.slice(0, 12)}.`, 'Use another --queue for the new model, or let the old jobs finish first.');
+      }
+    }
+    await j.redis.set(j.k.bundle, o.bundle);
+    await j.events.waitUntilReady();
+    j.events.on('completed', () => { j.segmentsDone++; j.recent.push(Date.now()); if (j.recent.length > 1000) j.recent.shift(); });
+    await j.count();
+    j.refresh = setInterval(() => { void j.count().catch(() => undefined); }, 1000);
+    j.refresh.unref();
+    return j;
+  }
+
+  private async count(): Promise<void> { this.waiting = (await this.joins.getJobCounts('waiting-children'))['waiting-children'] ?? 0; }
+
+  accepting(): boolean { return this.waiting < (this.o.backlog ?? 1000); }
+  retryAfterSeconds(): number { return 30; }
+
+  async submit(u: { file: string; name: string; bytes: number; owned?: boolean; output?: VideoOutput }): Promise<JobStatus> {
+    const owned = u.owned ?? true;
+    let plan;
+    try {
+      plan = await planSegments(u.file, this.o.segmentSeconds ?? 60);
+    } catch (e) {
+      if (owned) fs.rmSync(u.file, { force: true });
+      throw new JobError('bad-video', `${u.name} is not a video ffmpeg can read: ${(e as Error).message.replace(u.file, u.name)}`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
+    }
+    const id = `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+    const input = `jobs/${id}/input${path.extname(u.name).toLowerCase().replace(/[^.\w]/g, '') || '.video'}`;
+    // Workers read the input from the store: an upload moves there, a server path is copied in.
+    if (!owned) { const tmp = path.join(this.o.store.scratch, `${id}-input`); fs.copyFileSync(u.file, tmp); u = { ...u, file: tmp }; }
+    await this.o.store.put(input, u.file);
+    const output = u.output ?? 'overlay';
+    const createdAt = new Date().toISOString();
+    const attempts = this.o.attempts ?? 3;
+    await this.flows.add({
+      name: 'join', queueName: this.joins.name, data: { job: id, input, name: u.name, bytes: u.bytes, bundle: this.o.bundle, output, frames: plan.frames, segments: plan.segments, createdAt },
+      opts: { jobId: id, attempts, backoff: { type: 'exponential', delay: 1000 } },
+      children: plan.segments.map((segment) => ({
+        name: 'segment', queueName: this.segments.name, data: { job: id, input, segment, bundle: this.o.bundle, output },
+        opts: { jobId: `${id}-s${segment.index}`, attempts, backoff: { type: 'exponential', delay: 1000 }, failParentOnFailure: true },
+      })),
+    });
+    await this.redis.zadd(this.k.index, Date.now(), id);
+    this.waiting++;
+    return (await this.get(id))!;
+  }
+
+  async get(id: string): Promise<JobStatus | undefined> {
+    const parent = await Job.fromId<JoinData, JoinResult>(this.joins, id);
+    if (!parent) return undefined;
+    const d = parent.data;
+    const state = await parent.getState();
+    const children = await Promise.all(d.segments.map((s) => Job.fromId<SegmentData, SegmentResult>(this.segments, `${id}-s${s.index}`)));
+    const childStates = await Promise.all(children.map((c) => c?.getState()));
+    const done = children.reduce((a, c, i) => a + (childStates[i] === 'completed' ? c!.returnvalue.frames : typeof c?.progress === 'number' ? c.progress : 0), 0);
+    const started = children.map((c) => c?.processedOn).filter((t): t is number => Boolean(t));
+    const startedAt = started.length ? Math.min(...started) : undefined;
+    const finishedAt = state === 'completed' || state === 'failed' ? parent.finishedOn ?? Date.now() : undefined;
+    const failedChild = children.find((c, i) => childStates[i] === 'failed');
+    const js: JobState = state === 'completed' ? 'done' : state === 'failed' ? 'failed' : started.length || state === 'active' || state === 'waiting' ? 'running' : 'queued';
+    const seconds = startedAt ? ((finishedAt ?? Date.now()) - startedAt) / 1000 : 0;
+    return {
+      id, state: js, output: d.output, input: { name: d.name, bytes: d.bytes }, frames: { done: state === 'completed' ? parent.returnvalue.frames : done, total: d.frames },
+      fps: seconds > 0 ? done / seconds : 0, error: js === 'failed' ? failedChild?.failedReason ?? parent.failedReason : undefined, partial: false,
+      createdAt: d.createdAt, startedAt: startedAt ? new Date(startedAt).toISOString() : undefined, finishedAt: finishedAt ? new Date(finishedAt).toISOString() : undefined,
+    };
+  }
+
+  async list(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }> {
+    let from = 0;
+    if (o.after) {
+      const r = await this.redis.zrevrank(this.k.index, o.after);
+      if (r === null) throw new JobError('not-found', `No job ${o.after} to page after.`, 'Start again without ?after=.');
+      from = r + 1;
+    }
+    const ids = await this.redis.zrevrange(this.k.index, from, from + o.limit);
+    const page = ids.slice(0, o.limit);
+    const jobs = (await Promise.all(page.map((id) => this.get(id)))).filter((j): j is JobStatus => Boolean(j));
+    return { jobs, next: ids.length > o.limit ? page[page.length - 1] : undefined };
+  }
+
+  async result(id: string, kind: 'video' | 'stats'): Promise<{ file: string; partial: boolean }> {
+    const s = await this.get(id);
+    if (!s) throw new JobError('not-found', `No video job ${id}.`, 'GET /videos lists the jobs.');
+    if (s.state !== 'done') throw new JobError('not-ready', `Job ${id} is ${s.state}${s.error ? `: ${s.error}` : ''}.`, s.state === 'failed' ? 'Submit the video again once the cause is fixed.' : 'Poll GET /videos/:id until its state is done.');
+    return { file: await this.o.store.fetch(`jobs/${id}/${kind === 'video' ? 'result.mp4' : 'frames.jsonl'}`), partial: false };
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const parent = await Job.fromId<JoinData>(this.joins, id);
+    if (!parent) return false;
+    // Running segments see the flag within a second and stop; then the flow can be removed.
+    await this.redis.set(this.k.cancel(id), '1', 'EX', 3600);
+    const jobs = [...parent.data.segments.map((s) => ({ q: this.segments, id: `${id}-s${s.index}` })), { q: this.joins, id }];
+    for (const t0 = Date.now(); ;) {
+      const left = (await Promise.all(jobs.map(async (j) => {
+        const job = await Job.fromId(j.q, j.id);
+        if (!job) return false;
+        try { await job.remove(); return false; } catch { return true; }
+      }))).some(Boolean);
+      if (!left) break;
+      if (Date.now() - t0 > 30_000) throw new Error(`job ${id} could not be removed: a segment is still locked by a worker`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    await this.redis.zrem(this.k.index, id);
+    await this.o.store.remove(`jobs/${id}`);
+    return true;
+  }
+
+  async metrics(): Promise<VideoJobsMetrics> {
+    const [j, s] = await Promise.all([this.joins.getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed'), this.segments.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')]);
+    const minute = this.recent.filter((t) => Date.now() - t < 60_000).length;
+    return {
+      jobs: { queued: j['waiting-children'] ?? 0, running: (j.waiting ?? 0) + (j.active ?? 0), done: j.completed ?? 0, failed: j.failed ?? 0, cancelled: 0 },
+      queue: { waiting: s.waiting ?? 0, active: s.active ?? 0, delayed: s.delayed ?? 0, completed: s.completed ?? 0, failed: s.failed ?? 0 },
+      segmentsDone: this.segmentsDone, segmentsPerSecond: minute / 60,
+    };
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.refresh);
+    await Promise.allSettled([this.events.close(), this.flows.close(), this.joins.close(), this.segments.close()]);
+    await this.redis.quit().catch(() => undefined);
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * Splitting a video into time segments on keyframes, and joining the segmented parts again.
+ * The cut points come from the container's packet index (ffprobe reads no pixels): each segment
+ * starts on a keyframe, so a worker seeks there directly and decodes from it. A worker decodes from
+ * half a frame before its keyframe (ffmpeg seeks to the keyframe before that point and discards
+ * the frames before it, so the first frame is the keyframe's whatever the rounding) and takes
+ * exactly the segment's frame count (ffmpeg's -t keeps only frames that end within it, which cut
+ * one frame at a boundary here): no frame is dropped or doubled at a cut.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
+import { UserError } from '../core/errors';
+import { ffprobePath } from '../core/ffmpeg';
+import { runFfmpeg } from '../streams/ffmpeg';
+
+export interface Segment {
+  index: number;
+  /** Seconds from the start of the file to seek to (-ss: half a frame before its keyframe). */
+  seek: number;
+  /** The last segment decodes to the end of the file (however many frames an edit list leaves). */
+  last: boolean;
+  /** The segment's frames, and the index of its first frame in the whole video. */
+  frames: number;
+  firstFrame: number;
+}
+
+export interface Plan { segments: Segment[]; frames: number; fps: number }
+
+export async function planSegments(file: string, seconds: number): Promise<Plan> {
+  const run = promisify(execFile);
+  let out: string;
+  try {
+    ({ stdout: out } = await run(ffprobePath(), ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags:format=start_time', '-of', 'csv=p=0', file], { maxBuffer: 1 << 30 }));
+  } catch (e) {
+    throw new UserError(`${file} has no readable video packets: ${String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop()}.`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
+  }
+  const packets: { pts: number; key: boolean }[] = [];
+  let start = 0;
+  for (const line of out.trim().split('\n')) {
+    const [a, b] = line.split(',');
+    if (b === undefined) { if (Number.isFinite(Number(a))) start = Number(a); continue; }  // the format line: start_time
+    const pts = Number(a);
+    if (Number.isFinite(pts)) packets.push({ pts, key: b.includes('K') });
+  }
+  if (packets.length === 0) throw new UserError(`${file} has no video frames.`, 'Send a video with at least one frame.');
+  packets.sort((x, y) => x.pts - y.pts);
+  const first = packets[0].pts;
+  const gaps = packets.slice(1).map((p, i) => p.pts - packets[i].pts).filter((g) => g > 0);
+  const minGap = gaps.length ? Math.min(...gaps) : 1 / 25;
+  const fps = gaps.length ? gaps.length / (packets[packets.length - 1].pts - first) : 25;
+  // Cut at the first keyframe at or after each multiple of `seconds`.
+  const cuts = [0];
+  for (let i = 1; i < packets.length; i++) {
+    if (packets[i].key && packets[i].pts - packets[cuts[cuts.length - 1]].pts >= seconds - minGap / 2) cuts.push(i);
+  }
+  const half = minGap / 2;
+  const segments = cuts.map((c, k) => {
+    const next = cuts[k + 1];
+    const pts = packets[c].pts;
+    return {
+      index: k, seek: Math.max(0, pts - start - half), last: next === undefined,
+      frames: (next ?? packets.length) - c, firstFrame: c,
+    };
+  });
+  return { segments, frames: packets.length, fps };
+}
+
+/**
+ * Joins segment MP4s (same codec and parameters, in order) into one file, copying the streams, with
+ * the audio of `audioFrom` over the whole range; the per-frame stats lines are renumbered and
+ * re-timed to the whole video. Written to temporary names and renamed, so a join done twice
+ * writes the same files.
+ */
+export async function joinSegments(parts: { video: string; stats: string; segment: Segment }[], out: { video: string; stats: string }, audioFrom?: string): Promise<void> {
+  const list = `${out.video}.parts.txt`;
+  fs.writeFileSync(list, parts.map((p) => `file '${p.video.replace(/'/g, "'\\''")}'\n`).join(''));
+  const tmp = `${out.video}.joining.mp4`;
+  const ff = runFfmpeg(['-loglevel', 'error', '-f', 'concat', '-safe', '0', '-i', list, ...(audioFrom ? ['-i', audioFrom] : []),
+    '-map', '0:v', ...(audioFrom ? ['-map', '1:a?', '-shortest'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', tmp]);
+  const r = await ff.done;
+  fs.rmSync(list, { force: true });
+  if (r.code !== 0) { fs.rmSync(tmp, { force: true }); throw new Error(`joining ${parts.length} segments into ${out.video} failed: ${r.stderr}`); }
+  const lines: string[] = [];
+  for (const p of parts) {
+    for (const l of fs.readFileSync(p.stats, 'utf8').split('\n')) {
+      if (!l) continue;
+      const o = JSON.parse(l) as { index: number; pts: number };
+      // A part's times count from its seek point (ffmpeg starts the output clock there).
+      lines.push(JSON.stringify({ ...o, index: o.index + p.segment.firstFrame, pts: Number((o.pts + p.segment.seek).toFixed(6)) }));
+    }
+  }
+  fs.writeFileSync(`${out.stats}.tmp`, lines.join('\n') + (lines.length ? '\n' : ''));
+  fs.renameSync(`${out.stats}.tmp`, out.stats);
+  fs.renameSync(tmp, out.video);
+}

@@ -1,0 +1,34 @@
+/**
+ * The scale-out queue's shared vocabulary: BullMQ queue names, job data, Redis keys. A video is a
+ * BullMQ flow: a 'join' job on `<queue>` whose children are its 'segment' jobs on
+ * `<queue>-segments`; BullMQ holds the join until every segment completed, and fails it when a
+ * segment fails for good.
+ */
+import IORedis from 'ioredis';
+import type { Segment } from './plan';
+
+import type { VideoOutput as OutputKind } from '../core/video-jobs';
+
+export interface SegmentData { job: string; input: string; segment: Segment; bundle: string; output: OutputKind }
+export interface SegmentResult { index: number; frames: number; video: string; stats: string; seconds: number }
+export interface JoinData {
+  job: string; input: string; name: string; bytes: number; bundle: string; output: OutputKind;
+  frames: number; segments: Segment[]; createdAt: string;
+}
+export interface JoinResult { frames: number; video: string; stats: string }
+
+export const queueNames = (queue: string) => ({ joins: queue, segments: `${queue}-segments` });
+
+/** Keys beside BullMQ's own (under its prefix's namespace, so removing the queue's keys removes them). */
+export const keys = (queue: string) => ({
+  /** Video ids by creation time (the /videos list). */
+  index: `bull:${queue}:i2i:videos`,
+  /** The sha256 of the bundle this queue's jobs were made for. */
+  bundle: `bull:${queue}:i2i:bundle`,
+  cancel: (id: string) => `bull:${queue}:i2i:cancel:${id}`,
+});
+
+/** One Redis connection as BullMQ needs it (blocking commands: no per-request retry limit). */
+export function connect(url: string): IORedis {
+  return new IORedis(url, { maxRetriesPerRequest: null, lazyConnect: false, connectTimeout: 5000 });
+}

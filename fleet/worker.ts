@@ -1,0 +1,103 @@
+/**
+ * `i2i worker`: takes segment and join jobs off the BullMQ queues and runs them on its own engine.
+ * A segment is decoded from its keyframe, segmented, encoded without audio and stored under a name
+ * of its own (a segment done twice writes the same file); a join concatenates a video's parts in
+ * order, adds the source's audio and renumbers the stats. A worker refuses a queue made for another
+ * bundle, and any job whose bundle differs from its own.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { bundleId } from '../core/bundle';
+import { UserError } from '../core/errors';
+import { Engine, type EngineOptions } from '../serve/engine/engine';
+import { segmentVideo } from '../streams/segment-video';
+import { joinSegments } from './plan';
+import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import type { ResultStore } from './store';
+
+export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
+  redis: string;
+  queue: string;
+  store: ResultStore;
+  /** Segments at once (default 1: one segment keeps the engine's workers busy). */
+  concurrency?: number;
+  /** BullMQ's lock: a worker that stops renewing it (killed) has its segment taken over after this long (default 30 s). */
+  lockMs?: number;
+  log?: (msg: string, extra?: object) => void;
+}
+
+export interface FleetWorker { close(): Promise<void>; engine: Engine; bundle: string }
+
+export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWorker> {
+  const bundle = bundleId(o.bundle);
+  const redis = connect(o.redis);
+  const names = queueNames(o.queue), k = keys(o.queue);
+  const want = await redis.get(k.bundle);
+  if (want && want !== bundle) {
+    await redis.quit();
+    throw new UserError(`The queue ${o.queue} carries jobs for bundle ${want.slice(0, 12)}; this worker's bundle ${o.bundle} is ${bundle.slice(0, 12)}.`, 'Start the worker with the bundle the server serves (a fleet must not mix model versions).');
+  }
+  const engine = await Engine.start({ ...o, log: o.log && ((level, msg, extra) => o.log!(msg, { level, ...extra })) });
+  const lock = o.lockMs ?? 30_000;
+  const common = { connection: connect(o.redis), lockDuration: lock, stalledInterval: lock, maxStalledCount: 2 };
+  const log = o.log ?? (() => undefined);
+
+  const segments = new Worker<SegmentData, SegmentResult>(names.segments, async (job) => {
+    const d = job.data;
+    if (d.bundle !== bundle) throw new UnrecoverableError(`segment ${d.segment.index} of video ${d.job} is for bundle ${d.bundle.slice(0, 12)}; this worker has ${bundle.slice(0, 12)} (${o.bundle})`);
+    const input = await o.store.fetch(d.input);
+    const part = `jobs/${d.job}/parts/${String(d.segment.index).padStart(5, '0')}`;
+    const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${process.pid}-${job.attemptsMade}`);
+    const ac = new AbortController();
+    let last = 0;
+    const t0 = performance.now();
+    const r = await segmentVideo({
+      engine, input, out: `${tmp}.mp4`, output: d.output, stats: `${tmp}.jsonl`, start: d.segment.seek, frames: d.segment.last ? undefined : d.segment.frames, audio: false, signal: ac.signal,
+      onProgress: (p) => {
+        const now = performance.now();
+        if (now - last < 500) return;
+        last = now;
+        void job.updateProgress(p.done).catch(() => undefined);
+        void redis.exists(k.cancel(d.job)).then((n) => { if (n) ac.abort(); }, () => undefined);
+      },
+    });
+    if (ac.signal.aborted) { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); throw new UnrecoverableError(`video ${d.job} was cancelled`); }
+    if (r.error) { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); throw new Error(r.error.replace(input, `segment ${d.segment.index} of ${d.job}`)); }
+    // A middle segment with other than its planned frames would lose or double frames at a cut.
+    if (!d.segment.last && r.frames !== d.segment.frames) throw new Error(`segment ${d.segment.index} of ${d.job} decoded ${r.frames} frames, planned ${d.segment.frames}`);
+    await o.store.put(`${part}.mp4`, `${tmp}.mp4`);
+    await o.store.put(`${part}.jsonl`, `${tmp}.jsonl`);
+    await job.updateProgress(r.frames);
+    log('segment done', { job: d.job, segment: d.segment.index, frames: r.frames, fps: Number(r.fps.toFixed(1)) });
+    return { index: d.segment.index, frames: r.frames, video: `${part}.mp4`, stats: `${part}.jsonl`, seconds: (performance.now() - t0) / 1000 };
+  }, { ...common, concurrency: o.concurrency ?? 1 });
+
+  const joins = new Worker<JoinData, JoinResult>(names.joins, async (job: Job<JoinData>) => {
+    const d = job.data;
+    const parts = Object.values(await job.getChildrenValues<SegmentResult>()).sort((a, b) => a.index - b.index);
+    if (parts.length !== d.segments.length || parts.some((p, i) => p.index !== i)) throw new Error(`video ${d.job}: ${parts.length} of ${d.segments.length} segments came back`);
+    const input = await o.store.fetch(d.input);
+    const tmp = path.join(o.store.scratch, `${d.job}-join-${process.pid}`);
+    await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` }, input);
+    await o.store.put(`jobs/${d.job}/result.mp4`, `${tmp}.mp4`);
+    await o.store.put(`jobs/${d.job}/frames.jsonl`, `${tmp}.jsonl`);
+    await o.store.remove(`jobs/${d.job}/parts`);
+    const frames = parts.reduce((a, p) => a + p.frames, 0);
+    log('video done', { job: d.job, frames, segments: parts.length });
+    return { frames, video: `jobs/${d.job}/result.mp4`, stats: `jobs/${d.job}/frames.jsonl` };
+  }, { ...common, connection: connect(o.redis), concurrency: 1 });
+
+  for (const w of [segments, joins]) w.on('error', (e) => log('worker error', { error: e.message }));
+  segments.on('failed', (job, e) => log('segment failed', { job: job?.data.job, segment: job?.data.segment.index, attempt: job?.attemptsMade, error: e.message }));
+  await Promise.all([segments.waitUntilReady(), joins.waitUntilReady()]);
+  return {
+    engine, bundle,
+    async close() {
+      // Finishes the segments in hand (BullMQ waits for them), then stops the engine.
+      await Promise.all([segments.close(), joins.close()]);
+      await redis.quit().catch(() => undefined);
+      await engine.close();
+    },
+  };
+}
