@@ -106,7 +106,8 @@ export class QueueVideoJobs implements VideoJobs {
       opts: { jobId: id, attempts, backoff: { type: 'exponential', delay: 1000 } },
       children: plan.segments.map((segment) => ({
         name: 'segment', queueName: this.segments.name, data: { job: id, input, segment, bundle: this.o.bundle, output },
-        opts: { jobId: `${id}-s${segment.index}`, attempts, backoff: { type: 'exponential', delay: 1000 }, failParentOnFailure: true },
+        // A completed segment's result lives on in its parent (BullMQ keeps children's return values there): the job itself goes, so Redis does not grow with every segment.
+        opts: { jobId: `${id}-s${segment.index}`, attempts, backoff: { type: 'exponential', delay: 1000 }, failParentOnFailure: true, removeOnComplete: true },
       })),
     });
     await this.redis.zadd(this.k.index, Date.now(), id);
@@ -119,13 +120,16 @@ export class QueueVideoJobs implements VideoJobs {
     if (!parent) return undefined;
     const d = parent.data;
     const state = await parent.getState();
-    const children = await Promise.all(d.segments.map((s) => Job.fromId<SegmentData, SegmentResult>(this.segments, `${id}-s${s.index}`)));
-    const childStates = await Promise.all(children.map((c) => c?.getState()));
-    const done = children.reduce((a, c, i) => a + (childStates[i] === 'completed' ? c!.returnvalue.frames : typeof c?.progress === 'number' ? c.progress : 0), 0);
-    const started = children.map((c) => c?.processedOn).filter((t): t is number => Boolean(t));
+    // Completed segments: their results, kept by the parent. The others: their own job (progress, failure).
+    const finished = Object.values(await parent.getChildrenValues<SegmentResult>());
+    const have = new Set(finished.map((r) => r.index));
+    const open = await Promise.all(d.segments.filter((x) => !have.has(x.index)).map((x) => Job.fromId<SegmentData, SegmentResult>(this.segments, `${id}-s${x.index}`)));
+    const openStates = await Promise.all(open.map((c) => c?.getState()));
+    const done = finished.reduce((a, r) => a + r.frames, 0) + open.reduce((a, c) => a + (typeof c?.progress === 'number' ? c.progress : 0), 0);
+    const started = [...finished.map((r) => r.startedAt), ...open.map((c) => c?.processedOn)].filter((t): t is number => Boolean(t));
     const startedAt = started.length ? Math.min(...started) : undefined;
     const finishedAt = state === 'completed' || state === 'failed' ? parent.finishedOn ?? Date.now() : undefined;
-    const failedChild = children.find((c, i) => childStates[i] === 'failed');
+    const failedChild = open.find((c, i) => openStates[i] === 'failed');
     const js: JobState = state === 'completed' ? 'done' : state === 'failed' ? 'failed' : started.length || state === 'active' || state === 'waiting' ? 'running' : 'queued';
     const seconds = startedAt ? ((finishedAt ?? Date.now()) - startedAt) / 1000 : 0;
     return {

@@ -10,7 +10,7 @@ import type { Segment } from './plan';
 import type { VideoOutput as OutputKind } from '../core/video-jobs';
 
 export interface SegmentData { job: string; input: string; segment: Segment; bundle: string; output: OutputKind }
-export interface SegmentResult { index: number; frames: number; video: string; stats: string; seconds: number }
+export interface SegmentResult { index: number; frames: number; video: string; stats: string; seconds: number; /** ms since the epoch when the worker began it. */ startedAt: number }
 export interface JoinData {
   job: string; input: string; name: string; bytes: number; bundle: string; output: OutputKind;
   frames: number; segments: Segment[]; createdAt: string;

@@ -51,7 +51,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${process.pid}-${job.attemptsMade}`);
     const ac = new AbortController();
     let last = 0;
-    const t0 = performance.now();
+    const t0 = performance.now(), startedAt = Date.now();
     const r = await segmentVideo({
       engine, input, out: `${tmp}.mp4`, output: d.output, stats: `${tmp}.jsonl`, start: d.segment.seek, frames: d.segment.last ? undefined : d.segment.frames, audio: false, signal: ac.signal,
       onProgress: (p) => {
@@ -70,7 +70,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     await o.store.put(`${part}.jsonl`, `${tmp}.jsonl`);
     await job.updateProgress(r.frames);
     log('segment done', { job: d.job, segment: d.segment.index, frames: r.frames, fps: Number(r.fps.toFixed(1)) });
-    return { index: d.segment.index, frames: r.frames, video: `${part}.mp4`, stats: `${part}.jsonl`, seconds: (performance.now() - t0) / 1000 };
+    return { index: d.segment.index, frames: r.frames, video: `${part}.mp4`, stats: `${part}.jsonl`, seconds: (performance.now() - t0) / 1000, startedAt };
   }, { ...common, concurrency: o.concurrency ?? 1 });
 
   const joins = new Worker<JoinData, JoinResult>(names.joins, async (job: Job<JoinData>) => {
