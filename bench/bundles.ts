@@ -1,6 +1,7 @@
 /** Bundles shared by the serving and video benchmarks (not tests). */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { initBackend } from '../core/backend';
 import { BUNDLE_FILES, BUNDLE_FORMAT, sha256, writeManifest, type Manifest } from '../core/bundle';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { buildConfig } from '../train/config';
@@ -25,6 +26,8 @@ export interface PrepareOptions { out: string; reuse?: boolean; quick?: boolean;
  */
 export async function prepareBundles(o: PrepareOptions): Promise<{ small: ModelCase; large?: ModelCase; data: string }> {
   const { out: OUT, quick: QUICK, log } = o;
+  // Training and conversion need the fast backend (wasm here); without it tfjs falls back to plain JS.
+  await initBackend();
   const data = path.join(OUT, 'data');
   const src = path.join(data, 'source'), tgt = path.join(data, 'target'), req = path.join(data, 'requests');
   if (!fs.existsSync(path.join(req, 'leftImg8bit'))) {
