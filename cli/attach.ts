@@ -29,7 +29,7 @@ export function attachments(o: AttachOptions, log: Logger): (engine: Engine) => 
       live,
       videos: jobs && { jobs, maxVideoBytes: o.videos!.maxVideoBytes, uploadTimeoutMs: o.videos!.uploadTimeoutMs, videoDir: o.videos!.videoDir },
       streams: live.length ? live : undefined,
-      start: () => { for (const l of live) void l.start().then(() => o.onStreamEnd?.(l.name)); },
+      start: () => { for (const l of live) void l.start().then(() => o.onStreamEnd?.(l.name), (e: Error) => log.error({ stream: l.name, err: e.stack }, 'stream stopped')); },
       close: async () => { await Promise.all([jobs?.close(), ...live.map((l) => l.stop())]); },
     };
   };

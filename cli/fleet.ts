@@ -43,10 +43,18 @@ export async function cmdWorker(argv: string[]): Promise<number> {
     workers: int('workers'), threads: int('threads'), runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined, lockMs: int('lock-ms', 1000), log,
   });
   log('worker ready', { queue, bundle: w.bundle.slice(0, 12), pid: process.pid });
-  const signal = await new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
-  log('stopping: finishing the segments in hand', { signal });
+  const stop = await Promise.race([
+    new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); }),
+    w.refused,
+  ]);
   const now = () => process.exit(1);
   process.once('SIGTERM', now); process.once('SIGINT', now);
+  if (stop instanceof UserError) {
+    process.stderr.write(`i2i: ${stop.message}\n`);
+    await w.close();
+    return 2;
+  }
+  log('stopping: finishing the segments in hand', { signal: stop });
   await w.close();
   return 0;
 }

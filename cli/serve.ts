@@ -43,6 +43,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   };
   if (values['no-videos'] && values.redis) throw new UserError('--redis puts /videos jobs on a queue; --no-videos turns /videos off.', 'Pass one of them.');
   for (const f of ['queue', 'store', 'segment-seconds'] as const) if (values[f] !== undefined && !values.redis) throw new UserError(`--${f} belongs to the distributed queue.`, 'Pass --redis redis://HOST:PORT with it.');
+  for (const f of ['video-store', 'video-concurrency', 'video-backlog'] as const) if (values[f] !== undefined && values.redis) throw new UserError(`--${f} sets the in-process video jobs; with --redis the workers run them.`, 'Use --store (shared with the workers) and i2i worker --concurrency instead.');
   // Scale-out: /videos on BullMQ; loaded only then (the embedded default needs no Redis client).
   const queue = values.redis ? await (require('./fleet') as typeof import('./fleet')).openQueueJobs({
     redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle),

@@ -25,8 +25,10 @@ export interface QueueJobsOptions {
   segmentSeconds?: number;
   /** Videos that may wait (their segments not all done) before submit answers 503 (default 1000). */
   backlog?: number;
-  /** Retries of a failed segment (default 3 attempts, exponential backoff from 1 s). */
+  /** Attempts of a failing segment (default 3: two retries, exponential backoff from 1 s). */
   attempts?: number;
+  /** Finished videos kept with their results (default 1000); beyond, the oldest finished are deleted from Redis and the store. */
+  keep?: number;
 }
 
 export class QueueVideoJobs implements VideoJobs {
@@ -36,6 +38,8 @@ export class QueueVideoJobs implements VideoJobs {
   private readonly segments: Queue<SegmentData, SegmentResult>;
   private readonly flows: FlowProducer;
   private readonly events: QueueEvents;
+  private readonly eventsConnection: IORedis;
+  private closed = false;
   private readonly k: ReturnType<typeof keys>;
   private waiting = 0;
   private refresh?: NodeJS.Timeout;
@@ -49,7 +53,8 @@ export class QueueVideoJobs implements VideoJobs {
     this.joins = new Queue(names.joins, { connection: this.redis });
     this.segments = new Queue(names.segments, { connection: this.redis });
     this.flows = new FlowProducer({ connection: this.redis });
-    this.events = new QueueEvents(names.segments, { connection: connect(o.redis) });
+    this.eventsConnection = connect(o.redis);
+    this.events = new QueueEvents(names.segments, { connection: this.eventsConnection });
     this.k = keys(o.queue);
   }
 
@@ -74,18 +79,34 @@ export class QueueVideoJobs implements VideoJobs {
     await j.events.waitUntilReady();
     j.events.on('completed', () => { j.segmentsDone++; j.recent.push(Date.now()); if (j.recent.length > 1000) j.recent.shift(); });
     await j.count();
-    j.refresh = setInterval(() => { void j.count().catch(() => undefined); }, 1000);
+    let ticks = 0;
+    j.refresh = setInterval(() => { void j.count().catch(() => undefined); if (++ticks % 60 === 0) void j.sweep().catch(() => undefined); }, 1000);
     j.refresh.unref();
     return j;
   }
 
   private async count(): Promise<void> { this.waiting = (await this.joins.getJobCounts('waiting-children'))['waiting-children'] ?? 0; }
 
-  accepting(): boolean { return this.waiting < (this.o.backlog ?? 1000); }
+  accepting(): boolean { return !this.closed && this.waiting < (this.o.backlog ?? 1000); }
+
+  /** Bounded Redis and disk: beyond `keep` videos, the oldest finished ones go (queued or running ones stay). */
+  async sweep(): Promise<number> {
+    const keep = this.o.keep ?? 1000;
+    const n = await this.redis.zcard(this.k.index);
+    if (n <= keep) return 0;
+    let removed = 0;
+    for (const id of await this.redis.zrange(this.k.index, '0', String(n - keep - 1))) {
+      const s = await this.get(id);
+      if (!s) { await this.redis.zrem(this.k.index, id); removed++; }
+      else if (s.state === 'done' || s.state === 'failed') { await this.remove(id); removed++; }
+    }
+    return removed;
+  }
   retryAfterSeconds(): number { return 30; }
 
   async submit(u: { file: string; name: string; bytes: number; owned?: boolean; output?: VideoOutput }): Promise<JobStatus> {
     const owned = u.owned ?? true;
+    if (this.closed) { if (owned) fs.rmSync(u.file, { force: true }); throw new JobError('closed', 'The server is shutting down.', 'Retry on another instance.'); }
     let plan;
     try {
       plan = await planSegments(u.file, this.o.segmentSeconds ?? 60);
@@ -96,7 +117,7 @@ export class QueueVideoJobs implements VideoJobs {
     const id = `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
     const input = `jobs/${id}/input${path.extname(u.name).toLowerCase().replace(/[^.\w]/g, '') || '.video'}`;
     // Workers read the input from the store: an upload moves there, a server path is copied in.
-    if (!owned) { const tmp = path.join(this.o.store.scratch, `${id}-input`); fs.copyFileSync(u.file, tmp); u = { ...u, file: tmp }; }
+    if (!owned) { const tmp = path.join(this.o.store.scratch, `${id}-input`); await fs.promises.copyFile(u.file, tmp); u = { ...u, file: tmp }; }
     await this.o.store.put(input, u.file);
     const output = u.output ?? 'overlay';
     const createdAt = new Date().toISOString();
@@ -112,6 +133,7 @@ export class QueueVideoJobs implements VideoJobs {
     });
     await this.redis.zadd(this.k.index, Date.now(), id);
     this.waiting++;
+    void this.sweep().catch(() => undefined);
     return (await this.get(id))!;
   }
 
@@ -191,8 +213,9 @@ export class QueueVideoJobs implements VideoJobs {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.refresh);
     await Promise.allSettled([this.events.close(), this.flows.close(), this.joins.close(), this.segments.close()]);
-    await this.redis.quit().catch(() => undefined);
+    await Promise.all([this.redis, this.eventsConnection].map((c) => c.quit().catch(() => undefined)));
   }
 }

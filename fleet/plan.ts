@@ -31,24 +31,31 @@ export async function planSegments(file: string, seconds: number): Promise<Plan>
   const run = promisify(execFile);
   let out: string;
   try {
-    ({ stdout: out } = await run(ffprobePath(), ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags:format=start_time', '-of', 'csv=p=0', file], { maxBuffer: 1 << 30 }));
+    ({ stdout: out } = await run(ffprobePath(), ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags:format=start_time', '-of', 'csv=p=0', file], { maxBuffer: 1 << 30, timeout: 120_000 }));
   } catch (e) {
     throw new UserError(`${file} has no readable video packets: ${String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop()}.`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
   }
   const packets: { pts: number; key: boolean }[] = [];
-  let start = 0;
+  let start = 0, untimed = 0;
   for (const line of out.trim().split('\n')) {
     const [a, b] = line.split(',');
     if (b === undefined) { if (Number.isFinite(Number(a))) start = Number(a); continue; }  // the format line: start_time
+    // Packets flagged D (before an edit list's start, e.g. after a stream-copy trim) are decoded
+    // only as references and never shown: they are not frames of the video.
+    if (b.includes('D')) continue;
     const pts = Number(a);
-    if (Number.isFinite(pts)) packets.push({ pts, key: b.includes('K') });
+    if (Number.isFinite(pts)) packets.push({ pts, key: b.includes('K') }); else untimed++;
   }
+  // Frames without timestamps cannot be placed on either side of a cut.
+  if (untimed) throw new UserError(`${file} has ${untimed} video packets without timestamps.`, 'Remux it first (ffmpeg -i in -c copy out.mp4), or segment it in-process (serve without --redis).');
   if (packets.length === 0) throw new UserError(`${file} has no video frames.`, 'Send a video with at least one frame.');
   packets.sort((x, y) => x.pts - y.pts);
   const first = packets[0].pts;
-  const gaps = packets.slice(1).map((p, i) => p.pts - packets[i].pts).filter((g) => g > 0);
-  const minGap = gaps.length ? Math.min(...gaps) : 1 / 25;
-  const fps = gaps.length ? gaps.length / (packets[packets.length - 1].pts - first) : 25;
+  // A loop, not Math.min(...): an hour of video has more packets than a call has arguments.
+  let minGap = Infinity, positive = 0;
+  for (let i = 1; i < packets.length; i++) { const g = packets[i].pts - packets[i - 1].pts; if (g > 0) { positive++; if (g < minGap) minGap = g; } }
+  if (!positive) minGap = 1 / 25;
+  const fps = positive ? positive / (packets[packets.length - 1].pts - first) : 25;
   // Cut at the first keyframe at or after each multiple of `seconds`.
   const cuts = [0];
   for (let i = 1; i < packets.length; i++) {

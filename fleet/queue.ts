@@ -30,5 +30,8 @@ export const keys = (queue: string) => ({
 
 /** One Redis connection as BullMQ needs it (blocking commands: no per-request retry limit). */
 export function connect(url: string): IORedis {
-  return new IORedis(url, { maxRetriesPerRequest: null, lazyConnect: false, connectTimeout: 5000 });
+  const r = new IORedis(url, { maxRetriesPerRequest: null, lazyConnect: false, connectTimeout: 5000 });
+  // ioredis reconnects by itself; an unhandled 'error' would only crash the process meanwhile.
+  r.on('error', () => undefined);
+  return r;
 }

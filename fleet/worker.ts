@@ -5,7 +5,9 @@
  * order, adds the source's audio and renumbers the stats. A worker refuses a queue made for another
  * bundle, and any job whose bundle differs from its own.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { bundleId } from '../core/bundle';
@@ -27,7 +29,13 @@ export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
   log?: (msg: string, extra?: object) => void;
 }
 
-export interface FleetWorker { close(): Promise<void>; engine: Engine; bundle: string }
+export interface FleetWorker {
+  close(): Promise<void>;
+  engine: Engine;
+  bundle: string;
+  /** Resolves if the queue switches to another bundle while this worker runs (it has stopped taking jobs). */
+  refused: Promise<UserError>;
+}
 
 export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWorker> {
   const bundle = bundleId(o.bundle);
@@ -40,7 +48,8 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
   }
   const engine = await Engine.start({ ...o, log: o.log && ((level, msg, extra) => o.log!(msg, { level, ...extra })) });
   const lock = o.lockMs ?? 30_000;
-  const common = { connection: connect(o.redis), lockDuration: lock, stalledInterval: lock, maxStalledCount: 2 };
+  const connections = [connect(o.redis), connect(o.redis)];
+  const common = { lockDuration: lock, stalledInterval: lock, maxStalledCount: 2 };
   const log = o.log ?? (() => undefined);
 
   const segments = new Worker<SegmentData, SegmentResult>(names.segments, async (job) => {
@@ -48,7 +57,9 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     if (d.bundle !== bundle) throw new UnrecoverableError(`segment ${d.segment.index} of video ${d.job} is for bundle ${d.bundle.slice(0, 12)}; this worker has ${bundle.slice(0, 12)} (${o.bundle})`);
     const input = await o.store.fetch(d.input);
     const part = `jobs/${d.job}/parts/${String(d.segment.index).padStart(5, '0')}`;
-    const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${process.pid}-${job.attemptsMade}`);
+    // Unique per attempt on any machine (containers all run as pid 1): two workers never share a temporary file.
+    const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${os.hostname()}-${randomBytes(4).toString('hex')}`);
+    const discard = () => { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); };
     const ac = new AbortController();
     let last = 0;
     const t0 = performance.now(), startedAt = Date.now();
@@ -62,41 +73,59 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
         void redis.exists(k.cancel(d.job)).then((n) => { if (n) ac.abort(); }, () => undefined);
       },
     });
-    if (ac.signal.aborted) { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); throw new UnrecoverableError(`video ${d.job} was cancelled`); }
-    if (r.error) { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); throw new Error(r.error.replace(input, `segment ${d.segment.index} of ${d.job}`)); }
+    if (ac.signal.aborted) { discard(); throw new UnrecoverableError(`video ${d.job} was cancelled`); }
+    if (r.error) { discard(); throw new Error(r.error.replace(input, `segment ${d.segment.index} of ${d.job}`)); }
     // A middle segment with other than its planned frames would lose or double frames at a cut.
-    if (!d.segment.last && r.frames !== d.segment.frames) throw new Error(`segment ${d.segment.index} of ${d.job} decoded ${r.frames} frames, planned ${d.segment.frames}`);
+    if (!d.segment.last && r.frames !== d.segment.frames) { discard(); throw new Error(`segment ${d.segment.index} of ${d.job} decoded ${r.frames} frames, planned ${d.segment.frames}`); }
     await o.store.put(`${part}.mp4`, `${tmp}.mp4`);
     await o.store.put(`${part}.jsonl`, `${tmp}.jsonl`);
     await job.updateProgress(r.frames);
     log('segment done', { job: d.job, segment: d.segment.index, frames: r.frames, fps: Number(r.fps.toFixed(1)) });
     return { index: d.segment.index, frames: r.frames, video: `${part}.mp4`, stats: `${part}.jsonl`, seconds: (performance.now() - t0) / 1000, startedAt };
-  }, { ...common, concurrency: o.concurrency ?? 1 });
+  }, { ...common, connection: connections[0], concurrency: o.concurrency ?? 1 });
 
   const joins = new Worker<JoinData, JoinResult>(names.joins, async (job: Job<JoinData>) => {
     const d = job.data;
+    const result = { video: `jobs/${d.job}/result.mp4`, stats: `jobs/${d.job}/frames.jsonl` };
     const parts = Object.values(await job.getChildrenValues<SegmentResult>()).sort((a, b) => a.index - b.index);
+    const frames = parts.reduce((a, p) => a + p.frames, 0);
+    // A join retried after it stored its result (its worker died before BullMQ heard): the result stands.
+    if (await o.store.exists(result.video) && await o.store.exists(result.stats) && !(await o.store.exists(`jobs/${d.job}/parts`))) return { frames, ...result };
     if (parts.length !== d.segments.length || parts.some((p, i) => p.index !== i)) throw new Error(`video ${d.job}: ${parts.length} of ${d.segments.length} segments came back`);
     const input = await o.store.fetch(d.input);
     const tmp = path.join(o.store.scratch, `${d.job}-join-${process.pid}`);
     await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` }, input);
-    await o.store.put(`jobs/${d.job}/result.mp4`, `${tmp}.mp4`);
-    await o.store.put(`jobs/${d.job}/frames.jsonl`, `${tmp}.jsonl`);
+    await o.store.put(result.stats, `${tmp}.jsonl`);
+    await o.store.put(result.video, `${tmp}.mp4`);
     await o.store.remove(`jobs/${d.job}/parts`);
-    const frames = parts.reduce((a, p) => a + p.frames, 0);
     log('video done', { job: d.job, frames, segments: parts.length });
-    return { frames, video: `jobs/${d.job}/result.mp4`, stats: `jobs/${d.job}/frames.jsonl` };
-  }, { ...common, connection: connect(o.redis), concurrency: 1 });
+    return { frames, ...result };
+  }, { ...common, connection: connections[1], concurrency: 1 });
 
   for (const w of [segments, joins]) w.on('error', (e) => log('worker error', { error: e.message }));
+  // The queue's model can change under a running worker (the server restarted with a new bundle):
+  // then this worker stops taking jobs and says why, rather than failing the new model's videos.
+  let refused: ((why: UserError) => void) | undefined;
+  const refusal = new Promise<UserError>((r) => { refused = r; });
+  const watch = setInterval(() => {
+    void redis.get(k.bundle).then(async (now) => {
+      if (!now || now === bundle) return;
+      clearInterval(watch);
+      await segments.pause(true);
+      refused?.(new UserError(`The queue ${o.queue} now carries jobs for bundle ${now.slice(0, 12)}; this worker's bundle ${o.bundle} is ${bundle.slice(0, 12)}, so it stopped taking jobs.`, 'Restart it with the bundle the server serves.'));
+    }, () => undefined);
+  }, 5000);
+  watch.unref();
   segments.on('failed', (job, e) => log('segment failed', { job: job?.data.job, segment: job?.data.segment.index, attempt: job?.attemptsMade, error: e.message }));
   await Promise.all([segments.waitUntilReady(), joins.waitUntilReady()]);
   return {
-    engine, bundle,
+    engine, bundle, refused: refusal,
     async close() {
-      // Finishes the segments in hand (BullMQ waits for them), then stops the engine.
+      clearInterval(watch);
+      // Finishes the segments in hand (BullMQ waits for them), then stops the engine. Connections
+      // handed to BullMQ are ours to close.
       await Promise.all([segments.close(), joins.close()]);
-      await redis.quit().catch(() => undefined);
+      await Promise.all([redis, ...connections].map((c) => c.quit().catch(() => undefined)));
       await engine.close();
     },
   };

@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Request } from 'express';
 import busboy from 'busboy';
 import { HttpError } from './http-error';
@@ -46,17 +45,35 @@ function nameOf(v: string | undefined): string | undefined {
   return n || undefined;
 }
 
-async function toFile(src: Readable, file: string, maxBytes: number, signal: AbortSignal): Promise<number> {
-  let n = 0;
-  const limit = new Transform({ transform(c: Buffer, _e, cb) { n += c.length; cb(n > maxBytes ? tooBig(maxBytes) : null, c); } });
-  try {
-    await pipeline(src, limit, fs.createWriteStream(file), { signal });
-  } catch (e) {
-    if (e instanceof HttpError) throw e;
-    if (signal.aborted) throw e;
-    throw new HttpError(400, `The upload broke off: ${(e as Error).message}.`, 'Send the whole video in one request.');
-  }
-  return n;
+/**
+ * Copies `src` to `file` with back-pressure. Past the limit, or when `signal` aborts, the source is
+ * unpiped and drained (not destroyed): the socket stays up, so the client reads the 413 / 408 that
+ * answers it (sent with Connection: close) instead of a reset.
+ */
+function toFile(src: Readable, file: string, maxBytes: number, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const out = fs.createWriteStream(file);
+    let n = 0, done = false;
+    const finish = (e?: Error) => {
+      if (done) return;
+      done = true;
+      src.off('data', onData); src.off('end', onEnd); signal.removeEventListener('abort', onAbort);
+      if (e) { src.unpipe(out); src.resume(); out.destroy(); reject(e); } else out.end(() => resolve(n));
+    };
+    const onData = (c: Buffer) => {
+      n += c.length;
+      if (n > maxBytes) return finish(tooBig(maxBytes));
+      if (!out.write(c)) { src.pause(); out.once('drain', () => { if (!done) src.resume(); }); }
+    };
+    const onEnd = () => finish();
+    const onAbort = () => finish(new Error('aborted'));
+    out.on('error', (e) => finish(new HttpError(500, `The upload could not be written: ${e.message}.`, 'The server\'s disk may be full; retry later.')));
+    src.on('data', onData);
+    src.once('end', onEnd);
+    src.once('error', (e) => finish(new HttpError(400, `The upload broke off: ${e.message}.`, 'Send the whole video in one request.')));
+    src.once('close', () => { if ('complete' in src && !(src as { complete: boolean }).complete) finish(new HttpError(400, 'The client aborted the upload.', 'Send the whole video in one request.')); });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function multipart(req: Request, file: string, maxBytes: number, signal: AbortSignal): Promise<SavedUpload> {

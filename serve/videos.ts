@@ -27,7 +27,8 @@ const STATUS = { 'backlog-full': 503, 'bad-video': 400, 'not-found': 404, 'not-r
 
 export function jobHttpError(e: unknown, jobs: VideoJobs): unknown {
   if (!(e instanceof JobError)) return e;
-  return new HttpError(STATUS[e.code], e.message, e.hint, e.code === 'backlog-full' || e.code === 'closed' ? { 'Retry-After': String(jobs.retryAfterSeconds()) } : {});
+  // A refused upload is not read: its connection closes after the answer.
+  return new HttpError(STATUS[e.code], e.message, e.hint, e.code === 'backlog-full' || e.code === 'closed' ? { 'Retry-After': String(jobs.retryAfterSeconds()), Connection: 'close' } : {});
 }
 
 export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining: () => boolean, send: (res: Response, e: unknown) => void): void {
@@ -37,6 +38,12 @@ export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining:
   const wrap = (f: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response) => {
     try { await f(req, res); } catch (e) { if (!res.headersSent) send(res, jobHttpError(e, jobs)); }
   };
+  // Ids are this API's own (base-36 time + hex): anything else is no job, and never reaches the queue's keys.
+  const ID = /^[0-9a-z]{8,40}$/;
+  app.param('id', (_req, res, next, id: string) => {
+    if (ID.test(id)) return next();
+    send(res, jobHttpError(new JobError('not-found', `No video job ${JSON.stringify(id).slice(0, 60)}.`, 'GET /videos lists the jobs.'), jobs));
+  });
   const self = (id: string) => ({ self: `/videos/${id}`, result: `/videos/${id}/result`, stats: `/videos/${id}/result?stats=1` });
 
   app.post('/videos', wrap(async (req, res) => {
@@ -74,7 +81,7 @@ export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining:
     if (r.partial) res.set('X-Partial', 'true');
     res.type(stats ? 'application/x-ndjson' : 'video/mp4');
     // sendFile answers Range requests, so a browser's <video> can seek.
-    await new Promise<void>((resolve, reject) => res.sendFile(r.file, { headers: { 'Cache-Control': 'no-store' } }, (e) => (e ? reject(e) : resolve())));
+    await new Promise<void>((resolve, reject) => res.sendFile(r.file, { dotfiles: 'allow', headers: { 'Cache-Control': 'no-store' } }, (e) => (e ? reject(e) : resolve())));
   }));
   app.delete('/videos/:id', wrap(async (req, res) => {
     if (!(await jobs.remove(String(req.params.id)))) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs.');
@@ -85,19 +92,32 @@ export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining:
 /** JSON {"path": "..."}: only a file inside the operator's --video-dir, read in place (never moved). */
 async function serverPath(req: Request, dir: string | undefined): Promise<{ file: string; name: string; bytes: number; owned: false }> {
   if (!dir) throw new HttpError(403, 'This server takes no paths: upload the video instead.', 'Send the video as the body (Content-Type video/mp4) or as the multipart field "video"; an operator allows paths with --video-dir.');
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req) { n += (c as Buffer).length; if (n > 4096) throw new HttpError(413, 'The JSON body is over 4 KiB.', 'Send {"path": "relative/to/video-dir.mp4"}.'); chunks.push(c as Buffer); }
+  const body = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    const onData = (c: Buffer) => {
+      n += c.length;
+      if (n <= 4096) { chunks.push(c); return; }
+      // Drained, not destroyed: the client reads the 413.
+      req.off('data', onData); req.resume();
+      reject(new HttpError(413, 'The JSON body is over 4 KiB.', 'Send {"path": "relative/to/video-dir.mp4"}.', { Connection: 'close' }));
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', (e) => reject(new HttpError(400, `The body could not be read: ${e.message}.`, 'Send {"path": "..."}.')));
+  });
   let p: unknown;
-  try { p = (JSON.parse(Buffer.concat(chunks).toString('utf8')) as { path?: unknown }).path; } catch { p = undefined; }
+  try { p = (JSON.parse(body.toString('utf8')) as { path?: unknown }).path; } catch { p = undefined; }
   if (typeof p !== 'string' || !p) throw new HttpError(400, 'The JSON body needs a "path" string.', 'Send {"path": "relative/to/video-dir.mp4"}.');
   const root = fs.realpathSync(dir);
+  const inside = (f: string) => { const r = path.relative(root, f); return r !== '' && !r.startsWith('..') && !path.isAbsolute(r); };
+  const outside = new HttpError(403, `${p} is not a file inside the server's video directory.`, 'Name a file relative to --video-dir.');
+  // The path as written first, then with its symlinks resolved: one answer for missing and outside,
+  // so the route tells nothing about files elsewhere on the server.
+  if (!inside(path.resolve(root, p))) throw outside;
   let file: string;
-  try { file = fs.realpathSync(path.resolve(root, p)); } catch { throw new HttpError(404, `No file ${p} under the server's video directory.`, 'Name a file relative to --video-dir.'); }
-  // Symlinks resolved first: a link out of the directory is refused like ../.
-  if (path.relative(root, file).startsWith('..') || path.isAbsolute(path.relative(root, file)) || !fs.statSync(file).isFile()) {
-    throw new HttpError(403, `${p} is outside the server's video directory.`, 'Name a file inside --video-dir.');
-  }
+  try { file = fs.realpathSync(path.resolve(root, p)); } catch { throw outside; }
+  if (!inside(file) || !fs.statSync(file).isFile()) throw outside;
   return { file, name: path.basename(file), bytes: fs.statSync(file).size, owned: false };
 }
 

@@ -40,9 +40,9 @@ export interface LiveOptions {
 
 const NETWORK = /^[a-z][a-z0-9+.-]*:\/\//i;
 
-/** The source without credentials, for logs and stats. */
-export function redact(source: string): string {
-  return source.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1***@');
+/** Any text without the credentials of URLs in it (user:pass@, and secret-looking query parameters): for logs, stats and errors. */
+export function redact(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@').replace(/([?&;](?:user|username|pass|passwd|password|pwd|token|key|auth|secret|signature|sig)[^=&\s]*=)[^&\s]*/gi, '$1***');
 }
 
 interface Frame { rgb: Buffer; width: number; height: number; readAt: number; seq: number }
@@ -71,6 +71,8 @@ export class LiveStream extends EventEmitter implements LiveFeed {
 
   constructor(o: LiveOptions) {
     super();
+    // One listener per MJPEG viewer (bounded by the server's viewer limit).
+    this.setMaxListeners(0);
     this.o = o;
     this.name = o.name;
     this.isFile = !NETWORK.test(o.source);
@@ -112,7 +114,8 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     let failures = 0;
     try {
       while (!this.stopping) {
-        const r = await this.connection();
+        // Nothing a connection throws stops the stream (or the server it runs in): it counts as a drop.
+        const r = await this.connection().catch((e: Error) => { this.fail(e.message); return { clean: false, frames: 0 }; });
         if (this.stopping) break;
         if (this.isFile && !this.o.loop && r.clean) { this.state = 'ended'; break; }
         // A connection that delivered frames resets the backoff: the next drop is retried quickly.
@@ -154,9 +157,10 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     const ff = this.ff;
     let frames = 0, pending: Buffer[] = [], bytes = 0, lastFrameAt = performance.now(), ended = false;
     ff.proc.stdout!.on('data', (c: Buffer) => {
-      if (!width) return;  // ffmpeg prints the output stream before it writes any frame
-      const size = width * height * 3;
       pending.push(c); bytes += c.length;
+      // The size comes from stderr, a separate pipe: bytes that arrive before it is parsed wait.
+      if (!width) { if (bytes > 64 * 2 ** 20) { this.fail('ffmpeg wrote frames before reporting their size'); ff.kill(); } return; }
+      const size = width * height * 3;
       if (bytes < size) return;
       const all = Buffer.concat(pending, bytes);
       let off = 0;
@@ -173,7 +177,7 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     });
     ff.proc.stdout!.on('end', () => { ended = true; this.wake?.(); });
     const stall = setInterval(() => {
-      if (performance.now() - lastFrameAt > (o.stallMs ?? 10_000)) { this.lastError = `no frame for ${o.stallMs ?? 10_000} ms`; ff.kill(); }
+      if (performance.now() - lastFrameAt > (o.stallMs ?? 10_000)) { this.fail(`no frame for ${o.stallMs ?? 10_000} ms`); ff.kill(); }
     }, 250);
     try {
       await this.segmentNewest(() => ended || this.stopping);
@@ -185,16 +189,20 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     // A frame still unsegmented when the connection ends was dropped too.
     if (this.newest && this.newest.seq > this.taken) { this.counts.dropped++; this.taken = this.newest.seq; }
     const clean = r.code === 0;
-    if (!clean && !this.stopping) this.lastError = `${r.signal ?? `exit ${r.code}`}: ${r.stderr.split('\n').filter(Boolean).pop() ?? 'no message'}`;
-    else if (!this.isFile && !this.stopping) this.lastError = 'the source ended the stream';
+    if (!clean && !this.stopping) this.fail(`${r.signal ?? `exit ${r.code}`}: ${r.stderr.split('\n').filter(Boolean).pop() ?? 'no message'}`);
+    else if (!this.isFile && !this.stopping) this.fail('the source ended the stream');
     return { clean, frames };
   }
 
-  /** Keeps the engine fed with the newest frames (up to 2 per worker in flight), emitting results in order. */
+  /**
+   * Keeps the engine fed with the newest frames (up to 2 per worker in flight) and publishes results
+   * in order: while the oldest result is pending, a newly read frame is submitted if there is room.
+   */
   private async segmentNewest(over: () => boolean): Promise<void> {
     const inFlight = 2 * Math.max(1, this.o.engine.stats().workers);
     const window: { frame: Frame; result: Promise<EngineResult | undefined> }[] = [];
     const m = this.o.engine.manifest;
+    const arrival = () => new Promise<'frame'>((r) => { this.wake = () => r('frame'); });
     for (;;) {
       while (window.length < inFlight && this.newest && this.newest.seq > this.taken) {
         const frame = this.newest;
@@ -202,14 +210,25 @@ export class LiveStream extends EventEmitter implements LiveFeed {
         const result = sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } }).resize(m.input.width, m.input.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer()
           .then((px) => this.o.engine.submit(px))
           // A full queue (other work on the engine) drops this frame like any other late one.
-          .catch((e: { code?: string; message: string }) => { this.counts.dropped++; if (e.code !== 'queue-full') this.lastError = e.message; return undefined; });
+          .catch((e: { code?: string; message: string }) => { this.counts.dropped++; if (e.code !== 'queue-full') this.fail(e.message); return undefined; });
         window.push({ frame, result });
       }
-      if (window.length) { const w = window.shift()!; await this.publish(w.frame, await w.result); continue; }
-      if (over()) return;
-      await new Promise<void>((r) => { this.wake = r; });
+      if (window.length === 0) {
+        if (over()) return;
+        await arrival();
+        continue;
+      }
+      const head = window[0];
+      const first = await Promise.race([head.result.then(() => 'result' as const), over() ? new Promise<never>(() => undefined) : arrival()]);
       this.wake = undefined;
+      if (first === 'result') { window.shift(); await this.publish(head.frame, await head.result); }
     }
+  }
+
+  /** Records a problem (credentials removed) without stopping the stream. */
+  private fail(message: string): void {
+    this.lastError = redact(message);
+    this.o.log?.('stream problem', { stream: this.name, error: this.lastError });
   }
 
   private async publish(f: Frame, r: EngineResult | undefined): Promise<void> {
@@ -233,21 +252,31 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     this.emit('frame', this.stats());
   }
 
-  /** Rolling segment files: a new MP4 every segmentSeconds (or when the size changes), frames timed by when they were read. */
+  /**
+   * Rolling segment files: a new MP4 every segmentSeconds (or when the size changes), each frame timed
+   * by when it was read (the monotonic clock). A segment that cannot be written is closed, the
+   * error recorded, and the next frame starts a new one: recording never stops the stream.
+   */
   private async record(f: Frame, overlay: Buffer): Promise<void> {
-    const now = Date.now();
     let s = this.segment;
-    if (s && (now - s.startedAt >= (this.o.segmentSeconds ?? 60) * 1000 || s.width !== f.width || s.height !== f.height)) { await this.closeSegment(); s = undefined; }
-    if (!s) {
-      const file = path.join(this.o.out!, `${this.name}-${new Date(now).toISOString().replace(/[:.]/g, '').replace('Z', '')}.mp4`);
-      // Frames come at the engine's pace, not the source's: each keeps the time it was read (VFR).
-      s = this.segment = { file, startedAt: now, width: f.width, height: f.height, stats: fs.createWriteStream(file.replace(/\.mp4$/, '.jsonl')),
-        enc: encodeVideo(file, { width: f.width, height: f.height, fps: this.sourceFps || 30, codec: 'h264', timestamps: true }) };
-      this.o.log?.('stream segment', { stream: this.name, file });
+    if (s && (f.readAt - s.startedAt >= (this.o.segmentSeconds ?? 60) * 1000 || s.width !== f.width || s.height !== f.height)) { await this.closeSegment(); s = undefined; }
+    try {
+      if (!s) {
+        const file = path.join(this.o.out!, `${this.name}-${new Date().toISOString().replace(/[:.]/g, '').replace('Z', '')}.mp4`);
+        const stats = fs.createWriteStream(file.replace(/\.mp4$/, '.jsonl'));
+        stats.on('error', (e) => this.fail(`writing ${stats.path}: ${e.message}`));
+        // Frames come at the engine's pace, not the source's: each keeps the time it was read (VFR).
+        s = this.segment = { file, startedAt: f.readAt, width: f.width, height: f.height, stats,
+          enc: encodeVideo(file, { width: f.width, height: f.height, fps: this.sourceFps || 30, codec: 'h264', timestamps: true }) };
+        this.o.log?.('stream segment', { stream: this.name, file });
+      }
+      const t = (f.readAt - s.startedAt) / 1000;
+      await s.enc.write(overlay, t);
+      s.stats.write(JSON.stringify({ seq: f.seq, t: Number(t.toFixed(3)), at: new Date().toISOString(), drift: this.drift, dropped: this.counts.dropped, fractions: this.fractions }) + '\n');
+    } catch (e) {
+      this.fail(`recording ${s?.file ?? 'a segment'}: ${(e as Error).message}`);
+      await this.closeSegment();
     }
-    const t = (now - s.startedAt) / 1000;
-    await s.enc.write(overlay, t);
-    s.stats.write(JSON.stringify({ seq: f.seq, t: Number(t.toFixed(3)), at: new Date(now).toISOString(), drift: this.drift, dropped: this.counts.dropped, fractions: this.fractions }) + '\n');
   }
 
   private async closeSegment(): Promise<void> {
@@ -255,6 +284,6 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     if (!s) return;
     this.segment = undefined;
     await new Promise<void>((r) => s.stats.end(() => r()));
-    try { await s.enc.end(); } catch (e) { this.lastError = (e as Error).message; this.o.log?.('stream segment failed', { stream: this.name, file: s.file, error: this.lastError }); }
+    try { await s.enc.end(); } catch (e) { this.fail(`closing ${s.file}: ${(e as Error).message}`); }
   }
 }

@@ -41,6 +41,16 @@ async function labelsOf(file: string): Promise<Uint8Array[]> {
   return out;
 }
 
+/** Removes every key of a test queue (BullMQ's and ours live under bull:<queue>). */
+async function dropQueue(queue: string): Promise<void> {
+  const r = new IORedis(REDIS);
+  for (const pattern of [`bull:${queue}:*`, `bull:${queue}-segments:*`]) {
+    let cursor = '0';
+    do { const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await r.del(...found); } while (cursor !== '0');
+  }
+  r.disconnect();
+}
+
 describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', function () {
   this.timeout(300000);
   const root = tmpDir();
@@ -94,12 +104,9 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGKILL');
     await s?.close();
     if (await redisAnswers()) {
+      await dropQueue(queue);
       const r = new IORedis(REDIS);
-      for (const pattern of [`bull:${queue}:*`, `bull:${queue}-segments:*`]) {
-        let cursor = '0';
-        do { const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await r.del(...found); } while (cursor !== '0');
-      }
-      assert.equal((await r.keys(`bull:${queue}*`)).length, 0, 'the test queue is gone');
+      assert.equal((await r.keys(`bull:${queue}*`)).length, 0, 'the test queues are gone');
       r.disconnect();
     }
   });
@@ -233,12 +240,43 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
       await new Promise((res) => (b.exitCode !== null ? res(0) : b.once('exit', res)));
     } finally {
       await s2.close();
-      const r = new IORedis(REDIS);
-      for (const pattern of [`bull:${q2}:*`, `bull:${q2}-segments:*`]) {
-        let cursor = '0';
-        do { const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await r.del(...found); } while (cursor !== '0');
+      await dropQueue(q2);
+    }
+  });
+
+  it('the command line: i2i serve --redis and i2i worker, both stopped by SIGTERM with exit 0', async () => {
+    const q3 = `${queue}-cli`;
+    const serve = spawn(process.execPath, [BIN, 'serve', '--bundle', bundle, '--port', '0', '--workers', '1', '--redis', REDIS, '--queue', q3, '--store', store, '--segment-seconds', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    serve.stderr!.on('data', (d) => { err += d; });
+    serve.stdout!.resume();
+    workers.push(serve);
+    const w = spawn(process.execPath, [BIN, 'worker', '--bundle', bundle, '--redis', REDIS, '--queue', q3, '--store', store, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    w.stdout!.on('data', (d) => { logs += `[${w.pid}] ${d}`; });
+    workers.push(w);
+    try {
+      let url = '';
+      for (const t0 = Date.now(); !url; await new Promise((r) => setTimeout(r, 100))) {
+        url = /listening on (http:\/\/\S+) /.exec(err)?.[1] ?? '';
+        if (Date.now() - t0 > 60000) throw new Error(`serve did not start: ${err}`);
       }
-      r.disconnect();
+      for (const t0 = Date.now(); (await fetch(`${url}/readyz`)).status !== 200;) { if (Date.now() - t0 > 60000) throw new Error('not ready'); await new Promise((r) => setTimeout(r, 100)); }
+      await ready(w);
+      const r = await fetch(`${url}/videos`, { method: 'POST', headers: { 'Content-Type': 'video/mp4' }, body: fs.readFileSync(clip) });
+      assert.equal(r.status, 202);
+      const { id } = await r.json() as Job;
+      for (const t0 = Date.now(); ;) {
+        const j = await (await fetch(`${url}/videos/${id}`)).json() as Job;
+        if (j.state === 'done') { assert.equal(j.frames.done, 100); break; }
+        if (j.state === 'failed' || Date.now() - t0 > 60000) throw new Error(JSON.stringify(j));
+        await new Promise((res) => setTimeout(res, 150));
+      }
+      assert.deepEqual(((await (await fetch(`${url}/videos`)).json()) as { jobs: Job[] }).jobs.map((j) => j.id), [id]);
+      const exits = [serve, w].map((p) => new Promise<number | null>((res) => p.once('exit', (c) => res(c))));
+      serve.kill('SIGTERM'); w.kill('SIGTERM');
+      assert.deepEqual(await Promise.all(exits), [0, 0], err);
+    } finally {
+      await dropQueue(q3);
     }
   });
 });

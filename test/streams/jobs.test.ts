@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as path from 'node:path';
 import { ffmpegPath } from '../../core/ffmpeg';
 import { createApp } from '../../serve/app';
@@ -132,5 +133,30 @@ describe('streams: the /videos job API over real HTTP (embedded, in-process jobs
       .flatMap((l) => (l.route ? Object.keys(l.route.methods).map((m) => `${m.toUpperCase()} ${l.route!.path.replace(/:(\w+)/g, '{$1}')}`) : [])).sort();
     assert.deepEqual(documented, mounted);
     assert.ok(documented.includes('GET /streams/{name}.mjpeg') && documented.includes('DELETE /videos/{id}'));
+  });
+
+  it('an upload over the limit sent chunked (no Content-Length) is answered 413, not reset; ids that are not this API\'s are 404', async () => {
+    const small = await startServer({ bundle, port: 0, workers: 1, log: silent, attach: attachments({ videos: { store: path.join(root, 'store-small'), maxVideoBytes: 10_000 } }, silent) });
+    try {
+      const u = new URL(small.url);
+      const [status, body] = await new Promise<[number, string]>((resolve, reject) => {
+        const req = http.request({ host: u.hostname, port: u.port, path: '/videos', method: 'POST', headers: { 'Content-Type': 'video/mp4', 'Transfer-Encoding': 'chunked' } }, (res) => {
+          let b = '';
+          res.setEncoding('utf8').on('data', (d) => { b += d; }).on('end', () => resolve([res.statusCode!, b]));
+        });
+        req.on('error', reject);
+        // 64 KiB in 4 KiB chunks, well past the 10 000-byte limit.
+        let i = 0;
+        const more = () => { if (i++ < 16) req.write(Buffer.alloc(4096), () => setTimeout(more, 5)); else req.end(); };
+        more();
+      });
+      assert.equal(status, 413);
+      assert.match(JSON.parse(body).error, /over the server's limit of 10000 bytes/);
+      assert.deepEqual(fs.readdirSync(path.join(root, 'store-small', 'uploads')), [], 'nothing of it kept');
+      for (const id of ['meta', 'events', '..%2F..%2Fetc']) assert.equal((await fetch(`${small.url}/videos/${id}`)).status, 404, id);
+      assert.equal((await fetch(`${small.url}/healthz`)).status, 200);
+    } finally {
+      await small.close();
+    }
   });
 });
