@@ -203,6 +203,9 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     const window: { frame: Frame; result: Promise<EngineResult | undefined> }[] = [];
     const m = this.o.engine.manifest;
     const arrival = () => new Promise<'frame'>((r) => { this.wake = () => r('frame'); });
+    // Publishing (overlay, JPEG, segment encode) runs behind, at most 2 results deep, so that it
+    // does not hold up the next submission.
+    let publishing = Promise.resolve(), behind = 0;
     for (;;) {
       while (window.length < inFlight && this.newest && this.newest.seq > this.taken) {
         const frame = this.newest;
@@ -214,14 +217,19 @@ export class LiveStream extends EventEmitter implements LiveFeed {
         window.push({ frame, result });
       }
       if (window.length === 0) {
-        if (over()) return;
+        if (over()) { await publishing; return; }
         await arrival();
         continue;
       }
       const head = window[0];
       const first = await Promise.race([head.result.then(() => 'result' as const), over() ? new Promise<never>(() => undefined) : arrival()]);
       this.wake = undefined;
-      if (first === 'result') { window.shift(); await this.publish(head.frame, await head.result); }
+      if (first !== 'result') continue;
+      window.shift();
+      const r = await head.result;
+      behind++;
+      publishing = publishing.then(() => this.publish(head.frame, r)).catch((e: Error) => this.fail(`publishing a frame: ${e.message}`)).finally(() => { behind--; });
+      if (behind >= 2) await publishing;
     }
   }
 

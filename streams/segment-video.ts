@@ -31,7 +31,7 @@ export interface SegmentVideoOptions {
   frames?: number;
   /** Copy the source's audio into the outputs (default true; scale-out parts leave it to the join). */
   audio?: boolean;
-  /** Frames in the engine at once (default: 2 per worker). */
+  /** Frames between decode and encode at once: in the engine, or segmented and waiting for the encoder (default: 2 per worker + 2). */
   inFlight?: number;
   signal?: AbortSignal;
   onProgress?: (p: Progress) => void;
@@ -76,14 +76,14 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   let firstPts: number | undefined;
   const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
   const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration, frames: o.frames });
-  const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers);
-  const window: { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> }[] = [];
+  const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers) + 2;
+  type Pending = { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> };
   const onAbort = () => decoder.kill();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   let done = 0, error: string | undefined;
 
   const alpha = o.alpha ?? 0.5;
-  const emit = async (f: (typeof window)[number]) => {
+  const emit = async (f: Pending) => {
     const r = await f.result;
     const labels = resizeLabels(r.labels, m.input.width, m.input.height, W, H);
     const writes: Promise<void>[] = [];
@@ -102,15 +102,28 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     o.onProgress?.({ file: o.input, done, total: Math.max(total, done), fps: done / secs, etaSeconds: Math.max(0, (total - done) / Math.max(done / secs, 1e-9)) });
   };
 
+  // Two loops: this one decodes, resizes and submits; a chain of emits writes results in frame order.
+  // They meet in a window of `inFlight` frames, so the encoder taking a frame never holds up the next
+  // submission, and a stalled encoder stops the decoder once the window is full.
+  let chain = Promise.resolve(), submitted = 0, emitted = 0, emitError: Error | undefined;
+  let room: (() => void) | undefined;
   try {
     for await (const f of frames) {
-      if (o.signal?.aborted) break;
+      if (o.signal?.aborted || emitError) break;
       const pixels = await sharp(f.rgb, { raw: { width: W, height: H, channels: 3 } }).resize(m.input.width, m.input.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
       // No deadline: a video frame is worth computing however long the queue (the engine bounds it).
       const result = submitWithRetry(o.engine, pixels);
       result.catch(() => undefined);  // observed in emit, in order
-      window.push({ ...f, result });
-      if (window.length >= inFlight) await emit(window.shift()!);
+      const p: Pending = { ...f, result };
+      submitted++;
+      chain = chain.then(async () => {
+        if (emitError) return;
+        try { await emit(p); } catch (e) { emitError = e as Error; }
+        emitted++;
+        room?.();
+      });
+      while (submitted - emitted >= inFlight && !emitError) await new Promise<void>((r) => { room = r; });
+      room = undefined;
     }
   } catch (e) {
     error = (e as Error).message;
@@ -118,11 +131,8 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     o.signal?.removeEventListener('abort', onAbort);
   }
   // What was decoded is still segmented and written: a partial output keeps every frame it had.
-  try {
-    while (window.length) await emit(window.shift()!);
-  } catch (e) {
-    error ??= (e as Error).message;
-  }
+  await chain;
+  if (emitError) error ??= emitError.message;
   // ffmpeg ends a cut-off Matroska or MPEG-TS file as if it were complete: compare with the frames
   // the container announced (2% and one frame of slack for rounding and variable frame rates).
   if (!error && !o.signal?.aborted && done < 0.98 * total - 1) {
