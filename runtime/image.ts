@@ -345,13 +345,23 @@ export function blendOverlay(frame: Frame, labels: Uint8Array, palette: [number,
   if (labels.length !== width * height) throw new RangeError(`labels hold ${labels.length} values, expected the frame's ${width}x${height}`);
   if (!(alpha >= 0 && alpha <= 1)) throw new RangeError(`alpha must be in [0, 1] (got ${alpha})`);
   checkPalette(palette);
-  const tinted = new Float64Array(palette.length * 3);
-  palette.forEach((c, i) => { for (let j = 0; j < 3; j++) tinted[i * 3 + j] = alpha * c[j]; });
-  data.copy(out);
-  for (let p = 0; p < labels.length; p++) {
-    const id = labels[p];
-    if (id === VOID || id >= palette.length) continue;
-    for (let j = 0, i = p * 3; j < 3; j++) out[i + j] = Math.round((1 - alpha) * data[i + j] + tinted[id * 3 + j]);
+  // A lookup table per (class, channel) over the 256 input values, the same rounding as the formula:
+  // a video frame is half a million pixels, and the per-pixel arithmetic took 14 ms of it at 1024x512.
+  const k = palette.length;
+  const lut = new Uint8Array((k + 1) * 3 * 256);
+  for (let c = 0; c <= k; c++) {
+    for (let j = 0; j < 3; j++) {
+      for (let v = 0; v < 256; v++) lut[(c * 3 + j) * 256 + v] = c === k ? v : Math.round((1 - alpha) * v + alpha * palette[c][j]);
+    }
+  }
+  // Void and ids without a colour use the last row: the frame unchanged.
+  const row = new Uint32Array(256).fill(k * 3 * 256);
+  for (let c = 0; c < k; c++) if (c !== VOID) row[c] = c * 3 * 256;
+  for (let p = 0, i = 0; p < labels.length; p++, i += 3) {
+    const r = row[labels[p]];
+    out[i] = lut[r + data[i]];
+    out[i + 1] = lut[r + 256 + data[i + 1]];
+    out[i + 2] = lut[r + 512 + data[i + 2]];
   }
   return out;
 }

@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as zlib from 'node:zlib';
 import sharp from 'sharp';
 import {
-  argmaxLabels, classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, palettePng, probeImage, readIndexedPng, resizeLabels,
+  argmaxLabels, blendOverlay, classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, palettePng, probeImage, readIndexedPng, resizeLabels,
   type Frame,
 } from '../../runtime/image';
 
@@ -311,6 +311,28 @@ describe('runtime/image: palette PNGs', () => {
     assert.throws(() => readIndexedPng(png.subarray(0, png.length - 20)), (e: unknown) => e instanceof ImageError && e.status === 400);
     const rgbPng = await sharp({ create: { width: 2, height: 2, channels: 3, background: 'red' } }).png().toBuffer();
     assert.throws(() => readIndexedPng(rgbPng), (e: unknown) => e instanceof ImageError && e.status === 415 && /colour type 2/.test(e.message));
+  });
+});
+
+describe('runtime/image: blendOverlay', () => {
+  it('is (1 - alpha) * frame + alpha * colour, rounded, per channel; void and ids without a colour keep the frame', () => {
+    const [w, h] = [37, 23];
+    let seed = 7;
+    const rand = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31; };
+    const palette: RGB[] = Array.from({ length: 19 }, () => [0, 0, 0].map(() => Math.floor(rand() * 256)) as RGB);
+    const data = Buffer.from(Array.from({ length: w * h * 3 }, () => Math.floor(rand() * 256)));
+    // Every class, void, and ids past the palette.
+    const labels = Uint8Array.from({ length: w * h }, (_, i) => [i % 19, 255, 19, 200][i % 7 === 0 ? 1 + (i % 3) : 0]);
+    for (const alpha of [0, 0.3, 0.5, 1]) {
+      const out = blendOverlay({ data, width: w, height: h, channels: 3 }, labels, palette, alpha);
+      for (let p = 0; p < w * h; p++) {
+        for (let j = 0; j < 3; j++) {
+          const v = data[p * 3 + j], id = labels[p];
+          const want = id < palette.length ? Math.round((1 - alpha) * v + alpha * palette[id][j]) : v;
+          assert.equal(out[p * 3 + j], want, `alpha ${alpha} pixel ${p} channel ${j} (label ${id})`);
+        }
+      }
+    }
   });
 });
 
