@@ -46,10 +46,11 @@ async function clean(redis: IORedis, queue: string): Promise<void> {
 function makeClips(data: string, n: number, seconds: number): string[] {
   const frames = listImages(path.join(data, 'target', 'leftImg8bit', 'val'), 40);
   return Array.from({ length: n }, (_, i) => {
-    const file = path.join(OUT, `clip${i}.mp4`);
+    const file = path.join(OUT, `clip${i}-${seconds}s.mp4`);
     if (fs.existsSync(file)) return file;
     const list = `${file}.txt`;
-    const order = frames.map((_, k) => frames[(k + 7 * i) % frames.length]);
+    // Each scene held for 3 frames, the 40 scenes looped to fill the clip, each clip from another starting scene.
+    const order = Array.from({ length: Math.ceil(seconds * 10) }, (_, k) => frames[(k + 7 * i) % frames.length]);
     fs.writeFileSync(list, order.map((f) => `file '${f}'\nduration 0.1\n`).join('') + `file '${order[order.length - 1]}'\n`);
     execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-f', 'lavfi', '-i', 'sine=frequency=300:sample_rate=44100',
       '-vf', 'scale=1024:512,fps=30', '-t', String(seconds), '-g', '30', '-c:v', 'libx264', '-preset', 'veryfast', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', file]);
