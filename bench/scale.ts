@@ -21,6 +21,7 @@ import { bundleId } from '../core/bundle';
 import { ffmpegPath } from '../core/ffmpeg';
 import { listImages } from '../convert/frames';
 import { QueueVideoJobs } from '../fleet/jobs';
+import { removeQueueKeys } from '../fleet/queue';
 import { DirStore } from '../fleet/store';
 import { startServer } from '../serve/server';
 import { attachments } from '../cli/attach';
@@ -35,13 +36,6 @@ const silent = { info: () => undefined, warn: () => undefined, error: () => unde
 const table: string[] = [];
 const emit = (l = '') => { table.push(l); process.stdout.write(l + '\n'); };
 const BIN = path.resolve(__dirname, '../bin/i2i.js');
-
-async function clean(redis: IORedis, queue: string): Promise<void> {
-  for (const pattern of [`bull:${queue}:*`, `bull:${queue}-segments:*`]) {
-    let cursor = '0';
-    do { const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await redis.del(...found); } while (cursor !== '0');
-  }
-}
 
 function makeClips(data: string, n: number, seconds: number): string[] {
   const frames = listImages(path.join(data, 'target', 'leftImg8bit', 'val'), 40);
@@ -61,7 +55,7 @@ function makeClips(data: string, n: number, seconds: number): string[] {
 
 async function run(bundle: string, clips: string[], workers: number, redis: IORedis): Promise<{ seconds: number; frames: number; segments: number }> {
   const queue = `i2i-bench-${process.pid}-${workers}`;
-  await clean(redis, queue);
+  await removeQueueKeys(redis, queue);
   const store = path.join(OUT, `store-${workers}`);
   fs.rmSync(store, { recursive: true, force: true });
   const jobs = await QueueVideoJobs.open({ redis: REDIS, queue, store: new DirStore(store), bundle: bundleId(bundle), segmentSeconds: Number(values['segment-seconds']) });
@@ -92,14 +86,14 @@ async function run(bundle: string, clips: string[], workers: number, redis: IORe
     for (const p of procs) p.kill('SIGTERM');
     await Promise.all(procs.map((p) => new Promise((r) => (p.exitCode !== null ? r(0) : p.once('exit', r)))));
     await s.close();
-    await clean(redis, queue);
+    await removeQueueKeys(redis, queue);
   }
 }
 
 /** BullMQ's own cost: flows of `per` children with processors that return at once. */
 async function queueOverhead(redis: IORedis, flows: number, per: number): Promise<{ perSegmentMs: number; addMs: number }> {
   const queue = `i2i-bench-overhead-${process.pid}`;
-  await clean(redis, queue);
+  await removeQueueKeys(redis, queue);
   const conn = () => new IORedis(REDIS, { maxRetriesPerRequest: null });
   const producer = new FlowProducer({ connection: conn() });
   let joined = 0;
@@ -116,7 +110,7 @@ async function queueOverhead(redis: IORedis, flows: number, per: number): Promis
   while (joined < flows) await new Promise((r) => setTimeout(r, 5));
   const total = performance.now() - t0;
   await Promise.all([seg.close(), join.close(), producer.close()]);
-  await clean(redis, queue);
+  await removeQueueKeys(redis, queue);
   return { perSegmentMs: total / (flows * per), addMs: addMs / flows };
 }
 

@@ -7,7 +7,7 @@ import { UserError } from '../core/errors';
 import { QueueVideoJobs } from '../fleet/jobs';
 import { DirStore } from '../fleet/store';
 import { startFleetWorker } from '../fleet/worker';
-import { PRECISIONS, RUNTIMES, type Precision, type RuntimeName } from '../runtime/bundle';
+import { intFlag, runtimeFlags } from './args';
 
 const storeDir = (given: string | undefined, queue: string) => path.resolve(given ?? path.join(os.tmpdir(), 'i2i-store', queue));
 const QUEUE_NAME = /^[\w.-]{1,64}$/;
@@ -27,20 +27,14 @@ export async function cmdWorker(argv: string[]): Promise<number> {
     workers: { type: 'string' }, threads: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' }, 'lock-ms': { type: 'string' },
   } });
   if (!values.bundle || !values.redis) throw new UserError('worker needs --bundle <dir> and --redis redis://HOST:PORT.', 'For example: i2i worker --bundle bundles/g2c --redis redis://queue.local:6379 --store /mnt/fleet');
-  const int = (flag: 'concurrency' | 'workers' | 'threads' | 'lock-ms', min = 1) => {
-    const v = values[flag];
-    if (v === undefined) return undefined;
-    if (!(Number.isInteger(Number(v)) && Number(v) >= min)) throw new UserError(`--${flag} must be an integer >= ${min}, got "${v}".`);
-    return Number(v);
-  };
-  if (values.runtime && !(RUNTIMES as readonly string[]).includes(values.runtime)) throw new UserError(`--runtime must be ${RUNTIMES.join(' or ')}.`);
-  if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UserError(`--precision must be one of ${PRECISIONS.join(', ')}.`);
+  const int = (flag: string, min = 1) => intFlag(values, flag, min);
+  const { runtime, precision } = runtimeFlags(values);
   const queue = values.queue ?? 'i2i-videos';
   if (!QUEUE_NAME.test(queue)) throw new UserError(`--queue ${queue} is not a usable queue name.`, 'Use letters, digits, dot, dash or underscore.');
   const log = (msg: string, extra?: object) => process.stdout.write(JSON.stringify({ time: new Date().toISOString(), msg, ...extra }) + '\n');
   const w = await startFleetWorker({
     bundle: path.resolve(values.bundle), redis: values.redis, queue, store: new DirStore(storeDir(values.store, queue)), concurrency: int('concurrency'),
-    workers: int('workers'), threads: int('threads'), runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined, lockMs: int('lock-ms', 1000), log,
+    workers: int('workers'), threads: int('threads'), runtime, precision, lockMs: int('lock-ms', 1000), log,
   });
   log('worker ready', { queue, bundle: w.bundle.slice(0, 12), pid: process.pid });
   const stop = await Promise.race([

@@ -2,7 +2,7 @@
 import { parseArgs } from 'node:util';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
-import { PRECISIONS, RUNTIMES, type Precision, type RuntimeName } from '../runtime/bundle';
+import { intFlag, runtimeFlags } from './args';
 import { jsonLogger, startServer } from '../serve/server';
 import { attachments } from './attach';
 
@@ -18,15 +18,8 @@ export async function cmdServe(argv: string[]): Promise<number> {
     'max-video-bytes': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
   if (!values.bundle) throw new UserError('serve needs --bundle <dir with manifest.json>.', 'Make one with i2i convert.');
-  const int = (flag: keyof typeof values, min = 1) => {
-    const v = values[flag] as string | undefined;
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new UserError(`--${flag} must be an integer >= ${min}, got "${v}".`);
-    return n;
-  };
-  if (values.runtime && !(RUNTIMES as readonly string[]).includes(values.runtime)) throw new UserError(`--runtime must be ${RUNTIMES.join(' or ')}, got "${values.runtime}".`);
-  if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UserError(`--precision must be one of ${PRECISIONS.join(', ')}, got "${values.precision}".`);
+  const int = (flag: string, min = 1) => intFlag(values, flag, min);
+  const { runtime, precision } = runtimeFlags(values);
   const streams = (values.stream ?? []).map((v) => {
     const m = /^([\w.-]+)=(.+)$/.exec(v);
     if (!m) throw new UserError(`--stream must be NAME=URL, got "${v}".`, 'For example: --stream front=rtsp://camera.local/stream1');
@@ -50,7 +43,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   }) : undefined;
   const log = jsonLogger();
   const s = await startServer({
-    bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
+    bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime, precision,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
     timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
     attach: attachments({

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../core/errors';
-import { PRECISIONS, RUNTIMES, type Precision, type RuntimeName } from '../runtime/bundle';
+import { numberFlag, runtimeFlags } from './args';
 import { Engine } from '../serve/engine/engine';
 import { jsonLogger, startServer } from '../serve/server';
 import { LiveStream, redact } from '../streams/live';
@@ -17,18 +17,11 @@ export async function cmdSegmentStream(argv: string[]): Promise<number> {
   const given = positionals[0];
   if (!given || !values.bundle) throw new UserError('segment-stream needs <url|file> and --bundle <dir>.', 'For example: i2i segment-stream rtsp://camera.local/stream1 --bundle bundles/g2c --serve');
   const source = /^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? given : path.resolve(given);
-  const num = (flag: 'segment-seconds' | 'port' | 'workers' | 'threads' | 'alpha', ok: (n: number) => boolean, what: string) => {
-    const v = values[flag];
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!ok(n)) throw new UserError(`--${flag} must be ${what}, got "${v}".`);
-    return n;
-  };
-  if (values.runtime && !(RUNTIMES as readonly string[]).includes(values.runtime)) throw new UserError(`--runtime must be ${RUNTIMES.join(' or ')}.`);
-  if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UserError(`--precision must be one of ${PRECISIONS.join(', ')}.`);
+  const num = (flag: string, ok: (n: number) => boolean, what: string) => numberFlag(values, flag, ok, what);
+  const { runtime, precision } = runtimeFlags(values);
   const int = (n: number) => Number.isInteger(n) && n > 0;
   const name = values.name ?? (/^[a-z][a-z0-9+.-]*:\/\//i.test(given) ? 'live' : path.basename(given).replace(/\.[^.]+$/, '').replace(/[^\w.-]/g, '_'));
-  const engineOptions = { bundle: path.resolve(values.bundle), runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
+  const engineOptions = { bundle: path.resolve(values.bundle), runtime, precision,
     workers: num('workers', int, 'a positive integer'), threads: num('threads', int, 'a positive integer') };
   const common = { out: values.out && path.resolve(values.out), segmentSeconds: num('segment-seconds', (n) => n > 0, 'a positive number'), loop: values.loop, alpha: num('alpha', (n) => n >= 0 && n <= 1, 'in [0, 1]') };
   const print = (s: ReturnType<LiveStream['stats']>) => process.stdout.write(values.json ? JSON.stringify(s) + '\n'

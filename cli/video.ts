@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../core/errors';
-import { PRECISIONS, RUNTIMES, type Precision, type RuntimeName } from '../runtime/bundle';
+import { numberFlag, runtimeFlags } from './args';
 import { Engine } from '../serve/engine/engine';
 import { segmentVideos } from '../streams/batch';
 import { progressPrinter } from '../streams/progress';
@@ -15,19 +15,12 @@ export async function cmdSegmentVideo(argv: string[]): Promise<number> {
   } });
   const input = positionals[0];
   if (!input || !values.bundle || !values.out) throw new UserError('segment-video needs <file|dir>, --bundle <dir> and --out <file|dir>.', 'For example: i2i segment-video drive.mp4 --bundle bundles/g2c --out drive.seg.mp4');
-  const num = (flag: keyof typeof values, ok: (n: number) => boolean, what: string) => {
-    const v = values[flag] as string | undefined;
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!ok(n)) throw new UserError(`--${flag} must be ${what}, got "${v}".`);
-    return n;
-  };
+  const num = (flag: string, ok: (n: number) => boolean, what: string) => numberFlag(values, flag, ok, what);
   const output = (values.output ?? 'overlay') as 'overlay' | 'mask' | 'both';
   if (!['overlay', 'mask', 'both'].includes(output)) throw new UserError(`--output must be overlay, mask or both, got "${values.output}".`);
-  if (values.runtime && !(RUNTIMES as readonly string[]).includes(values.runtime)) throw new UserError(`--runtime must be ${RUNTIMES.join(' or ')}.`);
-  if (values.precision && !(PRECISIONS as readonly string[]).includes(values.precision)) throw new UserError(`--precision must be one of ${PRECISIONS.join(', ')}.`);
+  const { runtime, precision } = runtimeFlags(values);
   const pos = (n: number) => Number.isFinite(n) && n > 0, int = (n: number) => Number.isInteger(n) && n > 0;
-  const engine = await Engine.start({ bundle: path.resolve(values.bundle), runtime: values.runtime as RuntimeName | undefined, precision: values.precision as Precision | undefined,
+  const engine = await Engine.start({ bundle: path.resolve(values.bundle), runtime, precision,
     workers: num('workers', int, 'a positive integer'), threads: num('threads', int, 'a positive integer'), maxQueue: 64 });
   const mode = values.json ? 'json' : process.stderr.isTTY ? 'tty' : 'lines';
   const bar = progressPrinter(mode);

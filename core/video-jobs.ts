@@ -4,6 +4,9 @@
  * import this file only, so a queue can replace the other without the routes knowing.
  */
 
+import { randomBytes } from 'node:crypto';
+import * as path from 'node:path';
+
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
 /** 'overlay': the frames blended with the class colours (H.264); 'mask': the palette colours, lossless, so every pixel decodes back to its label. */
@@ -68,4 +71,16 @@ export interface VideoJobsMetrics {
   segmentsDone?: number;
   /** Over the last minute. */
   segmentsPerSecond?: number;
+}
+
+/** Ids: base-36 time then random hex, so they sort by creation; the routes refuse anything else before it reaches a runner. */
+export const JOB_ID = /^[0-9a-z]{8,40}$/;
+export function newJobId(): string { return `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`; }
+
+/** A job's files, by the same names in every runner. */
+export const JOB_FILES = { result: 'result.mp4', stats: 'frames.jsonl', input: (clientName: string) => `input${path.extname(clientName).toLowerCase().replace(/[^.\w]/g, '') || '.video'}` };
+
+/** The refusal of a file ffmpeg cannot read, named as the client named it. */
+export function badVideo(name: string, file: string, e: unknown): JobError {
+  return new JobError('bad-video', `${name} is not a video ffmpeg can read: ${(e as Error).message.replace(file, name)}`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
 }

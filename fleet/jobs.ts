@@ -4,13 +4,12 @@
  * progress (the sum of the segments') and errors are read back from the queue, so any server
  * instance answers for any job, and jobs survive a server restart.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import type IORedis from 'ioredis';
 import { UserError } from '../core/errors';
-import { JobError, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
+import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { planSegments } from './plan';
 import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
@@ -112,23 +111,23 @@ export class QueueVideoJobs implements VideoJobs {
       plan = await planSegments(u.file, this.o.segmentSeconds ?? 60);
     } catch (e) {
       if (owned) fs.rmSync(u.file, { force: true });
-      throw new JobError('bad-video', `${u.name} is not a video ffmpeg can read: ${(e as Error).message.replace(u.file, u.name)}`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
+      throw badVideo(u.name, u.file, e);
     }
-    const id = `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
-    const input = `jobs/${id}/input${path.extname(u.name).toLowerCase().replace(/[^.\w]/g, '') || '.video'}`;
+    const id = newJobId();
+    const input = `jobs/${id}/${JOB_FILES.input(u.name)}`;
     // Workers read the input from the store: an upload moves there, a server path is copied in.
     if (!owned) { const tmp = path.join(this.o.store.scratch, `${id}-input`); await fs.promises.copyFile(u.file, tmp); u = { ...u, file: tmp }; }
     await this.o.store.put(input, u.file);
     const output = u.output ?? 'overlay';
     const createdAt = new Date().toISOString();
-    const attempts = this.o.attempts ?? 3;
+    const attempts = this.o.attempts ?? 3, backoff = { type: 'exponential', delay: 1000 };
     await this.flows.add({
       name: 'join', queueName: this.joins.name, data: { job: id, input, name: u.name, bytes: u.bytes, bundle: this.o.bundle, output, frames: plan.frames, segments: plan.segments, createdAt },
-      opts: { jobId: id, attempts, backoff: { type: 'exponential', delay: 1000 } },
+      opts: { jobId: id, attempts, backoff },
       children: plan.segments.map((segment) => ({
         name: 'segment', queueName: this.segments.name, data: { job: id, input, segment, bundle: this.o.bundle, output },
         // A completed segment's result lives on in its parent (BullMQ keeps children's return values there): the job itself goes, so Redis does not grow with every segment.
-        opts: { jobId: `${id}-s${segment.index}`, attempts, backoff: { type: 'exponential', delay: 1000 }, failParentOnFailure: true, removeOnComplete: true },
+        opts: { jobId: `${id}-s${segment.index}`, attempts, backoff, failParentOnFailure: true, removeOnComplete: true },
       })),
     });
     await this.redis.zadd(this.k.index, Date.now(), id);
@@ -178,7 +177,7 @@ export class QueueVideoJobs implements VideoJobs {
     const s = await this.get(id);
     if (!s) throw new JobError('not-found', `No video job ${id}.`, 'GET /videos lists the jobs.');
     if (s.state !== 'done') throw new JobError('not-ready', `Job ${id} is ${s.state}${s.error ? `: ${s.error}` : ''}.`, s.state === 'failed' ? 'Submit the video again once the cause is fixed.' : 'Poll GET /videos/:id until its state is done.');
-    return { file: await this.o.store.fetch(`jobs/${id}/${kind === 'video' ? 'result.mp4' : 'frames.jsonl'}`), partial: false };
+    return { file: await this.o.store.fetch(`jobs/${id}/${kind === 'video' ? JOB_FILES.result : JOB_FILES.stats}`), partial: false };
   }
 
   async remove(id: string): Promise<boolean> {

@@ -35,3 +35,12 @@ export function connect(url: string): IORedis {
   r.on('error', () => undefined);
   return r;
 }
+
+/** Removes every key of a queue (BullMQ's and ours all live under bull:<queue>): tests and benchmarks clean up with it. */
+export async function removeQueueKeys(redis: IORedis, queue: string): Promise<void> {
+  const names = queueNames(queue);
+  for (const pattern of [`bull:${names.joins}:*`, `bull:${names.segments}:*`]) {
+    let cursor = '0';
+    do { const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await redis.del(...found); } while (cursor !== '0');
+  }
+}

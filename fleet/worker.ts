@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import { bundleId } from '../core/bundle';
+import { JOB_FILES } from '../core/video-jobs';
 import { UserError } from '../core/errors';
 import { Engine, type EngineOptions } from '../serve/engine/engine';
 import { segmentVideo } from '../streams/segment-video';
@@ -86,7 +87,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
 
   const joins = new Worker<JoinData, JoinResult>(names.joins, async (job: Job<JoinData>) => {
     const d = job.data;
-    const result = { video: `jobs/${d.job}/result.mp4`, stats: `jobs/${d.job}/frames.jsonl` };
+    const result = { video: `jobs/${d.job}/${JOB_FILES.result}`, stats: `jobs/${d.job}/${JOB_FILES.stats}` };
     const parts = Object.values(await job.getChildrenValues<SegmentResult>()).sort((a, b) => a.index - b.index);
     const frames = parts.reduce((a, p) => a + p.frames, 0);
     // A join retried after it stored its result (its worker died before BullMQ heard): the result stands.

@@ -390,6 +390,19 @@ export function labelsFromPaletteRgb(rgb: Uint8Array, palette: [number, number, 
   return out;
 }
 
+type ClassInfo = { id: number; name: string; color?: [number, number, number] };
+
+/** A bundle's classes as the palette the drawing functions take (a class without a colour draws black). */
+export function paletteOf(classes: ClassInfo[]): [number, number, number][] {
+  return classes.map((c) => c.color ?? [0, 0, 0]);
+}
+
+/** The classes present in a label map, by name, with their share rounded to 5 digits (per-frame stats lines). */
+export function presentFractions(labels: Uint8Array, classes: ClassInfo[]): Record<string, number> {
+  const fr = classFractions(labels, classes.length);
+  return Object.fromEntries(classes.filter((c) => fr[c.id] > 0).map((c) => [c.name, Number(fr[c.id].toFixed(5))]));
+}
+
 /** Share of each class among labelled pixels (id < k); void (255) and other ids >= k count in neither. */
 export function classFractions(labels: Uint8Array, k: number): Float64Array {
   if (!Number.isInteger(k) || k < 1 || k > 255) throw new RangeError(`k must be an integer in 1..255 (got ${k})`);

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
-import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, palettePng, resizeLabels } from '../runtime/image';
+import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, paletteOf, palettePng, resizeLabels } from '../runtime/image';
 import { authorised } from './auth';
 import { readImageBody } from './body';
 import { EngineError, type Engine, type EngineResult } from './engine/engine';
@@ -69,7 +69,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   const log = o.log ?? silent;
   const metrics = createMetrics();
   const m = engine.manifest;
-  const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
+  const palette = paletteOf(m.classes);
   let draining = false;
   // Requests inside POST /segment (reading, decoding, queued, running, encoding). Bounded, so that a
   // flood is refused before its bodies are read and decoded: the queue's capacity plus one batch

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Express, Request, Response } from 'express';
 import * as client from 'prom-client';
-import { JobError, type VideoJobs } from '../core/video-jobs';
+import { JOB_ID, JobError, type VideoJobs } from '../core/video-jobs';
 import { HttpError } from './http-error';
 import { saveVideoUpload } from './upload';
 
@@ -38,10 +38,9 @@ export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining:
   const wrap = (f: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response) => {
     try { await f(req, res); } catch (e) { if (!res.headersSent) send(res, jobHttpError(e, jobs)); }
   };
-  // Ids are this API's own (base-36 time + hex): anything else is no job, and never reaches the queue's keys.
-  const ID = /^[0-9a-z]{8,40}$/;
+  // Anything but this API's own ids is no job, and never reaches a runner (or a queue's keys).
   app.param('id', (_req, res, next, id: string) => {
-    if (ID.test(id)) return next();
+    if (JOB_ID.test(id)) return next();
     send(res, jobHttpError(new JobError('not-found', `No video job ${JSON.stringify(id).slice(0, 60)}.`, 'GET /videos lists the jobs.'), jobs));
   });
   const self = (id: string) => ({ self: `/videos/${id}`, result: `/videos/${id}/result`, stats: `/videos/${id}/result?stats=1` });

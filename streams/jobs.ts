@@ -4,11 +4,10 @@
  * its overlay MP4 and its per-frame JSON lines. Jobs live in memory: a restart forgets them (and a
  * temporary store is deleted on close); the scale-out queue keeps them instead.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { JobError, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
+import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import type { Engine } from '../serve/engine/engine';
 import { probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
@@ -71,14 +70,14 @@ export class LocalVideoJobs implements VideoJobs {
       info = await probeVideo(u.file);
     } catch (e) {
       discard();
-      throw new JobError('bad-video', `${u.name} is not a video ffmpeg can read: ${(e as Error).message.replace(u.file, u.name)}`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
+      throw badVideo(u.name, u.file, e);
     }
     if (!this.accepting()) { discard(); throw new JobError('backlog-full', `${this.waiting.length} video jobs are waiting already.`, 'Retry after the Retry-After seconds.'); }
-    const id = `${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+    const id = newJobId();
     const dir = path.join(this.store, id);
     fs.mkdirSync(dir, { recursive: true });
     let input = u.file;
-    if (owned) { input = path.join(dir, `input${path.extname(u.name).toLowerCase().replace(/[^.\w]/g, '') || '.video'}`); fs.renameSync(u.file, input); }
+    if (owned) { input = path.join(dir, JOB_FILES.input(u.name)); fs.renameSync(u.file, input); }
     const job: Job = {
       dir, input, owned, ac: new AbortController(),
       status: { id, state: 'queued', output: u.output ?? 'overlay', input: { name: u.name, bytes: u.bytes }, frames: { done: 0, total: info.frames }, fps: 0, partial: false, createdAt: new Date().toISOString() },
@@ -107,7 +106,7 @@ export class LocalVideoJobs implements VideoJobs {
   async result(id: string, kind: 'video' | 'stats'): Promise<{ file: string; partial: boolean }> {
     const j = this.jobs.get(id);
     if (!j) throw new JobError('not-found', `No video job ${id}.`, 'GET /videos lists the jobs this server knows (jobs do not survive a restart).');
-    const file = path.join(j.dir, kind === 'video' ? 'result.mp4' : 'frames.jsonl');
+    const file = path.join(j.dir, kind === 'video' ? JOB_FILES.result : JOB_FILES.stats);
     const s = j.status.state;
     if (s === 'done' || ((s === 'failed' || s === 'cancelled') && j.status.partial && fs.existsSync(file))) return { file, partial: s !== 'done' };
     throw new JobError('not-ready', `Job ${id} is ${s}${j.status.error ? `: ${j.status.error}` : ''}.`, s === 'queued' || s === 'running' ? 'Poll GET /videos/:id until its state is done.' : 'Nothing was segmented; submit the video again.');
@@ -147,7 +146,7 @@ export class LocalVideoJobs implements VideoJobs {
     s.startedAt = new Date().toISOString();
     try {
       const r = await segmentVideo({
-        engine: this.o.engine, input: j.input, out: path.join(j.dir, 'result.mp4'), output: s.output, stats: path.join(j.dir, 'frames.jsonl'),
+        engine: this.o.engine, input: j.input, out: path.join(j.dir, JOB_FILES.result), output: s.output, stats: path.join(j.dir, JOB_FILES.stats),
         alpha: this.o.alpha, signal: j.ac.signal,
         onProgress: (p) => { s.frames = { done: p.done, total: p.total }; s.fps = p.fps; },
       });

@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import type { LiveFeed, LiveStats } from '../core/live';
 import { UserError } from '../core/errors';
-import { blendOverlay, classFractions, resizeLabels } from '../runtime/image';
+import { blendOverlay, paletteOf, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
 import { encodeVideo, runFfmpeg, type Ffmpeg } from './ffmpeg';
 
@@ -68,6 +68,7 @@ export class LiveStream extends EventEmitter implements LiveFeed {
   private stopping = false;
   private segment?: { file: string; enc: ReturnType<typeof encodeVideo>; stats: fs.WriteStream; startedAt: number; width: number; height: number };
   private finished?: Promise<void>;
+  private readonly palette: [number, number, number][];
 
   constructor(o: LiveOptions) {
     super();
@@ -75,6 +76,7 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     this.setMaxListeners(0);
     this.o = o;
     this.name = o.name;
+    this.palette = paletteOf(o.engine.manifest.classes);
     this.isFile = !NETWORK.test(o.source);
     if (!/^[\w.-]{1,64}$/.test(o.name)) throw new UserError(`Stream name "${o.name}" is not usable in a URL.`, 'Use letters, digits, dot, dash or underscore (e.g. --stream front=rtsp://...).');
     if (this.isFile && !fs.existsSync(o.source)) throw new UserError(`${o.source} is neither a URL nor an existing file.`, 'Pass rtsp://, http(s)://, ... or a video file.');
@@ -242,11 +244,9 @@ export class LiveStream extends EventEmitter implements LiveFeed {
   private async publish(f: Frame, r: EngineResult | undefined): Promise<void> {
     if (!r) return;
     const m = this.o.engine.manifest;
-    const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
     const labels = resizeLabels(r.labels, m.input.width, m.input.height, f.width, f.height);
-    const overlay = blendOverlay({ data: f.rgb, width: f.width, height: f.height, channels: 3 }, labels, palette, this.o.alpha ?? 0.5);
-    const fr = classFractions(labels, m.classes.length);
-    this.fractions = Object.fromEntries(m.classes.filter((c) => fr[c.id] > 0).map((c) => [c.name, Number(fr[c.id].toFixed(5))]));
+    const overlay = blendOverlay({ data: f.rgb, width: f.width, height: f.height, channels: 3 }, labels, this.palette, this.o.alpha ?? 0.5);
+    this.fractions = presentFractions(labels, m.classes);
     this.drift = r.drift;
     this.counts.segmented++;
     this.recent.push(performance.now());
@@ -257,7 +257,6 @@ export class LiveStream extends EventEmitter implements LiveFeed {
       this.emit('jpeg', this.jpeg);
     }
     this.latency = (performance.now() - f.readAt) / 1000;
-    this.emit('frame', this.stats());
   }
 
   /**

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { classFractions, blendOverlay, paletteRgb, resizeLabels } from '../runtime/image';
+import { blendOverlay, paletteOf, paletteRgb, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
 import { decodeFrames, encodeVideo, probeVideo, type VideoInfo } from './ffmpeg';
 
@@ -61,7 +61,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const t0 = performance.now();
   const info = await probeVideo(o.input);
   const m = o.engine.manifest;
-  const palette = m.classes.map((c) => c.color ?? [0, 0, 0]) as [number, number, number][];
+  const palette = paletteOf(m.classes);
   const { width: W, height: H } = info;
   const fps = o.fps ?? info.fps;
   const span = Math.max(0, Math.min(o.duration ?? Infinity, info.duration - (o.start ?? 0)));
@@ -93,8 +93,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     if (maskEnc) writes.push(maskEnc.write(paletteRgb(labels, palette), t));
     await Promise.all(writes);
     if (stats) {
-      const fr = classFractions(labels, m.classes.length);
-      const line = JSON.stringify({ index: f.index, pts: Number(f.pts.toFixed(6)), drift: r.drift, fractions: Object.fromEntries(m.classes.filter((c) => fr[c.id] > 0).map((c) => [c.name, Number(fr[c.id].toFixed(5))])) });
+      const line = JSON.stringify({ index: f.index, pts: Number(f.pts.toFixed(6)), drift: r.drift, fractions: presentFractions(labels, m.classes) });
       if (!stats.write(line + '\n')) await new Promise<void>((res) => stats.once('drain', () => res()));
     }
     done++;

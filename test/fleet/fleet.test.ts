@@ -11,6 +11,7 @@ import IORedis from 'ioredis';
 import { bundleId } from '../../core/bundle';
 import { ffmpegPath } from '../../core/ffmpeg';
 import { QueueVideoJobs } from '../../fleet/jobs';
+import { removeQueueKeys } from '../../fleet/queue';
 import { DirStore } from '../../fleet/store';
 import { labelsFromPaletteRgb } from '../../runtime/image';
 import { CITYSCAPES_PALETTE } from '../../core/labels';
@@ -41,14 +42,9 @@ async function labelsOf(file: string): Promise<Uint8Array[]> {
   return out;
 }
 
-/** Removes every key of a test queue (BullMQ's and ours live under bull:<queue>). */
 async function dropQueue(queue: string): Promise<void> {
   const r = new IORedis(REDIS);
-  for (const pattern of [`bull:${queue}:*`, `bull:${queue}-segments:*`]) {
-    let cursor = '0';
-    do { const [next, found] = await r.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await r.del(...found); } while (cursor !== '0');
-  }
-  r.disconnect();
+  try { await removeQueueKeys(r, queue); } finally { r.disconnect(); }
 }
 
 describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', function () {
@@ -62,14 +58,14 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
   let s: RunningServer | undefined;
   let logs = '';
 
-  const worker = (b: string, extra: string[] = []) => {
-    const w = spawn(process.execPath, [BIN, 'worker', '--bundle', b, '--redis', REDIS, '--queue', queue, '--store', store, '--workers', '1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const worker = (b: string, extra: string[] = [], q = queue) => {
+    const w = spawn(process.execPath, [BIN, 'worker', '--bundle', b, '--redis', REDIS, '--queue', q, '--store', store, '--workers', '1', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
     w.stdout!.on('data', (d) => { logs += `[${w.pid}] ${d}`; });
     w.stderr!.on('data', (d) => { logs += `[${w.pid} err] ${d}`; });
     workers.push(w);
     return w;
   };
-  const ready = async (w: ChildProcess) => { for (const t0 = Date.now(); !logs.includes(`[${w.pid}] {`) || !new RegExp(`\\[${w.pid}\\] .*worker ready`).test(logs);) { if (Date.now() - t0 > 60000) throw new Error(`worker ${w.pid} not ready: ${logs}`); await new Promise((r) => setTimeout(r, 100)); } };
+  const ready = async (w: ChildProcess) => { for (const t0 = Date.now(); !new RegExp(`\\[${w.pid}\\] .*worker ready`).test(logs);) { if (Date.now() - t0 > 60000) throw new Error(`worker ${w.pid} not ready: ${logs}`); await new Promise((r) => setTimeout(r, 100)); } };
   const poll = async (id: string, until: (j: Job) => boolean, ms = 120000) => {
     for (const t0 = Date.now(); Date.now() - t0 < ms;) {
       const j = await (await fetch(`${s!.url}/videos/${id}`)).json() as Job;
@@ -191,13 +187,7 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
     await makeBundle(slow, { height: 128, width: 256, slowLayers: 8, slowChannels: 32 });
     const jobs = await QueueVideoJobs.open({ redis: REDIS, queue: q2, store: new DirStore(store), bundle: bundleId(slow), segmentSeconds: 1 });
     const s2 = await startServer({ bundle: slow, port: 0, workers: 1, log: silent, attach: attachments({ videos: { queue: jobs } }, silent) });
-    const spawnW = () => {
-      const w = spawn(process.execPath, [BIN, 'worker', '--bundle', slow, '--redis', REDIS, '--queue', q2, '--store', store, '--workers', '1', '--lock-ms', '2000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      w.stdout!.on('data', (d) => { logs += `[${w.pid}] ${d}`; });
-      w.stderr!.on('data', (d) => { logs += `[${w.pid} err] ${d}`; });
-      workers.push(w);
-      return w;
-    };
+    const spawnW = () => worker(slow, ['--lock-ms', '2000'], q2);
     try {
       const src = path.join(root, 'kill.mp4');
       ff(['-f', 'lavfi', '-i', 'testsrc=s=160x90:r=10', '-t', '3', '-c:v', 'libx264', '-g', '10', '-pix_fmt', 'yuv420p', src]);
@@ -251,9 +241,7 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
     serve.stderr!.on('data', (d) => { err += d; });
     serve.stdout!.resume();
     workers.push(serve);
-    const w = spawn(process.execPath, [BIN, 'worker', '--bundle', bundle, '--redis', REDIS, '--queue', q3, '--store', store, '--workers', '1'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    w.stdout!.on('data', (d) => { logs += `[${w.pid}] ${d}`; });
-    workers.push(w);
+    const w = worker(bundle, [], q3);
     try {
       let url = '';
       for (const t0 = Date.now(); !url; await new Promise((r) => setTimeout(r, 100))) {
