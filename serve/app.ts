@@ -151,12 +151,12 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       }
       const format = parseFormat(req.query.format);
       const alpha = parseAlpha(req.query.alpha);
-      const deadline = Date.now() + deadlineMs(req.get('x-timeout-ms'), timeoutMs);
+      const budget = deadlineMs(req.get('x-timeout-ms'), timeoutMs), deadline = Date.now() + budget;
       // A client that goes away frees its place in the queue.
       const ac = new AbortController();
       res.on('close', () => { if (!res.writableFinished) ac.abort(); });
 
-      const body = await readImageBody(req, maxBytes, Math.max(1, deadline - Date.now()));
+      const body = await readImageBody(req, maxBytes, deadline, budget);
       if (body.length === 0) throw new HttpError(400, 'The body is empty.', 'Send the frame\'s bytes as the body (curl --data-binary @frame.jpg -H "Content-Type: image/jpeg").');
       const t1 = performance.now();
       const input = await fullRes.run(() => decodeToInput(body, m.input, { maxPixels }));
