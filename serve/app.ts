@@ -12,6 +12,7 @@ import type { Manifest, ModelFile } from '../core/bundle';
 import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, paletteOf, palettePng, resizeLabels } from '../runtime/image';
 import { authorised } from './auth';
 import { readImageBody } from './body';
+import { PAGE_CSP, pageHtml } from './page';
 import { EngineError, type Engine, type EngineResult } from './engine/engine';
 import { HttpError } from './http-error';
 import { createMetrics, residentBytes, type ServeMetrics, type Stage } from './metrics';
@@ -114,6 +115,9 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     const ready = engine.ready && !draining;
     res.status(ready ? 200 : 503).json({ ready, draining, workers: s.readyWorkers, queued: s.queued });
   });
+  // The page is static (no data of the model in it): open like the health checks; its API calls carry the token.
+  const page = pageHtml({ auth: Boolean(o.tokens?.length), streams: o.streams?.map((f) => f.name) ?? [] });
+  app.get('/', (_req, res) => { res.set('Content-Security-Policy', PAGE_CSP).type('html').send(page); });
   app.get('/openapi.json', (_req, res) => { res.json(openApiDocument({ auth: Boolean(o.tokens?.length), version: o.version ?? '0', videos: Boolean(o.videos), streams: Boolean(o.streams) })); });
 
   // Everything below needs a token where tokens are configured.

@@ -58,6 +58,7 @@ export function openApiDocument(o: { auth: boolean; version: string; videos?: bo
           },
         },
       },
+      '/': { get: { summary: 'A page to try the model in a browser: drop a frame, see the overlay, fractions and drift; live stream views; the model card', responses: { 200: { description: 'Self-contained HTML (no external requests).', content: { 'text/html': { schema: { type: 'string' } } } } } } },
       '/healthz': { get: { summary: 'Liveness', responses: { 200: { description: 'The process serves HTTP.' } } } },
       '/readyz': { get: { summary: 'Readiness: the model is loaded and warmed up, not draining', responses: { 200: { description: 'Ready.' }, 503: { description: 'Not ready.' } } } },
       '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) }, ...errors(o.auth ? [401] : []) } } },
