@@ -155,6 +155,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       }
       const format = parseFormat(req.query.format);
       const alpha = parseAlpha(req.query.alpha);
+      const withOverlay = parseOverlayFlag(req.query.overlay, format);
       const budget = deadlineMs(req.get('x-timeout-ms'), timeoutMs), deadline = Date.now() + budget;
       // A client that goes away frees its place in the queue.
       const ac = new AbortController();
@@ -181,8 +182,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
         type = 'application/octet-stream';
         res.set({ 'X-Width': String(input.width), 'X-Height': String(input.height), 'X-Void': '255' });
       } else if (format === 'overlay') {
-        const frame = await decodeFrame(body, { maxPixels });
-        payload = await overlayJpeg(frame, labels, palette, alpha);
+        payload = await overlayJpeg(await decodeFrame(body, { maxPixels }), labels, palette, alpha);
         type = 'image/jpeg';
       } else {
         const fr = classFractions(labels, m.classes.length);
@@ -192,6 +192,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
           mask: palettePng(labels, input.width, input.height, palette).toString('base64'),
           timings: { decode: timing.decode, queue: timing.queue, infer: timing.infer, encode: performance.now() - t2 },
           drift: r.drift, batch: r.batch,
+          // The overlay of the same inference, for a client that shows both (the page at GET /).
+          ...(withOverlay ? { overlay: (await overlayJpeg(await decodeFrame(body, { maxPixels }), labels, palette, alpha)).toString('base64') } : {}),
         };
         type = 'application/json';
       }
@@ -252,6 +254,13 @@ function parseAlpha(v: unknown): number {
   const a = typeof v === 'string' ? Number(v) : NaN;
   if (!(a >= 0 && a <= 1)) throw new HttpError(400, `alpha must be a number in [0, 1], got ${JSON.stringify(v)}.`, 'Pass e.g. ?format=overlay&alpha=0.4.');
   return a;
+}
+
+function parseOverlayFlag(v: unknown, format: Format): boolean {
+  if (v === undefined) return false;
+  if (v !== '1' && v !== '0') throw new HttpError(400, `overlay must be 1 or 0, got ${JSON.stringify(v)}.`, 'Pass ?format=json&overlay=1 for the overlay JPEG in the JSON.');
+  if (v === '1' && format !== 'json') throw new HttpError(400, `overlay=1 goes with format=json, not ${format}.`, 'Use ?format=json&overlay=1, or ?format=overlay for the JPEG alone.');
+  return v === '1';
 }
 
 function deadlineMs(header: string | undefined, server: number): number {

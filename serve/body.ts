@@ -11,12 +11,12 @@ export const IMAGE_TYPES = ['image/jpeg', 'image/png', 'image/webp'];
 const tooBig = (max: number) => new HttpError(413, `The body is over the server's limit of ${max} bytes.`, 'Send a smaller image (JPEG at quality 85 is plenty), or raise --max-bytes.', { Connection: 'close' });
 
 /**
- * Reads the frame by `deadline` (epoch ms; `budgetMs` is the request's whole budget), which bounds the whole upload: a client sending slowly (or never ending
- * its body) gets 408 and its connection closed, so it cannot hold a place for long.
+ * Reads the frame by `deadline` (epoch ms), which bounds the whole upload: a client sending slowly
+ * (or never ending its body) gets 408 and its connection closed, so it cannot hold a place for long.
+ * `budgetMs` is the request's whole time budget, the figure the 408 names.
  */
 export async function readImageBody(req: Request, maxBytes: number, deadline: number, budgetMs: number): Promise<Buffer> {
   let timer: NodeJS.Timeout | undefined;
-  // The message names the request's whole budget, not what was left of it when reading began.
   const slow = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new HttpError(408, `The body did not arrive within ${budgetMs} ms.`, 'Send the frame in one go, faster, or raise --timeout-ms.', { Connection: 'close' })), Math.max(1, deadline - Date.now()));
   });

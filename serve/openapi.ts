@@ -29,6 +29,7 @@ export function openApiDocument(o: { auth: boolean; version: string; videos?: bo
             fractions: { type: 'object', additionalProperties: { type: 'number' }, description: 'Share of the frame\'s pixels per class name.' },
             mask: { type: 'string', contentEncoding: 'base64', description: 'Palette PNG of trainIds at the input\'s size (255 = void).' },
             timings: { type: 'object', properties: { decode: { type: 'number' }, queue: { type: 'number' }, infer: { type: 'number' }, encode: { type: 'number' } } },
+            overlay: { type: 'string', contentEncoding: 'base64', description: 'With overlay=1: the frame blended with the class colours, a JPEG at the input\'s size.' },
             drift: { type: ['number', 'null'], description: '0 typical of the target domain; 1 = the calibration frames\' 95th percentile.' },
           },
         },
@@ -42,6 +43,7 @@ export function openApiDocument(o: { auth: boolean; version: string; videos?: bo
           parameters: [
             { name: 'format', in: 'query', schema: { type: 'string', enum: ['png', 'json', 'overlay', 'labels'], default: 'png' } },
             { name: 'alpha', in: 'query', schema: { type: 'number', minimum: 0, maximum: 1, default: 0.5 }, description: 'Overlay opacity of the class colours.' },
+            { name: 'overlay', in: 'query', schema: { type: 'integer', enum: [0, 1], default: 0 }, description: 'With format=json: the overlay JPEG (at alpha) of the same inference, base64 in "overlay".' },
             { name: 'X-Timeout-Ms', in: 'header', schema: { type: 'integer', minimum: 1 }, description: 'Shortens the server\'s deadline for this request.' },
             { name: 'X-Request-Id', in: 'header', schema: { type: 'string' }, description: 'Echoed in the response and the logs.' },
           ],

@@ -64,21 +64,21 @@ async function loadCard() {
 async function segment(file) {
   if (!file) return;
   say('Segmenting ' + file.name + ' ...');
-  const old = [$('frame').src, $('overlay').src];
+  const old = $('frame').src;
   $('frame').src = URL.createObjectURL(file);
-  const post = (query) => fetch('/segment?' + query, { method: 'POST', body: file, headers: { ...auth(), 'Content-Type': file.type || 'image/jpeg' } });
+  if (old.startsWith('blob:')) URL.revokeObjectURL(old);
   try {
-    const [overlay, json] = await Promise.all([post('format=overlay&alpha=' + $('alpha').value), post('format=json')]);
-    for (const r of [overlay, json]) if (!r.ok) throw await failure(r);
-    $('overlay').src = URL.createObjectURL(await overlay.blob());
-    const s = await json.json();
+    // One inference: the fractions, the drift and the overlay of the same labels.
+    const r = await fetch('/segment?format=json&overlay=1&alpha=' + $('alpha').value, { method: 'POST', body: file, headers: { ...auth(), 'Content-Type': file.type || 'image/jpeg' } });
+    if (!r.ok) throw await failure(r);
+    const s = await r.json();
+    $('overlay').src = 'data:image/jpeg;base64,' + s.overlay;
     const rows = $('fractions').tBodies[0]; rows.replaceChildren();
     for (const [name, f] of Object.entries(s.fractions).sort((a, b) => b[1] - a[1])) if (f > 0) { const tr = rows.insertRow(); cell(tr, swatch(colors[name], name)); cell(tr, pct(f), true); }
     $('drift').textContent = s.drift === null ? 'Drift: this bundle has no drift reference.'
       : 'Drift ' + s.drift.toFixed(2) + (s.drift <= 1 ? ': typical of the target domain the model was adapted to.' : ': beyond the 95th percentile of the target frames; treat the result with care.');
     say(file.name + ': ' + s.width + 'x' + s.height + ', inference ' + s.timings.infer.toFixed(1) + ' ms (batch ' + s.batch + ').');
   } catch (e) { say(e.message, true); }
-  for (const u of old) if (u.startsWith('blob:')) URL.revokeObjectURL(u);
 }
 
 function showStreams() {
@@ -129,7 +129,7 @@ export function pageHtml(c: PageConfig): string {
 <details id="auth"><summary>Bearer token</summary><input id="token" type="password" autocomplete="off" placeholder="a token from --token-file"></details></div>
 <p id="status" role="status"></p>
 <div class="pair"><figure><img id="frame" alt="the frame"><figcaption>Frame</figcaption></figure>
-<figure><img id="overlay" alt="the segmentation overlay"><figcaption>Overlay (POST /segment?format=overlay)</figcaption></figure></div>
+<figure><img id="overlay" alt="the segmentation overlay"><figcaption>Overlay (POST /segment?format=json&amp;overlay=1)</figcaption></figure></div>
 <p id="drift"></p>
 <table id="fractions"><thead><tr><th>Class</th><th>Share of the frame</th></tr></thead><tbody></tbody></table>
 </section>

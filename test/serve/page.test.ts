@@ -53,6 +53,7 @@ describe('serve: the page at GET / in headless Chromium', function () {
     assert.deepEqual(await decodedSize(page, '#overlay'), [90, 40], 'the overlay at the frame\'s own size');
     await textMatching(page, '#status', /inference/);
     assert.deepEqual(await tableRows(page, '#fractions'), [['road', '66.7 %'], ['sky', '33.3 %']]);
+    assert.equal(seen.requests.filter((u) => u.includes('/segment')).length, 1, 'one inference per frame: fractions, drift and overlay from one request');
     // The drift shown is the API's for the same frame.
     const api = await (await fetch(`${s!.url}/segment?format=json`, { method: 'POST', body: fs.readFileSync(frame), headers: { 'Content-Type': 'image/png' } })).json() as { drift: number };
     assert.match((await page.locator('#drift').textContent())!, new RegExp(`^Drift ${api.drift.toFixed(2).replace('.', '\\.')}: `));

@@ -79,6 +79,16 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     assert.equal(readIndexedPng(Buffer.from(j.mask, 'base64')).width, 100);
     for (const k of ['decode', 'queue', 'infer', 'encode']) assert.ok(j.timings[k] >= 0, k);
     assert.ok(typeof j.drift === 'number' && j.drift > 1, `half-blue is far from the reddish calibration: ${j.drift}`);
+    assert.equal((j as { overlay?: string }).overlay, undefined, 'no overlay unless asked');
+    // overlay=1: the overlay JPEG of the same inference in the JSON, at the frame's size, at alpha.
+    const o = await post(`${s.url}/segment?format=json&overlay=1&alpha=1`, await halvesPng(64, 32), { 'Content-Type': 'image/png' });
+    assert.equal(o.status, 200);
+    const jo = await o.json() as { fractions: Record<string, number>; overlay: string };
+    const { data, info } = await sharp(Buffer.from(jo.overlay, 'base64')).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([info.format, info.width, info.height], ['raw', 64, 32]);
+    const px = (x: number) => Array.from(data.subarray((16 * 64 + x) * 3, (16 * 64 + x) * 3 + 3));
+    px(10).forEach((v, i) => assert.ok(Math.abs(v - [128, 64, 128][i]) < 12, `road px ${px(10)}`));
+    px(54).forEach((v, i) => assert.ok(Math.abs(v - [70, 130, 180][i]) < 12, `sky px ${px(54)}`));
   });
 
   it('overlay: a JPEG of the frame blended with the class colours (alpha)', async () => {
@@ -106,6 +116,8 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
       ['too many pixels', async () => post(`${s.url}/segment`, await sharp({ create: { width: 2000, height: 1000, channels: 3, background: 'red' } }).png().toBuffer(), { 'Content-Type': 'image/png' }), 413, /pixel/i],
       ['bad format', () => post(`${s.url}/segment?format=gif`, png, { 'Content-Type': 'image/png' }), 400, /format/],
       ['bad alpha', () => post(`${s.url}/segment?format=overlay&alpha=2`, png, { 'Content-Type': 'image/png' }), 400, /alpha/],
+      ['overlay flag without json', () => post(`${s.url}/segment?format=png&overlay=1`, png, { 'Content-Type': 'image/png' }), 400, /overlay=1 goes with format=json/],
+      ['bad overlay flag', () => post(`${s.url}/segment?format=json&overlay=yes`, png, { 'Content-Type': 'image/png' }), 400, /overlay must be 1 or 0/],
       ['bad timeout', () => post(`${s.url}/segment`, png, { 'Content-Type': 'image/png', 'X-Timeout-Ms': 'soon' }), 400, /X-Timeout-Ms/],
       ['multipart without image', () => { const f = new FormData(); f.append('frame', 'x'); return post(`${s.url}/segment`, f); }, 400, /"image"/],
       ['multipart text part', () => { const f = new FormData(); f.append('image', new Blob(['x'], { type: 'text/html' }), 'a.html'); return post(`${s.url}/segment`, f); }, 415, /text\/html/],
