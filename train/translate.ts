@@ -35,7 +35,14 @@ export interface TranslateReport {
   translatedAgreement?: number;
 }
 
-export async function translateRun(runDir: string, opts: TranslateOptions): Promise<TranslateReport> {
+/** One strip of n images side by side, as 0..255 bytes. */
+export interface RawImage { pixels: Uint8Array; width: number; height: number; channels: 1 | 3 }
+export const TRANSLATION_ROWS = ['x', 'xToY', 'xRec', 'y', 'yToX', 'yRec'] as const;
+export type TranslationRow = (typeof TRANSLATION_ROWS)[number];
+export interface Translations extends Omit<TranslateReport, 'out'> { rows: Record<TranslationRow, RawImage> }
+
+/** The six rows above as images: the report (figures 4 and 6 of the paper) and the grid use them. */
+export async function translations(runDir: string, opts: Omit<TranslateOptions, 'out'> = {}): Promise<Translations> {
   const n = opts.n ?? 8;
   if (!(Number.isInteger(n) && n > 0 && n <= 64)) throw new UserError(`--n must be an integer from 1 to 64, got ${opts.n}.`);
   const { model } = openRun(runDir);
@@ -45,7 +52,7 @@ export async function translateRun(runDir: string, opts: TranslateOptions): Prom
     }
     const { x, y, labels } = await loadImages(model, runDir, n, opts);
     try {
-      return await render(model, x, y, labels, opts.out);
+      return render(model, x, y, labels);
     } finally {
       x.dispose(); y.dispose();
     }
@@ -54,7 +61,18 @@ export async function translateRun(runDir: string, opts: TranslateOptions): Prom
   }
 }
 
-async function loadImages(model: I2IModel, runDir: string, n: number, opts: TranslateOptions): Promise<{ x: tf.Tensor4D; y: tf.Tensor4D; labels?: Int32Array }> {
+export async function translateRun(runDir: string, opts: TranslateOptions): Promise<TranslateReport> {
+  const { rows, ...report } = await translations(runDir, opts);
+  const { width, channels } = rows.x;
+  const height = TRANSLATION_ROWS.reduce((h, r) => h + rows[r].height, 0);
+  const grid = Buffer.concat(TRANSLATION_ROWS.map((r) => rows[r].pixels));
+  const sharp = (await import('sharp')).default;
+  fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
+  await sharp(grid, { raw: { width, height, channels } }).toColourspace(channels === 1 ? 'b-w' : 'srgb').png().toFile(opts.out);
+  return { out: opts.out, ...report };
+}
+
+async function loadImages(model: I2IModel, runDir: string, n: number, opts: Omit<TranslateOptions, 'out'>): Promise<{ x: tf.Tensor4D; y: tf.Tensor4D; labels?: Int32Array }> {
   const d = model.config.data;
   if (model.config.kind === 'classify') {
     // The first n of each training set, read as the trainer reads them.
@@ -89,27 +107,27 @@ async function loadImages(model: I2IModel, runDir: string, n: number, opts: Tran
   return { x: tf.tensor4d(xs, shape), y: tf.tensor4d(ys, shape) };
 }
 
-async function render(model: I2IModel, x: tf.Tensor4D, y: tf.Tensor4D, labels: Int32Array | undefined, out: string): Promise<TranslateReport> {
+function render(model: I2IModel, x: tf.Tensor4D, y: tf.Tensor4D, labels: Int32Array | undefined): Omit<Translations, 'out'> {
   const mode = 'train-no-stats' as const;
   const fy = model.targetEncoder();
   const r = tf.tidy(() => {
     const src = model.decodeFrom(model.f.apply(x, mode), mode), tgt = model.decodeFrom(fy.apply(y, mode), mode);
     const xRec = src.toX(), xToY = src.toY(), yToX = tgt.toX(), yRec = tgt.toY();
-    const rows = [x, xToY, xRec, y, yToX, yRec].map((t) => tf.concat(tf.unstack(t), 1));
-    const grid = tf.clipByValue(tf.round(tf.mul(tf.add(tf.concat(rows, 0), 1), 127.5)), 0, 255);
+    const byRow: Record<TranslationRow, tf.Tensor4D> = { x, xToY, xRec, y, yToX, yRec };
+    const strips = TRANSLATION_ROWS.map((k) => tf.clipByValue(tf.round(tf.mul(tf.add(tf.concat(tf.unstack(byRow[k]), 1), 1), 127.5)), 0, 255));
     const l1 = (a: tf.Tensor, b: tf.Tensor) => tf.mean(tf.abs(tf.sub(a, b)));
     const agree = labels ? tf.mean(tf.cast(tf.equal(tf.argMax(model.classify(fy.apply(xToY, mode), mode), 1), tf.tensor1d(labels, 'int32')), 'float32')) : tf.scalar(-1);
-    return { grid, stats: tf.stack([l1(x, xRec), l1(y, yRec), agree]) };
+    return { strips, stats: tf.stack([l1(x, xRec), l1(y, yRec), agree]) };
   });
   try {
-    const [h, w, c] = r.grid.shape as [number, number, number];
-    const pixels = Uint8Array.from(r.grid.dataSync());
+    const rows = Object.fromEntries(TRANSLATION_ROWS.map((k, i) => {
+      const [height, width, channels] = r.strips[i].shape as [number, number, 1 | 3];
+      return [k, { pixels: Uint8Array.from(r.strips[i].dataSync()), width, height, channels }];
+    })) as Record<TranslationRow, RawImage>;
     const [source, target, agreement] = Array.from(r.stats.dataSync());
-    const sharp = (await import('sharp')).default;
-    fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
-    await sharp(Buffer.from(pixels.buffer), { raw: { width: w, height: h, channels: c as 1 | 3 } }).toColourspace(c === 1 ? 'b-w' : 'srgb').png().toFile(out);
-    return { out, n: x.shape[0], reconstructionL1: { source, target }, ...(labels ? { translatedAgreement: agreement } : {}) };
+    return { rows, n: x.shape[0], reconstructionL1: { source, target }, ...(labels ? { translatedAgreement: agreement } : {}) };
   } finally {
-    r.grid.dispose(); r.stats.dispose();
+    for (const t of r.strips) t.dispose();
+    r.stats.dispose();
   }
 }
