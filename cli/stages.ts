@@ -31,6 +31,7 @@ Commands:
   worker  scale-out: segments /videos jobs from the BullMQ queue of i2i serve --redis
   segment-stream a live source (RTSP, HTTP, a file at its rate) in real time: MJPEG view, rolling segments, stats
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
+  report  one self-contained HTML page of a run: translations, segmentations, scores, losses, bundle
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
   help    this text
 
@@ -92,6 +93,14 @@ i2i translate --checkpoint DIR --out GRID.png [--n N (8)] [--source-root P] [--t
   rows: x, g_y(f(x)) (source -> target), g_x(f(x)), y, g_x(f(y)) (target -> source), g_y(f(y)),
   n images per domain (segmenters: centre crops at the training scale); prints the reconstruction
   |error| per domain and, for classifiers, how often h reads a translation as its source label
+
+i2i report <run> [--baseline RUN] [--bundle DIR] [--out report.html] [--source-root P] [--target-root P]
+           [--split S] [--frames N] [--eval-frames N]
+  a self-contained HTML page (images inline, charts as inline SVG, no network): source -> target
+  and target -> source translations (figures 4 and 6), input / source-only (--baseline) / adapted /
+  ground truth segmentations of N (4) labelled target frames, per-class IoU in Table 4 order (or
+  per-class accuracy), loss curves per term from metrics.jsonl, and with --bundle its parity
+  table and a drift histogram of held-out target vs source frames
 
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
@@ -205,6 +214,27 @@ async function cmdTranslate(argv: string[]): Promise<void> {
     + (r.translatedAgreement === undefined ? '' : `h reads ${(r.translatedAgreement * 100).toFixed(1)}% of the translated source images as their source label\n`));
 }
 
+async function cmdReport(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({ args: argv, strict: true, allowPositionals: true, options: {
+    baseline: { type: 'string' }, bundle: { type: 'string' }, out: { type: 'string' }, 'source-root': { type: 'string' }, 'target-root': { type: 'string' },
+    split: { type: 'string' }, frames: { type: 'string' }, 'eval-frames': { type: 'string' },
+  } });
+  if (positionals.length !== 1) throw new UserError('report needs one run directory: i2i report <run> [--baseline RUN] [--bundle DIR] [--out report.html].');
+  const count = (flag: 'frames' | 'eval-frames') => {
+    const v = values[flag];
+    if (v === undefined) return undefined;
+    if (!/^[1-9]\d*$/.test(v)) throw new UserError(`--${flag} must be a positive integer, got "${v}".`);
+    return Number(v);
+  };
+  const abs = (p: string | undefined) => p && path.resolve(p);
+  await initBackend();
+  const { writeReport } = await import('../report/report');
+  const r = await writeReport({ run: path.resolve(positionals[0]), baseline: abs(values.baseline), bundle: abs(values.bundle), out: path.resolve(values.out ?? 'report.html'),
+    sourceRoot: abs(values['source-root']), targetRoot: abs(values['target-root']), split: values.split, frames: count('frames'), evalLimit: count('eval-frames'),
+    progress: (l) => process.stderr.write(l + '\n') });
+  process.stdout.write(`wrote ${r.out} (${r.sections.join(', ')})\n`);
+}
+
 async function cmdSynth(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     out: { type: 'string' }, domain: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, seed: { type: 'string' }, split: { type: 'string' },
@@ -240,6 +270,7 @@ export async function runStage(cmd: string, rest: string[]): Promise<boolean> {
     case 'synth': await cmdSynth(rest); return true;
     case 'convert': await cmdConvert(rest); return true;
     case 'translate': await cmdTranslate(rest); return true;
+    case 'report': await cmdReport(rest); return true;
     default: return false;
   }
 }

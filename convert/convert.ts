@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '../core/tf';
-import { BUNDLE_FILES, BUNDLE_FORMAT, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
+import { BUNDLE_FILES, BUNDLE_FORMAT, parityRows, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
 import { UserError } from '../core/errors';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
@@ -191,11 +191,7 @@ function lastMetrics(run: string): unknown {
 }
 
 export function parityTable(m: Manifest): string {
-  const pct = (v: number | undefined) => (v === undefined ? '-' : (v * 100).toFixed(1));
-  return [
-    `| precision | format | size | latency / frame | threads | max rel. diff vs tfjs | label agreement | ${m.evaluation?.metric ?? 'score'} | drop vs fp32 |`,
-    '|---|---|---|---|---|---|---|---|---|',
-    ...m.parity.map((p) => `| ${p.precision} | ${p.format} | ${(p.bytes / 2 ** 20).toFixed(2)} MiB | ${p.latencyMs.toFixed(1)} ms | ${p.threads} | ${p.maxRelDiffVsTfjs?.toExponential(1) ?? '-'} | ${(p.labelAgreement * 100).toFixed(2)}% | ${pct(p.score)} | ${pct(p.scoreDropVsFp32)} |`),
-    ...(m.evaluation ? [`${m.evaluation.metric} on ${m.evaluation.frames} labelled ${m.evaluation.split} frames of ${m.evaluation.source} at ${m.evaluation.at}; the tfjs training model scores ${pct(m.evaluation.tfjsScore)}.`] : []),
-  ].join('\n');
+  const t = parityRows(m);
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(t.head), `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map(line), ...(t.note ? [t.note] : [])].join('\n');
 }

@@ -127,3 +127,17 @@ export function readModelFile(dir: string, entry: ModelFile): { bytes: Buffer; w
 export function bundleId(dir: string): string {
   return sha256(fs.readFileSync(path.join(dir, BUNDLE_FILES.manifest)));
 }
+
+/**
+ * The parity table's header, rows and footnote as text cells: `i2i convert` prints them as
+ * Markdown, `i2i report` as HTML.
+ */
+export function parityRows(m: Manifest): { head: string[]; rows: string[][]; note?: string } {
+  const pct = (v: number | undefined) => (v === undefined ? '-' : (v * 100).toFixed(1));
+  return {
+    head: ['precision', 'format', 'size', 'latency / frame', 'threads', 'max rel. diff vs tfjs', 'label agreement', m.evaluation?.metric ?? 'score', 'drop vs fp32'],
+    rows: m.parity.map((p) => [p.precision, p.format, `${(p.bytes / 2 ** 20).toFixed(2)} MiB`, `${p.latencyMs.toFixed(1)} ms`, String(p.threads),
+      p.maxRelDiffVsTfjs?.toExponential(1) ?? '-', `${(p.labelAgreement * 100).toFixed(2)}%`, pct(p.score), pct(p.scoreDropVsFp32)]),
+    note: m.evaluation && `${m.evaluation.metric} on ${m.evaluation.frames} labelled ${m.evaluation.split} frames of ${m.evaluation.source} at ${m.evaluation.at}; the tfjs training model scores ${pct(m.evaluation.tfjsScore)}.`,
+  };
+}
