@@ -4,6 +4,7 @@
  * - l1            L_id and L_cyc
  * - lsgan*        L_z (least-squares GAN, a=0 fake, b=1 real, generator target c=1)
  * - wgan*         L_tr (Wasserstein critic with gradient penalty)
+ * - IMAGE_GAN     which pair L_tr and the image critics use (config.model.imageCriticLoss)
  */
 import * as tf from '../../core/tf';
 
@@ -60,3 +61,12 @@ export function gradientPenalty(critic: (x: tf.Tensor4D) => tf.Tensor1D, real: t
   const norm = tf.sqrt(tf.add(tf.sum(tf.square(g), [1, 2, 3]), 1e-12));
   return tf.mean(tf.square(tf.sub(norm, 1))) as tf.Scalar;
 }
+
+/**
+ * The image critics' adversarial loss by name: the critic's and the generator's side, and whether a
+ * gradient penalty joins the critic's (WGAN-GP's Lipschitz constraint; least squares needs none).
+ */
+export const IMAGE_GAN = {
+  'wgan-gp': { critic: wganCritic, generator: wganGenerator, penalty: true },
+  lsgan: { critic: lsganCritic, generator: lsganGenerator, penalty: false },
+} as const;

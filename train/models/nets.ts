@@ -5,6 +5,7 @@
  * `g_shared`), D_z = feature critic, D_x / D_y = image critics.
  */
 import * as tf from '../../core/tf';
+import { UserError } from '../../core/errors';
 import { batchNorm, convTranspose, conv2d, dense, instanceNorm, leaky, leakyLayer, relu, sequential, Store, tanhLayer, type Layer, type Mode } from './layers';
 import type { ExportNet, Net } from './net';
 
@@ -18,6 +19,24 @@ export function linearClassifier(name: string, seed: number, zShape: [number, nu
   return { name, store: s, apply: (z) => fc.apply(tf.reshape(z, [z.shape[0], d])), emit: (g, z) => fc.emit(g, g.flatten(z)) };
 }
 
+/**
+ * h after global average pooling (Office, 5.2): the mean of each feature channel over the map, one
+ * linear layer to class logits. Exported as an average pool over the whole (square) map.
+ */
+export function gapClassifier(name: string, seed: number, channels: number, classes: number): ExportNet<tf.Tensor4D, tf.Tensor2D> {
+  const s = new Store(name, seed);
+  const fc = dense(s, 'fc', channels, classes);
+  return {
+    name, store: s,
+    apply: (z) => fc.apply(tf.mean(z, [1, 2]) as tf.Tensor2D),
+    emit: (g, z) => {
+      const [, h, w] = g.shape(z);
+      if (h !== w) throw new Error(`gapClassifier: the export pools a square map, got ${h}x${w}`);
+      return fc.emit(g, g.flatten(g.pool('avgpool', z, h, h, 'valid')));
+    },
+  };
+}
+
 /** A decoder g = head(g_shared(z)); `head` alone runs on g_shared's output. */
 export type Decoder = Net<tf.Tensor4D, tf.Tensor4D> & { head: (x: tf.Tensor4D, mode: Mode) => tf.Tensor4D };
 
@@ -28,7 +47,8 @@ export type Decoder = Net<tf.Tensor4D, tf.Tensor4D> & { head: (x: tf.Tensor4D, m
 export function decoders(seed: number, zShape: [number, number, number], outShape: [number, number, number], widths = [512, 256, 128]) {
   const steps = Math.round(Math.log2(outShape[0] / zShape[0]));
   if (2 ** steps * zShape[0] !== outShape[0] || steps !== widths.length + 1) {
-    throw new Error(`decoder: ${widths.length + 1} stride-2 layers cannot map ${zShape[0]}x${zShape[1]} to ${outShape[0]}x${outShape[1]}`);
+    throw new UserError(`Decoders of ${widths.length + 1} stride-2 layers (model.decoderWidths ${JSON.stringify(widths)}) cannot map the ${zShape[0]}x${zShape[1]} features to ${outShape[0]}x${outShape[1]} images.`,
+      `Give model.decoderWidths ${steps - 1} widths (digits 3, Office 4), or an image size that is the features' side times 2^(widths + 1).`);
   }
   const shared = new Store('g_shared', seed);
   const trunk: Layer[] = [];
@@ -75,7 +95,12 @@ export function featureCritic(name: string, seed: number, zShape: [number, numbe
  * No sigmoid or tanh: WGAN-GP differentiates this twice. Output: one score per sample (the mean
  * of the final patch map).
  */
-export function imageCritic(name: string, seed: number, inShape: [number, number, number], widths = [64, 128, 256]): Net<tf.Tensor4D, tf.Tensor1D> {
+export type ImageCritic = Net<tf.Tensor4D, tf.Tensor1D> & {
+  /** The patch scores [n, h/16, w/16, 1] whose mean `apply` is: what least squares scores (PatchGAN). */
+  patches(x: tf.Tensor4D, mode: Mode): tf.Tensor4D;
+};
+
+export function imageCritic(name: string, seed: number, inShape: [number, number, number], widths = [64, 128, 256]): ImageCritic {
   const s = new Store(name, seed);
   const layers: Layer[] = [];
   let c = inShape[2];
@@ -85,7 +110,7 @@ export function imageCritic(name: string, seed: number, inShape: [number, number
   });
   layers.push(conv2d(s, `conv${widths.length + 1}`, c, 1, 4, 2));
   const body = sequential(...layers);
-  return { name, store: s, apply: (x, mode) => tf.mean(body.apply(x, mode), [1, 2, 3]) as tf.Tensor1D };
+  return { name, store: s, patches: (x, mode) => body.apply(x, mode), apply: (x, mode) => tf.mean(body.apply(x, mode), [1, 2, 3]) as tf.Tensor1D };
 }
 
 /** Per-pixel classifier for segmentation: a 1x1 conv from the latent map to class logits. */

@@ -4,7 +4,7 @@
  * (randomly initialised) against gridding. Layer names and the stem's explicit padding follow Keras'
  * ResNet50 (conv1, bn_conv1, res2a_branch2a, bn2a_branch2a, res2a_branch1, ...), so its ImageNet
  * weights load by name and, undilated, reproduce Keras' features exactly. ResNet34 (basic blocks)
- * uses the same naming.
+ * uses the same naming. `undilated` options give the classification backbone (output stride 32).
  */
 import { batchNorm, contextHead, conv2d, maxPool, relu, residual, sequential, Store, zeroPad, type ExportLayer } from './layers';
 import { encoderOf, type Encoder } from './net';
@@ -20,6 +20,14 @@ export interface ResNetOptions {
 
 export const RESNET50: ResNetOptions = { block: 'bottleneck', blocks: [3, 4, 6, 3], widths: [64, 128, 256, 512], dilations: [1, 1, 2, 4], headChannels: 512 };
 export const RESNET34: ResNetOptions = { block: 'basic', blocks: [3, 4, 6, 3], widths: [64, 128, 256, 512], dilations: [1, 1, 2, 4], headChannels: 512 };
+
+/**
+ * The classification form (Office, 5.2): the same network without dilation or context head, so
+ * output stride 32 (7x7 features of a 224 crop) and Keras' ImageNet features unchanged.
+ */
+export function undilated(o: ResNetOptions): ResNetOptions {
+  return { ...o, dilations: o.blocks.map(() => 1), headChannels: 0 };
+}
 
 export const RESNET_BN_EPS = 1e-3; // Keras ResNet50's epsilon
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
