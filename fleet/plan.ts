@@ -84,7 +84,8 @@ export async function joinSegments(parts: { video: string; stats: string; segmen
   fs.writeFileSync(list, parts.map((p) => `file '${p.video.replace(/'/g, "'\\''")}'\n`).join(''));
   const tmp = `${out.video}.joining.mp4`;
   const ff = runFfmpeg(['-loglevel', 'error', '-f', 'concat', '-safe', '0', '-i', list, ...(audioFrom ? ['-i', audioFrom] : []),
-    '-map', '0:v', ...(audioFrom ? ['-map', '1:a?', '-shortest'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', tmp]);
+    // The source's audio as it is: -shortest would cut the video where a shorter audio track ends.
+    '-map', '0:v', ...(audioFrom ? ['-map', '1:a?'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', tmp]);
   const r = await ff.done;
   fs.rmSync(list, { force: true });
   if (r.code !== 0) { fs.rmSync(tmp, { force: true }); throw new Error(`joining ${parts.length} segments into ${out.video} failed: ${r.stderr}`); }

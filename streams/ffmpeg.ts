@@ -197,9 +197,11 @@ export interface Encoder { ff: Ffmpeg; write(frame: Buffer, pts?: number): Promi
  * An MP4 encoder fed raw RGB frames on stdin. `write` resolves when ffmpeg has taken the frame
  * (back-pressure: a slow encoder slows its producer); `end` closes stdin and waits, so that ffmpeg
  * writes the index and the file plays, also after an early stop. The video is encoded alone, then
- * muxed with the source's audio file to file (copying both, -shortest): with the audio as a second
- * input of the piped encoder, ffmpeg 4.1's -shortest cut the video to 2 of 20 frames (seen here),
- * and without it a partial output would carry the whole audio track. With `timestamps`, the piped
+ * muxed with the source's audio file to file (copying both): with the audio as a second input of
+ * the piped encoder, ffmpeg 4.1's -shortest cut the video to 2 of 20 frames (seen here). The audio
+ * is read for as long as the video written lasts (so a partial output carries no audio past its
+ * last frame), never -shortest: that cut the video to the audio, and a camera's audio track can
+ * stop before its video (30 of 80 frames were kept, seen here). With `timestamps`, the piped
  * frames are encoded at a constant rate and their sample durations rewritten from the given times
  * (ffmpeg 4.1 has no setts filter; a raw pipe carries no timestamps) before that final copy.
  */
@@ -209,10 +211,12 @@ export function encodeVideo(out: string, o: EncodeOptions): Encoder {
   const videoOnly = twoStep ? `${out}.video.mp4` : out;
   const enc = encodeVideoOnly(videoOnly, o);
   const pts: number[] = [];
+  let written = 0;
   return {
     ff: enc.ff,
     async write(frame, t) {
       await enc.write(frame);
+      written++;
       if (o.timestamps) pts.push(t ?? (pts.length ? pts[pts.length - 1] + 1 / o.fps : 0));
     },
     async end() {
@@ -222,8 +226,11 @@ export function encodeVideo(out: string, o: EncodeOptions): Encoder {
       if (o.timestamps && pts.length) {
         try { retimeMp4(videoOnly, pts, 1 / o.fps); } catch (e) { retimed = `its frame times could not be kept (${(e as Error).message}); it plays at ${o.fps} frames/s`; }
       }
-      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), ...(a.duration ? ['-t', String(a.duration)] : []), '-i', a.file] : []),
-        '-map', '0:v', ...(a ? ['-map', '1:a?', '-shortest'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', out]);
+      // How long the written video lasts: to its last frame's end.
+      const seconds = pts.length ? pts[pts.length - 1] + 1 / o.fps : written / o.fps;
+      const audioSeconds = Math.min(a?.duration ?? Infinity, seconds);
+      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), '-t', audioSeconds.toFixed(6), '-i', a.file] : []),
+        '-map', '0:v', ...(a ? ['-map', '1:a?'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', out]);
       const r = await mux.done;
       if (r.code !== 0) {
         // The segmented video is kept whatever happens to the audio.

@@ -150,6 +150,19 @@ describe('streams: segment-video through the real ffmpeg', function () {
     assert.ok(Number(v.nb_read_frames) > 0 && Number(v.nb_read_frames) < 1000, `partial output with ${v.nb_read_frames} frames plays`);
   });
 
+  it('an audio track that stops before the video keeps every video frame (the audio as long as it was)', async () => {
+    const src = path.join(root, 'short-audio.mp4');
+    ff(['-f', 'lavfi', '-i', 'color=c=red:s=64x32:r=10', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=22050:duration=0.8', '-t', '2',
+      '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', src]);
+    const out = path.join(root, 'out', 'short-audio.mp4');
+    const r = await segmentVideo({ engine, input: src, out });
+    assert.equal(r.frames, 20);
+    const s = streams(out);
+    assert.equal(Number(s.find((x) => x.codec_type === 'video')!.nb_read_frames), 20, 'video frames kept');
+    const a = JSON.parse(execFileSync(require('@ffprobe-installer/ffprobe').path, ['-v', 'error', '-select_streams', 'a', '-show_entries', 'stream=duration', '-of', 'json', out]).toString()).streams[0] as { duration: string };
+    assert.ok(Math.abs(Number(a.duration) - 0.8) < 0.1, `audio ${a.duration} s`);
+  });
+
   it('a variable frame rate stays variable: every frame keeps its source time (audio-free VFR clip, overlay and mask)', async () => {
     // 10 frames 0.1 s apart, then 10 at 1/30 s: a camera that sped up.
     const src = path.join(root, 'vfr.mp4');
