@@ -10,8 +10,7 @@ import { UserError } from '../core/errors';
 import { pixelsToSigned } from '../core/pixels';
 import { deriveSeed, mulberry32 } from '../core/rng';
 import type { Config } from '../train/config';
-import { loadDigitDomain, type DigitDomain } from '../train/data/digits';
-import { defaultDigitSplit } from '../train/evaluate-run';
+import { defaultDigitSplit, loadEvalSet } from '../train/evaluate-run';
 import { listCityscapes, loadSegSample } from '../train/data/segmentation';
 import { sampleVideo, VIDEO } from '../train/data/video-frames';
 
@@ -69,13 +68,11 @@ export async function loadLabelledFrames(root: string, split: string, hw: [numbe
   }));
 }
 
-/** A classifier's labelled target images, read and preprocessed as i2i eval reads them. */
+/** A classifier's labelled target images, read and preprocessed as i2i eval reads them (Office: centre crops). */
 async function labelledDigits(config: Config, root: string, split: string, limit: number): Promise<{ x: Float32Array; labels: Uint8Array }[]> {
-  const d = config.data;
   if (split !== 'train' && split !== 'test') throw new UserError(`--eval-split for classifiers is train or test, got "${split}".`);
-  const set = await loadDigitDomain({ domain: d.target as DigitDomain, root, split, size: d.imageSize, channels: d.channels, limit, flag: '--eval' });
-  const per = set.height * set.width * set.channels;
-  return Array.from({ length: set.n }, (_, i) => ({ x: set.images.slice(i * per, (i + 1) * per), labels: Uint8Array.of(set.labels[i]) }));
+  const set = await loadEvalSet(config, { root, split, limit, flag: '--eval' });
+  return Array.from({ length: set.n }, (_, i) => ({ x: Float32Array.from(set.slice(i, i + 1)), labels: Uint8Array.of(set.labels[i]) }));
 }
 
 export interface FrameOptions { calibrate?: string; calibrationFrames?: number; checkFrames?: number; eval?: string; evalSplit?: string; evalFrames?: number }

@@ -1,7 +1,7 @@
 /** Classification metrics: accuracy and the confusion matrix (rows: true class, columns: predicted). */
 import * as tf from '../core/tf';
 import type { I2IModel } from './i2i';
-import type { ImageSet } from './data/types';
+import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 
 export interface ClassificationReport { accuracy: number; n: number; confusion: number[][]; perClass: number[] }
 
@@ -19,13 +19,16 @@ export function confusionReport(truth: ArrayLike<number>, predicted: ArrayLike<n
   return { accuracy: truth.length ? correct / truth.length : NaN, n: truth.length, confusion, perClass };
 }
 
-export function predictAll(model: I2IModel, set: ImageSet, domain: 'source' | 'target' = 'target', batch = 256): Int32Array {
-  const per = set.height * set.width * set.channels;
+/** Predicted classes of every image; an ImageSource's pixels are made one batch at a time. */
+export function predictAll(model: I2IModel, images: ImageSet | ImageSource, domain: 'source' | 'target' = 'target', batchSize?: number): Int32Array {
+  const set = 'slice' in images ? images : sourceOf(images);
+  // About 2^20 input pixels per batch: 256 digits, 20 Office crops (a tidy keeps every activation of its batch).
+  const batch = batchSize ?? Math.max(1, Math.min(256, Math.floor(2 ** 20 / (set.height * set.width))));
   const out = new Int32Array(set.n);
   for (let s = 0; s < set.n; s += batch) {
     const e = Math.min(set.n, s + batch);
     const pred = tf.tidy(() => {
-      const x = tf.tensor4d(set.images.subarray(s * per, e * per), [e - s, set.height, set.width, set.channels]);
+      const x = tf.tensor4d(set.slice(s, e), [e - s, set.height, set.width, set.channels]);
       return tf.argMax(model.predict(x, domain), 1);
     });
     out.set(pred.dataSync() as Int32Array, s);
@@ -34,7 +37,7 @@ export function predictAll(model: I2IModel, set: ImageSet, domain: 'source' | 't
   return out;
 }
 
-export function evaluateClassifier(model: I2IModel, set: ImageSet, domain: 'source' | 'target' = 'target'): ClassificationReport {
+export function evaluateClassifier(model: I2IModel, set: ImageSet | ImageSource, domain: 'source' | 'target' = 'target'): ClassificationReport {
   return confusionReport(set.labels, predictAll(model, set, domain), set.classes.length);
 }
 

@@ -3,10 +3,11 @@ import { UserError } from '../core/errors';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 import type { DigitDomain } from './data/digits';
 import { loadDigitDomain } from './data/digits';
+import { centreCrops, isOfficeDomain, readOffice } from './data/office';
 import { listScenes } from './data/segmentation';
 import { evaluateClassifier, formatConfusion, type ClassificationReport } from './eval';
 import type { Config } from './config';
-import type { ImageSet } from './data/types';
+import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { evaluateSegmenter } from './eval-seg';
 import type { I2IModel } from './i2i';
 import { openRun } from './run';
@@ -21,9 +22,9 @@ export interface EvalOptions {
 
 export interface SegmentationReport { mIoU: number; perClass: number[]; pixelAccuracy: number; n: number; confusion: Float64Array }
 
-/** A digits target's evaluation split: its held-out split where it has one (optdigits and folders have a single set). */
+/** A digits target's evaluation split: its held-out split where it has one (optdigits, folders and Office domains have a single set). */
 export function defaultDigitSplit(target: string): 'train' | 'test' {
-  return target === 'optdigits' || target === 'folder' ? 'train' : 'test';
+  return target === 'optdigits' || target === 'folder' || isOfficeDomain(target) ? 'train' : 'test';
 }
 
 /** The labelled target images a classifier is measured on: `i2i eval` and the trainer's evalEvery. */
@@ -33,6 +34,21 @@ export function loadDigitEvalSet(config: Config, o: { root?: string; split?: 'tr
     size: d.imageSize, channels: d.channels, flag: '--target-root' });
 }
 
+/**
+ * A classifier's labelled target images, preprocessed as the trainer's evaluation sees them: digits
+ * in memory, Office domains as centre crops of their resized images. `i2i eval`, evalEvery, convert.
+ */
+export async function loadEvalSet(config: Config, o: { root?: string; split?: 'train' | 'test'; limit?: number; flag?: string } = {}): Promise<ImageSource> {
+  const d = config.data;
+  const split = o.split ?? defaultDigitSplit(d.target);
+  const flag = o.flag ?? '--target-root';
+  if (isOfficeDomain(d.target)) {
+    if (split !== 'train') throw new UserError(`Office-31 domains have one set of images, not a ${split} split.`, 'Drop the split option: the target domain is evaluated on all its images (centre crops), as in the paper.');
+    return centreCrops(await readOffice(d.target, o.root ?? d.targetRoot, { side: d.resize ?? d.imageSize, limit: o.limit, flag }), d.imageSize);
+  }
+  return sourceOf(await loadDigitDomain({ domain: d.target as DigitDomain, root: o.root ?? d.targetRoot, split, size: d.imageSize, channels: d.channels, limit: o.limit, flag }));
+}
+
 export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
   const { model, meta } = openRun(runDir);
   const config = meta.config;
@@ -40,7 +56,7 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     const d = config.data;
     if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, meta.step, opts);
     const split = (opts.split ?? defaultDigitSplit(d.target)) as 'train' | 'test';
-    const set = await loadDigitEvalSet(config, { root: opts.targetRoot, split });
+    const set = await loadEvalSet(config, { root: opts.targetRoot, split });
     const report = evaluateClassifier(model, set);
     const json = { task: config.task, method: config.method, step: meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion };
     const text = `${config.task} / ${config.method} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;

@@ -6,7 +6,7 @@
  *   h            classifier
  *   g_x, g_y     decoders to source / target images; their first two layers are `g_shared`
  *   D_z          featureCritic (least squares)
- *   D_x, D_y     imageCriticX / imageCriticY (WGAN-GP)
+ *   D_x, D_y     imageCriticX / imageCriticY (WGAN-GP; least squares for Office: model.imageCriticLoss)
  *   L_c          c    cross entropy of h(f(x)) on source labels
  *   L_id         id   |x - g_x(f(x))|_1 + |y - g_y(f(y))|_1      (DRCN: the target's only)
  *   L_z          z    D_z on features; reaches f only through target features f(y)
@@ -21,9 +21,9 @@ import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import type { Config, TermName } from './config';
 import type { Mode, Store } from './models/layers';
-import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type Net } from './models/nets';
+import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type ImageCritic, type Net } from './models/nets';
 import { createClassifier, createEncoder } from './models/registry';
-import { crossEntropy, gradientPenalty, l1, lsganCritic, lsganGenerator, wganCritic, wganGenerator } from './losses';
+import { crossEntropy, gradientPenalty, IMAGE_GAN, l1, lsganCritic, lsganGenerator } from './losses';
 import { Adam, learningRateScale } from './optim';
 
 export interface Batch {
@@ -55,8 +55,8 @@ export class I2IModel {
   readonly h: ExportNet<tf.Tensor4D, tf.Tensor>;
   readonly dec?: ReturnType<typeof decoders>;
   readonly Dz?: Net<tf.Tensor4D, tf.Tensor>;
-  readonly Dx?: Net<tf.Tensor4D, tf.Tensor1D>;
-  readonly Dy?: Net<tf.Tensor4D, tf.Tensor1D>;
+  readonly Dx?: ImageCritic;
+  readonly Dy?: ImageCritic;
   readonly optG: Adam;
   readonly optD: Adam;
   readonly inShape: [number, number, number];
@@ -74,7 +74,8 @@ export class I2IModel {
       this.dec = seg ? segmentationDecoders(seed('g'), zc, c.model.decoderWidths, c.data.channels) : decoders(seed('g'), this.f.outShape, this.inShape, c.model.decoderWidths);
     }
     if (w.z > 0) {
-      this.Dz = seg ? pixelFeatureCritic('D_z', seed('D_z'), zc, c.model.featureCriticWidths) : featureCritic('D_z', seed('D_z'), this.f.outShape, c.model.featureCriticWidths);
+      const perPosition = c.model.featureCritic === 'auto' ? seg : c.model.featureCritic === 'conv1x1';
+      this.Dz = perPosition ? pixelFeatureCritic('D_z', seed('D_z'), zc, c.model.featureCriticWidths) : featureCritic('D_z', seed('D_z'), this.f.outShape, c.model.featureCriticWidths);
     }
     if (w.tr > 0) {
       this.Dx = imageCritic('D_x', seed('D_x'), this.inShape, c.model.imageCriticWidths);
@@ -140,6 +141,14 @@ export class I2IModel {
     let t: tf.Tensor4D | undefined, toX: tf.Tensor4D | undefined, toY: tf.Tensor4D | undefined;
     const trunk = () => (t ??= shared.apply(z, m.trunk));
     return { toX: () => (toX ??= gx.head(trunk(), m.x)), toY: () => (toY ??= gy.head(trunk(), m.y)) };
+  }
+
+  /**
+   * What the image-critic loss scores: one value per image (the patch mean) for WGAN-GP, whose
+   * penalty differentiates it per sample; every patch for least squares, as CycleGAN's PatchGAN.
+   */
+  imageScores(D: ImageCritic, x: tf.Tensor4D): tf.Tensor {
+    return IMAGE_GAN[this.config.model.imageCriticLoss].penalty ? D.apply(x, 'train') : D.patches(x, 'train');
   }
 
   /** Which generator-side networks train in this phase. */
@@ -212,7 +221,8 @@ export class I2IModel {
       }
       if (w.tr > 0) {
         const xToY = src.toY(), yToX = tgt!.toX();
-        terms.tr = tf.add(wganGenerator(this.Dy!.apply(xToY, 'train')), wganGenerator(this.Dx!.apply(yToX, 'train'))) as tf.Scalar;
+        const gan = IMAGE_GAN[this.config.model.imageCriticLoss];
+        terms.tr = tf.add(gan.generator(this.imageScores(this.Dy!, xToY)), gan.generator(this.imageScores(this.Dx!, yToX))) as tf.Scalar;
         keep.xToY = tf.keep(xToY); keep.yToX = tf.keep(yToX);
       }
       if (w.cyc > 0) {
@@ -245,9 +255,11 @@ export class I2IModel {
       parts.D_z = lsganCritic(this.Dz.apply(keep.zx, 'train'), this.Dz.apply(keep.zy, 'train'));
       losses.push(parts.D_z);
     }
-    // One helper for both image critics: Wasserstein term plus gradient penalty.
-    const imageCriticLoss = (tag: 'x' | 'y', D: Net<tf.Tensor4D, tf.Tensor1D>, real: tf.Tensor4D, fake: tf.Tensor4D) => {
-      parts[`D_${tag}`] = wganCritic(D.apply(real, 'train'), D.apply(fake, 'train'));
+    // One helper for both image critics: the adversarial term, plus WGAN-GP's gradient penalty.
+    const gan = IMAGE_GAN[this.config.model.imageCriticLoss];
+    const imageCriticLoss = (tag: 'x' | 'y', D: ImageCritic, real: tf.Tensor4D, fake: tf.Tensor4D) => {
+      parts[`D_${tag}`] = gan.critic(this.imageScores(D, real), this.imageScores(D, fake));
+      if (!gan.penalty) { losses.push(parts[`D_${tag}`]); return; }
       parts[`gp_${tag}`] = gradientPenalty((x) => D.apply(x, 'train'), real, fake, eps);
       losses.push(tf.add(parts[`D_${tag}`], tf.mul(parts[`gp_${tag}`], this.config.gpWeight)) as tf.Scalar);
     };
@@ -273,7 +285,7 @@ export class I2IModel {
       }, gStores.flatMap((s) => s.variables()));
       logged.total = value;
       const lrScale = learningRateScale(step, this.config.steps, this.config.lrDecayFrom);
-      this.applyGrads(this.optG, gStores, grads, lrScale);
+      this.applyGrads(this.optG, gStores, grads, lrScale, this.config.optim.lrScale);
       for (const s of gStores) s.flushUpdates();
 
       // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
@@ -285,7 +297,7 @@ export class I2IModel {
           for (const [k, v] of Object.entries(r.parts)) logged[k] = tf.keep(v);
           return r.total;
         }, critics.flatMap((n) => n.store.variables()));
-        this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads, lrScale);
+        this.applyGrads(this.optD, critics.map((n) => n.store), cv.grads, lrScale, this.config.criticOptim.lrScale);
         cv.value.dispose();
         eps.dispose();
       }
@@ -304,15 +316,16 @@ export class I2IModel {
     }
   }
 
-  private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap, lrScale: number): void {
-    const updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[] = [];
+  /** One Adam update of `stores`, each at the schedule's factor times its network's own (config lrScale). */
+  private applyGrads(opt: Adam, stores: Store[], grads: tf.NamedTensorMap, lrScale: number, perNet: NetworkRates = {}): void {
     for (const s of stores) {
+      const updates: { name: string; variable: tf.Variable; grad: tf.Tensor }[] = [];
       for (const [name, variable] of s.trainable) {
         const g = grads[variable.name];
         if (g) updates.push({ name, variable, grad: g });
       }
+      opt.apply(updates, lrScale * networkRate(perNet, s.net));
     }
-    opt.apply(updates, lrScale);
     for (const g of Object.values(grads)) g.dispose();
   }
 
@@ -321,6 +334,14 @@ export class I2IModel {
     this.optG.dispose();
     this.optD.dispose();
   }
+}
+
+type NetworkRates = NonNullable<Config['optim']['lrScale']>;
+
+/** A network's multiplier of its optimiser's rate: ADDA's f_t, a copy of f, follows f's unless named. */
+export function networkRate(rates: NetworkRates, net: string): number {
+  const own = rates[net as keyof NetworkRates];
+  return own ?? (net === 'f_t' ? rates.f : undefined) ?? 1;
 }
 
 /** What checkpoints and optimisers need of a network. */

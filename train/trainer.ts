@@ -13,12 +13,13 @@ import { CITYSCAPES_CLASSES } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { imageSetDomain, sceneDomain, type BatchData, type Domain } from './data/domain';
+import { centreCrops, centreCropSet, isOfficeDomain, officeDomain, readOfficePair } from './data/office';
 import { listScenes, type SegList } from './data/segmentation';
-import type { ImageSet } from './data/types';
+import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
-import { defaultDigitSplit, loadDigitEvalSet } from './evaluate-run';
+import { defaultDigitSplit, loadEvalSet } from './evaluate-run';
 import { I2IModel, OBJECTIVE_VERSION, type Losses } from './i2i';
 import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
@@ -35,9 +36,16 @@ export interface TrainOptions {
 
 export interface TrainResult { config: Config; step: number; out: string; finalLosses: Losses; targetAccuracy?: number }
 
-/** Digits in memory: the training sets (the target's labels are never read in training). */
+/**
+ * Digits in memory: the training sets (the target's labels are never read in training). Office
+ * domains: their centre crops (for the few images `i2i translate` shows; training crops at random).
+ */
 export async function loadDigitSets(config: Config): Promise<{ source: ImageSet; target: ImageSet }> {
   const d = config.data;
+  if (isOfficeDomain(d.source)) {
+    const sets = await readOfficePair(d);
+    return { source: centreCropSet(sets.source, d.imageSize), target: centreCropSet(sets.target, d.imageSize) };
+  }
   const common = { size: d.imageSize, channels: d.channels };
   const source = await loadDigitDomain({ domain: d.source as DigitDomain, root: d.sourceRoot, split: 'train', limit: d.sourceLimit, flag: '--source-root', ...common });
   const target = await loadDigitDomain({ domain: d.target as DigitDomain, root: d.targetRoot, split: 'train', limit: d.targetLimit, flag: '--target-root', ...common });
@@ -99,16 +107,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     config = buildConfig(opts.task, opts.method, opts.overrides);
   }
 
-  let source: Domain, target: Domain, evalSet: ImageSet | undefined;
+  let source: Domain, target: Domain, evalSet: ImageSource | undefined;
   if (config.kind === 'segment') {
     if (config.evalEvery > 0) throw new UserError('evalEvery monitors classification runs only.', 'Drop --set evalEvery and measure a segmentation run with i2i eval --checkpoint RUN --target-root FOLDER.');
     ({ source, target } = await loadSceneDomains(config, opts.out, progress));
+  } else if (isOfficeDomain(config.data.source)) {
+    // Office-31: uint8 images at data.resize in memory, random crops (and flips) per step.
+    const d = config.data;
+    const sets = await readOfficePair(d);
+    const sampling = { crop: d.imageSize, flip: d.flip };
+    source = officeDomain(sets.source, { ...sampling, seed: deriveSeed(config.seed, 'source-crops') });
+    target = officeDomain(sets.target, { ...sampling, seed: deriveSeed(config.seed, 'target-crops') });
+    // A domain is one set: the target's own images (centre crops) are what it is measured on.
+    if (config.evalEvery > 0) evalSet = d.targetLimit === undefined ? centreCrops(sets.target, d.imageSize) : await loadEvalSet(config);
   } else {
     const sets = await loadDigitSets(config);
     source = imageSetDomain(sets.source); target = imageSetDomain(sets.target);
     // The eval split is the training set itself for optdigits and folders: not read (or decoded) twice.
     const same = defaultDigitSplit(config.data.target) === 'train' && config.data.targetLimit === undefined;
-    if (config.evalEvery > 0) evalSet = same ? sets.target : await loadDigitEvalSet(config);
+    if (config.evalEvery > 0) evalSet = same ? sourceOf(sets.target) : await loadEvalSet(config);
   }
   if (source.n < config.batchSize || target.n < 1) throw new UserError(`The source has ${source.n} images, fewer than one batch of ${config.batchSize}.`, 'Lower --batch-size or provide more data.');
   const model = new I2IModel(config, source.classes.length);

@@ -11,8 +11,10 @@ const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
 export interface ImageFolderOptions { height: number; width: number; grayscale?: boolean; limitPerClass?: number }
 
-export async function readImageFolder(root: string, opts: ImageFolderOptions): Promise<ImageSet> {
-  const sharp = (await import('sharp')).default;
+/** A folder's images by class: the sorted class sub-folders and each one's sorted image files. */
+export interface FolderListing { base: string; classes: string[]; files: { file: string; label: number }[] }
+
+export function listImageFolder(root: string, limitPerClass?: number): FolderListing {
   if (!fs.existsSync(root)) throw new UserError(`Image folder not found: ${root}.`, 'Pass a folder with one sub-folder of images per class.');
   // Office-31 layout: the domain folder holds images/<class>/.
   const base = fs.existsSync(path.join(root, 'images')) && fs.statSync(path.join(root, 'images')).isDirectory() ? path.join(root, 'images') : root;
@@ -21,9 +23,15 @@ export async function readImageFolder(root: string, opts: ImageFolderOptions): P
   const files: { file: string; label: number }[] = [];
   classes.forEach((c, label) => {
     const names = fs.readdirSync(path.join(base, c)).filter((f) => IMAGE_EXT.test(f)).sort();
-    for (const f of names.slice(0, opts.limitPerClass ?? names.length)) files.push({ file: path.join(base, c, f), label });
+    for (const f of names.slice(0, limitPerClass ?? names.length)) files.push({ file: path.join(base, c, f), label });
   });
   if (files.length === 0) throw new UserError(`${base} holds no .png or .jpg images.`, 'Lay the images out as <root>/<class>/<image>.png|jpg.');
+  return { base, classes, files };
+}
+
+export async function readImageFolder(root: string, opts: ImageFolderOptions): Promise<ImageSet> {
+  const sharp = (await import('sharp')).default;
+  const { classes, files } = listImageFolder(root, opts.limitPerClass);
   const channels = opts.grayscale ? 1 : 3;
   const per = opts.height * opts.width * channels;
   const images = new Float32Array(files.length * per);

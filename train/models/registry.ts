@@ -11,13 +11,15 @@ import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from './densenet';
 import { withInputNorm } from './input-norm';
 import { lenetEncoder } from './lenet';
 import type { Encoder, ExportNet } from './net';
-import { linearClassifier, pixelClassifier } from './nets';
-import { dilatedResNet, RESNET34, RESNET50 } from './resnet';
+import { gapClassifier, linearClassifier, pixelClassifier } from './nets';
+import { dilatedResNet, RESNET34, RESNET50, undilated, type ResNetOptions } from './resnet';
 
 export type TaskKind = 'classify' | 'segment';
 
 /** What a builder reads of the run's configuration. */
 export interface EncoderOptions {
+  /** The task kind the encoder is built for (a family may take a different form per kind). */
+  kind: TaskKind;
   channels: number;
   /** Side of the (square) training image. */
   imageSize: number;
@@ -35,13 +37,24 @@ export interface EncoderEntry {
   build(o: EncoderOptions, name: string, seed: number): Encoder;
 }
 
+/**
+ * ResNet: dilated (output stride 8, context head) for segmentation; for classification the same
+ * definition undilated (output stride 32), with the feature map's size fixed by the input's.
+ */
+function resNet(o: EncoderOptions, name: string, seed: number, opts: ResNetOptions): Encoder {
+  if (o.kind === 'segment') return dilatedResNet(name, seed, o.channels, opts);
+  const enc = dilatedResNet(name, seed, o.channels, undilated(opts));
+  const side = Math.ceil(o.imageSize / enc.outStride);
+  return { ...enc, outShape: [side, side, enc.outShape[2]] };
+}
+
 export const ENCODERS = {
   lenet: { kinds: ['classify'], build: (o, name, seed) => lenetEncoder(name, seed, [o.imageSize, o.imageSize, o.channels], o.widths) },
   'densenet-digits': { kinds: ['classify'], build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
   'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute }) },
   densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute }) },
-  resnet34: { kinds: ['segment'], pretrainedNorm: 'caffe', build: (o, name, seed) => dilatedResNet(name, seed, o.channels, RESNET34) },
-  resnet50: { kinds: ['segment'], pretrainedNorm: 'caffe', build: (o, name, seed) => dilatedResNet(name, seed, o.channels, RESNET50) },
+  resnet34: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET34) },
+  resnet50: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET50) },
 } satisfies Record<string, EncoderEntry>;
 
 export type EncoderName = keyof typeof ENCODERS;
@@ -70,11 +83,19 @@ export function createEncoder(config: Config, name: string, seed: number): Encod
   if (!entry.kinds.includes(config.kind)) {
     throw new UserError(`The ${encoder} encoder does not serve ${config.kind} tasks.`, `Use --encoder ${encodersFor(config.kind).join(' | ')}.`);
   }
-  const o: EncoderOptions = { channels: config.data.channels, imageSize: config.data.imageSize, widths: config.model.encoderWidths, recompute: config.model.recompute };
+  const o: EncoderOptions = { kind: config.kind, channels: config.data.channels, imageSize: config.data.imageSize, widths: config.model.encoderWidths, recompute: config.model.recompute };
   return withInputNorm(entry.build(o, name, seed), config.model.inputNorm);
 }
 
-/** h on f's features: per-pixel logits (1x1 conv) for segmentation, class logits (linear) otherwise. */
+/**
+ * h on f's features (config.model.classifier): per-pixel logits (1x1 conv) for segmentation; class
+ * logits from the flattened map (digits) or after global average pooling (Office).
+ */
 export function createClassifier(config: Config, name: string, f: Encoder, classes: number, seed: number): ExportNet<tf.Tensor4D, tf.Tensor> {
-  return config.kind === 'segment' ? pixelClassifier(name, seed, f.outShape[2], classes) : linearClassifier(name, seed, f.outShape, classes);
+  const kind = config.model.classifier === 'auto' ? (config.kind === 'segment' ? 'pixel' : 'flatten') : config.model.classifier;
+  switch (kind) {
+    case 'pixel': return pixelClassifier(name, seed, f.outShape[2], classes);
+    case 'gap': return gapClassifier(name, seed, f.outShape[2], classes);
+    case 'flatten': return linearClassifier(name, seed, f.outShape, classes);
+  }
 }
