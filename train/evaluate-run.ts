@@ -7,7 +7,7 @@ import { centreCrops, isOfficeDomain, readOffice } from './data/office';
 import { listScenes } from './data/segmentation';
 import { evaluateClassifier, formatConfusion, type ClassificationReport } from './eval';
 import type { Config } from './config';
-import { sourceOf, type ImageSet, type ImageSource } from './data/types';
+import { sourceOf, type ImageSource } from './data/types';
 import { evaluateSegmenter } from './eval-seg';
 import type { I2IModel } from './i2i';
 import { openRun } from './run';
@@ -25,13 +25,6 @@ export interface SegmentationReport { mIoU: number; perClass: number[]; pixelAcc
 /** A digits target's evaluation split: its held-out split where it has one (optdigits, folders and Office domains have a single set). */
 export function defaultDigitSplit(target: string): 'train' | 'test' {
   return target === 'optdigits' || target === 'folder' || isOfficeDomain(target) ? 'train' : 'test';
-}
-
-/** The labelled target images a classifier is measured on: `i2i eval` and the trainer's evalEvery. */
-export function loadDigitEvalSet(config: Config, o: { root?: string; split?: 'train' | 'test' } = {}): Promise<ImageSet> {
-  const d = config.data;
-  return loadDigitDomain({ domain: d.target as DigitDomain, root: o.root ?? d.targetRoot, split: o.split ?? defaultDigitSplit(d.target),
-    size: d.imageSize, channels: d.channels, flag: '--target-root' });
 }
 
 /**
