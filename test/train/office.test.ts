@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import * as tf from '../../core/tf';
 import { convert } from '../../convert/convert';
+import { writeReport } from '../../report/report';
 import { openBundle } from '../../runtime/bundle';
 import { buildConfig, TASKS, validateConfig, type ConfigPatch } from '../../train/config';
 import { centreCrops, officeDomain, readOffice, type StoredImages } from '../../train/data/office';
@@ -374,5 +375,14 @@ describe('Office-31 (4.2, 5.2): data, networks, objective, end to end', function
       const expected = tf.tidy(() => tf.argMax(model.predict(tf.tensor4d(Float32Array.from(pixels, (v) => v / 127.5 - 1), [1, 64, 64, 3])), 1).dataSync()[0]);
       assert.equal(pred.labels[0], expected);
     } finally { b.dispose(); model.dispose(); }
+
+    // i2i report of a classifier: translations of the Office images, per-class accuracy as i2i eval measures it, the bundle's parity.
+    const rep = await writeReport({ run, bundle, out: path.join(dir, 'report.html'), translations: 3 });
+    assert.deepEqual(rep.sections, ['runs', 'translations', 'scores', 'losses', 'bundle']);
+    assert.equal(rep.scores.full, ev.report!.accuracy);
+    const html = fs.readFileSync(rep.out, 'utf8');
+    assert.match(html, /<img id="figure-4" src="data:image\/png;base64,/);
+    assert.match(html, /<table id="scores-table">.*<th>accuracy<\/th><th>bike<\/th><th>cup<\/th><th>mug<\/th><\/tr>/s);
+    assert.equal(tf.memory().numTensors, n0, 'the report leaves no tensors behind');
   });
 });
