@@ -96,15 +96,19 @@ async function postFrames(url: string, files: string[]): Promise<{ ms: number[];
 
 /** A dashcam-like clip: each held-out scene for `repeat` frames at 10 frames/s, H.264 with an AAC tone as its audio. */
 async function makeClip(frames: string[], repeat: number, out: string): Promise<void> {
-  const list = `${out}.frames.txt`;
-  // The concat demuxer: each image shown for `repeat` frames (the last line repeated, as its docs ask).
-  fs.writeFileSync(list, [...frames.flatMap((f) => [`file '${f.replace(/'/g, "'\\''")}'`, `duration ${repeat / 10}`]), `file '${frames[frames.length - 1]}'`].join('\n') + '\n');
-  const seconds = (frames.length * repeat) / 10;
-  const ff = runFfmpeg(['-v', 'error', '-nostdin', '-y', '-f', 'concat', '-safe', '0', '-i', list, '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=44100:duration=${seconds}`,
-    // -t, not -frames:v: stopping at a frame count ended the audio track at a third of the video.
-    '-map', '0:v', '-map', '1:a', '-r', '10', '-t', String(seconds), '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', out], { stdin: 'ignore', stdout: 'ignore' });
+  // An image sequence of links, each scene `repeat` times: the image2 demuxer gives exactly that many
+  // frames at 10 frames/s (the concat demuxer with durations lost frames to -r's rounding on short
+  // clips), and the tone is generated at exactly the video's length (no -shortest, no -frames:v,
+  // which ended the audio track early).
+  const dir = `${out}.frames`;
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  let n = 0;
+  for (const f of frames) for (let k = 0; k < repeat; k++) fs.symlinkSync(f, path.join(dir, `${String(n++).padStart(6, '0')}.png`));
+  const ff = runFfmpeg(['-v', 'error', '-nostdin', '-y', '-framerate', '10', '-i', path.join(dir, '%06d.png'), '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=44100:duration=${n / 10}`,
+    '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', out], { stdin: 'ignore', stdout: 'ignore' });
   const r = await ff.done;
-  fs.rmSync(list, { force: true });
+  fs.rmSync(dir, { recursive: true, force: true });
   if (r.code !== 0) throw new Error(`ffmpeg could not make the demo clip (${ffmpegPath()}): ${ff.stderrTail()}`);
 }
 
