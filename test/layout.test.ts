@@ -39,7 +39,7 @@ const sources = (dir: string): string[] => {
 const stage = (f: string) => path.relative(ROOT, f).split(path.sep)[0];
 
 describe('layout: dependencies point down', () => {
-  for (const [from, banned] of [['runtime', ['train', 'convert', 'serve', 'streams', 'fleet', 'cli']], ['serve', ['train', 'convert', 'streams', 'fleet', 'cli']], ['cli/serve.ts', ['train', 'convert']], ['streams', ['train', 'convert', 'cli', 'fleet']], ['fleet', ['train', 'convert', 'cli']], ['report', ['serve', 'streams', 'fleet', 'cli']], ['core', ['train', 'convert', 'runtime', 'serve', 'streams', 'fleet', 'cli']]] as const) {
+  for (const [from, banned] of [['runtime', ['train', 'convert', 'serve', 'streams', 'fleet', 'cli']], ['serve', ['train', 'convert', 'streams', 'fleet', 'cli']], ['cli/serve.ts', ['train', 'convert']], ['streams', ['train', 'convert', 'cli', 'fleet']], ['fleet', ['train', 'convert', 'cli']], ['report', ['serve', 'streams', 'fleet', 'cli']], ['train', ['convert', 'runtime', 'serve', 'streams', 'fleet', 'cli', 'report']], ['core', ['train', 'convert', 'runtime', 'serve', 'streams', 'fleet', 'cli']]] as const) {
     it(`${from}/ reaches none of ${banned.join(', ')}`, function () {
       const files = sources(from);
       if (files.length === 0) this.skip();

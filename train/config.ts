@@ -306,6 +306,12 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
   }
   // ADDA's default split of the budget: half source pre-training, half adaptation.
   if (cfg.pretrainSteps === -1) cfg = { ...cfg, pretrainSteps: Math.floor(cfg.steps / 2) };
+  // A task's smaller rate for f keeps pretrained weights near their initialisation (5.2); an encoder
+  // trained from scratch (no --init) gets the full rate unless the user set the scale.
+  if (!cfg.model.init && b.optim.lrScale && overrides.optim?.lrScale === undefined) {
+    const { lrScale: _drop, ...optim } = cfg.optim;
+    cfg = { ...cfg, optim };
+  }
   return validateConfig(cfg);
 }
 
@@ -320,6 +326,12 @@ export function validateConfig(raw: unknown): Config {
   }
   const c = r.data;
   const w = c.weights;
+  if (c.kind === 'segment' && c.model.featureCritic === 'linear') {
+    throw new UserError('Invalid configuration: model.featureCritic linear flattens a fixed-size feature map; segmentation frames have any size.', 'Use model.featureCritic=conv1x1 (or auto) for segmentation.');
+  }
+  if (c.kind === 'segment' && c.model.decoderWidths.length !== 3) {
+    throw new UserError(`Invalid configuration: model.decoderWidths has ${c.model.decoderWidths.length} widths; the segmentation decoders (output stride 8) take 3.`, 'Pass three widths, e.g. --set model.decoderWidths=[512,256,128].');
+  }
   // L_trc classifies the translations g_y(f(x)): without a term that trains g_y they are a random
   // decoder's output, and the term would train h on noise.
   if (w.trc > 0 && w.tr + w.cyc === 0 && !(w.id > 0 && c.idDomains.includes('target'))) {

@@ -95,6 +95,8 @@ describe('Office-31 (4.2, 5.2): data, networks, objective, end to end', function
       assert.equal(set.pixels.length, 9 * 256 * 256 * 3);
       assert.deepEqual(set.classes, CLASSES);
       assert.deepEqual([...set.labels], [0, 0, 0, 1, 1, 1, 2, 2, 2]);
+      // A limit (convert's calibration and check frames) spreads over every class, not the first ones.
+      assert.deepEqual([...(await readOffice('amazon', root, { side: 32, limit: 3, flag: '--source-root' })).labels], [0, 1, 2]);
       const first = await resized(path.join(root, 'amazon', 'images', 'bike', 'frame_0.jpg'));
       assert.deepEqual(Buffer.from(imageOf(set, 0)), first, 'the stored image is sharp\'s 256x256 linear resize of the 300x280 JPEG');
       // The domain folder itself works as the root too.
@@ -161,9 +163,13 @@ describe('Office-31 (4.2, 5.2): data, networks, objective, end to end', function
       assert.deepEqual([c.data.imageSize, c.data.resize, c.data.channels, c.data.flip], [224, 256, 3, true]);
       assert.deepEqual(c.model.decoderWidths, [512, 256, 128, 64]);
       assert.deepEqual([c.model.encoder, c.model.classifier, c.model.featureCritic, c.model.imageCriticLoss], ['resnet50', 'gap', 'conv1x1', 'lsgan']);
-      assert.deepEqual(c.optim, { lr: 2e-4, beta1: 0.5, beta2: 0.999, lrScale: { f: 0.1 } });
-      assert.equal(c.model.inputNorm, 'none', 'no --init: no ImageNet normalisation');
-      assert.equal(buildConfig('office-amazon-webcam', 'full', { model: { init: '/w/model.json' } }).model.inputNorm, 'caffe');
+      const init = buildConfig('office-amazon-webcam', 'full', { model: { init: '/w/model.json' } });
+      assert.deepEqual(init.optim, { lr: 2e-4, beta1: 0.5, beta2: 0.999, lrScale: { f: 0.1 } });
+      assert.equal(init.model.inputNorm, 'caffe');
+      // From scratch (no --init): no ImageNet normalisation, and f at the full rate unless asked.
+      assert.equal(c.model.inputNorm, 'none');
+      assert.deepEqual(c.optim, { lr: 2e-4, beta1: 0.5, beta2: 0.999 });
+      assert.deepEqual(buildConfig('office-amazon-webcam', 'full', { optim: { lrScale: { f: 0.5 } } }).optim.lrScale, { f: 0.5 });
       assert.deepEqual(validateConfig(JSON.parse(JSON.stringify(c))), c, 'a checkpoint\'s copy reads back the same');
     });
 
@@ -187,6 +193,8 @@ describe('Office-31 (4.2, 5.2): data, networks, objective, end to end', function
     });
 
     it('refuses mixed or misnamed settings with the fix', () => {
+      assert.throws(() => buildConfig('synth-drive', 'full', { model: { featureCritic: 'linear' } }), /featureCritic linear.*featureCritic=conv1x1/s);
+      assert.throws(() => buildConfig('synth-drive', 'full', { model: { decoderWidths: [8, 8, 8, 8] } }), /decoderWidths has 4 widths/);
       assert.throws(() => buildConfig('mnist-usps', 'full', { data: { target: 'webcam' } as ConfigPatch['data'] }), /Office-31 domains adapt to each other only/);
       assert.throws(() => buildConfig('office-amazon-webcam', 'full', { optim: { lrScale: { encoder: 0.1 } } as unknown as ConfigPatch['optim'] }), /optim.lrScale/);
       assert.throws(() => buildConfig('office-amazon-webcam', 'full', { model: { classifier: 'pixel' } }), /model.classifier pixel does not suit a classify task/);

@@ -53,7 +53,10 @@ export async function readOffice(domain: OfficeDomain, root: string | undefined,
   const folder = officeFolder(domain, root, o.flag);
   const listing = listImageFolder(folder);
   if (listing.classes.length < 2) throw new UserError(`${folder} has ${listing.classes.length} class folder(s); a classifier needs at least 2.`, 'Lay the images out as <domain>/images/<class>/*.jpg with one folder per class (Office-31 has 31).');
-  const files = listing.files.slice(0, o.limit ?? listing.files.length);
+  // A limit takes images evenly spread over the class-sorted list (every class in proportion), not
+  // the first classes: calibration and check frames must see the whole label set.
+  const all = listing.files, n = Math.min(o.limit ?? all.length, all.length);
+  const files = Array.from({ length: n }, (_, i) => all[Math.floor((i * all.length) / n)]);
   const per = o.side * o.side * 3;
   const pixels = new Uint8Array(files.length * per);
   const labels = Int32Array.from(files, (f) => f.label);
