@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readManifest } from '../core/bundle';
+import { median } from '../core/stats';
 import { ffmpegPath } from '../core/ffmpeg';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 import { convert, parityTable } from '../convert/convert';
@@ -36,7 +37,7 @@ export interface DemoProfile {
 }
 
 export const FULL: DemoProfile = { name: 'full', scenes: { source: 200, target: 200, val: 40 }, size: [256, 512], input: [128, 256], steps: 400, precisions: ['fp32', 'int8', 'fp16', 'uint8'], clipRepeat: 5 };
-/** `--quick`: the same stages on a third of the data and 120 steps (under 3 minutes). */
+/** `--quick`: the same stages on less than a third of the data and 120 steps (2 minutes on 2 cores). */
 export const QUICK: DemoProfile = { name: 'quick', scenes: { source: 60, target: 60, val: 16 }, size: [256, 512], input: [128, 256], steps: 120, precisions: ['fp32', 'int8'], clipRepeat: 5 };
 
 export interface DemoSummary {
@@ -51,7 +52,7 @@ export interface DemoSummary {
   paths: Record<string, string>;
 }
 
-const median = (v: number[]) => quantile(v, 0.5);
+/** The q-quantile as the nearest sample above (p95 of a few dozen latencies). */
 function quantile(v: number[], q: number): number {
   const s = [...v].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -104,7 +105,7 @@ async function makeClip(frames: string[], repeat: number, out: string): Promise<
   fs.rmSync(dir, { recursive: true, force: true });
   fs.mkdirSync(dir);
   let n = 0;
-  for (const f of frames) for (let k = 0; k < repeat; k++) fs.symlinkSync(f, path.join(dir, `${String(n++).padStart(6, '0')}.png`));
+  for (const f of frames) for (let k = 0; k < repeat; k++) fs.symlinkSync(path.resolve(f), path.join(dir, `${String(n++).padStart(6, '0')}.png`));
   const ff = runFfmpeg(['-v', 'error', '-nostdin', '-y', '-framerate', '10', '-i', path.join(dir, '%06d.png'), '-f', 'lavfi', '-i', `sine=frequency=440:sample_rate=44100:duration=${n / 10}`,
     '-map', '0:v', '-map', '1:a', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', out], { stdin: 'ignore', stdout: 'ignore' });
   const r = await ff.done;
@@ -167,8 +168,7 @@ export async function runDemo(o: { out: string; profile?: DemoProfile; progress?
     if (video.error) throw new Error(`segment-video failed on the demo clip: ${video.error}`);
   } finally {
     progress('[demo] 7/8 stopping the server');
-    await server?.close();
-    log.close();
+    try { await server?.close(); } finally { log.close(); }
   }
 
   const report = at('report.html');

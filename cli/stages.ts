@@ -107,8 +107,8 @@ i2i report <run> [--baseline RUN] [--bundle DIR] [--out report.html] [--source-r
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
 i2i demo [digits] [--out DIR] [--steps N] [--quick]
-  default: the whole pipeline on synthetic driving scenes into runs/demo (under 20 minutes on 2
-  CPU cores): source-only and full segmenters (400 steps each), evaluated on held-out target
+  default: the whole pipeline on synthetic driving scenes into runs/demo (7 minutes on 2 CPU
+  cores): source-only and full segmenters (400 steps each), evaluated on held-out target
   frames, converted (TFLite float32/int8, tfjs), served on a free port (POST /segment), a clip
   with audio through segment-video, report.html; one table of the figures, and the paths;
   --quick: the same stages on less data and 120 steps (2 minutes here), into runs/demo-quick;

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { parityRows, readManifest, type Manifest } from '../core/bundle';
 import { auroc } from '../core/drift';
+import { median } from '../core/stats';
 import { UserError } from '../core/errors';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openBundle } from '../runtime/bundle';
@@ -136,7 +137,8 @@ async function scoreSection(runs: [string, string][], meta: CheckpointMeta, o: R
 
 /** One chart per logged term: generator terms (c, id, z, tr, cyc, trc, total) and the critics' (D_*, gp). */
 function lossSection(runs: [string, string][]): string {
-  const IGNORED = new Set(['step', 'time', 'stepsPerSec']);
+  // Bookkeeping, not losses: evalEvery's image count (its accuracy is charted under its own name).
+  const IGNORED = new Set(['step', 'time', 'stepsPerSec', 'evalImages']);
   const perRun = runs.map(([label, dir], i) => {
     const file = path.join(dir, 'metrics.jsonl');
     const lines = fs.existsSync(file) ? fs.readFileSync(file, 'utf8').split('\n').filter(Boolean) : [];
@@ -145,7 +147,8 @@ function lossSection(runs: [string, string][]): string {
   });
   const terms = [...new Set(perRun.flatMap((r) => r.rows.flatMap((row) => Object.keys(row).filter((k) => !IGNORED.has(k) && typeof row[k] === 'number'))))];
   if (terms.length === 0) return '<p>No metrics.jsonl lines in the runs.</p>';
-  const charts = terms.map((t) => lineChart(`L_${t}`.replace('L_total', 'total (weighted sum)').replace(/^L_(D_|gp)/, '$1'),
+  const title = (t: string) => (t === 'targetAccuracy' ? 'target accuracy (evalEvery)' : t === 'total' ? 'total (weighted sum)' : /^(D_|gp)/.test(t) ? t : `L_${t}`);
+  const charts = terms.map((t) => lineChart(title(t),
     perRun.map((r) => ({ name: r.label, color: r.color, points: r.rows.filter((row) => typeof row[t] === 'number').map((row) => [row.step as number, row[t] as number] as [number, number]) }))
       .filter((s) => s.points.length > 0)));
   return `<div class="grid">${charts.join('')}</div><p class="note">Each point is the mean over the steps since the previous log line (metrics.jsonl). Generator terms as named in the paper; D_x, D_y, D_z are the critics' own objectives, gp WGAN-GP's gradient penalty.</p>`;
@@ -220,9 +223,8 @@ export async function writeReport(o: ReportOptions): Promise<ReportResult> {
       const [target, source] = await driftOf(o.bundle, [labelled.slice(0, n).map((i) => i.image),
         listScenes(d.source, sourceRoot, 'train', '--source-root', false).items.slice(0, n).map((i) => i.image)]);
       drift = { target, source, auroc: auroc(target, source) };
-      const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
       html += histogram('drift score per frame', [{ name: `target (${target.length})`, values: target, color: COLORS[0] }, { name: `source (${source.length})`, values: source, color: COLORS[1] }], 20, 'drift')
-        + `<p class="note">Drift from the bundle's features (0: a typical target frame, 1: the 95th percentile of its calibration frames). Median ${med(target).toFixed(2)} on held-out target frames, ${med(source).toFixed(2)} on source frames; AUROC of source vs target ${drift.auroc.toFixed(3)}.</p>`;
+        + `<p class="note">Drift from the bundle's features (0: a typical target frame, 1: the 95th percentile of its calibration frames). Median ${median(target).toFixed(2)} on held-out target frames, ${median(source).toFixed(2)} on source frames; AUROC of source vs target ${drift.auroc.toFixed(3)}.</p>`;
     }
     sections.push({ id: 'bundle', title: 'Bundle', html });
   }
