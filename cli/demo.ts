@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readManifest } from '../core/bundle';
+import type { Manifest } from '../core/bundle';
 import { median } from '../core/stats';
 import { ffmpegPath } from '../core/ffmpeg';
 import { CITYSCAPES_CLASSES } from '../core/labels';
@@ -189,7 +189,7 @@ export async function runDemo(o: { out: string; profile?: DemoProfile; progress?
   return { text: table(summary, scores, manifest), summary };
 }
 
-function table(s: DemoSummary, scores: Record<string, { perClass: number[] }>, manifest: ReturnType<typeof readManifest>): string {
+function table(s: DemoSummary, scores: Record<string, { perClass: number[] }>, manifest: Manifest): string {
   const pct = (v: number) => (Number.isNaN(v) ? '-' : (v * 100).toFixed(1));
   const present = CITYSCAPES_CLASSES.map((c, i) => [c, i] as const).filter(([, i]) => Object.values(scores).some((r) => !Number.isNaN(r.perClass[i])));
   return [

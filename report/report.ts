@@ -15,11 +15,11 @@ import { UserError } from '../core/errors';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openBundle } from '../runtime/bundle';
 import { decodeToInput, palettePng } from '../runtime/image';
-import { readCheckpoint, disposeCheckpoint, type CheckpointMeta } from '../train/checkpoint';
+import { readCheckpointMeta, type CheckpointMeta } from '../train/checkpoint';
 import { listScenes, loadSegSample, type SegItem } from '../train/data/segmentation';
 import { evaluateRun } from '../train/evaluate-run';
 import { openRun } from '../train/run';
-import { translations, type RawImage } from '../train/translate';
+import { encodePng, translations, type RawImage } from '../train/translate';
 import { esc, figure, page, pngDataUri, table, type Cell, type Section } from './html';
 import { histogram, lineChart } from './svg';
 
@@ -55,17 +55,6 @@ export interface ReportResult {
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 const pct = (v: number) => (Number.isNaN(v) ? '-' : (v * 100).toFixed(1));
 
-function readMeta(run: string): CheckpointMeta {
-  const ckpt = readCheckpoint(run);
-  disposeCheckpoint(ckpt);
-  return ckpt.meta;
-}
-
-async function rawPng(img: RawImage): Promise<Buffer> {
-  const sharp = (await import('sharp')).default;
-  return sharp(Buffer.from(img.pixels), { raw: { width: img.width, height: img.height, channels: img.channels } })
-    .toColourspace(img.channels === 1 ? 'b-w' : 'srgb').png().toBuffer();
-}
 
 /** Two strips stacked: the originals above, their translations below. */
 const stack = (a: RawImage, b: RawImage): RawImage => ({ ...a, height: a.height + b.height, pixels: Buffer.concat([a.pixels, b.pixels]) });
@@ -78,8 +67,8 @@ function summary(metas: [string, string, CheckpointMeta][]): string {
 
 async function translationSection(run: string, n: number, o: ReportOptions): Promise<string> {
   const t = await translations(run, { n, sourceRoot: o.sourceRoot, targetRoot: o.targetRoot });
-  const fig4 = pngDataUri(await rawPng(stack(t.rows.x, t.rows.xToY)));
-  const fig6 = pngDataUri(await rawPng(stack(t.rows.y, t.rows.yToX)));
+  const fig4 = pngDataUri(await encodePng(stack(t.rows.x, t.rows.xToY)));
+  const fig6 = pngDataUri(await encodePng(stack(t.rows.y, t.rows.yToX)));
   const agree = t.translatedAgreement === undefined ? '' : ` The classifier reads ${pct(t.translatedAgreement)}% of the translated source images as their source label.`;
   return figure('figure-4', fig4, 'source images above, their translations to the target domain below', `Source → target (the paper's figure 4): x above, g_y(f(x)) below (${t.n} images).`)
     + figure('figure-6', fig6, 'target images above, their translations to the source domain below', `Target → source (the paper's figure 6): y above, g_x(f(y)) below.`)
@@ -95,7 +84,7 @@ async function segmentationSection(runs: [string, string][], items: SegItem[], s
     for (const item of items) {
       const s = await loadSegSample(item, { scale, crop: 0, flip: false, rand: () => 0 });
       const { height: h, width: w } = s;
-      const input = await rawPng({ pixels: Uint8Array.from(s.image, (v) => Math.round((v + 1) * 127.5)), width: w, height: h, channels: 3 });
+      const input = await encodePng({ pixels: Uint8Array.from(s.image, (v) => Math.round((v + 1) * 127.5)), width: w, height: h, channels: 3 });
       const cells: Cell[] = [{ html: `<img src="${pngDataUri(input)}" alt="input ${esc(item.id)}">` }];
       for (const [label, model] of models) {
         const pred = tf.tidy(() => tf.argMax(model.predict(tf.tensor4d(s.image, [1, h, w, 3]), 'target', [h, w]), -1));
@@ -183,9 +172,9 @@ async function driftOf(bundleDir: string, lists: string[][]): Promise<number[][]
 
 export async function writeReport(o: ReportOptions): Promise<ReportResult> {
   const progress = o.progress ?? (() => undefined);
-  const meta = readMeta(o.run);
+  const meta = readCheckpointMeta(o.run);
   const runs: [string, string][] = [...(o.baseline ? [['source-only', o.baseline] as [string, string]] : []), [o.baseline ? 'adapted' : meta.config.method, o.run]];
-  const metas = runs.map(([l, d]) => [l, d, readMeta(d)] as [string, string, CheckpointMeta]);
+  const metas = runs.map(([l, d]) => [l, d, d === o.run ? meta : readCheckpointMeta(d)] as [string, string, CheckpointMeta]);
   for (const [, d, m] of metas) if (m.config.task !== meta.config.task) throw new UserError(`--baseline ${d} is a ${m.config.task} run; ${o.run} is ${meta.config.task}.`, 'Compare runs of the same task.');
   const d = meta.config.data;
   const sourceRoot = o.sourceRoot ?? d.sourceRoot, targetRoot = o.targetRoot ?? d.targetRoot;

@@ -69,8 +69,26 @@ export function saveCheckpoint(runDir: string, meta: Omit<CheckpointMeta, 'tenso
   return final;
 }
 
+/** The metadata (config, step, classes) of a run's checkpoint, without reading its weights. */
+export function readCheckpointMeta(runDir: string): CheckpointMeta {
+  return locateCheckpoint(runDir).meta;
+}
+
 /** Reads `<run>/checkpoint` (or the previous one if a save was interrupted mid-swap). */
 export function readCheckpoint(runDir: string): Checkpoint {
+  const { dir, meta } = locateCheckpoint(runDir);
+  const bin = fs.readFileSync(path.join(dir, 'weights.bin'));
+  const tensors = new Map<string, tf.Tensor>();
+  for (const { name, shape, offset } of meta.tensors) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (offset + 4 * n > bin.length) throw new UserError(`${dir}/weights.bin is truncated (tensor ${name}).`, 'The checkpoint is damaged; retrain or use an older copy.');
+    const values = new Float32Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * n));
+    tensors.set(name, tf.tensor(values, shape, 'float32'));
+  }
+  return { meta, tensors };
+}
+
+function locateCheckpoint(runDir: string): { dir: string; meta: CheckpointMeta } {
   const candidates = [path.join(runDir, 'checkpoint'), path.join(runDir, 'checkpoint.prev')];
   if (fs.existsSync(path.join(runDir, 'checkpoint.json'))) candidates.unshift(runDir);
   const dir = candidates.find((d) => fs.existsSync(path.join(d, 'checkpoint.json')) && fs.existsSync(path.join(d, 'weights.bin')));
@@ -83,15 +101,7 @@ export function readCheckpoint(runDir: string): Checkpoint {
   }
   if (meta.format !== CHECKPOINT_FORMAT) throw new UserError(`${dir} has checkpoint format "${meta.format}", expected "${CHECKPOINT_FORMAT}".`, 'Re-create it with this version of i2i.');
   meta.config = validateConfig(meta.config);
-  const bin = fs.readFileSync(path.join(dir, 'weights.bin'));
-  const tensors = new Map<string, tf.Tensor>();
-  for (const { name, shape, offset } of meta.tensors) {
-    const n = shape.reduce((a, b) => a * b, 1);
-    if (offset + 4 * n > bin.length) throw new UserError(`${dir}/weights.bin is truncated (tensor ${name}).`, 'The checkpoint is damaged; retrain or use an older copy.');
-    const values = new Float32Array(bin.buffer.slice(bin.byteOffset + offset, bin.byteOffset + offset + 4 * n));
-    tensors.set(name, tf.tensor(values, shape, 'float32'));
-  }
-  return { meta, tensors };
+  return { dir, meta };
 }
 
 export function disposeCheckpoint(c: Checkpoint): void {

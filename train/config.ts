@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { UserError } from '../core/errors';
-import { OFFICE_DOMAINS } from './data/office';
+import { isOfficeDomain, OFFICE_DOMAINS } from './data/office';
 import { currentEncoderName, encoderEntry, ENCODER_NAMES } from './models/registry';
 
 export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc'] as const;
@@ -338,7 +338,7 @@ export function validateConfig(raw: unknown): Config {
     throw new UserError('Invalid configuration: weights.trc > 0, but no term trains the decoder g_y that makes the translations L_trc classifies.',
       'Add weights.tr or weights.cyc (or weights.id with the target in idDomains), or set weights.trc=0.');
   }
-  const office = [c.data.source, c.data.target].filter((d) => (OFFICE_DOMAINS as readonly string[]).includes(d));
+  const office = [c.data.source, c.data.target].filter(isOfficeDomain);
   if (office.length === 1 || (office.length === 2 && c.kind !== 'classify')) {
     throw new UserError(`Invalid configuration: data.source ${c.data.source} and data.target ${c.data.target}: Office-31 domains adapt to each other only, as classifiers.`,
       'Use one of the office-<source>-<target> tasks (amazon, webcam, dslr).');

@@ -66,10 +66,16 @@ export async function translateRun(runDir: string, opts: TranslateOptions): Prom
   const { width, channels } = rows.x;
   const height = TRANSLATION_ROWS.reduce((h, r) => h + rows[r].height, 0);
   const grid = Buffer.concat(TRANSLATION_ROWS.map((r) => rows[r].pixels));
-  const sharp = (await import('sharp')).default;
   fs.mkdirSync(path.dirname(path.resolve(opts.out)), { recursive: true });
-  await sharp(grid, { raw: { width, height, channels } }).toColourspace(channels === 1 ? 'b-w' : 'srgb').png().toFile(opts.out);
+  fs.writeFileSync(opts.out, await encodePng({ pixels: grid, width, height, channels }));
   return { out: opts.out, ...report };
+}
+
+/** A raw strip (or grid) as a PNG. */
+export async function encodePng(img: RawImage): Promise<Buffer> {
+  const sharp = (await import('sharp')).default;
+  return sharp(Buffer.from(img.pixels.buffer, img.pixels.byteOffset, img.pixels.byteLength), { raw: { width: img.width, height: img.height, channels: img.channels } })
+    .toColourspace(img.channels === 1 ? 'b-w' : 'srgb').png().toBuffer();
 }
 
 async function loadImages(model: I2IModel, runDir: string, n: number, opts: Omit<TranslateOptions, 'out'>): Promise<{ x: tf.Tensor4D; y: tf.Tensor4D; labels?: Int32Array }> {
