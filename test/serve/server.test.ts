@@ -287,15 +287,17 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
       const m = await (await fetch(`${b.url}/metrics`)).text();
       assert.match(m, /i2i_frames_dropped_total\{reason="deadline"\} 1/);
       // A client that goes away while its frame waits frees the slot: the next request is queued, not refused.
+      // Polled, not slept: on a loaded machine 30 ms was sometimes too short for a request to reach the engine.
+      const settle = async (cond: () => boolean) => { for (const t = Date.now(); !cond() && Date.now() - t < 3000;) await new Promise((r) => setTimeout(r, 2)); };
       const running = post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' });
-      await new Promise((r) => setTimeout(r, 30));
+      await settle(() => b.engine.stats().inFlight === 1);
       const ac = new AbortController();
       const gone = fetch(`${b.url}/segment`, { method: 'POST', body: png, headers: { 'Content-Type': 'image/png' }, signal: ac.signal }).catch((e: Error) => e.name);
-      await new Promise((r) => setTimeout(r, 30));
+      await settle(() => b.engine.stats().queued === 1);
       assert.equal(b.engine.stats().queued, 1);
       ac.abort();
       assert.equal(await gone, 'AbortError');
-      await new Promise((r) => setTimeout(r, 30));
+      await settle(() => b.engine.stats().queued === 0);
       assert.equal(b.engine.stats().queued, 0, 'the aborted frame left the queue');
       const next = await post(`${b.url}/segment`, png, { 'Content-Type': 'image/png' });
       assert.equal(next.status, 200);
