@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Manifest } from '../core/bundle';
+import { UserError } from '../core/errors';
 import { median } from '../core/stats';
 import { ffmpegPath } from '../core/ffmpeg';
 import { CITYSCAPES_CLASSES } from '../core/labels';
@@ -118,7 +119,9 @@ export async function runDemo(o: { out: string; profile?: DemoProfile; progress?
   const progress = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   const t0 = Date.now();
   const at = (...parts: string[]) => path.join(o.out, ...parts);
-  fs.mkdirSync(o.out, { recursive: true });
+  try { fs.mkdirSync(o.out, { recursive: true }); } catch (e) {
+    throw new UserError(`Cannot create the demo's folder ${o.out}: ${(e as Error).message}.`, 'Pass --out a folder you can write.');
+  }
   const data = at('data'), src = at('data', 'source'), tgt = at('data', 'target');
   await synthesise(data, p, progress);
 

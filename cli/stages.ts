@@ -234,7 +234,7 @@ async function cmdReport(argv: string[]): Promise<void> {
   };
   const abs = (p: string | undefined) => p && path.resolve(p);
   await initBackend();
-  const { writeReport } = await import('../report/report');
+  const { writeReport } = require('../report/report') as typeof import('../report/report');
   const r = await writeReport({ run: path.resolve(positionals[0]), baseline: abs(values.baseline), bundle: abs(values.bundle), out: path.resolve(values.out ?? 'report.html'),
     sourceRoot: abs(values['source-root']), targetRoot: abs(values['target-root']), split: values.split, frames: count('frames'), evalLimit: count('eval-frames'),
     progress: (l) => process.stderr.write(l + '\n') });
@@ -268,7 +268,7 @@ async function cmdDemo(argv: string[]): Promise<void> {
     process.stdout.write(`${table}\n(demo took ${((Date.now() - t0) / 60000).toFixed(1)} min)\n`);
     return;
   }
-  const { runDemo, FULL, QUICK } = await import('./demo');
+  const { runDemo, FULL, QUICK } = require('./demo') as typeof import('./demo');
   const base = values.quick ? QUICK : FULL;
   const r = await runDemo({ out: path.resolve(values.out ?? (values.quick ? 'runs/demo-quick' : 'runs/demo')), profile: { ...base, steps: steps ?? base.steps } });
   process.stdout.write(`${r.text}\n`);

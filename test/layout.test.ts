@@ -51,4 +51,9 @@ describe('layout: dependencies point down', () => {
     const bad = [...reachable(sources('streams'))].filter(([f]) => stage(f) === 'serve' && !path.relative(ROOT, f).startsWith(path.join('serve', 'engine')));
     assert.deepEqual(bad.map(([, chain]) => chain.map((c) => path.relative(ROOT, c)).join(' -> ')), []);
   });
+  it('no dynamic import() of project files: the bin loads TypeScript through tsx\'s CommonJS hook only, and import() of an extensionless .ts path fails there (ERR_MODULE_NOT_FOUND)', () => {
+    const files = ['cli', 'core', 'train', 'convert', 'runtime', 'serve', 'streams', 'fleet', 'report'].flatMap(sources);
+    const bad = files.filter((f) => /import\(\s*['"]\.{1,2}\//.test(fs.readFileSync(f, 'utf8').replace(/typeof import\(/g, ''))).map((f) => path.relative(ROOT, f));
+    assert.deepEqual(bad, [], 'use require() (typed with typeof import(...)) as cli/i2i.ts does');
+  });
 });
