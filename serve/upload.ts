@@ -94,6 +94,9 @@ function multipart(req: Request, file: string, maxBytes: number, signal: AbortSi
       saving.then(resolve, reject);
     };
     bb.on('file', (field, stream, info) => {
+      // A part's stream errors when the body ends inside it ("Unexpected end of form"): unlistened,
+      // that 'error' kills the process, whichever part it is.
+      stream.on('error', (e: Error) => finish(new HttpError(400, `The multipart body is malformed: ${e.message}.`, 'Send multipart/form-data with a field "video".')));
       if (field !== 'video' || saving) { stream.resume(); return; }
       let truncated = false;
       stream.on('limit', () => { truncated = true; });
@@ -108,6 +111,7 @@ function multipart(req: Request, file: string, maxBytes: number, signal: AbortSi
     bb.on('close', () => finish());
     signal.addEventListener('abort', () => finish(new Error('timeout')), { once: true });
     req.once('close', () => { if (!req.complete) finish(new HttpError(400, 'The client aborted the upload.', 'Send the whole video in one request.')); });
+    req.once('error', (e) => finish(new HttpError(400, `The body could not be read: ${e.message}.`, 'Send the whole video in one request.')));
     req.pipe(bb);
   });
 }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
+import { withDefaults } from '../core/options';
 import type { Engine } from '../serve/engine/engine';
 import { probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
@@ -39,7 +40,7 @@ export class LocalVideoJobs implements VideoJobs {
   private readonly o: Required<Pick<LocalJobsOptions, 'concurrency' | 'backlog' | 'keep'>> & LocalJobsOptions;
 
   constructor(o: LocalJobsOptions) {
-    this.o = { concurrency: 1, backlog: 16, keep: 100, ...o };
+    this.o = withDefaults({ concurrency: 1, backlog: 16, keep: 100 }, o);
     this.temporary = !o.store;
     this.store = o.store ? path.resolve(o.store) : fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-videos-'));
     this.uploadDir = path.join(this.store, 'uploads');

@@ -1,0 +1,85 @@
+/**
+ * `i2i serve` started as a user starts it: the package's bin with default flags (only --port 0, so
+ * that tests never collide). Valid videos are accepted; hostile bodies get a 4xx and the process
+ * stays up.
+ */
+import { strict as assert } from 'node:assert';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { ffmpegPath } from '../../core/ffmpeg';
+import { tmpDir } from '../helpers';
+import { makeBundle } from '../serve/fixture';
+
+const BIN = path.resolve(__dirname, '../../bin/i2i.js');
+const ff = (args: string[]) => execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
+
+/** Sends raw bytes on a fresh connection and returns what the server answered (status line parsed). */
+function rawRequest(url: string, head: string, body: Buffer, opts: { endEarly?: boolean } = {}): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(u.port), u.hostname);
+    let got = '';
+    sock.on('data', (d) => { got += d; });
+    sock.on('error', () => undefined);
+    sock.on('close', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0), text: got }));
+    sock.setTimeout(20000, () => { sock.destroy(); reject(new Error('no answer in 20 s')); });
+    sock.write(head);
+    sock.write(body);
+    if (opts.endEarly) setTimeout(() => sock.destroy(), 200);
+  });
+}
+
+describe('cli: i2i serve with default flags (the bin, over real HTTP)', function () {
+  this.timeout(180000);
+  const root = tmpDir();
+  const bundle = path.join(root, 'bundle'), clip = path.join(root, 'drive.mp4');
+  let cli: ChildProcess, url = '', err = '';
+  before(async () => {
+    ff(['-f', 'lavfi', '-i', 'testsrc=s=160x90:r=10', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=22050', '-t', '2', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', clip]);
+    await makeBundle(bundle, { height: 32, width: 64 });
+    cli = spawn(process.execPath, [BIN, 'serve', '--bundle', bundle, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    cli.stderr!.on('data', (d) => { err += d; });
+    for (const t0 = Date.now(); !/listening on (\S+)/.test(err) && Date.now() - t0 < 90000;) await new Promise((r) => setTimeout(r, 50));
+    url = /listening on (\S+)/.exec(err)?.[1] ?? '';
+    assert.ok(url, `the server did not start: ${err}`);
+  });
+  after(() => { cli?.kill('SIGKILL'); });
+  const alive = async () => {
+    assert.equal(cli.exitCode, null, `the server exited: ${err}`);
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+  };
+
+  it('POST /videos: a valid MP4 on an idle server is accepted (202) and finishes', async () => {
+    const res = await fetch(`${url}/videos`, { method: 'POST', headers: { 'Content-Type': 'video/mp4', 'X-Filename': 'drive.mp4' }, body: fs.readFileSync(clip) });
+    assert.equal(res.status, 202, await res.clone().text());
+    const { id } = await res.json() as { id: string };
+    let job: { state: string; frames: { done: number; total: number } } | undefined;
+    for (const t0 = Date.now(); Date.now() - t0 < 120000; await new Promise((r) => setTimeout(r, 200))) {
+      job = await (await fetch(`${url}/videos/${id}`)).json() as typeof job;
+      if (job!.state !== 'queued' && job!.state !== 'running') break;
+    }
+    assert.equal(job?.state, 'done', JSON.stringify(job));
+    assert.deepEqual(job!.frames, { done: 20, total: 20 });
+  });
+
+  it('POST /videos: a multipart body that ends inside a part that is not "video" gets 400, and the server keeps serving', async () => {
+    const boundary = 'XyZ123';
+    const body = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="note"; filename="note.txt"\r\nContent-Type: text/plain\r\n\r\nhello, this part never ends`);
+    const r = await rawRequest(url, `POST /videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`, body);
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /multipart body is malformed/);
+    await alive();
+  });
+
+  it('POST /videos: the same cut inside the "video" part, and a client that hangs up mid-body: 400 or a closed socket, never a crash', async () => {
+    const boundary = 'XyZ124';
+    const body = Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="video"; filename="a.mp4"\r\nContent-Type: video/mp4\r\n\r\n`), fs.readFileSync(clip).subarray(0, 2000)]);
+    const cut = await rawRequest(url, `POST /videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`, body);
+    assert.equal(cut.status, 400, cut.text);
+    await rawRequest(url, `POST /videos HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length + 100000}\r\n\r\n`, body, { endEarly: true });
+    await rawRequest(url, `POST /segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length + 100000}\r\n\r\n`, body, { endEarly: true });
+    await alive();
+  });
+});
