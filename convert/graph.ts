@@ -8,10 +8,10 @@
  */
 import { UserError } from '../core/errors';
 import type { I2IModel } from '../train/i2i';
-import { GraphBuilder, type Graph } from '../train/models/ir';
+import { GraphBuilder, type Graph, type RawGraph } from '../train/models/ir';
 import { foldGraph } from './fold';
 
-export type { Act, Graph, Node } from '../train/models/ir';
+export type { Act, Graph, Node, RawGraph } from '../train/models/ir';
 
 /** Floating-point operations of one inference (a multiply-add counts 2): convs, dense layers, affines, adds, pools, resizing. */
 export function graphFlops(g: Graph): number {
@@ -37,6 +37,15 @@ export function graphFlops(g: Graph): number {
  * output map is marked as the graph's `features` (pooled per channel, the drift score's input).
  */
 export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Graph {
+  return foldGraph(rawInferenceGraph(model, inputHW));
+}
+
+/**
+ * The same graph before the graph passes: one node per training op (batch norm as an affine with
+ * running statistics, ReLUs on their own). convert's parity reference runs it (convert/reference.ts).
+ * Each call copies the weights afresh: foldGraph modifies a raw graph in place.
+ */
+export function rawInferenceGraph(model: I2IModel, inputHW: [number, number]): RawGraph {
   const config = model.config;
   if (config.kind === 'segment' && (inputHW[0] % 8 || inputHW[1] % 8)) throw new UserError(`Input ${inputHW[0]}x${inputHW[1]} is not a multiple of 8, the encoder's output stride.`, 'Pass --input HxW with both sides multiples of 8, e.g. 512x1024.');
   if (config.kind === 'classify' && (inputHW[0] !== config.data.imageSize || inputHW[1] !== config.data.imageSize)) throw new UserError(`The classifier takes ${config.data.imageSize}x${config.data.imageSize} inputs, not ${inputHW.join('x')}.`, `Pass --input ${config.data.imageSize}x${config.data.imageSize}.`);
@@ -45,5 +54,5 @@ export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Grap
   const z = model.targetEncoder().emit(g, x);
   let out = model.h.emit(g, z);
   if (config.kind === 'segment') out = g.resize(out, inputHW);
-  return foldGraph(g.graph(x, out, `${config.task}/${config.method}/${config.model.encoder}`, z));
+  return g.graph(x, out, `${config.task}/${config.method}/${config.model.encoder}`, z);
 }
