@@ -6,18 +6,24 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tf from '../core/tf';
 import { BUNDLE_FILES, BUNDLE_FORMAT, parityRows, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
-import { UserError } from '../core/errors';
+import { isUserError, UserError } from '../core/errors';
+import { calibrateDrift } from '../core/drift';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openRun } from '../train/run';
-import { accumulateConfusion, iouFromConfusion } from '../train/eval-seg';
-import { inferenceGraph } from './graph';
+import { loadedFrames, recalibrateBatchNorm, sourceBatches } from '../train/bn-recalibrate';
+import { loadEvalSet } from '../train/evaluate-run';
+import { calibrationFiles, loadFrames } from './frames';
+import { iouFromConfusion } from '../train/eval-seg';
+import { graphFlops, inferenceGraph, rawInferenceGraph, type Graph, type RawGraph } from './graph';
 import { conversionFrames } from './frames';
-import { quantizeGraph } from './quantize';
-import { calibrateModelDrift, openModelFile, type LoadedModel, type ModelSpec } from '../runtime/bundle';
-import { argmaxLabels } from '../runtime/image';
+import { measureParity, type Runner } from './parity';
+import { phases } from './progress';
+import { quantizeGraphAsync } from './quantize';
+import { graphReference, type Reference } from './reference';
+import { stageBundle } from './staging';
+import { openModelFile, type ModelSpec } from '../runtime/bundle';
 import { writeTfjsGraph, type WeightPrecision } from './tfjs-graph';
 import { writeTflite } from './tflite';
 
@@ -48,109 +54,184 @@ export interface ConvertOptions {
   evalFrames?: number;
   /** Put the arg-max inside the models: label maps out (uint8 in TFLite, int32 in tfjs). */
   argmax?: boolean;
+  /** Precise BN: re-estimate f's batch-norm statistics on the first N --calibrate frames before export (the run is not changed). */
+  bnFrames?: number;
   threads?: number;
+  /** Replace an existing non-empty --out (only once the new bundle is complete). */
+  force?: boolean;
+  /** Aborting stops the conversion between frames; --out is left as it was. */
+  signal?: AbortSignal;
   progress?: (l: string) => void;
+  /** At most one progress line per phase every this many ms (default 5000; the last frame always). */
+  progressEveryMs?: number;
 }
 
 const PRECISIONS = ['fp32', 'fp16', 'uint8', 'int8'];
-/** A written file, loaded by the deployment runtime itself: parity measures the code that serves. */
-type Runner = { file: ModelFile; model: LoadedModel; threads: number };
 
 export async function convert(o: ConvertOptions): Promise<Manifest> {
-  const progress = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
+  const log = o.progress ?? ((l: string) => process.stderr.write(l + '\n'));
   const precisions = o.precisions ?? ['fp32', 'fp16', 'uint8'];
   const unknown = precisions.filter((p) => !PRECISIONS.includes(p));
   if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, `Use ${PRECISIONS.join(', ')} (comma-separated).`);
+  if (precisions.includes('int8') && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
+  // Refuses an existing --out (without force) before any work; the bundle is built beside it.
+  const staging = stageBundle(o.out, o.force);
+  const existed = fs.existsSync(o.out);
+  const doing = { phase: 'reading the checkpoint' };
+  try {
+    log(`[convert] building the bundle in ${staging.dir}; it replaces ${o.out} only when complete`);
+    const manifest = await build(o, precisions, staging.dir, log, doing);
+    doing.phase = `moving the bundle into ${o.out}`;
+    staging.commit();
+    log(`[convert] bundle complete: ${o.out}`);
+    return manifest;
+  } catch (e) {
+    staging.discard();
+    throw explain(e, doing.phase, o, existed);
+  }
+}
+
+/** Memory failures: wasm's heap (at most 4 GiB; emscripten aborts), V8 array buffers, TFLite's arena. */
+const OUT_OF_MEMORY = /Aborted\(|out of memory|Cannot enlarge memory|Array buffer allocation failed|bad_alloc|Cannot allocate memory/i;
+
+/** A failure as the user needs it: which phase, that --out is as it was, and what to try. */
+function explain(e: unknown, phase: string, o: ConvertOptions, existed: boolean): unknown {
+  const kept = existed ? `${o.out} was left as it was` : `nothing was written to ${o.out}`;
+  if (o.signal?.aborted) return new UserError(`Convert interrupted (${String(o.signal.reason ?? 'aborted')}) while ${phase}; ${kept}.`);
+  const msg = e instanceof Error ? e.message : String(e);
+  if (isUserError(e)) return new UserError(`Convert failed while ${phase}: ${msg} (${kept}.)`);
+  if (OUT_OF_MEMORY.test(msg)) {
+    const size = o.input ? `${o.input[0]}x${o.input[1]}` : 'the training crop';
+    return new UserError(`Convert ran out of memory while ${phase} at ${size} (${msg}); ${kept}.`, 'Try fewer --check-frames / --eval-frames / --calibration-frames, or a smaller --input (e.g. 256x512), or --threads 1.');
+  }
+  return e;  // a bug: its stack says more than a sentence would
+}
+
+/** The conversion proper, into `dir` (the staging folder); `doing.phase` names the phase in hand. */
+async function build(o: ConvertOptions, precisions: string[], dir: string, log: (l: string) => void, doing: { phase: string }): Promise<Manifest> {
+  const phase = phases(log, o.progressEveryMs);
+  const begin = (name: string, what: string, total?: number) => { doing.phase = name; return phase(name, what, total); };
+  // Between frames: the event loop gets its turn (SIGINT/SIGTERM handlers set o.signal), and an interruption stops here.
+  const breathe = async () => {
+    await new Promise((r) => setImmediate(r));
+    if (o.signal?.aborted) throw new Error(`interrupted: ${String(o.signal.reason)}`);
+  };
+  await breathe();
   const int8 = precisions.includes('int8');
-  if (int8 && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
-  // The training model itself: the export graph is read from its weights, and the parity check
-  // runs it next to every exported file.
+  // The training model: the export graph and the parity reference are both read from its weights.
   const { model, meta } = openRun(o.checkpoint);
   const config = meta.config;
   const seg = config.kind === 'segment';
   const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
-  let graph: ReturnType<typeof inferenceGraph>;
-  let tmp: string;
+  let graph: Graph, raw: RawGraph;
+  let bn: { frames: number; source: string } | undefined;
   try {
+    // --- precise BN (--bn-frames): f's (and h's) batch-norm statistics re-estimated in this model
+    // only, on the first N --calibrate frames at the bundle's input size (one frame per batch; a
+    // classifier's images in batches of its training size), so the graph below and the parity
+    // reference are both read from the new statistics. The run on disk is not changed.
+    if (o.bnFrames) {
+      if (!o.calibrate) throw new UserError('--bn-frames needs --calibrate: batch-norm statistics are re-estimated on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
+      const bnTmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-bn-'));
+      try {
+        const ch = config.data.channels;
+        const batches = seg ? loadedFrames(await calibrationFiles(o.calibrate, o.bnFrames, bnTmp), async (f) => (await loadFrames([f], hw, ch))[0], [hw[0], hw[1], ch])
+          : sourceBatches(await loadEvalSet(config, { root: o.calibrate, split: 'train', limit: o.bnFrames, flag: '--calibrate' }), config.batchSize);
+        const r = await recalibrateBatchNorm(model, batches);
+        bn = { frames: r.images, source: path.resolve(o.calibrate) };
+        log(`[convert] batch-norm statistics of ${r.layers} layers re-estimated on ${r.images} frames of ${bn.source}`);
+      } finally { fs.rmSync(bnTmp, { recursive: true, force: true }); }
+    }
+    // --- end of precise BN
+    // (Anything that changes the model's weights or statistics before export goes here, above the graph build.)
+    const p = begin('building the inference graph', `${config.model.encoder} at ${hw[0]}x${hw[1]}: f then h, batch norm folded`);
     graph = inferenceGraph(model, hw);
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
-  } catch (e) {
+    // The parity reference: the same function before any graph pass (its own copy of the weights).
+    raw = rawInferenceGraph(model, hw);
+    p.done(`${graph.nodes.length} nodes, ${(graphFlops(graph) / 1e9).toFixed(1)} GFLOP per frame`);
+  } finally {
+    // Released before any frame runs: the wasm heap holds the tfjs runners and the reference.
     model.dispose();
-    throw e;
   }
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-convert-'));
   const channels = config.data.channels;
-  // Released whatever fails (unreadable frames, a runtime error): the training model and every loaded model.
+  // Released whatever fails (unreadable frames, a runtime error): every loaded model and the reference.
   const runners: Runner[] = [];
-  let modelLive = true;
+  let reference: Reference | undefined;
   try {
+    const pf = begin('reading the calibration and check frames', `at ${hw[0]}x${hw[1]}, from ${[o.calibrate, o.eval].filter(Boolean).join(' and ') || 'a seeded random generator'}`);
     const { calib: calibFrames, checks, evalSplit } = await conversionFrames(config, o, hw, tmp);
+    pf.done(`${calibFrames.length} for calibration, ${checks.length} for the parity check`);
+    await breathe();
 
-    fs.mkdirSync(o.out, { recursive: true });
     const files: Manifest['models'] = [];
     const threads = o.threads ?? 1;
     const output = o.argmax ? 'labels' as const : 'logits' as const;
     const k = seg ? CITYSCAPES_CLASSES.length : meta.classes.length;
     const spec: ModelSpec = { kind: config.kind, input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' }, classes: k };
     const features = graph.features !== undefined;
-    const addTflite = async (precision: 'fp32' | 'int8', bytes: Uint8Array) => {
+    const written = (f: ModelFile) => log(`[convert]   wrote ${f.file} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
+    const addTflite = async (precision: 'fp32' | 'int8', write: () => Uint8Array) => {
+      const p = begin(`writing the ${precision} TFLite file`, 'flatbuffer from the IR, then loaded in the TFLite runtime');
+      const bytes = write();
       const file = BUNDLE_FILES.tflite(precision);
-      fs.writeFileSync(path.join(o.out, file), bytes);
+      fs.writeFileSync(path.join(dir, file), bytes);
       const entry: ModelFile = { file, format: 'tflite', precision, bytes: bytes.length, sha256: sha256(bytes), output, features };
       files.push(entry);
-      runners.push({ file: entry, model: await openModelFile(o.out, entry, spec, threads), threads });
+      written(entry);
+      runners.push({ file: entry, model: await openModelFile(dir, entry, spec, threads), threads });
+      p.done();
+      await breathe();
     };
-    if (precisions.includes('fp32')) await addTflite('fp32', writeTflite(graph, { argmax: o.argmax }));
+    if (precisions.includes('fp32')) await addTflite('fp32', () => writeTflite(graph, { argmax: o.argmax }));
     let calibration: Manifest['calibration'];
     if (int8) {
-      progress(`[convert] calibrating int8 on ${calibFrames.length} frames of ${o.calibrate}`);
-      const q = quantizeGraph(graph, calibFrames, threads);
-      await addTflite('int8', writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
+      const n = calibFrames.length;
+      const p = begin('int8 calibration', `activation ranges in TFLite on frames of ${o.calibrate}, two passes (before and after channel equalisation)`, 2 * n);
+      const q = await quantizeGraphAsync(graph, calibFrames, { threads, afterFrame: async (pass, i) => { p.tick(`pass ${pass}, frame ${i + 1}/${n}`); await breathe(); } });
+      p.done();
+      await addTflite('int8', () => writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
     }
     if (calibFrames.length) calibration = { source: path.resolve(o.calibrate!), frames: calibFrames.length };
-    for (const p of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
-      const { modelJson, weights: wbytes } = writeTfjsGraph(graph, p, o.argmax);
-      const dir = path.join(o.out, BUNDLE_FILES.tfjsDir(p));
-      fs.mkdirSync(dir, { recursive: true });
+    for (const prec of precisions.filter((q): q is WeightPrecision => q === 'fp32' || q === 'fp16' || q === 'uint8')) {
+      const p = begin(`writing the tfjs ${prec} graph model`, 'model.json and weights.bin, then loaded in tfjs');
+      const { modelJson, weights: wbytes } = writeTfjsGraph(graph, prec, o.argmax);
+      const d = BUNDLE_FILES.tfjsDir(prec);
+      fs.mkdirSync(path.join(dir, d), { recursive: true });
       const json = Buffer.from(JSON.stringify(modelJson));
-      fs.writeFileSync(path.join(dir, 'model.json'), json);
-      fs.writeFileSync(path.join(dir, 'weights.bin'), wbytes);
-      const d = BUNDLE_FILES.tfjsDir(p);
-      const entry: ModelFile = { file: `${d}/model.json`, format: 'tfjs-graph', precision: p, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `${d}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output, features };
+      fs.writeFileSync(path.join(dir, d, 'model.json'), json);
+      fs.writeFileSync(path.join(dir, d, 'weights.bin'), wbytes);
+      const entry: ModelFile = { file: `${d}/model.json`, format: 'tfjs-graph', precision: prec, bytes: json.length + wbytes.length, sha256: sha256(json), weights: { file: `${d}/weights.bin`, bytes: wbytes.length, sha256: sha256(wbytes) }, output, features };
       files.push(entry);
-      runners.push({ file: entry, model: await openModelFile(o.out, entry, spec, 1), threads: 1 });
+      written(entry);
+      runners.push({ file: entry, model: await openModelFile(dir, entry, spec, 1), threads: 1 });
+      p.done();
+      await breathe();
     }
-    for (const f of files) progress(`[convert] wrote ${path.join(o.out, f.file)} (${f.format} ${f.precision}, ${(f.bytes / 2 ** 20).toFixed(2)} MiB)`);
 
     // Drift: each file's own pooled features on the calibration frames (int8 rounding and the
     // equalisation's channel scales make every precision's features its own).
     if (features && calibFrames.length >= 2) {
-      for (const rn of runners) rn.file.drift = calibrateModelDrift(rn.model, calibFrames, `${graph.shapes[graph.features!].slice(1).join('x')} encoder output, mean over H and W`);
-      progress(`[convert] drift calibrated on ${calibFrames.length} target frames`);
+      for (const rn of runners) {
+        const p = begin(`drift calibration (${rn.file.format} ${rn.file.precision})`, 'pooled encoder features of the file itself', calibFrames.length);
+        const feats: Float32Array[] = [];
+        for (const x of calibFrames) {
+          const f = rn.model.run([x])[0].features;
+          if (!f) throw new Error(`${rn.file.file} has no features output to calibrate drift on`);
+          feats.push(f);
+          p.tick();
+          await breathe();
+        }
+        rn.file.drift = calibrateDrift(feats, `${graph.shapes[graph.features!].slice(1).join('x')} encoder output, mean over H and W`);
+        p.done();
+      }
     }
 
-    // Parity: the same frames through the tfjs training model (running statistics) and every exported file.
-    const stats = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [] as number[], conf: new Float64Array(k * k) }));
-    const refConf = new Float64Array(k * k);
-    const argmax = (v: ArrayLike<number>) => argmaxLabels(v, k);
-    try {
-      for (const [i, { x, labels }] of checks.entries()) {
-        const ref = tf.tidy(() => model.predict(tf.tensor4d(x, [1, hw[0], hw[1], channels]), 'target', seg ? hw : undefined).dataSync());
-        const refLabels = argmax(ref);
-        if (labels) accumulateConfusion(refConf, k, labels, refLabels);
-        runners.forEach((rn, j) => {
-          const t0 = process.hrtime.bigint();
-          const got = rn.model.run([x])[0].output;
-          const s = stats[j];
-          s.times.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          const gotLabels = o.argmax ? got : argmax(got);
-          for (let p = 0; p < refLabels.length; p++) s.agree += refLabels[p] === gotLabels[p] ? 1 : 0;
-          s.total += refLabels.length;
-          if (labels) accumulateConfusion(s.conf, k, labels, gotLabels);
-          if (!o.argmax) for (let q = 0; q < ref.length; q++) { s.maxDiff = Math.max(s.maxDiff, Math.abs(ref[q] - got[q])); s.range = Math.max(s.range, Math.abs(ref[q])); }
-        });
-        if ((i + 1) % 25 === 0) progress(`[convert] parity ${i + 1}/${checks.length} frames`);
-      }
-    } finally { model.dispose(); modelLive = false; }
+    // Parity: the same frames through the reference and every written file.
+    reference = graphReference(raw);
+    const p = begin('parity check', `each frame through the reference (the training model's inference function, node by node in tfjs) and ${runners.map((rn) => `${rn.file.format} ${rn.file.precision}`).join(', ')}`, checks.length);
+    const { stats, refConf } = await measureParity(reference, runners, checks, { classes: k, argmax: o.argmax, afterFrame: async (_i, detail) => { p.tick(detail); await breathe(); } });
+    p.done();
     // Segmenters: mIoU over the confusion matrix; classifiers: accuracy (its trace over its total).
     const score = (c: Float64Array) => (seg ? iouFromConfusion(c, k).mIoU : iouFromConfusion(c, k).pixelAccuracy);
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
@@ -161,7 +242,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : meta.classes.map((name, id) => ({ id, name })),
       input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
       models: files,
-      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint) },
+      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint), ...(bn && { bnFrames: bn.frames, bnSource: bn.source }) },
       calibration,
       check: { source: o.eval ? `${path.resolve(o.eval)} (${evalSplit})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
       evaluation: o.eval ? { metric: seg ? 'mIoU' : 'accuracy', source: path.resolve(o.eval), split: evalSplit, frames: checks.length, tfjsScore: score(refConf),
@@ -174,11 +255,12 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
       })),
       createdAt: new Date().toISOString(),
     };
-    writeManifest(o.out, manifest);
+    doing.phase = 'writing the manifest';
+    writeManifest(dir, manifest);
     return manifest;
   } finally {
     runners.forEach((rn) => rn.model.dispose());
-    if (modelLive) model.dispose();
+    reference?.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

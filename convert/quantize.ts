@@ -20,24 +20,48 @@ import { quantizeSymmetric, writeTflite, type TensorQuant } from './tflite';
 /** Per-channel minima and maxima of every IR tensor over the calibration frames. */
 export interface Ranges { min: Float32Array[]; max: Float32Array[]; mean: Float32Array[]; frames: number }
 
-export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ranges {
-  if (frames.length === 0) throw new UserError('int8 calibration needs at least one frame.', 'Pass --calibrate <target frames> with --calibration-frames N >= 1.');
+/** Per-channel range statistics accumulated frame by frame in the calibration form of `g`. */
+function rangeMeter(g: Graph, nFrames: number, threads: number) {
+  if (nFrames === 0) throw new UserError('int8 calibration needs at least one frame.', 'Pass --calibrate <target frames> with --calibration-frames N >= 1.');
   const model = loadTflite(writeTflite(g, { rangeOutputs: true }), { threads });
   const min = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(Infinity));
   const max = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(-Infinity));
   const mean = g.shapes.map((s) => new Float32Array(s[s.length - 1]));
-  try {
-    for (const x of frames) {
+  return {
+    add(x: Float32Array) {
       const outs = model.runAll(x);
       g.shapes.forEach((_, t) => {
         const lo = outs[1 + 3 * t], hi = outs[2 + 3 * t], mu = outs[3 + 3 * t];
-        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); mean[t][c] += mu[c] / frames.length; }
+        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); mean[t][c] += mu[c] / nFrames; }
       });
-    }
-  } finally { model.dispose(); }
-  const bad = g.shapes.findIndex((_, t) => !min[t].every(Number.isFinite) || !max[t].every(Number.isFinite));
-  if (bad >= 0) throw new UserError(`Calibration saw non-finite activations (tensor t${bad}): the checkpoint's weights are not usable.`, 'Convert a checkpoint whose training losses stayed finite.');
-  return { min, max, mean, frames: frames.length };
+    },
+    result(): Ranges {
+      const bad = g.shapes.findIndex((_, t) => !min[t].every(Number.isFinite) || !max[t].every(Number.isFinite));
+      if (bad >= 0) throw new UserError(`Calibration saw non-finite activations (tensor t${bad}): the checkpoint's weights are not usable.`, 'Convert a checkpoint whose training losses stayed finite.');
+      return { min, max, mean, frames: nFrames };
+    },
+    dispose: () => model.dispose(),
+  };
+}
+
+export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ranges {
+  const meter = rangeMeter(g, frames.length, threads);
+  try {
+    for (const x of frames) meter.add(x);
+    return meter.result();
+  } finally { meter.dispose(); }
+}
+
+/**
+ * measureRanges for long calibrations: `afterFrame` runs after each frame and is awaited (convert
+ * reports progress there, and an interruption gets its turn between frames).
+ */
+export async function measureRangesAsync(g: Graph, frames: Float32Array[], o: { threads?: number; afterFrame?: (i: number) => Promise<void> | void } = {}): Promise<Ranges> {
+  const meter = rangeMeter(g, frames.length, o.threads ?? 1);
+  try {
+    for (const [i, x] of frames.entries()) { meter.add(x); await o.afterFrame?.(i); }
+    return meter.result();
+  } finally { meter.dispose(); }
 }
 
 /** Asymmetric int8 parameters for [min, max], widened to hold 0 exactly (zero padding, ReLU). */
@@ -148,7 +172,16 @@ export function correctBiases(g: Graph, r: Ranges): Graph {
 /** Calibrate, equalise, re-calibrate, correct biases: the graph to write as int8 and its tensor parameters. */
 export function quantizeGraph(g: Graph, frames: Float32Array[], threads = 1): { graph: Graph; params: TensorQuant[]; ranges: Ranges } {
   const eq = equalise(g, measureRanges(g, frames, threads));
-  const ranges = measureRanges(eq, frames, threads);
+  return finish(eq, measureRanges(eq, frames, threads));
+}
+
+/** quantizeGraph frame by frame: `afterFrame(pass, i)` after each of the two passes' frames (pass 1: ranges to equalise, 2: ranges of the equalised graph). */
+export async function quantizeGraphAsync(g: Graph, frames: Float32Array[], o: { threads?: number; afterFrame?: (pass: 1 | 2, i: number) => Promise<void> | void } = {}): Promise<{ graph: Graph; params: TensorQuant[]; ranges: Ranges }> {
+  const eq = equalise(g, await measureRangesAsync(g, frames, { threads: o.threads, afterFrame: (i) => o.afterFrame?.(1, i) }));
+  return finish(eq, await measureRangesAsync(eq, frames, { threads: o.threads, afterFrame: (i) => o.afterFrame?.(2, i) }));
+}
+
+function finish(eq: Graph, ranges: Ranges): { graph: Graph; params: TensorQuant[]; ranges: Ranges } {
   const out = correctBiases(eq, ranges);
   return { graph: out, params: int8Params(out, ranges), ranges };
 }

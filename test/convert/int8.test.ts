@@ -177,7 +177,7 @@ describe('convert: full-integer int8 TFLite', function () {
     execFileSync(ffmpegPath(), ['-v', 'error', '-f', 'lavfi', '-i', 'testsrc=size=128x64:rate=10:duration=3', '-pix_fmt', 'yuv420p', '-c:v', 'libx264', video]);
     const v = await convert({ checkpoint: run, out: path.join(root, 'v'), precisions: ['int8'], input: [64, 128], calibrate: video, calibrationFrames: 4, progress: () => undefined });
     assert.deepEqual(v.calibration, { source: video, frames: 4 });
-    await assert.rejects(convert({ checkpoint: run, out: path.join(root, 'v'), precisions: ['int8'], calibrate: path.join(root, 'none.mp4'), progress: () => undefined }), /Calibration data not found/);
+    await assert.rejects(convert({ checkpoint: run, out: path.join(root, 'v2'), precisions: ['int8'], calibrate: path.join(root, 'none.mp4'), progress: () => undefined }), /Calibration data not found/);
   });
 
   it('a digits classifier: int8 calibrated on the target dataset, accuracy per precision, arg-max inside', async () => {

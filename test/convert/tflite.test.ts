@@ -91,12 +91,14 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     assert.equal(tfl.labelAgreement, 1); assert.equal(fp32.labelAgreement, 1);
     assert.ok(fp16.maxRelDiffVsTfjs! < 5e-3 && fp16.labelAgreement > 0.98, `fp16 ${fp16.maxRelDiffVsTfjs} ${fp16.labelAgreement}`);
     assert.ok(u8.maxRelDiffVsTfjs! < 0.1 && u8.bytes < fp16.bytes && fp16.bytes < fp32.bytes, `uint8 ${u8.maxRelDiffVsTfjs}`);
-    await assert.rejects(convert({ checkpoint: run, out, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
-    await assert.rejects(convert({ checkpoint: run, out, precisions: ['int8'], progress: () => undefined }), /int8 needs --calibrate/);
-    await assert.rejects(convert({ checkpoint: run, out, precisions: ['fp32', 'int4'], progress: () => undefined }), /Unknown precision int4/);
-    await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out, progress: () => undefined }), /checkpoint/i);
-    await assert.rejects(convert({ checkpoint: run, out, calibrate: path.join(root, 'source', 'labels'), progress: () => undefined }), /holds no .png\/.jpg frames/);
-    await assert.rejects(convert({ checkpoint: run, out, precisions: ['fp32', 'int8'], calibrate: tgt, eval: path.join(root, 'source'), progress: () => undefined }), /Cityscapes images not found/);
+    // Failures below: a fresh --out each time (an existing one is refused before anything else).
+    const fresh = path.join(root, 'never-written');
+    await assert.rejects(convert({ checkpoint: run, out: fresh, input: [60, 128], progress: () => undefined }), /not a multiple of 8/);
+    await assert.rejects(convert({ checkpoint: run, out: fresh, precisions: ['int8'], progress: () => undefined }), /int8 needs --calibrate/);
+    await assert.rejects(convert({ checkpoint: run, out: fresh, precisions: ['fp32', 'int4'], progress: () => undefined }), /Unknown precision int4/);
+    await assert.rejects(convert({ checkpoint: path.join(root, 'nowhere'), out: fresh, progress: () => undefined }), /checkpoint/i);
+    await assert.rejects(convert({ checkpoint: run, out: fresh, calibrate: path.join(root, 'source', 'labels'), progress: () => undefined }), /holds no .png\/.jpg frames/);
+    await assert.rejects(convert({ checkpoint: run, out: fresh, precisions: ['fp32', 'int8'], calibrate: tgt, eval: path.join(root, 'source'), progress: () => undefined }), /Cityscapes images not found/);
     // A checkpoint missing a tensor of f is named (the model is restored before anything is exported).
     const broken = tmpDir();
     fs.cpSync(run, broken, { recursive: true });
@@ -104,7 +106,8 @@ describe('convert: TFLite files judged by the real TFLite runtime (tfjs-tflite-n
     const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8'));
     meta.tensors = meta.tensors.filter((t: { name: string }) => t.name !== 'var:f/conv1/conv/w');
     fs.writeFileSync(metaFile, JSON.stringify(meta));
-    await assert.rejects(convert({ checkpoint: broken, out, progress: () => undefined }), /has no tensor f\/conv1\/conv\/w/);
+    await assert.rejects(convert({ checkpoint: broken, out: fresh, progress: () => undefined }), /has no tensor f\/conv1\/conv\/w/);
+    assert.ok(!fs.existsSync(fresh), 'a failed convert writes no --out');
     assert.equal(tf.memory().numTensors, before, 'a failed convert releases the checkpoint');
   });
 });
