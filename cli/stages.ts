@@ -79,7 +79,7 @@ ${STREAM_HELP}
 ${WORKER_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
-            [--eval-frames N] [--check-frames N] [--argmax] [--threads N]
+            [--eval-frames N] [--check-frames N] [--argmax] [--threads N] [--force]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
   convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
   activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
@@ -90,6 +90,9 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
   parity table is printed.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
+  The bundle is built in a hidden folder beside BUNDLE and renamed into place when complete: a
+  failed or interrupted (Ctrl-C, SIGTERM) convert leaves BUNDLE as it was. An existing BUNDLE is
+  refused unless --force, which replaces it only at the very end.
 
 i2i translate --checkpoint DIR --out GRID.png [--n N (8)] [--source-root P] [--target-root P] [--json]
   rows: x, g_y(f(x)) (source -> target), g_x(f(x)), y, g_x(f(y)) (target -> source), g_y(f(y)),
@@ -180,7 +183,7 @@ async function cmdConvert(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
     calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' },
-    eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' },
+    eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' }, force: { type: 'boolean' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
   let input: [number, number] | undefined;
@@ -198,9 +201,14 @@ async function cmdConvert(argv: string[]): Promise<void> {
   const abs = (p: string | undefined) => p && path.resolve(p);
   const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
     calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'),
-    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax };
+    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, force: values.force };
   await initBackend();
-  const m = await convert(opts);
+  // Ctrl-C / SIGTERM stop the conversion at the next frame boundary; its staging folder is removed and --out kept.
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => { process.stderr.write(`[convert] ${sig}: stopping after the frame in hand\n`); stop.abort(sig); };
+  process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
+  let m: Awaited<ReturnType<typeof convert>>;
+  try { m = await convert({ ...opts, signal: stop.signal }); } finally { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
   process.stdout.write(`${parityTable(m)}\nbundle: ${path.resolve(values.out)}/manifest.json\n`);
 }
 
