@@ -1,17 +1,27 @@
 /**
- * Driving-scene datasets on disk. Both hold Cityscapes labelIds; readers list image/label pairs,
- * and samples are decoded on demand (full frames are too large to keep in memory).
- *   GTA5:        images/*.png, labels/*.png (same file names; ids without a pair are skipped and reported)
- *   Cityscapes:  leftImg8bit/<split>/<city>/*_leftImg8bit.png, gtFine/<split>/<city>/*_gtFine_labelIds.png
+ * Driving-scene datasets on disk. Readers list image/label pairs, and samples are decoded on demand
+ * (full frames are too large to keep in memory); label maps go through png-labels (one reader).
+ *   GTA5:        images/*.png, labels/*.png (same file names; ids without a pair on either side are
+ *                skipped and reported)
+ *   Cityscapes:  leftImg8bit/<split>/<city>/*_leftImg8bit.png with gtFine/<split>/<city>/*_gtFine_
+ *                labelIds.png, else *_gtFine_labelTrainIds.png, else *_gtFine_color.png
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../../core/errors';
-import { labelIdsToTrainIds } from '../../core/labels';
+import { DamagedFileError } from './png-decode';
+import { readLabelMap, type LabelMap } from './png-labels';
 import { pixelsToSigned } from '../../core/pixels';
 
 export interface SegItem { image: string; label?: string; id: string }
-export interface SegList { name: string; items: SegItem[]; skipped: string[] }
+export interface SegList {
+  name: string;
+  items: SegItem[];
+  /** Images without a label map (when labels are needed). */
+  skipped: string[];
+  /** Label maps without an image. */
+  unpairedLabels?: string[];
+}
 
 const PNG_OR_JPG = /\.(png|jpe?g)$/i;
 
@@ -21,14 +31,17 @@ export function listGta5(root: string): SegList {
   const labels = new Set(fs.existsSync(lblDir) ? fs.readdirSync(lblDir).filter((f) => PNG_OR_JPG.test(f)) : []);
   const items: SegItem[] = [];
   const skipped: string[] = [];
+  const imaged = new Set<string>();
   for (const f of fs.readdirSync(imgDir).filter((x) => PNG_OR_JPG.test(x)).sort()) {
     const id = f.replace(PNG_OR_JPG, '');
+    imaged.add(id);
     const lbl = labels.has(`${id}.png`) ? `${id}.png` : undefined;
     if (!lbl) { skipped.push(id); continue; }
     items.push({ id, image: path.join(imgDir, f), label: path.join(lblDir, lbl) });
   }
+  const unpairedLabels = [...labels].map((f) => f.replace(PNG_OR_JPG, '')).filter((id) => !imaged.has(id)).sort();
   if (items.length === 0) throw new UserError(`${root} has no image with a matching label.`, 'GTA5 needs images/<id>.png with labels/<id>.png.');
-  return { name: 'gta5', items, skipped };
+  return { name: 'gta5', items, skipped, unpairedLabels };
 }
 
 export function listCityscapes(root: string, split: string, opts: { labels?: boolean } = {}): SegList {
@@ -36,18 +49,41 @@ export function listCityscapes(root: string, split: string, opts: { labels?: boo
   if (!fs.existsSync(imgRoot)) throw new UserError(`Cityscapes images not found: ${imgRoot}.`, `Pass the Cityscapes root that holds leftImg8bit/${split}/<city>/.`);
   const items: SegItem[] = [];
   const skipped: string[] = [];
+  const imaged = new Set<string>();
   for (const city of fs.readdirSync(imgRoot).sort()) {
     const dir = path.join(imgRoot, city);
     if (!fs.statSync(dir).isDirectory()) continue;
+    const gt = path.join(root, 'gtFine', split, city);
+    const gtFiles = new Set(fs.existsSync(gt) ? fs.readdirSync(gt) : []);
     for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('_leftImg8bit.png')).sort()) {
       const id = f.slice(0, -'_leftImg8bit.png'.length);
-      const label = path.join(root, 'gtFine', split, city, `${id}_gtFine_labelIds.png`);
-      if (opts.labels && !fs.existsSync(label)) { skipped.push(id); continue; }
-      items.push({ id, image: path.join(dir, f), label: fs.existsSync(label) ? label : undefined });
+      imaged.add(`${city}/${id}`);
+      const found = CITYSCAPES_LABELS.map((suffix) => `${id}_gtFine_${suffix}`).find((x) => gtFiles.has(x));
+      const label = found && path.join(gt, found);
+      if (opts.labels && !label) { skipped.push(id); continue; }
+      items.push({ id, image: path.join(dir, f), label });
     }
   }
   if (items.length === 0) throw new UserError(`${imgRoot} holds no *_leftImg8bit.png.`, 'Check the Cityscapes layout: leftImg8bit/<split>/<city>/<id>_leftImg8bit.png.');
-  return { name: `cityscapes-${split}`, items, skipped };
+  return { name: `cityscapes-${split}`, items, skipped, unpairedLabels: opts.labels ? cityscapesUnpaired(path.join(root, 'gtFine', split), imaged) : [] };
+}
+
+/** Label files Cityscapes may hold, in order of preference (ids need no colour matching). */
+const CITYSCAPES_LABELS = ['labelIds.png', 'labelTrainIds.png', 'color.png'];
+
+/** gtFine label maps whose image is missing (one entry per frame id). */
+function cityscapesUnpaired(gtRoot: string, imaged: Set<string>): string[] {
+  if (!fs.existsSync(gtRoot)) return [];
+  const out = new Set<string>();
+  for (const city of fs.readdirSync(gtRoot).sort()) {
+    const dir = path.join(gtRoot, city);
+    if (!fs.statSync(dir).isDirectory()) continue;
+    for (const f of fs.readdirSync(dir)) {
+      const m = /^(.*)_gtFine_(labelIds|labelTrainIds|color)\.png$/.exec(f);
+      if (m && !imaged.has(`${city}/${m[1]}`)) out.add(m[1]);
+    }
+  }
+  return [...out].sort();
 }
 
 /** A driving-scene dataset in either layout; `flag` names the option in errors. */
@@ -56,11 +92,9 @@ export function listScenes(format: string, root: string | undefined, split: stri
   return format === 'gta5' ? listGta5(root) : listCityscapes(root, split, { labels });
 }
 
-/** Decodes a labelIds PNG into trainIds (255 = ignore). */
-export async function readTrainIds(file: string): Promise<{ ids: Uint8Array; width: number; height: number }> {
-  const sharp = (await import('sharp')).default;
-  const { data, info } = await sharp(file).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
-  return { ids: labelIdsToTrainIds(data), width: info.width, height: info.height };
+/** Decodes a label map (any encoding png-labels reads) into trainIds (255 = ignore). */
+export async function readTrainIds(file: string): Promise<LabelMap> {
+  return readLabelMap(file);
 }
 
 export interface SegSampleOptions {
@@ -81,12 +115,19 @@ export interface FrameSize { width: number; height: number }
 export async function frameSize(item: SegItem): Promise<FrameSize> {
   const sharp = (await import('sharp')).default;
   const meta = await sharp(item.image).metadata().catch((e: Error) => {
-    throw new UserError(`Cannot read image ${item.image}: ${e.message}.`, 'Replace or remove the damaged file.');
+    throw new DamagedFileError(item.image, e.message);
   });
   return { width: meta.width!, height: meta.height! };
 }
 
-export interface SegSample { image: Float32Array; labels?: Uint8Array; height: number; width: number }
+export interface SegSample {
+  image: Float32Array;
+  labels?: Uint8Array;
+  height: number;
+  width: number;
+  /** The label map's own size where it differs from its image's (it was resized by nearest neighbour). */
+  labelSizeOff?: FrameSize;
+}
 
 /**
  * Decodes one frame (and its labels): scale (bilinear for the image, nearest for the labels so that
@@ -102,12 +143,33 @@ export async function loadSegSample(item: SegItem, o: SegSampleOptions, frame?: 
   const region = { left, top, width: cw, height: ch };
   let img = sharp(item.image).removeAlpha().toColourspace('srgb').resize(W, H, { kernel: 'linear', fit: 'fill' }).extract(region);
   if (flip) img = img.flop();
-  const image = pixelsToSigned(await img.raw().toBuffer());
-  let labels: Uint8Array | undefined;
-  if (item.label) {
-    let lbl = sharp(item.label).extractChannel(0).resize(W, H, { kernel: 'nearest', fit: 'fill' }).extract(region);
-    if (flip) lbl = lbl.flop();
-    labels = labelIdsToTrainIds(await lbl.raw().toBuffer());
+  const [pixels, map] = await Promise.all([
+    img.raw().toBuffer().catch((e: Error) => { throw new DamagedFileError(item.image, e.message); }),
+    item.label ? readLabelMap(item.label) : undefined,
+  ]);
+  const image = pixelsToSigned(pixels);
+  if (!map) return { image, height: ch, width: cw };
+  const off = size && (map.width !== size.width || map.height !== size.height) ? { width: map.width, height: map.height } : undefined;
+  return { image, labels: resampleLabels(map, W, H, region, flip), height: ch, width: cw, labelSizeOff: off };
+}
+
+/**
+ * The label map scaled to W x H by nearest neighbour (no new ids appear), optionally mirrored, then
+ * cropped to `region` (sharp's order for the image); only the crop's pixels are computed. Sample centres map to sample centres,
+ * so a map a few pixels off its image's size lands on the image's grid.
+ */
+export function resampleLabels(map: LabelMap, W: number, H: number, region: { left: number; top: number; width: number; height: number }, flip: boolean): Uint8Array {
+  const out = new Uint8Array(region.width * region.height);
+  const sx = map.width / W, sy = map.height / H;
+  const col = new Int32Array(region.width);
+  for (let x = 0; x < region.width; x++) {
+    // As sharp does for the image: the whole frame is mirrored first, then cropped at `region`.
+    const X = flip ? W - 1 - (region.left + x) : region.left + x;
+    col[x] = Math.min(map.width - 1, Math.floor((X + 0.5) * sx));
   }
-  return { image, labels, height: ch, width: cw };
+  for (let y = 0; y < region.height; y++) {
+    const row = Math.min(map.height - 1, Math.floor((region.top + y + 0.5) * sy)) * map.width;
+    for (let x = 0; x < region.width; x++) out[y * region.width + x] = map.ids[row + col[x]];
+  }
+  return out;
 }
