@@ -9,11 +9,12 @@ import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
 import { buildConfig, validateConfig, type Config, type ConfigPatch } from './config';
-import { CITYSCAPES_CLASSES } from '../core/labels';
+import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
 import { imageSetDomain, sceneDomain, type BatchData, type Domain } from './data/domain';
 import { centreCrops, centreCropSet, isOfficeDomain, officeDomain, readOfficePair } from './data/office';
+import { diagnoseLabelMap } from './data/png-labels';
 import { listScenes, type SegList } from './data/segmentation';
 import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
@@ -32,6 +33,8 @@ export interface TrainOptions {
   resume?: boolean;
   /** Called with each progress line; default: stderr. */
   progress?: (line: string) => void;
+  /** Driving scenes: stop after this many source batches in a row without a labelled pixel (default UNLABELLED_BATCH_LIMIT). */
+  unlabelledBatchLimit?: number;
 }
 
 export interface TrainResult { config: Config; step: number; out: string; finalLosses: Losses; targetAccuracy?: number }
@@ -56,7 +59,9 @@ export async function loadDigitSets(config: Config): Promise<{ source: ImageSet;
 async function loadSceneDomains(config: Config, out: string, progress: (l: string) => void): Promise<{ source: Domain; target: Domain }> {
   const d = config.data;
   const src = listScenes(d.source, d.sourceRoot, 'train', '--source-root', true);
-  if (src.skipped.length) progress(`[i2i] source: skipped ${src.skipped.length} image(s) without a label map: ${src.skipped.slice(0, 5).join(', ')}${src.skipped.length > 5 ? ', ...' : ''}`);
+  const few = (ids: string[]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`;
+  if (src.skipped.length) progress(`[i2i] source: skipped ${src.skipped.length} image(s) without a label map: ${few(src.skipped)}`);
+  if (src.unpairedLabels?.length) progress(`[i2i] source: skipped ${src.unpairedLabels.length} label map(s) without an image: ${few(src.unpairedLabels)}`);
   let tgt: SegList;
   if (d.targetVideos) {
     // Sampled once per run folder; a resumed run reuses the frames it trained on.
@@ -73,9 +78,9 @@ async function loadSceneDomains(config: Config, out: string, progress: (l: strin
   const sampling = { scale: d.scale, crop: d.imageSize, flip: d.flip };
   const classes = [...CITYSCAPES_CLASSES];
   return {
-    source: sceneDomain(src, classes, { ...sampling, seed: deriveSeed(config.seed, 'source-crops'), labels: true }),
+    source: sceneDomain(src, classes, { ...sampling, seed: deriveSeed(config.seed, 'source-crops'), labels: true, report: progress }),
     // Target labels are never read for training.
-    target: sceneDomain(tgt, classes, { ...sampling, seed: deriveSeed(config.seed, 'target-crops'), labels: false }),
+    target: sceneDomain(tgt, classes, { ...sampling, seed: deriveSeed(config.seed, 'target-crops'), labels: false, report: progress }),
   };
 }
 
@@ -85,6 +90,17 @@ function batchTensors(s: BatchData, t: BatchData) {
     labels: tf.tensor(s.labels!, s.labelShape!, 'int32'),
     y: tf.tensor4d(t.images, t.shape),
   };
+}
+
+/**
+ * Source batches in a row without one labelled pixel before training stops: L_c is 0 on such a
+ * batch, so a run of them means the label maps are not what the reader takes them for.
+ */
+export const UNLABELLED_BATCH_LIMIT = 20;
+
+function allIgnored(labels: Int32Array): boolean {
+  for (let i = 0; i < labels.length; i++) if (labels[i] !== IGNORE) return false;
+  return true;
 }
 
 function fmt(l: Losses): string {
@@ -174,12 +190,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let last: Losses = {};
   let targetAccuracy: number | undefined;
   let step = start;
+  let unlabelled = 0;
+  const unlabelledLimit = opts.unlabelledBatchLimit ?? UNLABELLED_BATCH_LIMIT;
   try {
     let next = step < config.steps ? fetch(step) : undefined;
     while (step < config.steps && !stop) {
       const data = await next!;
       next = step + 1 < config.steps ? fetch(step + 1) : undefined;
       next?.catch(() => undefined); // awaited next iteration; avoid an unhandled rejection meanwhile
+      if (config.kind === 'segment') {
+        unlabelled = allIgnored(data.a.labels!) ? unlabelled + 1 : 0;
+        if (unlabelled >= unlabelledLimit) {
+          // Stops before the step: nothing is saved, the last checkpoint on disk stays as it was.
+          const why = data.a.labelFiles?.length ? await diagnoseLabelMap(data.a.labelFiles[0]) : 'no label file named';
+          const kept = fs.existsSync(path.join(opts.out, 'checkpoint')) ? ` (the checkpoint in ${opts.out} is the last one saved before these batches)` : '';
+          throw new UserError(`Training stopped before step ${step + 1}: the last ${unlabelled} source batches had no labelled pixel (every label 255, ignored), so L_c was 0 and the segmenter learned nothing${kept}. For example ${why}. `
+            + 'The likely cause is the label format: label maps that are not Cityscapes labelIds (trainIds saved under labelIds names, colours of another palette, palette labels read as colours and saved as grey by a conversion tool).',
+          'Point --source-root at labels as GTA5 and Cityscapes ship them (palette or greyscale labelIds, *_gtFine_labelTrainIds.png, or Cityscapes *_color.png) and train again.');
+        }
+      }
       const b = batchTensors(data.a, data.b);
       try {
         last = model.step(b, step);
@@ -206,11 +235,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         fs.appendFileSync(metricsFile, JSON.stringify({ step, targetAccuracy, evalImages: evalSet.n }) + '\n');
         progress(`[i2i] step ${step}: target accuracy ${(targetAccuracy * 100).toFixed(2)}% on ${evalSet.n} images`);
       }
-      if (step % config.checkpointEvery === 0 && step < config.steps) save(step);
+      // Not in the middle of a run of unlabelled source batches: the checkpoint on disk stays the last good one.
+      if (step % config.checkpointEvery === 0 && step < config.steps && unlabelled === 0) save(step);
     }
     save(step);
     return { config, step, out: opts.out, finalLosses: last, targetAccuracy };
   } finally {
+    for (const line of [...source.notes?.() ?? [], ...target.notes?.() ?? []]) progress(line);
     process.off('SIGINT', onSignal);
     model.dispose();
   }
