@@ -3,7 +3,7 @@
  * erase the default; here an undefined value keeps it.
  */
 export function withDefaults<D extends object, O extends object>(defaults: D, o: O): D & O {
-  const out: Record<string, unknown> = { ...defaults };
+  const out = { ...defaults } as Record<string, unknown>;
   for (const [k, v] of Object.entries(o)) if (v !== undefined) out[k] = v;
   return out as D & O;
 }

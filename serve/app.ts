@@ -44,7 +44,15 @@ export interface AppOptions {
 export interface Logger { info(o: object, msg?: string): void; warn(o: object, msg?: string): void; error(o: object, msg?: string): void }
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-export interface ServeApp { app: express.Express; metrics: ServeMetrics; setDraining(): void; /** Ends the long-lived responses (MJPEG views) so a drain can finish. */ endStreams(): void }
+export interface ServeApp {
+  app: express.Express; metrics: ServeMetrics;
+  /** Readiness only: /readyz answers 503 so the load balancer stops sending, while every route keeps serving. */
+  setUnready(): void;
+  /** Refuse new work (503) and keep no connection alive. */
+  setDraining(): void;
+  /** Ends the long-lived responses (MJPEG views) so a drain can finish. */
+  endStreams(): void;
+}
 
 const FORMATS = ['png', 'json', 'overlay', 'labels'] as const;
 type Format = (typeof FORMATS)[number];
@@ -71,7 +79,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   const metrics = createMetrics();
   const m = engine.manifest;
   const palette = paletteOf(m.classes);
-  let draining = false;
+  let draining = false, unready = false;
   // Requests inside POST /segment (reading, decoding, queued, running, encoding). Bounded, so that a
   // flood is refused before its bodies are read and decoded: the queue's capacity plus one batch
   // per worker in flight plus as many again being decoded.
@@ -112,8 +120,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   app.get('/readyz', (_req, res) => {
     const s = engine.stats();
     metrics.workers.set(s.readyWorkers);
-    const ready = engine.ready && !draining;
-    res.status(ready ? 200 : 503).json({ ready, draining, workers: s.readyWorkers, queued: s.queued });
+    const ready = engine.ready && !draining && !unready;
+    res.status(ready ? 200 : 503).json({ ready, draining: draining || unready, workers: s.readyWorkers, queued: s.queued });
   });
   // The page is static (no data of the model in it): open like the health checks; its API calls carry the token.
   const page = pageHtml({ auth: Boolean(o.tokens?.length), streams: o.streams?.map((f) => f.name) ?? [] });
@@ -232,7 +240,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     sendError(res, new HttpError(status, status === 500 ? 'Internal error.' : e.message, status === 500 ? 'Retry; the error is logged with this request id.' : 'Fix the request.'));
   });
 
-  return { app, metrics, setDraining: () => { draining = true; }, endStreams: () => views?.close() };
+  return { app, metrics, setUnready: () => { unready = true; }, setDraining: () => { draining = true; }, endStreams: () => views?.close() };
 }
 
 function sendError(res: Response, e: HttpError): void {

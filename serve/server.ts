@@ -60,7 +60,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
-  const { app, setDraining, endStreams } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
+  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
@@ -88,9 +88,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   log.info({ url, model: engine.file.file, runtime: engine.runtime, precision: engine.file.precision, workers: engine.stats().workers, batch: engine.batchLimit }, 'serving');
   let closing: Promise<boolean> | undefined;
   const close = () => closing ??= (async () => {
+    // During the delay only readiness flips: the load balancer stops routing here while requests
+    // that still arrive are served. Then new work is refused and connections close.
+    if (o.drainDelayMs) {
+      setUnready();
+      log.info({ delayMs: o.drainDelayMs }, 'not ready: serving through the drain delay');
+      await new Promise((r) => setTimeout(r, o.drainDelayMs));
+    }
     setDraining();
     log.info({}, 'draining');
-    if (o.drainDelayMs) await new Promise((r) => setTimeout(r, o.drainDelayMs));
     const timeout = o.drainTimeoutMs ?? 30_000;
     const closed = new Promise<void>((r) => server.close(() => r()));
     endStreams();
