@@ -29,4 +29,27 @@ describe('cli: every command through bin/i2i.js', function () {
       assert.match(r.stderr, message);
     });
   }
+
+  it('--version prints the package version; every command listed in i2i --help has its own --help', () => {
+    const v = run(['--version']);
+    assert.equal(v.status, 0);
+    assert.match(v.stdout, /^i2i \d+\.\d+\.\d+\n$/);
+    const help = run(['--help']).stdout;
+    const commands = help.split('\nCommands:\n')[1].split('\n\n')[0].split('\n').map((l) => /^ {2}([a-z][\w-]*)\s/.exec(l)?.[1]).filter(Boolean) as string[];
+    assert.ok(commands.length >= 10, commands.join());
+    for (const c of commands.filter((x) => x !== 'help')) {
+      const r = run([c, '--help']);
+      assert.equal(r.status, 0, `${c} --help: ${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`^i2i ${c}\\b`), `${c} --help prints its usage first`);
+    }
+  });
+
+  it('a mistyped command or flag gets a suggestion', () => {
+    const cmd = run(['trian']);
+    assert.equal(cmd.status, 2);
+    assert.match(cmd.stderr, /Unknown command "trian"\. Did you mean "train"\?/);
+    const flag = run(['serve', '--bundel', 'x']);
+    assert.equal(flag.status, 2);
+    assert.match(flag.stderr, /Did you mean --bundle\?/);
+  });
 });
