@@ -15,6 +15,7 @@ import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 import { translateRun } from '../train/translate';
 import { SERVE_HELP, STREAM_HELP, WORKER_HELP } from './serve-help';
+import { cmdWeights, WEIGHTS_HELP } from './weights';
 
 export const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
 
@@ -33,6 +34,7 @@ Commands:
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   report  one self-contained HTML page of a run: translations, segmentations, scores, losses, bundle
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
+  weights install Keras' ImageNet weights of densenet121 / resnet50 (gta5-cityscapes starts from them)
   help    this text
 
 i2i train --task <task> --method <method> --out <dir> [options]
@@ -51,9 +53,11 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)
   --encoder E     lenet | densenet-digits (digits); densenet121 | densenet-small | resnet34 | resnet50
                   (segmentation, dilated); resnet50 | resnet34 (Office, undilated, global average pooling)
-  --init FILE     ImageNet weights for the encoder: a Keras-format tfjs layers model.json, by
-                  layer name (npm run weights:resnet50 fetches Keras ResNet50); --allow-unmatched
-                  lets encoder layers without a match keep their random initialisation
+  --init FILE     ImageNet weights for the encoder, by Keras layer name: a Keras .h5 weights file
+                  (i2i weights densenet121 | resnet50 installs Keras Applications' file) or a
+                  Keras-format tfjs layers model.json; gta5-cityscapes defaults to the installed
+                  file of its encoder (densenet121, resnet50); --init none trains from scratch;
+                  --allow-unmatched lets encoder layers without a match keep their random initialisation
   --resume        continue the run in --out from its last checkpoint
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
@@ -107,6 +111,7 @@ i2i report <run> [--baseline RUN] [--bundle DIR] [--out report.html] [--source-r
   per-class accuracy), loss curves per term from metrics.jsonl, and with --bundle its parity
   table and a drift histogram of held-out target vs source frames
 
+${WEIGHTS_HELP}
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
 i2i demo [digits] [--out DIR] [--steps N] [--quick]
@@ -135,7 +140,8 @@ function overridesFrom(v: Record<string, string | boolean | string[] | undefined
   if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
   if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
   if (typeof v.encoder === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).encoder = v.encoder);
-  if (typeof v.init === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).init = path.resolve(v.init));
+  // 'none' and 'imagenet' are keywords (train/weights/imagenet.ts), anything else a file.
+  if (typeof v.init === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).init = ['none', 'imagenet'].includes(v.init) ? v.init : path.resolve(v.init));
   if (v['allow-unmatched'] === true) (patch.model ??= {}, (patch.model as Record<string, unknown>).initAllowUnmatched = true);
   for (const kv of (v.set as string[] | undefined) ?? []) {
     const eq = kv.indexOf('=');
@@ -292,6 +298,7 @@ export async function runStage(cmd: string, rest: string[]): Promise<boolean> {
     case 'convert': await cmdConvert(rest); return true;
     case 'translate': await cmdTranslate(rest); return true;
     case 'report': await cmdReport(rest); return true;
+    case 'weights': await cmdWeights(rest); return true;
     default: return false;
   }
 }

