@@ -2,10 +2,12 @@
  * Backend selection. Order: tfjs-node-gpu (CUDA), tfjs-node (libtensorflow), then wasm with the
  * project's training kernels (core/wasm-kernels), then the pure-JS cpu backend.
  * `I2I_BACKEND=node-gpu|node|wasm|cpu` forces one. The same model code runs on each.
+ * The only kernels registered per backend are wasm's missing or slow training kernels; a kernel
+ * fixed for one backend stays broken on the others, so a wrong gradient is avoided in the model
+ * code instead (core/upsample: the logits' resize). test/core/upsample.test.ts pins this.
  */
 import * as tf from './tf';
 import { UserError } from './errors';
-import { registerResizeGrad } from './resize-grad';
 import { registerWasmTrainingKernels } from './wasm-kernels';
 
 export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
@@ -72,7 +74,6 @@ export async function initBackend(opts: { force?: string; quiet?: boolean } = {}
         if (forced) throw e;
       }
     } else {
-      registerResizeGrad('cpu');
       await tf.setBackend('cpu');
       current = { choice, tfName: 'cpu', reason: forced ? 'forced by I2I_BACKEND' : `fallback: ${skipped.join('; ')}` };
       break;

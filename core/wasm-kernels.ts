@@ -18,7 +18,6 @@
  * against the cpu backend on strided, padded and odd-sized cases.
  */
 import * as tf from './tf';
-import { registerResizeGrad } from './resize-grad';
 import type { KernelBackend, NamedAttrMap, NamedTensorInfoMap, TensorInfo } from './tf';
 
 type Backend = KernelBackend & { disposeData(id: object): boolean };
@@ -225,8 +224,5 @@ export function registerWasmTrainingKernels(): void {
     const setupFunc = kernelName === 'OneHot' ? stockOneHot?.setupFunc : undefined;
     tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: kernelFunc as unknown as tf.KernelFunc, setupFunc });
   }
-  // Not wasm-specific: both host backends ignore halfPixelCenters in this gradient (core/resize-grad).
-  registerResizeGrad('wasm');
-  registerResizeGrad('cpu');
   registered = true;
 }

@@ -19,6 +19,7 @@
  */
 import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
+import { upsampleBilinear } from '../core/upsample';
 import type { Config, TermName } from './config';
 import type { Mode, Store } from './models/layers';
 import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type ImageCritic, type Net } from './models/nets';
@@ -88,12 +89,13 @@ export class I2IModel {
 
   /**
    * h on features. For segmentation the logits are upsampled bilinearly (half-pixel centres, as at
-   * test time) to the label map's size, so L_c and L_trc see every labelled pixel.
+   * test time) to the label map's size, so L_c and L_trc see every labelled pixel. The value is
+   * tf.image.resizeBilinear's; the gradient is core/upsample's, the same on every backend.
    */
   classify(z: tf.Tensor4D, mode: Mode, labelHW?: [number, number]): tf.Tensor {
     const logits = this.h.apply(z, mode);
     if (this.config.kind !== 'segment' || !labelHW) return logits;
-    return tf.image.resizeBilinear(logits as tf.Tensor4D, labelHW, false, true);
+    return upsampleBilinear(logits as tf.Tensor4D, labelHW);
   }
 
   /** Every network that exists, in a fixed order: what checkpoints save and restore. */
