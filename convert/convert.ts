@@ -20,7 +20,7 @@ import { graphFlops, inferenceGraph, rawInferenceGraph, type Graph, type RawGrap
 import { conversionFrames } from './frames';
 import { measureParity, type Runner } from './parity';
 import { phases } from './progress';
-import { quantizeGraphAsync } from './quantize';
+import { activationBytes, quantizeGraphAsync, rangeRuntime } from './quantize';
 import { graphReference, type Reference } from './reference';
 import { stageBundle } from './staging';
 import { openModelFile, type ModelSpec } from '../runtime/bundle';
@@ -187,8 +187,10 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
     let calibration: Manifest['calibration'];
     if (int8) {
       const n = calibFrames.length;
-      const p = begin('int8 calibration', `activation ranges in TFLite on frames of ${o.calibrate}, two passes (before and after channel equalisation)`, 2 * n);
-      const q = await quantizeGraphAsync(graph, calibFrames, { threads, afterFrame: async (pass, i) => { p.tick(`pass ${pass}, frame ${i + 1}/${n}`); await breathe(); } });
+      const runtime = rangeRuntime(graph);
+      const where = runtime === 'tflite' ? 'in TFLite' : `node by node in tfjs (TFLite's calibration form would hold ${(activationBytes(graph) / 2 ** 30).toFixed(1)} GiB of activations at once)`;
+      const p = begin('int8 calibration', `activation ranges ${where} on frames of ${o.calibrate}, two passes (before and after channel equalisation)`, 2 * n);
+      const q = await quantizeGraphAsync(graph, calibFrames, { threads, runtime, afterFrame: async (pass, i) => { p.tick(`pass ${pass}, frame ${i + 1}/${n}`); await breathe(); } });
       p.done();
       await addTflite('int8', () => writeTflite(q.graph, { int8: q.params, argmax: o.argmax }));
     }

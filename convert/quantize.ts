@@ -1,6 +1,8 @@
 /**
  * Post-training full-integer quantisation. Activation ranges are measured on target-domain frames by
- * the TFLite runtime itself (the float model's calibration form, convert/tflite.ts), then every
+ * the TFLite runtime itself (the float model's calibration form, convert/tflite.ts), or, where that
+ * form would hold too many activations at once, by the same float graph run node by node in tfjs
+ * (convert/reference.ts; TFLITE_CALIBRATION_BYTES), then every
  * tensor gets one int8 scale and zero point. Ops whose int8 kernels copy or interpolate values
  * without rescaling (CONCATENATION, PAD, pools, RESHAPE, RESIZE_BILINEAR) need their inputs and
  * output to share parameters, so those tensors are grouped and share the union of their ranges.
@@ -13,39 +15,69 @@
  * scales), so that every channel of a shared group uses the whole int8 range.
  */
 import { UserError } from '../core/errors';
+import * as tf from '../core/tf';
 import type { Graph, Node } from './graph';
+import { graphReference } from './reference';
 import { loadTflite } from '../runtime/tflite';
 import { quantizeSymmetric, writeTflite, type TensorQuant } from './tflite';
 
 /** Per-channel minima and maxima of every IR tensor over the calibration frames. */
 export interface Ranges { min: Float32Array[]; max: Float32Array[]; mean: Float32Array[]; frames: number }
 
-/** Per-channel range statistics accumulated frame by frame in the calibration form of `g`. */
-function rangeMeter(g: Graph, nFrames: number, threads: number) {
+/**
+ * Above this many bytes of activations, ranges are measured node by node in tfjs instead of in
+ * TFLite's calibration form: that form reads every tensor at its end, so TFLite keeps all of them
+ * alive at once (DenseNet121: 2.8 GiB at 512x1024, 11.2 GiB at 1024x2048, per pass), where the
+ * node-by-node run holds one dense block's concatenation (72 MiB and 288 MiB).
+ */
+export const TFLITE_CALIBRATION_BYTES = 2 ** 30;
+/** Bytes of every IR tensor of `g` (float32): what TFLite's calibration form holds at once. */
+export const activationBytes = (g: Graph) => g.shapes.reduce((a, s) => a + 4 * s.reduce((p, d) => p * d, 1), 0);
+export type RangeRuntime = 'tflite' | 'tfjs';
+/** TFLite (the deployment runtime) where its calibration form fits, else tfjs node by node: the same float function. */
+export const rangeRuntime = (g: Graph): RangeRuntime => (activationBytes(g) <= TFLITE_CALIBRATION_BYTES ? 'tflite' : 'tfjs');
+
+/** Per-channel range statistics accumulated frame by frame, measured by `runtime`. */
+function rangeMeter(g: Graph, nFrames: number, threads: number, runtime: RangeRuntime) {
   if (nFrames === 0) throw new UserError('int8 calibration needs at least one frame.', 'Pass --calibrate <target frames> with --calibration-frames N >= 1.');
-  const model = loadTflite(writeTflite(g, { rangeOutputs: true }), { threads });
   const min = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(Infinity));
   const max = g.shapes.map((s) => new Float32Array(s[s.length - 1]).fill(-Infinity));
   const mean = g.shapes.map((s) => new Float32Array(s[s.length - 1]));
-  return {
-    add(x: Float32Array) {
+  const accumulate = (t: number, lo: ArrayLike<number>, hi: ArrayLike<number>, mu: ArrayLike<number>) => {
+    for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); mean[t][c] += mu[c] / nFrames; }
+  };
+  let add: (x: Float32Array) => void, dispose: () => void;
+  if (runtime === 'tflite') {
+    const model = loadTflite(writeTflite(g, { rangeOutputs: true }), { threads });
+    add = (x) => {
       const outs = model.runAll(x);
-      g.shapes.forEach((_, t) => {
-        const lo = outs[1 + 3 * t], hi = outs[2 + 3 * t], mu = outs[3 + 3 * t];
-        for (let c = 0; c < lo.length; c++) { min[t][c] = Math.min(min[t][c], lo[c]); max[t][c] = Math.max(max[t][c], hi[c]); mean[t][c] += mu[c] / nFrames; }
+      g.shapes.forEach((_, t) => accumulate(t, outs[1 + 3 * t], outs[2 + 3 * t], outs[3 + 3 * t]));
+    };
+    dispose = () => model.dispose();
+  } else {
+    const ref = graphReference(g);
+    add = (x) => {
+      ref.run(x, (t, y) => {
+        const axes = y.shape.slice(0, -1).map((_, d) => d);
+        const stats = tf.tidy(() => [tf.min(y, axes), tf.max(y, axes), tf.mean(y, axes)]);
+        try { accumulate(t, stats[0].dataSync(), stats[1].dataSync(), stats[2].dataSync()); } finally { tf.dispose(stats); }
       });
-    },
+    };
+    dispose = () => ref.dispose();
+  }
+  return {
+    add,
     result(): Ranges {
       const bad = g.shapes.findIndex((_, t) => !min[t].every(Number.isFinite) || !max[t].every(Number.isFinite));
       if (bad >= 0) throw new UserError(`Calibration saw non-finite activations (tensor t${bad}): the checkpoint's weights are not usable.`, 'Convert a checkpoint whose training losses stayed finite.');
       return { min, max, mean, frames: nFrames };
     },
-    dispose: () => model.dispose(),
+    dispose,
   };
 }
 
-export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ranges {
-  const meter = rangeMeter(g, frames.length, threads);
+export function measureRanges(g: Graph, frames: Float32Array[], threads = 1, runtime: RangeRuntime = 'tflite'): Ranges {
+  const meter = rangeMeter(g, frames.length, threads, runtime);
   try {
     for (const x of frames) meter.add(x);
     return meter.result();
@@ -56,8 +88,8 @@ export function measureRanges(g: Graph, frames: Float32Array[], threads = 1): Ra
  * measureRanges for long calibrations: `afterFrame` runs after each frame and is awaited (convert
  * reports progress there, and an interruption gets its turn between frames).
  */
-export async function measureRangesAsync(g: Graph, frames: Float32Array[], o: { threads?: number; afterFrame?: (i: number) => Promise<void> | void } = {}): Promise<Ranges> {
-  const meter = rangeMeter(g, frames.length, o.threads ?? 1);
+export async function measureRangesAsync(g: Graph, frames: Float32Array[], o: { threads?: number; runtime?: RangeRuntime; afterFrame?: (i: number) => Promise<void> | void } = {}): Promise<Ranges> {
+  const meter = rangeMeter(g, frames.length, o.threads ?? 1, o.runtime ?? rangeRuntime(g));
   try {
     for (const [i, x] of frames.entries()) { meter.add(x); await o.afterFrame?.(i); }
     return meter.result();
@@ -176,9 +208,10 @@ export function quantizeGraph(g: Graph, frames: Float32Array[], threads = 1): { 
 }
 
 /** quantizeGraph frame by frame: `afterFrame(pass, i)` after each of the two passes' frames (pass 1: ranges to equalise, 2: ranges of the equalised graph). */
-export async function quantizeGraphAsync(g: Graph, frames: Float32Array[], o: { threads?: number; afterFrame?: (pass: 1 | 2, i: number) => Promise<void> | void } = {}): Promise<{ graph: Graph; params: TensorQuant[]; ranges: Ranges }> {
-  const eq = equalise(g, await measureRangesAsync(g, frames, { threads: o.threads, afterFrame: (i) => o.afterFrame?.(1, i) }));
-  return finish(eq, await measureRangesAsync(eq, frames, { threads: o.threads, afterFrame: (i) => o.afterFrame?.(2, i) }));
+export async function quantizeGraphAsync(g: Graph, frames: Float32Array[], o: { threads?: number; runtime?: RangeRuntime; afterFrame?: (pass: 1 | 2, i: number) => Promise<void> | void } = {}): Promise<{ graph: Graph; params: TensorQuant[]; ranges: Ranges }> {
+  const runtime = o.runtime ?? rangeRuntime(g);
+  const eq = equalise(g, await measureRangesAsync(g, frames, { threads: o.threads, runtime, afterFrame: (i) => o.afterFrame?.(1, i) }));
+  return finish(eq, await measureRangesAsync(eq, frames, { threads: o.threads, runtime, afterFrame: (i) => o.afterFrame?.(2, i) }));
 }
 
 function finish(eq: Graph, ranges: Ranges): { graph: Graph; params: TensorQuant[]; ranges: Ranges } {

@@ -17,8 +17,11 @@ import * as tf from '../core/tf';
 import type { Graph, RawGraph, RawNode } from '../train/models/ir';
 
 export interface Reference {
-  /** One frame (NHWC float, normalised) -> the graph output's values. */
-  run(x: Float32Array): Float32Array;
+  /**
+   * One frame (NHWC float, normalised) -> the graph output's values. `seen(t, y)`, if given, sees
+   * every tensor (the input, then each node's output) while it is alive (int8 calibration's ranges).
+   */
+  run(x: Float32Array, seen?: (t: number, y: tf.Tensor) => void): Float32Array;
   dispose(): void;
 }
 
@@ -57,9 +60,10 @@ export function graphReference(g: RawGraph | Graph): Reference {
   };
 
   return {
-    run(x) {
+    run(x, seen) {
       const live = new Map<number, tf.Tensor>([[g.input, tf.tensor(x, g.shapes[g.input])]]);
       try {
+        seen?.(g.input, live.get(g.input)!);
         g.nodes.forEach((n, i) => {
           const xs = inputsOf(n).map((t) => {
             const v = live.get(t);
@@ -67,6 +71,7 @@ export function graphReference(g: RawGraph | Graph): Reference {
             return v;
           });
           live.set(n.output, tf.tidy(() => step(n, xs)));
+          seen?.(n.output, live.get(n.output)!);
           for (const t of new Set(inputsOf(n))) if (lastRead.get(t) === i && t !== g.output) { live.get(t)!.dispose(); live.delete(t); }
         });
         const y = live.get(g.output);

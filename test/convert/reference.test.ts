@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
 import { inferenceGraph, rawInferenceGraph } from '../../convert/graph';
+import { measureRanges } from '../../convert/quantize';
 import { graphReference } from '../../convert/reference';
 import { buildConfig } from '../../train/config';
 import { I2IModel } from '../../train/i2i';
@@ -47,4 +48,17 @@ describe("convert: the parity reference is the training model's inference functi
       } finally { m.dispose(); x.dispose(); }
     });
   }
+
+  it('int8 calibration node by node in tfjs (large inputs) measures the ranges TFLite measures', () => {
+    const m = new I2IModel(buildConfig('synth-drive', 'source-only', { model: { encoder: 'densenet-small' } }), 19);
+    let g: ReturnType<typeof inferenceGraph>;
+    try { randomiseStatistics(m); g = inferenceGraph(m, [32, 64]); } finally { m.dispose(); }
+    let s = 11;
+    const frames = [0, 1].map(() => Float32Array.from({ length: 32 * 64 * 3 }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1));
+    const a = measureRanges(g, frames, 1, 'tflite'), b = measureRanges(g, frames, 1, 'tfjs');
+    g.shapes.forEach((_, t) => {
+      const amp = Math.max(...a.max[t].map(Math.abs), ...a.min[t].map(Math.abs), 1e-6);
+      for (const k of ['min', 'max', 'mean'] as const) a[k][t].forEach((v, c) => assert.ok(Math.abs(v - b[k][t][c]) <= 1e-5 * amp, `t${t} ${k}[${c}]: ${v} vs ${b[k][t][c]}`));
+    });
+  });
 });
