@@ -68,7 +68,9 @@ export const ManifestSchema = z.object({
     /** Pixels (0..255, RGB or gray) map to the model's input as value / 127.5 - 1. */
     normalisation: z.literal('x/127.5-1') }),
   models: z.array(ModelFileSchema).min(1),
-  training: z.object({ checkpoint: z.string(), step: z.number().int(), config: z.unknown(), metrics: z.unknown().optional() }),
+  training: z.object({ checkpoint: z.string(), step: z.number().int(), config: z.unknown(), metrics: z.unknown().optional(),
+    /** Converted with --bn-frames: batch-norm statistics re-estimated (precise BN) on this many frames of `bnSource` before export. */
+    bnFrames: z.number().int().positive().optional(), bnSource: z.string().optional() }),
   /** Target frames the int8 model was calibrated on. */
   calibration: z.object({ source: z.string(), frames: z.number().int() }).optional(),
   /** Frames the parity figures were measured on. */
