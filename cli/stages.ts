@@ -63,10 +63,13 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
                   the labels are read for the log only)
 
-i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--json]
+i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--bn-frames N [--bn-root P]] [--json]
   classifiers: target accuracy and confusion matrix (--split train|test);
   segmenters: whole frames at the training scale, logits upsampled to full resolution,
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
+  --bn-frames N first re-estimates the batch-norm statistics of f (precise BN; AdaBN for a
+  source-only run) on N unlabelled frames of the train split of --bn-root (default: the target
+  root), never the evaluated frames; in memory, the run is not changed;
   --json prints one JSON object
 
 ${SERVE_HELP}
@@ -94,6 +97,8 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
   parity table is printed.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
+  --bn-frames N re-estimates the batch-norm statistics of f (precise BN) on the first N --calibrate
+  frames at the bundle's input size before export (recorded in the manifest; the run is not changed).
   The bundle is built in a hidden folder beside BUNDLE and renamed into place when complete: a
   failed or interrupted (Ctrl-C, SIGTERM) convert leaves BUNDLE as it was. An existing BUNDLE is
   refused unless --force, which replaces it only at the very end.
@@ -171,14 +176,18 @@ async function cmdEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true, options: {
       checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
+      'bn-frames': { type: 'string' }, 'bn-root': { type: 'string' },
     },
   });
   if (!values.checkpoint) throw new UserError('eval needs --checkpoint <run dir>.');
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) throw new UserError(`--limit must be a positive integer, got "${values.limit}".`);
+  const bnFrames = values['bn-frames'];
+  if (bnFrames !== undefined && !/^[1-9]\d*$/.test(bnFrames)) throw new UserError(`--bn-frames must be a positive integer, got "${bnFrames}".`, 'Pass how many unlabelled target frames re-estimate the batch-norm statistics, e.g. --bn-frames 100.');
   await initBackend({ quiet: values.json });
   const r = await evaluateRun(path.resolve(values.checkpoint), {
     targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split, limit,
+    bnFrames: bnFrames === undefined ? undefined : Number(bnFrames), bnRoot: values['bn-root'] && path.resolve(values['bn-root']),
     progress: (l) => process.stderr.write(l + '\n'),
   });
   if (values.json) process.stdout.write(JSON.stringify(r.json) + '\n');
@@ -188,7 +197,7 @@ async function cmdEval(argv: string[]): Promise<void> {
 async function cmdConvert(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
-    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' },
+    calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' }, 'bn-frames': { type: 'string' },
     eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' }, force: { type: 'boolean' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
@@ -206,7 +215,7 @@ async function cmdConvert(argv: string[]): Promise<void> {
   };
   const abs = (p: string | undefined) => p && path.resolve(p);
   const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
-    calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'),
+    calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'), bnFrames: count('bn-frames'),
     eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, force: values.force };
   await initBackend();
   // Ctrl-C / SIGTERM stop the conversion at the next frame boundary; its staging folder is removed and --out kept.
