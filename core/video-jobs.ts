@@ -6,6 +6,7 @@
 
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
+import { VideoRefused } from './ffmpeg';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
@@ -82,5 +83,6 @@ export const JOB_FILES = { result: 'result.mp4', stats: 'frames.jsonl', input: (
 
 /** The refusal of a file ffmpeg cannot read, named as the client named it. */
 export function badVideo(name: string, file: string, e: unknown): JobError {
+  if (e instanceof VideoRefused) return new JobError('bad-video', e.problem.split(file).join(name), e.fix ?? 'Send a video file.');
   return new JobError('bad-video', `${name} is not a video ffmpeg can read: ${(e as Error).message.replace(file, name)}`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
 }

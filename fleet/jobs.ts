@@ -10,6 +10,7 @@ import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
 import type IORedis from 'ioredis';
 import { UserError } from '../core/errors';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
+import { checkPixels, probeVideo } from '../streams/ffmpeg';
 import { planSegments } from './plan';
 import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
@@ -26,6 +27,8 @@ export interface QueueJobsOptions {
   backlog?: number;
   /** Attempts of a failing segment (default 3: two retries, exponential backoff from 1 s). */
   attempts?: number;
+  /** Frames larger than this many pixels (width x height) are refused with 400 before any worker decodes them (default 4096x2304). */
+  maxPixels?: number;
   /** Finished videos kept with their results (default 1000); beyond, the oldest finished are deleted from Redis and the store. */
   keep?: number;
 }
@@ -108,6 +111,8 @@ export class QueueVideoJobs implements VideoJobs {
     if (this.closed) { if (owned) fs.rmSync(u.file, { force: true }); throw new JobError('closed', 'The server is shutting down.', 'Retry on another instance.'); }
     let plan;
     try {
+      // Refused before anything reads past the header: not a video container, a still image.
+      checkPixels(await probeVideo(u.file), this.o.maxPixels);
       plan = await planSegments(u.file, this.o.segmentSeconds ?? 60);
     } catch (e) {
       if (owned) fs.rmSync(u.file, { force: true });

@@ -7,12 +7,10 @@
  * exactly the segment's frame count (ffmpeg's -t keeps only frames that end within it, which cut
  * one frame at a boundary here): no frame is dropped or doubled at a cut.
  */
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
-import { promisify } from 'node:util';
 import { UserError } from '../core/errors';
-import { ffprobePath } from '../core/ffmpeg';
-import { runFfmpeg } from '../streams/ffmpeg';
+import { UNTRUSTED_FILE_INPUT } from '../core/ffmpeg';
+import { mp4AudioArgs, runFfmpeg, runProbe } from '../streams/ffmpeg';
 
 export interface Segment {
   index: number;
@@ -28,13 +26,10 @@ export interface Segment {
 export interface Plan { segments: Segment[]; frames: number; fps: number }
 
 export async function planSegments(file: string, seconds: number): Promise<Plan> {
-  const run = promisify(execFile);
-  let out: string;
-  try {
-    ({ stdout: out } = await run(ffprobePath(), ['-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags:format=start_time', '-of', 'csv=p=0', file], { maxBuffer: 1 << 30, timeout: 120_000 }));
-  } catch (e) {
-    throw new UserError(`${file} has no readable video packets: ${String((e as { stderr?: string }).stderr ?? (e as Error).message).trim().split('\n').pop()}.`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
-  }
+  // Local files and video containers only (the same whitelists as every probe of an upload).
+  const r = await runProbe([...UNTRUSTED_FILE_INPUT, '-v', 'error', '-select_streams', 'v:0', '-show_entries', 'packet=pts_time,flags:format=start_time', '-of', 'csv=p=0', file], 120_000);
+  if (r.code !== 0) throw new UserError(`${file} has no readable video packets: ${r.stderr.trim().split('\n').pop()}.`, 'Send an MP4, MOV, MKV, WebM or MPEG-TS file.');
+  const out = r.stdout;
   const packets: { pts: number; key: boolean }[] = [];
   let start = 0, untimed = 0;
   for (const line of out.trim().split('\n')) {
@@ -79,13 +74,15 @@ export async function planSegments(file: string, seconds: number): Promise<Plan>
  * re-timed to the whole video. Written to temporary names and renamed, so a join done twice
  * writes the same files.
  */
-export async function joinSegments(parts: { video: string; stats: string; segment: Segment }[], out: { video: string; stats: string }, audioFrom?: string): Promise<void> {
+export async function joinSegments(parts: { video: string; stats: string; segment: Segment }[], out: { video: string; stats: string }, audioFrom?: { file: string; codecs: string[] }): Promise<void> {
   const list = `${out.video}.parts.txt`;
   fs.writeFileSync(list, parts.map((p) => `file '${p.video.replace(/'/g, "'\\''")}'\n`).join(''));
   const tmp = `${out.video}.joining.mp4`;
-  const ff = runFfmpeg(['-loglevel', 'error', '-f', 'concat', '-safe', '0', '-i', list, ...(audioFrom ? ['-i', audioFrom] : []),
-    // The source's audio as it is: -shortest would cut the video where a shorter audio track ends.
-    '-map', '0:v', ...(audioFrom ? ['-map', '1:a?'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', tmp]);
+  // The parts are ours (the concat list may open MP4s only); the source's audio is not.
+  const ff = runFfmpeg(['-loglevel', 'error', '-protocol_whitelist', 'file,pipe', '-format_whitelist', 'concat,mov', '-f', 'concat', '-safe', '0', '-i', list, ...(audioFrom ? [...UNTRUSTED_FILE_INPUT, '-i', audioFrom.file] : []),
+    // The source's audio as long as it is (-shortest would cut the video where a shorter audio track
+    // ends), copied, or made AAC where MP4 cannot hold it (PCM, Opus, FLAC, ...).
+    '-map', '0:v', ...(audioFrom ? ['-map', '1:a?'] : []), ...mp4AudioArgs(audioFrom?.codecs ?? []), '-movflags', '+faststart', '-y', tmp]);
   const r = await ff.done;
   fs.rmSync(list, { force: true });
   if (r.code !== 0) { fs.rmSync(tmp, { force: true }); throw new Error(`joining ${parts.length} segments into ${out.video} failed: ${r.stderr}`); }

@@ -14,6 +14,7 @@ import { bundleId } from '../core/bundle';
 import { JOB_FILES } from '../core/video-jobs';
 import { UserError } from '../core/errors';
 import { Engine, type EngineOptions } from '../serve/engine/engine';
+import { probeVideo } from '../streams/ffmpeg';
 import { segmentVideo } from '../streams/segment-video';
 import { joinSegments } from './plan';
 import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
@@ -94,8 +95,10 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     if (await o.store.exists(result.video) && await o.store.exists(result.stats) && !(await o.store.exists(`jobs/${d.job}/parts`))) return { frames, ...result };
     if (parts.length !== d.segments.length || parts.some((p, i) => p.index !== i)) throw new Error(`video ${d.job}: ${parts.length} of ${d.segments.length} segments came back`);
     const input = await o.store.fetch(d.input);
+    const source = await probeVideo(input);
     const tmp = path.join(o.store.scratch, `${d.job}-join-${process.pid}`);
-    await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` }, input);
+    await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` },
+      source.hasAudio ? { file: input, codecs: source.audio.map((a) => a.codec) } : undefined);
     await o.store.put(result.stats, `${tmp}.jsonl`);
     await o.store.put(result.video, `${tmp}.mp4`);
     await o.store.remove(`jobs/${d.job}/parts`);

@@ -11,9 +11,8 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import ffmpeg from 'fluent-ffmpeg';
 import { UserError } from '../core/errors';
-import { ffmpegPath, ffprobePath } from '../core/ffmpeg';
+import { ffmpegPath, ffprobePath, UNTRUSTED_FILE_INPUT, VIDEO_DEMUXERS, VideoRefused } from '../core/ffmpeg';
 import { retimeMp4 } from './mp4-timing';
 
 export interface VideoInfo {
@@ -30,6 +29,10 @@ export interface VideoInfo {
   duration: number;
   frames: number;
   hasAudio: boolean;
+  /** The container as ffprobe names its demuxer (e.g. 'mov,mp4,m4a,3gp,3g2,mj2', 'matroska,webm'), the video codec, and each audio stream's codec. */
+  format: string;
+  codec: string;
+  audio: { codec: string }[];
 }
 
 const rate = (r: string | undefined) => {
@@ -37,33 +40,72 @@ const rate = (r: string | undefined) => {
   return b ? a / b : a || 0;
 };
 
-export function probeVideo(file: string): Promise<VideoInfo> {
-  return new Promise((resolve, reject) => {
-    ffmpeg.setFfprobePath(ffprobePath());
-    ffmpeg.ffprobe(file, (err, data) => {
-      if (err) return reject(new UserError(`${file} is not a readable video: ${String(err.message).split('\n').filter(Boolean).pop()}.`, 'Check the file plays (ffprobe it), or remove it.'));
-      const v = data.streams.find((s) => s.codec_type === 'video');
-      if (!v || !v.width || !v.height) return reject(new UserError(`${file} has no video stream.`, 'Pass a video file (MP4, MOV, MKV, ...).'));
-      // As the file states it: the old 'rotate' tag, or the display matrix (fluent-ffmpeg flattens its
-      // side data into the stream as `rotation`). Only width/height use it here: ffmpeg's decoder
-      // turns the frames upright itself (autorotate).
-      const side = (v as { rotation?: number | string }).rotation;
-      const rotation = ((Math.round(Number(v.tags?.rotate ?? side ?? 0)) % 360) + 360) % 360;
-      const swap = rotation === 90 || rotation === 270;
-      const avg = rate(v.avg_frame_rate), real = rate(v.r_frame_rate);
-      const fps = avg || real || 25;
-      // The first that parses: the stream's, the container's, Matroska's DURATION tag (HH:MM:SS.f).
-      const clock = (t: unknown) => { const m = /^(\d+):(\d+):([\d.]+)$/.exec(String(t)); return m ? +m[1] * 3600 + +m[2] * 60 + +m[3] : NaN; };
-      const duration = [Number(v.duration), Number(data.format.duration), clock(v.tags?.DURATION)].find((d) => Number.isFinite(d) && d > 0) ?? 0;
-      const frames = Number(v.nb_frames) || Math.round(duration * fps);
-      resolve({
-        file, width: swap ? v.height : v.width, height: swap ? v.width : v.height, rotation, fps,
-        // r_frame_rate is the base rate; an average that differs by more than rounding means timestamps vary.
-        vfr: Boolean(avg && real && Math.abs(avg - real) / real > 0.01),
-        duration, frames, hasAudio: data.streams.some((s) => s.codec_type === 'audio'),
-      });
-    });
-  });
+/** What ffprobe's JSON says of a file (the fields read here). */
+interface ProbeJson {
+  format?: { format_name?: string; duration?: string };
+  streams?: { codec_type?: string; codec_name?: string; width?: number; height?: number; avg_frame_rate?: string; r_frame_rate?: string; duration?: string; nb_frames?: string; tags?: Record<string, string>; side_data_list?: { rotation?: number | string }[] }[];
+}
+
+/** Codecs of single pictures: in a container with one frame they are a photo, not a video. */
+const STILL_CODECS = new Set(['mjpeg', 'png', 'bmp', 'gif', 'webp', 'tiff', 'jpeg2000', 'jpegls', 'targa', 'ppm', 'pgm', 'pgmyuv', 'pam']);
+
+/**
+ * Probes a file from outside (upload, server path, folder of videos) with ffprobe restricted to
+ * local files and to video containers (core/ffmpeg.ts UNTRUSTED_FILE_INPUT): a playlist, a list
+ * or a still image is refused (VideoRefused) before ffprobe reads past its first bytes.
+ */
+export async function probeVideo(file: string): Promise<VideoInfo> {
+  const r = await runProbe([...UNTRUSTED_FILE_INPUT, '-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', file]);
+  if (r.code !== 0) {
+    if (/not on whitelist/i.test(r.stderr)) throw refusedContainer(file, await probedFormat(file));
+    throw new UserError(`${file} is not a readable video: ${r.stderr.split('\n').filter(Boolean).pop() ?? `ffprobe ${r.signal ?? `exit ${r.code}`}`}.`, 'Check the file plays (ffprobe it), or remove it.');
+  }
+  let data: ProbeJson;
+  try { data = JSON.parse(r.stdout) as ProbeJson; } catch { throw new UserError(`ffprobe wrote no readable description of ${file}.`, 'Check the ffprobe binary (I2I_FFPROBE).'); }
+  const streams = data.streams ?? [], format = data.format ?? {};
+  const v = streams.find((s) => s.codec_type === 'video');
+  if (!v || !v.width || !v.height) throw new UserError(`${file} has no video stream.`, 'Pass a video file (MP4, MOV, MKV, ...).');
+  // As the file states it: the old 'rotate' tag, or the display matrix. Only width/height use it
+  // here: ffmpeg's decoder turns the frames upright itself (autorotate).
+  const side = v.side_data_list?.find((d) => d.rotation !== undefined)?.rotation;
+  const rotation = ((Math.round(Number(v.tags?.rotate ?? side ?? 0)) % 360) + 360) % 360;
+  const swap = rotation === 90 || rotation === 270;
+  const avg = rate(v.avg_frame_rate), real = rate(v.r_frame_rate);
+  const fps = avg || real || 25;
+  // The first that parses: the stream's, the container's, Matroska's DURATION tag (HH:MM:SS.f).
+  const clock = (t: unknown) => { const m = /^(\d+):(\d+):([\d.]+)$/.exec(String(t)); return m ? +m[1] * 3600 + +m[2] * 60 + +m[3] : NaN; };
+  const duration = [Number(v.duration), Number(format.duration), clock(v.tags?.DURATION)].find((d) => Number.isFinite(d) && d > 0) ?? 0;
+  const frames = Number(v.nb_frames) || Math.round(duration * fps);
+  const audio = streams.filter((s) => s.codec_type === 'audio').map((s) => ({ codec: s.codec_name ?? 'unknown' }));
+  // A photo in a video container (or an MP3's cover art) decodes to one frame: it is not a video.
+  if (STILL_CODECS.has(v.codec_name ?? '') && frames <= 1) throw new VideoRefused(`${file} is a still image (one ${v.codec_name} picture in ${format.format_name}), not a video.`, 'Send a video; POST /segment takes single images.');
+  return {
+    file, format: format.format_name ?? '', codec: v.codec_name ?? 'unknown', width: swap ? v.height : v.width, height: swap ? v.width : v.height, rotation, fps,
+    // r_frame_rate is the base rate; an average that differs by more than rounding means timestamps vary.
+    vfr: Boolean(avg && real && Math.abs(avg - real) / real > 0.01),
+    duration, frames, hasAudio: audio.length > 0, audio,
+  };
+}
+
+/** Frames of more pixels than this are refused before decoding (4096x2304: every 4K format; 16384x16384 would be 800 MB a frame). */
+export const DEFAULT_MAX_VIDEO_PIXELS = 4096 * 2304;
+
+/** Refuses a video whose frames are larger than `maxPixels` (width x height), before a decoder allocates them. */
+export function checkPixels(info: VideoInfo, maxPixels = DEFAULT_MAX_VIDEO_PIXELS): void {
+  if (info.width * info.height > maxPixels) {
+    throw new VideoRefused(`${info.file} has ${info.width}x${info.height} frames (${info.width * info.height} pixels), over this server's limit of ${maxPixels} pixels a frame.`, 'Scale the video down first (ffmpeg -vf scale=-2:2160), or raise the limit (maxPixels).');
+  }
+}
+
+/** The demuxer ffprobe would have used for a refused file (its debug log names it; the whitelist still stops it before the header). */
+async function probedFormat(file: string): Promise<string> {
+  const r = await runProbe([...UNTRUSTED_FILE_INPUT, '-v', 'debug', file]);
+  return /Format (\S+) probed with/.exec(r.stderr)?.[1] ?? 'unknown';
+}
+
+function refusedContainer(file: string, format: string): VideoRefused {
+  const what = /^hls|applehttp/.test(format) ? 'an HLS playlist' : /concat/.test(format) ? 'a concat list' : /_pipe$|^image2|^(gif|webp)/.test(format) ? 'a still image' : `"${format}" data`;
+  return new VideoRefused(`${file} is ${what} (${format}), not a video file in a container this server reads (${VIDEO_DEMUXERS.join(', ')}).`, 'Send an MP4, MOV, MKV, WebM, AVI, MPEG-TS or FLV video.');
 }
 
 const children = new Set<ChildProcess>();
@@ -76,6 +118,8 @@ export interface Ffmpeg {
   /** The last lines ffmpeg wrote to stderr. */
   stderrTail(): string;
   kill(signal?: NodeJS.Signals): void;
+  /** True once this side killed it: its exit is then ours, not a failure of the file. */
+  wasKilled(): boolean;
 }
 
 /**
@@ -83,7 +127,22 @@ export interface Ffmpeg {
  * `onStderrLine` sees each line (showinfo's per-frame timestamps are read this way).
  */
 export function runFfmpeg(args: string[], o: { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore'; onStderrLine?: (l: string) => void } = {}): Ffmpeg {
-  const proc = spawn(ffmpegPath(), ['-hide_banner', ...(o.stdin === 'pipe' ? [] : ['-nostdin']), ...args], { stdio: [o.stdin ?? 'ignore', o.stdout ?? 'ignore', 'pipe'] });
+  return runOwned(ffmpegPath(), ['-hide_banner', ...(o.stdin === 'pipe' ? [] : ['-nostdin']), ...args], o);
+}
+
+/**
+ * One owned child: registered (killed when this process exits), stderr drained with its tail kept.
+ * Detached, in a process group of its own: Ctrl-C in a terminal (SIGINT to the foreground group)
+ * or a group-wide SIGTERM reaches the command, which stops its work in order (the decoder first,
+ * then the encoders finish their files), instead of every ffmpeg dying at once mid-file.
+ * Still owned: killed by its owner on stop or failure, and when this process exits. If this
+ * process is SIGKILLed, its pipes are the guard: a decoder's next write to stdout fails (EPIPE),
+ * an encoder reads the end of stdin and closes its file; file-to-file copies (mux, join, probe)
+ * finish their bounded work and exit.
+ */
+function runOwned(bin: string, args: string[], o: { stdin?: 'pipe' | 'ignore'; stdout?: 'pipe' | 'ignore'; onStderrLine?: (l: string) => void }): Ffmpeg {
+  const proc = spawn(bin, args, { stdio: [o.stdin ?? 'ignore', o.stdout ?? 'ignore', 'pipe'], detached: true });
+  let killed = false;
   children.add(proc);
   let tail: string[] = [], partial = '';
   proc.stderr!.setEncoding('utf8');
@@ -100,7 +159,27 @@ export function runFfmpeg(args: string[], o: { stdin?: 'pipe' | 'ignore'; stdout
     proc.once('error', (e) => { tail.push(`spawn failed: ${e.message}`); });
     proc.once('close', (code, signal) => { children.delete(proc); resolve({ code, signal, stderr: tail.slice(-8).join('\n') }); });
   });
-  return { proc, done, stderrTail: () => tail.slice(-8).join('\n'), kill: (s = 'SIGKILL') => { if (proc.exitCode === null && proc.signalCode === null) proc.kill(s); } };
+  return {
+    proc, done, stderrTail: () => tail.slice(-8).join('\n'), wasKilled: () => killed,
+    kill: (s = 'SIGKILL') => { if (proc.exitCode === null && proc.signalCode === null) { killed = true; proc.kill(s); } },
+  };
+}
+
+/**
+ * ffprobe with `args`, owned like ffmpeg and bounded in time (a probe that hangs on a slow or
+ * hostile file is killed): its stdout, and stderr's lines that matter (debug output filtered).
+ */
+export async function runProbe(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  const keep: string[] = [];
+  const p = runOwned(ffprobePath(), ['-hide_banner', ...args], { stdout: 'pipe', onStderrLine: (l) => { if (/probed with|whitelist|error|invalid/i.test(l) && keep.length < 50) keep.push(l); } });
+  const out: Buffer[] = [];
+  p.proc.stdout!.on('data', (c: Buffer) => out.push(c));
+  let late = false;
+  const timer = setTimeout(() => { late = true; p.kill(); }, timeoutMs);
+  const r = await p.done;
+  clearTimeout(timer);
+  const stderr = [...keep, ...r.stderr.split('\n'), ...(late ? [`ffprobe gave no answer within ${timeoutMs / 1000} s`] : [])].filter(Boolean).join('\n');
+  return { code: r.code, signal: r.signal, stdout: Buffer.concat(out).toString('utf8'), stderr };
 }
 
 /** ffmpeg children alive now (tests check that none is left). */
@@ -121,7 +200,7 @@ export interface DecodeOptions { fps?: number; start?: number; duration?: number
 export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmpeg; frames: AsyncGenerator<DecodedFrame> } {
   const filters = [...(o.fps ? [`fps=${o.fps}`] : []), 'showinfo'];
   const args = [
-    '-loglevel', 'info', ...(o.start ? ['-ss', String(o.start)] : []), '-i', info.file, ...(o.duration ? ['-t', String(o.duration)] : []), ...(o.frames ? ['-frames:v', String(o.frames)] : []),
+    '-loglevel', 'info', ...(o.start ? ['-ss', String(o.start)] : []), ...UNTRUSTED_FILE_INPUT, '-i', info.file, ...(o.duration ? ['-t', String(o.duration)] : []), ...(o.frames ? ['-frames:v', String(o.frames)] : []),
     '-map', '0:v:0', '-vf', filters.join(','), '-vsync', o.fps ? 'cfr' : 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1',
   ];
   const pts: number[] = [];
@@ -167,7 +246,8 @@ export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmp
         index++;
       }
       const r = await ff.done;
-      if (r.code !== 0) {
+      // Stopped by its owner (Ctrl-C, a cancelled job): the frames so far are the whole result, not a damaged file.
+      if (r.code !== 0 && !ff.wasKilled()) {
         throw new UserError(`ffmpeg stopped decoding ${info.file} after frame ${index} (${r.signal ?? `exit ${r.code}`}): ${r.stderr.split('\n').filter(Boolean).pop() ?? 'no message'}.`, 'The file is truncated or corrupt; the frames before it were segmented.');
       }
       if (damage) throw new UserError(`${info.file} is damaged near frame ${damage.frame}: ${damage.line}.`, 'The frames ffmpeg could decode were segmented; re-record or repair the file.');
@@ -178,10 +258,21 @@ export function decodeFrames(info: VideoInfo, o: DecodeOptions = {}): { ff: Ffmp
   return { ff, frames: frames() };
 }
 
+/** Audio codecs an MP4 holds as they are (ffmpeg 4.1's mp4 muxer refuses PCM, and FLAC and Opus without -strict -2; players do not play Vorbis or MP2 in MP4). */
+const MP4_AUDIO = new Set(['aac', 'mp3', 'ac3', 'eac3']);
+
+/**
+ * Output options for a source's audio streams (mapped in order): a copy where MP4 holds the codec,
+ * else AAC (PCM from cameras' MOV/AVI/MKV, Opus/Vorbis from WebM, FLAC, ...). The video is copied.
+ */
+export function mp4AudioArgs(codecs: string[]): string[] {
+  return ['-c:v', 'copy', ...codecs.flatMap((c, i) => (MP4_AUDIO.has(c) ? [`-c:a:${i}`, 'copy'] : [`-c:a:${i}`, 'aac', `-b:a:${i}`, '192k']))];
+}
+
 export interface EncodeOptions {
   width: number; height: number; fps: number;
-  /** Copy this file's audio (if it has any) over the same range. */
-  audioFrom?: { file: string; start?: number; duration?: number };
+  /** This file's audio (if it has any) over the same range: copied, or made AAC where MP4 cannot hold its codecs (one per audio stream, as probed). */
+  audioFrom?: { file: string; codecs: string[]; start?: number; duration?: number };
   /** 'h264': yuv420p for any player; 'lossless': RGB H.264 at qp 0, so a mask's colours (and labels) survive exactly. */
   codec: 'h264' | 'lossless';
   /**
@@ -229,8 +320,8 @@ export function encodeVideo(out: string, o: EncodeOptions): Encoder {
       // How long the written video lasts: to its last frame's end.
       const seconds = pts.length ? pts[pts.length - 1] + 1 / o.fps : written / o.fps;
       const audioSeconds = Math.min(a?.duration ?? Infinity, seconds);
-      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), '-t', audioSeconds.toFixed(6), '-i', a.file] : []),
-        '-map', '0:v', ...(a ? ['-map', '1:a?'] : []), '-c', 'copy', '-movflags', '+faststart', '-y', out]);
+      const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), '-t', audioSeconds.toFixed(6), ...UNTRUSTED_FILE_INPUT, '-i', a.file] : []),
+        '-map', '0:v', ...(a ? ['-map', '1:a?'] : []), ...mp4AudioArgs(a?.codecs ?? []), '-movflags', '+faststart', '-y', out]);
       const r = await mux.done;
       if (r.code !== 0) {
         // The segmented video is kept whatever happens to the audio.

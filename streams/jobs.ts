@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { withDefaults } from '../core/options';
 import type { Engine } from '../serve/engine/engine';
-import { probeVideo } from './ffmpeg';
+import { checkPixels, probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
 
 export interface LocalJobsOptions {
@@ -24,6 +24,8 @@ export interface LocalJobsOptions {
   /** Finished jobs kept with their results (default 100); the oldest finished go first. */
   keep?: number;
   alpha?: number;
+  /** Frames larger than this many pixels (width x height) are refused with 400 before decoding (default 4096x2304). */
+  maxPixels?: number;
   log?: (msg: string, extra?: object) => void;
 }
 
@@ -69,6 +71,7 @@ export class LocalVideoJobs implements VideoJobs {
     let info;
     try {
       info = await probeVideo(u.file);
+      checkPixels(info, this.o.maxPixels);
     } catch (e) {
       discard();
       throw badVideo(u.name, u.file, e);

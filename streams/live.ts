@@ -39,6 +39,12 @@ export interface LiveOptions {
 }
 
 const NETWORK = /^[a-z][a-z0-9+.-]*:\/\//i;
+/**
+ * What a network source may open: its own protocols and what they are carried on, never `file`
+ * (an HLS playlist or an RTSP server's answer must not make ffmpeg read local files). A file the
+ * operator names may also open files (its playlist's segments, say).
+ */
+const NETWORK_PROTOCOLS = 'tcp,udp,rtp,srtp,rtsp,rtmp,rtmps,rtmpt,rtmpts,http,https,tls,crypto,hls,httpproxy,srt';
 
 /** Any text without the credentials of URLs in it (user:pass@, and secret-looking query parameters): for logs, stats and errors. */
 export function redact(text: string): string {
@@ -139,8 +145,8 @@ export class LiveStream extends EventEmitter implements LiveFeed {
   private async connection(): Promise<{ clean: boolean; frames: number }> {
     const o = this.o;
     const input = this.isFile
-      ? ['-re', ...(o.loop ? ['-stream_loop', '-1'] : []), '-i', o.source]
-      : [...(/^rtsp/i.test(o.source) ? ['-rtsp_transport', 'tcp', '-stimeout', '5000000'] : []), ...(/^https?:/i.test(o.source) ? ['-rw_timeout', '5000000'] : []),
+      ? ['-re', ...(o.loop ? ['-stream_loop', '-1'] : []), '-protocol_whitelist', `file,pipe,${NETWORK_PROTOCOLS}`, '-i', o.source]
+      : ['-protocol_whitelist', NETWORK_PROTOCOLS, ...(/^rtsp/i.test(o.source) ? ['-rtsp_transport', 'tcp', '-stimeout', '5000000'] : []), ...(/^https?:/i.test(o.source) ? ['-rw_timeout', '5000000'] : []),
         // nobuffer drops what probing read: right for a real-time protocol (start at the newest), wrong
         // for HTTP, where a short or progressive stream can fit in the probe and would yield nothing.
         ...(/^(rtsp|rtmp|udp|srt|rtp)/i.test(o.source) ? ['-fflags', 'nobuffer'] : []), '-flags', 'low_delay', '-probesize', '500000', '-analyzeduration', '1000000', '-i', o.source];

@@ -68,7 +68,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const total = o.frames ?? Math.max(1, o.fps ? Math.round(span * o.fps) : Math.round(span * info.fps) || info.frames);
   const paths = outputPaths(o.out, o.output ?? 'overlay');
   for (const p of [paths.overlay, paths.mask, o.stats]) if (p) fs.mkdirSync(path.dirname(p), { recursive: true });
-  const audio = o.audio === false ? undefined : { file: o.input, start: o.start, duration: o.duration };
+  const audio = o.audio === false || !info.hasAudio ? undefined : { file: o.input, codecs: info.audio.map((a) => a.codec), start: o.start, duration: o.duration };
   // A variable frame rate stays variable: each frame keeps its own time (sampling at --fps is constant).
   const timestamps = info.vfr && !o.fps;
   const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264', timestamps }) : undefined;

@@ -181,6 +181,22 @@ describe('fleet: /videos on BullMQ with i2i worker processes (real Redis)', func
     await new Promise((r) => (w.exitCode !== null ? r(0) : w.once('exit', r)));
   });
 
+  it('a camera MOV with PCM audio (MP4 cannot hold it) completes through the fleet: every segment, then the join makes the audio AAC', async () => {
+    const w = worker(bundle);
+    await ready(w);
+    const mov = path.join(root, 'camera.mov');
+    ff(['-f', 'lavfi', '-i', 'testsrc=s=160x90:r=10', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000', '-t', '3', '-c:v', 'libx264', '-g', '10', '-pix_fmt', 'yuv420p', '-c:a', 'pcm_s16le', mov]);
+    const done = await poll((await post(mov, 'overlay')).id, (j) => j.state === 'done' || j.state === 'failed');
+    assert.equal(done.state, 'done', `${JSON.stringify(done)}\n${logs}`);
+    assert.deepEqual(done.frames, { done: 30, total: 30 });
+    const got = path.join(root, 'camera.out.mp4');
+    fs.writeFileSync(got, Buffer.from(await (await fetch(`${s!.url}${done.links.result}`)).arrayBuffer()));
+    const codecs = execFileSync(require('@ffprobe-installer/ffprobe').path, ['-v', 'error', '-show_entries', 'stream=codec_type,codec_name', '-of', 'csv=p=0', got]).toString().trim().split('\n').sort();
+    assert.deepEqual(codecs, ['aac,audio', 'h264,video']);
+    w.kill('SIGTERM');
+    await new Promise((r) => (w.exitCode !== null ? r(0) : w.once('exit', r)));
+  });
+
   it('a worker killed with SIGKILL mid-segment: another takes the segment over (BullMQ stalled-job recovery) and the job completes exactly once, no frame lost or doubled', async () => {
     // Its own server and queue with a slow model, so that a segment takes about a second.
     const q2 = `${queue}-kill`;
