@@ -15,6 +15,7 @@ import { evaluateRun } from '../train/evaluate-run';
 import { train } from '../train/trainer';
 import { translateRun } from '../train/translate';
 import { SERVE_HELP, STREAM_HELP, WORKER_HELP } from './serve-help';
+import { cmdDoctor, DOCTOR_HELP } from './doctor';
 import { cmdWeights, WEIGHTS_HELP } from './weights';
 
 export const HELP = `i2i: Image to Image Translation for Domain Adaptation (Murez et al., CVPR 2018)
@@ -34,6 +35,7 @@ Commands:
   translate  a PNG grid of a run's translations and reconstructions (checks its decoders)
   report  one self-contained HTML page of a run: translations, segmentations, scores, losses, bundle
   synth   write procedural driving scenes (source: GTA5 layout, target: Cityscapes layout)
+  doctor  is this machine ready to train: backend, GPU, CUDA libraries, and a short run checked against the cpu backend
   weights install Keras' ImageNet weights of densenet121 / resnet50 (gta5-cityscapes starts from them)
   help    this text
 
@@ -119,6 +121,7 @@ i2i report <run> [--baseline RUN] [--bundle DIR] [--out report.html] [--source-r
 ${WEIGHTS_HELP}
 i2i synth --out DIR --domain source|target --count N [--size HxW (256x512)] [--seed S] [--split train]
 
+${DOCTOR_HELP}
 i2i demo [digits] [--out DIR] [--steps N] [--quick]
   default: the whole pipeline on synthetic driving scenes into runs/demo (7 minutes on 2 CPU
   cores): source-only and full segmenters (400 steps each), evaluated on held-out target
@@ -307,6 +310,7 @@ export async function runStage(cmd: string, rest: string[]): Promise<boolean> {
     case 'convert': await cmdConvert(rest); return true;
     case 'translate': await cmdTranslate(rest); return true;
     case 'report': await cmdReport(rest); return true;
+    case 'doctor': await cmdDoctor(rest); return true;
     case 'weights': await cmdWeights(rest); return true;
     default: return false;
   }
