@@ -8,8 +8,9 @@
  * segmenter a batch is one whole frame. (The alternative, layer l measured under the already
  * recalibrated layers 1..l-1 in 'eval' mode, costs one pass per layer.) Per layer the batches are
  * pooled exactly, as if all their pixels were one population: mean over every pixel of every frame,
- * variance E[(x - mean)^2] over the same pixels (combined per batch with Chan's formula, in float64),
- * stored unbiased (x N/(N-1)) like the running variance the layers keep.
+ * variance E[(x - mean)^2] over the same pixels (combined per batch with Chan's formula, in float64;
+ * no N/(N-1) over millions of pixels). So one batch holding every frame gives exactly the statistics
+ * that batch norm computes on it in 'train' mode: the model in 'eval' mode then equals 'train' mode.
  *
  * How the statistics are read without touching layers.ts: in 'train' mode a batch-norm layer queues
  *   mean <- m * mean + (1 - m) * batchMean,   var <- m * var + (1 - m) * n/(n-1) * batchVar
@@ -164,10 +165,9 @@ export async function recalibrateChain(chain: ExportNet[], batches: Iterable<BnB
     }
     if (count === 0) throw new UserError('No frames to re-estimate batch-norm statistics on.', 'Pass a folder or dataset root that holds target images.');
     for (const l of layers) {
-      const unbiased = l.count / Math.max(l.count - 1, 1);
       tf.tidy(() => {
         l.mean.assign(tf.tensor1d(Float32Array.from(l.mu)));
-        l.variance.assign(tf.tensor1d(Float32Array.from(l.m2, (s) => s / l.count * unbiased)));
+        l.variance.assign(tf.tensor1d(Float32Array.from(l.m2, (s) => s / l.count)));
       });
     }
   } catch (e) {

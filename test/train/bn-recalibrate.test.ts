@@ -35,14 +35,13 @@ function tinyNet() {
   return { net, s, conv1, conv2 };
 }
 
-/** Unbiased variance and mean over every pixel of every image, per channel (the reference). */
+/** Mean and variance (E[(x - mean)^2]) over every pixel of every image, per channel (the reference). */
 function population(xs: tf.Tensor4D[]): { mean: number[]; variance: number[] } {
   return tf.tidy(() => {
     const c = xs[0].shape[3];
     const all = tf.concat(xs.map((x) => tf.reshape(x, [-1, c])), 0);
-    const n = all.shape[0];
     const mean = tf.mean(all, 0);
-    const variance = tf.mul(tf.mean(tf.square(tf.sub(all, mean)), 0), n / (n - 1));
+    const variance = tf.mean(tf.square(tf.sub(all, mean)), 0);
     return { mean: Array.from(mean.dataSync()), variance: Array.from(variance.dataSync()) };
   });
 }
@@ -124,6 +123,21 @@ describe('precise batch norm / AdaBN (train/bn-recalibrate)', function () {
       assert.equal(r.layers, [...model.f.store.buffers.keys()].filter((k) => k.endsWith('/mean')).length);
       assert.ok(r.layers > 10 && r.images === 2);
       assert.notDeepEqual(Array.from(model.f.store.buffers.get('f/bn/mean')!.dataSync()), old);
+      // End to end: statistics re-estimated on ONE batch holding both frames are that batch's own, in
+      // every layer, so the model in eval mode equals train mode on that batch (a layer matched to
+      // the wrong pixel count or momentum would differ).
+      const both: BnBatch[] = [];
+      for await (const b of sceneBatches(listCityscapes(root, 'train').items, 0.5)) both.push(b);
+      const batch: BnBatch = { data: Float32Array.from([...both[0].data, ...both[1].data]), shape: [2, both[0].shape[1], both[0].shape[2], both[0].shape[3]] };
+      await recalibrateBatchNorm(model, [batch]);
+      const rel = tf.tidy(() => {
+        const x = tf.tensor4d(batch.data, batch.shape);
+        const ev = model.predict(x), tr = model.h.apply(model.f.apply(x, 'train'), 'train');
+        return tf.max(tf.abs(tf.sub(ev, tr))).dataSync()[0] / tf.max(tf.abs(tr)).dataSync()[0];
+      });
+      for (const n of model.networks()) n.store.dropUpdates();
+      assert.ok(rel < 1e-5, `eval vs train mode after recalibrating on that batch: ${rel}`);
+      assert.equal(tf.memory().numTensors, before);
     } finally { model.dispose(); }
   });
 
