@@ -3,8 +3,12 @@
  * (trained on the target's own labels) with the small dilated DenseNet and the same budget; target
  * mIoU on held-out target frames, one table, and the share of the source-only -> oracle gap that the
  * full method recovers. Each run is a child `i2i` process; two run at once (wasm uses one thread).
+ * Rows named `<method>+adabn` or `<method>+precise-bn` are that method's run (trained once, shared)
+ * evaluated after `i2i eval --bn-frames N`: batch-norm statistics re-estimated on N unlabelled target
+ * training frames. source-only+adabn is AdaBN (Li et al. 2016), the share of adaptation that target
+ * statistics alone give; full+precise-bn is the full method with exact instead of momentum statistics.
  *
- *   npm run bench:seg -- [--steps N] [--seeds 0] [--count 300] [--set k=v ...]
+ *   npm run bench:seg -- [--steps N] [--seeds 0] [--count 300] [--bn-frames 100] [--set k=v ...] [--reuse]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -18,7 +22,9 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '2000' },
     seeds: { type: 'string', default: '0,1' },
     count: { type: 'string', default: '300' },
-    methods: { type: 'string', default: 'source-only,full,oracle' },
+    methods: { type: 'string', default: 'source-only,full,oracle,source-only+adabn,full+precise-bn' },
+    /** Target training frames the +adabn / +precise-bn rows re-estimate batch-norm statistics on. */
+    'bn-frames': { type: 'string', default: '100' },
     parallel: { type: 'string', default: '2' },
     out: { type: 'string', default: 'runs/bench-seg' },
     set: { type: 'string', multiple: true, default: [] },
@@ -46,7 +52,29 @@ async function synth(): Promise<void> {
 
 interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
 
-async function one(method: string, seed: number): Promise<Result> {
+/** A row's training method and whether it re-estimates batch norm first ('full+precise-bn' -> full, yes). */
+function parseRow(row: string): { base: string; bn: boolean } {
+  const m = /^(.+)\+(adabn|precise-bn)$/.exec(row);
+  return m ? { base: m[1], bn: true } : { base: row, bn: false };
+}
+
+/** Each (method, seed) trains once, whichever rows read it. */
+const runs = new Map<string, Promise<{ dir: string; seconds: number }>>();
+function trained(method: string, seed: number): Promise<{ dir: string; seconds: number }> {
+  const key = `${method}-s${seed}`;
+  if (!runs.has(key)) runs.set(key, trainRun(method, seed));
+  return runs.get(key)!;
+}
+
+async function one(row: string, seed: number): Promise<Result> {
+  const { base, bn } = parseRow(row);
+  const { dir, seconds } = await trained(base, seed);
+  const r = JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json', ...(bn ? ['--bn-frames', values['bn-frames']!] : [])]));
+  process.stderr.write(`[bench] ${row} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)}${bn ? ` (batch norm re-estimated on ${r.bn.frames} target training frames)` : ''}\n`);
+  return { method: row, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };
+}
+
+async function trainRun(method: string, seed: number): Promise<{ dir: string; seconds: number }> {
   const dir = path.join(out, `${method}-s${seed}`);
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
   const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
@@ -61,16 +89,17 @@ async function one(method: string, seed: number): Promise<Result> {
     '--seed', String(seed), '--set', 'logEvery=100', ...values.set!.flatMap((s) => ['--set', s])]);
   // A reused run reports the training time it logged.
   const seconds = done ? JSON.parse(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time : (Date.now() - t0) / 1000;
-  const r = JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json']));
-  process.stderr.write(`[bench] ${method} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)} in ${seconds.toFixed(0)} s\n`);
-  return { method, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };
+  process.stderr.write(`[bench] ${method} seed ${seed}: ${done ? 'reused' : 'trained'} in ${seconds.toFixed(0)} s\n`);
+  return { dir, seconds };
 }
 
 async function main() {
   const t0 = Date.now();
   await synth();
   const jobs = methods.flatMap((m) => seeds.map((s) => [m, s] as const));
-  jobs.sort((a, b) => Number(b[0] === 'full') - Number(a[0] === 'full'));  // longest first
+  // Longest first; rows that only re-evaluate a run last, so their run is trained (or training) by then.
+  const rank = (m: string) => (parseRow(m).bn ? 2 : m === 'full' ? 0 : 1);
+  jobs.sort((a, b) => rank(a[0]) - rank(b[0]));
   const results: Result[] = [];
   await Promise.all(Array.from({ length: Number(values.parallel) }, async () => {
     for (let j = jobs.shift(); j; j = jobs.shift()) results.push(await one(j[0], j[1]));
@@ -90,6 +119,10 @@ async function main() {
     ...methods.map((m) => `| ${m} | ${mean(m).toFixed(1)} | ${perClass(m).join(' | ')} | ${(results.filter((x) => x.method === m).reduce((a, b) => a + b.seconds, 0) / seeds.length).toFixed(0)} |`),
     '',
     methods.includes('oracle') && methods.includes('full') ? `gap recovered by full: (${full.toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((full - so) / (oracle - so) * 100).toFixed(1)}% (goal: at least 50%)` : '',
+    // The same share for every batch-norm row: AdaBN's is what target statistics alone recover.
+    ...methods.filter((m) => parseRow(m).bn && methods.includes('oracle') && methods.includes('source-only')).map((m) =>
+      `gap recovered by ${m}: (${mean(m).toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((mean(m) - so) / (oracle - so) * 100).toFixed(1)}%`),
+    methods.some((m) => parseRow(m).bn) ? `+adabn / +precise-bn rows: the run above them with batch-norm statistics re-estimated on ${values['bn-frames']} unlabelled target training frames (i2i eval --bn-frames); train s/run is that run's` : '',
     `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
   ];
   fs.mkdirSync(out, { recursive: true });
