@@ -109,9 +109,12 @@ async function accuracy(out: string): Promise<string[]> {
   const sharp = (await import('sharp')).default;
   const frame = await sharp(listImages(path.join(target, 'leftImg8bit', 'val'), 1)[0]).metadata();
   const size = [frame.height!, frame.width!].map((s) => Math.round((s * meta.config.data.scale) / 8) * 8) as [number, number];
-  const m = await convert({ checkpoint: run, out: path.join(out, 'synthetic-bundle'), precisions: ['fp32', 'int8'], input: size, calibrate: path.join(target, 'leftImg8bit', 'train'), eval: target, progress: log });
+  const t0 = Date.now();
+  // force: a rerun replaces the previous run's bundle (only once the new one is complete).
+  const m = await convert({ checkpoint: run, out: path.join(out, 'synthetic-bundle'), precisions: ['fp32', 'int8'], input: size, calibrate: path.join(target, 'leftImg8bit', 'train'), eval: target, progress: log, force: true });
   const [f32, i8] = m.parity;
   return [
+    `i2i convert of that run (fp32, int8, --eval): ${((Date.now() - t0) / 1000).toFixed(0)} s; this process's peak RSS so far ${(process.resourceUsage().maxRSS / 2 ** 20).toFixed(2)} GiB`,
     `${run} (step ${meta.step}) on ${m.evaluation!.frames} held-out synthetic target frames at ${m.input.height}x${m.input.width}, int8 calibrated on ${m.calibration!.frames} target training frames:`,
     `mIoU fp32 TFLite ${(f32.score! * 100).toFixed(1)}, int8 TFLite ${(i8.score! * 100).toFixed(1)} (drop ${(i8.scoreDropVsFp32! * 100).toFixed(1)} points; goal: within 1); int8 labels agree with tfjs on ${(i8.labelAgreement * 100).toFixed(2)}% of pixels`,
   ];

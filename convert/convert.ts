@@ -1,7 +1,10 @@
 /**
  * `i2i convert`: a training checkpoint -> a deployable bundle (core/bundle.ts). This stage writes
- * the float32 TFLite model of the inference path (f then h), runs it in the real TFLite runtime on
- * check frames next to the tfjs model, and records size, latency and agreement in the manifest.
+ * the TFLite and tfjs files of the inference path (f then h), loads each in its deployment runtime,
+ * runs them on check frames next to the parity reference (the training model's inference function,
+ * node by node: convert/reference.ts) and records size, latency and agreement in the manifest.
+ * The bundle is built in a staging folder beside --out and renamed into place when complete
+ * (convert/staging.ts); each long phase reports its progress (convert/progress.ts).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';

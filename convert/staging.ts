@@ -10,6 +10,7 @@
  * rename-exchange (renameat2), so between those two renames (microseconds) --out does not exist:
  * a reader then finds no bundle, never a mixed one.
  */
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
@@ -43,7 +44,9 @@ export function stageBundle(out: string, replace = false): Staging {
     const m = e.startsWith(STAGING(base)) ? /^(\d+)-/.exec(e.slice(STAGING(base).length)) : null;
     if (m && !alive(Number(m[1]))) fs.rmSync(path.join(parent, e), { recursive: true, force: true });
   }
-  const dir = fs.mkdtempSync(path.join(parent, `${STAGING(base)}${process.pid}-`));
+  // Not mkdtemp: its 0700 would follow the bundle into place; mkdir gives the umask's mode, as a plain --out had.
+  const dir = path.join(parent, `${STAGING(base)}${process.pid}-${randomBytes(4).toString('hex')}`);
+  fs.mkdirSync(dir);
   return {
     dir,
     commit() {

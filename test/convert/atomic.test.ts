@@ -50,6 +50,9 @@ describe('convert: a bundle appears whole or not at all; long phases report prog
     assert.match(text, /parity check done in/);
     assert.deepEqual(readManifest(out).models.map((f) => f.file), ['model.tflite', 'model.int8.tflite', 'tfjs-fp32/model.json']);
     assert.deepEqual(leftovers(root), []);
+    // The bundle folder gets the umask's mode, as a folder made by mkdir (mkdtemp's 0700 would lock out a serving user).
+    fs.mkdirSync(path.join(root, 'plain'));
+    assert.equal(fs.statSync(out).mode & 0o777, fs.statSync(path.join(root, 'plain')).mode & 0o777);
     kept = snapshot(out);
   });
 
