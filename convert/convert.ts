@@ -100,12 +100,12 @@ const OUT_OF_MEMORY = /Aborted\(|out of memory|Cannot enlarge memory|Array buffe
 /** A failure as the user needs it: which phase, that --out is as it was, and what to try. */
 function explain(e: unknown, phase: string, o: ConvertOptions, existed: boolean): unknown {
   const kept = existed ? `${o.out} was left as it was` : `nothing was written to ${o.out}`;
-  if (o.signal?.aborted) return new UserError(`Convert interrupted (${String(o.signal.reason ?? 'aborted')}) while ${phase}; ${kept}.`);
+  if (o.signal?.aborted) return new UserError(`Convert interrupted by ${String(o.signal.reason ?? 'an abort')} (phase: ${phase}); ${kept}.`);
   const msg = e instanceof Error ? e.message : String(e);
-  if (isUserError(e)) return new UserError(`Convert failed while ${phase}: ${msg} (${kept}.)`);
+  if (isUserError(e)) return new UserError(`Convert failed (phase: ${phase}): ${msg} (${kept}.)`);
   if (OUT_OF_MEMORY.test(msg)) {
     const size = o.input ? `${o.input[0]}x${o.input[1]}` : 'the training crop';
-    return new UserError(`Convert ran out of memory while ${phase} at ${size} (${msg}); ${kept}.`, 'Try fewer --check-frames / --eval-frames / --calibration-frames, or a smaller --input (e.g. 256x512), or --threads 1.');
+    return new UserError(`Convert ran out of memory (phase: ${phase}, input ${size}): ${msg}; ${kept}.`, 'Try fewer --check-frames / --eval-frames / --calibration-frames, or a smaller --input (e.g. 256x512), or --threads 1.');
   }
   return e;  // a bug: its stack says more than a sentence would
 }

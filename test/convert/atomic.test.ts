@@ -66,7 +66,7 @@ describe('convert: a bundle appears whole or not at all; long phases report prog
     const stop = new AbortController();
     // Interrupted once both TFLite files are written and the parity check has begun.
     const progress = (l: string) => { if (/parity check:/.test(l)) stop.abort('SIGTERM'); };
-    await assert.rejects(convert(base({ force: true, signal: stop.signal, progress })), /Convert interrupted \(SIGTERM\) while parity check; .*bundle was left as it was/);
+    await assert.rejects(convert(base({ force: true, signal: stop.signal, progress })), /Convert interrupted by SIGTERM \(phase: parity check\); .*bundle was left as it was/);
     assert.deepEqual(snapshot(out), kept);
     assert.deepEqual(leftovers(root), []);
   });
@@ -77,8 +77,17 @@ describe('convert: a bundle appears whole or not at all; long phases report prog
     fs.writeFileSync(path.join(bad, 'leftImg8bit', 'train', 'synth', 'zz_broken.png'), 'not a png');
     const tensors = tf.memory().numTensors;
     await assert.rejects(convert(base({ force: true, calibrate: bad, calibrationFrames: 4 })),
-      /Convert failed while reading the calibration and check frames: Cannot read calibration frame .*zz_broken\.png.*bundle was left as it was/);
+      /Convert failed \(phase: reading the calibration and check frames\): Cannot read calibration frame .*zz_broken\.png.*bundle was left as it was/);
     assert.equal(tf.memory().numTensors, tensors);
+    assert.deepEqual(snapshot(out), kept);
+    assert.deepEqual(leftovers(root), []);
+  });
+
+  it('running out of memory names the phase and what to try, and leaves --out as it was', async () => {
+    // Injected where the wasm heap ran out before: the parity check at full size.
+    const progress = (l: string) => { if (/parity check:/.test(l)) throw new RangeError('Array buffer allocation failed'); };
+    await assert.rejects(convert(base({ force: true, progress })),
+      /Convert ran out of memory \(phase: parity check, input 64x128\): Array buffer allocation failed; .*bundle was left as it was\. Try fewer --check-frames .* or a smaller --input/);
     assert.deepEqual(snapshot(out), kept);
     assert.deepEqual(leftovers(root), []);
   });
@@ -107,7 +116,7 @@ describe('convert: a bundle appears whole or not at all; long phases report prog
     assert.ok(signalled, `never reached calibration:\n${err}`);
     assert.notEqual(code, 0, err);
     assert.match(err, /SIGTERM: stopping after the frame in hand/);
-    assert.match(err, /Convert interrupted \(SIGTERM\) while int8 calibration; .*bundle was left as it was/);
+    assert.match(err, /Convert interrupted by SIGTERM \(phase: int8 calibration\); .*bundle was left as it was/);
     assert.deepEqual(snapshot(out), kept);
     assert.deepEqual(leftovers(root), []);
   });
