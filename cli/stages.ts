@@ -223,7 +223,7 @@ async function cmdConvert(argv: string[]): Promise<void> {
   await initBackend();
   // Ctrl-C / SIGTERM stop the conversion at the next frame boundary; its staging folder is removed and --out kept.
   const stop = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => { process.stderr.write(`[convert] ${sig}: stopping after the frame in hand\n`); stop.abort(sig); };
+  const onSignal = (sig: NodeJS.Signals) => { process.stderr.write(`[convert] ${sig}: stopping after the frame in hand (again: stop at once, leaving a staging folder the next convert removes)\n`); stop.abort(sig); };
   process.once('SIGINT', onSignal); process.once('SIGTERM', onSignal);
   let m: Awaited<ReturnType<typeof convert>>;
   try { m = await convert({ ...opts, signal: stop.signal }); } finally { process.off('SIGINT', onSignal); process.off('SIGTERM', onSignal); }
