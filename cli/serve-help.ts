@@ -4,6 +4,7 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
             [--runtime tflite|tfjs] [--precision fp32|int8|fp16|uint8]
             [--workers N] [--threads T] [--max-queue N] [--max-batch N] [--max-wait-ms MS]
             [--timeout-ms MS] [--max-bytes B] [--max-pixels P] [--token-file FILE] [--drain-timeout-ms MS] [--drain-delay-ms MS]
+            [--admin-token-file FILE] [--bundle-root DIR]
   POST /segment (image/jpeg|png|webp body or multipart field "image"; ?format=png|json|overlay|labels),
   GET /healthz /readyz /v1/model /metrics /openapi.json. Default model: the fastest file of the bundle
   whose parity stayed within 1 point of float32; default pool: one worker process per core (${os.availableParallelism()} here), 1 thread each.
@@ -15,6 +16,11 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   /videos jobs on BullMQ, split on keyframes into segments for any number of i2i worker processes.
   Live streams: --stream NAME=URL (repeatable; rtsp://, http(s)://, or a file played at its rate, --loop)
   -> GET /streams/NAME.mjpeg and /streams/NAME; --stream-out DIR keeps rolling MP4s (--stream-segment-seconds 60).
+  Model versions: every response names its model (X-Model-Version: the served file's sha256, 12 hex);
+  SIGHUP reloads the --bundle path (switch a symlink, then signal), POST /v1/model/reload (admin token
+  from --admin-token-file; {"bundle": NAME} under --bundle-root) and POST /v1/model/rollback load the
+  new model in a new pool, warm it and switch; requests in flight finish on the old one; a bundle that
+  fails leaves the old one serving (422). The input size and classes must stay the same.
   Logs JSON lines to stdout.
 `;
 

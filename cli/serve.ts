@@ -11,7 +11,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
-    'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'admin-token-file': { type: 'string' }, 'bundle-root': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
     redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
@@ -45,7 +45,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   const s = await startServer({
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime, precision,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
-    timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
+    timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], adminTokenFile: values['admin-token-file'], bundleRoot: values['bundle-root'] && path.resolve(values['bundle-root']), drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
     attach: attachments({
       videos: values['no-videos'] ? undefined : {
         store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
@@ -53,6 +53,16 @@ export async function cmdServe(argv: string[]): Promise<number> {
       },
       streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds: seconds('stream-segment-seconds'), loop: values.loop, alpha,
     }, log),
+  });
+  // Anyone who can reach a non-loopback address can use the model and the video store.
+  if (!values['token-file'] && !/^http:\/\/(127\.|\[::1\]|localhost)/.test(s.url)) {
+    log.warn({ url: s.url }, 'serving on a non-loopback address without --token-file: anyone who reaches it can segment frames and submit videos');
+    process.stderr.write(`i2i serve: warning: ${s.url} is reachable beyond this machine and no --token-file is set: anyone who reaches it can use it.\n`);
+  }
+  // Rollout: a tool switches the --bundle symlink (or rewrites it), then sends SIGHUP.
+  process.on('SIGHUP', () => {
+    s.reload().then((r) => process.stderr.write(`i2i serve: reloaded ${values.bundle}: version ${r.active.version} (was ${r.previous.version})\n`),
+      (e: Error) => process.stderr.write(`i2i serve: reload failed, still serving version ${s.engine.model.version}: ${e.message}\n`));
   });
   process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment${values['no-videos'] ? '' : ', /videos'}${streams.map((x) => `, /streams/${x.name}.mjpeg`).join('')})\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });

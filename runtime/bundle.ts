@@ -51,11 +51,17 @@ export interface OpenOptions { runtime?: RuntimeName; precision?: Precision; thr
  * training model's labels >= 99%. When none passes, float32 (TFLite first).
  */
 export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'precision'> = {}): ModelFile {
+  return chooseModel(m, o).file;
+}
+
+/** selectModel's choice and why it was made, in words a client can read (GET /v1/model). */
+export function chooseModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'precision'> = {}): { file: ModelFile; why: string } {
+  const asked = [o.runtime && `runtime ${o.runtime}`, o.precision && `precision ${o.precision}`].filter(Boolean).join(', ');
   const runnable = m.models.filter((f) => runtimeOf(f) !== undefined);
   const candidates = runnable.filter((f) => (!o.runtime || runtimeOf(f) === o.runtime) && (!o.precision || f.precision === o.precision));
   const have = runnable.map((f) => `${runtimeOf(f)}/${f.precision}`).join(', ') || 'none';
   if (candidates.length === 0) throw new UserError(`The bundle has no ${[o.runtime, o.precision].filter(Boolean).join(' ')} model (it has: ${have}).`, 'Pick one of those with --runtime and --precision, or convert again with the precision you need.');
-  if (candidates.length === 1) return candidates[0];
+  if (candidates.length === 1) return { file: candidates[0], why: asked ? `the bundle's one model with ${asked}` : 'the bundle\'s only model this runtime can run' };
   const row = (f: ModelFile) => m.parity.find((p) => p.format === f.format && p.precision === f.precision);
   const good = (f: ModelFile) => {
     const r = row(f);
@@ -64,10 +70,12 @@ export function selectModel(m: Manifest, o: Pick<OpenOptions, 'runtime' | 'preci
   };
   const latency = (f: ModelFile) => row(f)?.latencyMs ?? Infinity;
   const passing = candidates.filter(good).sort((a, b) => latency(a) - latency(b));
-  if (passing.length) return passing[0];
+  const among = asked ? ` among the models with ${asked}` : '';
+  if (passing.length) return { file: passing[0], why: `the fastest${among} whose parity stayed within 1 point of float32 at conversion (${latency(passing[0]).toFixed(1)} ms a frame there)` };
   // None measured within a point: float32 (TFLite first), which is what the others are judged against.
   const fp32 = candidates.filter((f) => f.precision === 'fp32').sort((a, b) => Number(b.format === 'tflite') - Number(a.format === 'tflite'));
-  return fp32[0] ?? [...candidates].sort((a, b) => latency(a) - latency(b))[0];
+  if (fp32[0]) return { file: fp32[0], why: `float32${among}: no model measured within 1 point of it at conversion` };
+  return { file: [...candidates].sort((a, b) => latency(a) - latency(b))[0], why: `the fastest${among}: none has a float32 reference or passing parity` };
 }
 
 function checkFrame(spec: ModelSpec, p: Uint8Array, i: number): void {

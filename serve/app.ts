@@ -6,6 +6,7 @@
  * {error, hint}; overload is 503 with Retry-After; a passed deadline 504.
  */
 import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
@@ -13,7 +14,7 @@ import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, pa
 import { authorised } from './auth';
 import { readImageBody } from './body';
 import { PAGE_CSP, pageHtml } from './page';
-import { EngineError, type Engine, type EngineResult } from './engine/engine';
+import { EngineError, type Engine, type EngineResult, type ModelVersion } from './engine/engine';
 import { HttpError } from './http-error';
 import { createMetrics, residentBytes, type ServeMetrics, type Stage } from './metrics';
 import { openApiDocument } from './openapi';
@@ -31,6 +32,13 @@ export interface AppOptions {
   timeoutMs?: number;
   /** SHA-256 digests of the accepted bearer tokens (serve/auth); none = no auth. */
   tokens?: Buffer[];
+  /**
+   * Digests of the admin tokens that may reload or roll back the model (POST /v1/model/reload,
+   * /v1/model/rollback); none = those routes answer 403 (SIGHUP still reloads).
+   */
+  adminTokens?: Buffer[];
+  /** Bundle directories a reload may name must lie in this directory (none = only the served --bundle path). */
+  bundleRoot?: string;
   /** Bundle identity (sha256 of its manifest) for the model card. */
   bundleId?: string;
   log?: Logger;
@@ -57,12 +65,20 @@ export interface ServeApp {
 const FORMATS = ['png', 'json', 'overlay', 'labels'] as const;
 type Format = (typeof FORMATS)[number];
 
+/** Which model answers: its version (the file's sha256, shortened), file, precision and why it was chosen. */
+export function modelIdentity(v: ModelVersion): { version: string; file: string; format: string; precision: string; sha256: string; why: string; bundle: string; loadedAt: string } {
+  return { version: v.version, file: v.file.file, format: v.file.format, precision: v.file.precision, sha256: v.file.sha256, why: v.why, bundle: path.basename(v.realDir), loadedAt: v.loadedAt };
+}
+
 /** The model card: what a client needs to read the results, nothing of the training machine. */
-export function modelCard(m: Manifest, file: ModelFile, engine: Engine, bundleId?: string): object {
+export function modelCard(engine: Engine, bundleId?: string): object {
+  const m: Manifest = engine.manifest, file: ModelFile = engine.file;
   return {
     bundle: bundleId, task: m.task, kind: m.kind, createdAt: m.createdAt,
     classes: m.classes, void: 255, input: m.input,
-    model: { file: file.file, format: file.format, precision: file.precision, bytes: file.bytes, runtime: engine.runtime, batch: engine.batchLimit },
+    version: engine.model.version,
+    model: { ...modelIdentity(engine.model), bytes: file.bytes, runtime: engine.runtime, batch: engine.batchLimit },
+    previous: engine.previous ? modelIdentity(engine.previous) : null,
     // Nothing of the converting machine (its paths): names and counts only.
     parity: m.parity, evaluation: m.evaluation && { ...m.evaluation, source: path.basename(m.evaluation.source) },
     calibration: m.calibration ? { frames: m.calibration.frames } : undefined, check: m.check && { frames: m.check.frames },
@@ -88,6 +104,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
 
   engine.on('batch', (n: number) => metrics.batch.observe(n));
   engine.on('depth', (d: number) => metrics.queueDepth.set(d));
+  engine.on('reload', () => metrics.reloads.inc({ result: 'ok' }));
+  engine.on('reload-failed', () => metrics.reloads.inc({ result: 'failed' }));
 
   const app = express();
   app.disable('x-powered-by');
@@ -128,6 +146,37 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   app.get('/', (_req, res) => { res.set('Content-Security-Policy', PAGE_CSP).type('html').send(page); });
   app.get('/openapi.json', (_req, res) => { res.json(openApiDocument({ auth: Boolean(o.tokens?.length), version: o.version ?? '0', videos: Boolean(o.videos), streams: Boolean(o.streams) })); });
 
+  // Rollout: load another bundle (or the --bundle path again) in a new pool, switch when it is warm.
+  // Admin tokens only, distinct from the inference tokens.
+  const admin = (req: Request) => {
+    if (!o.adminTokens?.length) throw new HttpError(403, 'Model reloads over HTTP are off on this server.', 'Start i2i serve with --admin-token-file, or send the server SIGHUP.');
+    if (!authorised(req.get('authorization'), o.adminTokens)) throw new HttpError(401, 'A valid admin token is required.', 'Send Authorization: Bearer <token> with a token from the server\'s --admin-token-file.', { 'WWW-Authenticate': 'Bearer realm="i2i-admin"' });
+  };
+  const reload = async (res: Response, dir: string | undefined) => {
+    const r = await engine.reload(dir);
+    res.set('X-Model-Version', r.active.version).json({ active: modelIdentity(r.active), previous: modelIdentity(r.previous) });
+  };
+  const reloadFailed = (res: Response, e: unknown) => {
+    if (e instanceof EngineError && e.code === 'reload-failed') log.error({ reqId: res.locals.id, err: e.message }, 'reload failed; the served model is unchanged');
+    send(res, e);
+  };
+  app.post('/v1/model/reload', express.json({ limit: 4096 }), async (req: Request, res: Response) => {
+    try {
+      admin(req);
+      const named = (req.body as { bundle?: unknown } | undefined)?.bundle;
+      if (named !== undefined && typeof named !== 'string') throw new HttpError(400, '"bundle" must be a directory name.', 'Send {"bundle": "<directory under --bundle-root>"}, or no body to reload the --bundle path.');
+      await reload(res, named === undefined ? undefined : allowedBundle(named, o.bundleRoot));
+    } catch (e) { reloadFailed(res, e); }
+  });
+  app.post('/v1/model/rollback', async (req: Request, res: Response) => {
+    try {
+      admin(req);
+      const prev = engine.previous;
+      if (!prev) throw new HttpError(409, 'There is no previous model to roll back to.', 'A rollback follows a reload.');
+      await reload(res, prev.realDir);
+    } catch (e) { reloadFailed(res, e); }
+  });
+
   // Everything below needs a token where tokens are configured.
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (!o.tokens?.length || authorised(req.get('authorization'), o.tokens)) return next();
@@ -138,9 +187,11 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     sendError(res, new HttpError(401, 'A valid bearer token is required.', 'Send Authorization: Bearer <token> with a token from the server\'s --token-file.'));
   });
 
-  app.get('/v1/model', (_req, res) => { res.json(modelCard(m, engine.file, engine, o.bundleId)); });
+  app.get('/v1/model', (_req, res) => { res.set('X-Model-Version', engine.model.version).json(modelCard(engine, o.bundleId)); });
   app.get('/metrics', async (_req, res) => {
     metrics.workers.set(engine.stats().readyWorkers);
+    metrics.model.reset();
+    metrics.model.set({ version: engine.model.version, file: engine.file.file, precision: engine.file.precision }, 1);
     // Worker processes by their slot (not pid: replacements reuse the series); Linux /proc only.
     metrics.workerRss.reset();
     engine.pids().forEach((pid, i) => { const b = residentBytes(pid); if (b !== undefined) metrics.workerRss.set({ worker: String(i) }, b); });
@@ -200,6 +251,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
           mask: palettePng(labels, input.width, input.height, palette).toString('base64'),
           timings: { decode: timing.decode, queue: timing.queue, infer: timing.infer, encode: performance.now() - t2 },
           drift: r.drift, batch: r.batch,
+          model: r.version === engine.model.version ? modelIdentity(engine.model) : engine.previous?.version === r.version ? modelIdentity(engine.previous) : { version: r.version },
           // The overlay of the same inference, for a client that shows both (the page at GET /).
           ...(withOverlay ? { overlay: (await overlayJpeg(await decodeFrame(body, { maxPixels }), labels, palette, alpha)).toString('base64') } : {}),
         };
@@ -210,6 +262,8 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       for (const s of ['decode', 'queue', 'infer', 'encode', 'total'] as Stage[]) if (timing[s] !== undefined) metrics.stage.observe({ stage: s }, timing[s]! / 1000);
       res.set('Server-Timing', serverTiming(timing));
       if (r.drift !== null) res.set('X-Drift', r.drift.toFixed(4));
+      res.set('X-Model-Version', r.version);
+      metrics.frames.inc({ version: r.version });
       res.type(type);
       if (Buffer.isBuffer(payload)) res.send(payload); else res.send(JSON.stringify(payload));
       } finally { release(); }
@@ -293,7 +347,22 @@ function toHttpError(e: unknown, engine: Engine): HttpError {
       case 'deadline': return new HttpError(504, e.message, 'Retry later, or allow more time (X-Timeout-Ms up to the server\'s --timeout-ms).');
       case 'aborted': return new HttpError(499, e.message, 'The client closed the connection.');
       case 'bad-frame': return new HttpError(500, e.message, 'This is a server bug: the frame was resized wrongly.');
+      case 'reload-busy': return new HttpError(409, e.message, 'Wait for it to finish (GET /v1/model shows the active version).');
+      case 'reload-failed': return new HttpError(422, `${e.message} The served model is unchanged.`, 'Fix or convert the bundle again, then reload.');
     }
   }
   return new HttpError(500, 'Internal error.', 'Retry; the error is logged with this request id.');
+}
+
+/** A bundle a reload names: a directory inside --bundle-root (no way out of it through .. or symlinks). */
+function allowedBundle(name: string, root: string | undefined): string {
+  if (!root) throw new HttpError(403, 'This server reloads only its --bundle path.', 'Send no body to reload it, or start i2i serve with --bundle-root DIR to allow bundles in DIR.');
+  const base = fs.realpathSync(root);
+  const dir = path.resolve(base, name);
+  const inside = (p: string) => p === base || p.startsWith(base + path.sep);
+  if (!inside(dir)) throw new HttpError(403, `"${name}" is outside the bundle root.`, 'Name a directory under --bundle-root.');
+  let real: string;
+  try { real = fs.realpathSync(dir); } catch { throw new HttpError(404, `No bundle "${name}" under the bundle root.`, 'Name a directory that holds a manifest.json.'); }
+  if (!inside(real)) throw new HttpError(403, `"${name}" leads outside the bundle root.`, 'Name a directory under --bundle-root.');
+  return real;
 }

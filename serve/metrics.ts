@@ -20,6 +20,9 @@ export interface ServeMetrics {
   workers: client.Gauge;
   inProgress: client.Gauge;
   workerRss: client.Gauge<'worker'>;
+  frames: client.Counter<'version'>;
+  reloads: client.Counter<'result'>;
+  model: client.Gauge<'version' | 'file' | 'precision'>;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -37,6 +40,9 @@ export function createMetrics(): ServeMetrics {
     drift: new client.Histogram({ name: 'i2i_drift', help: 'Per-frame drift from the target domain (0 typical, 1 = 95th percentile of the calibration frames).', buckets: [0.25, 0.5, 1, 1.5, 2, 3, 5, 10], registers: r }),
     workers: new client.Gauge({ name: 'i2i_workers_ready', help: 'Inference worker processes that are ready.', registers: r }),
     workerRss: new client.Gauge({ name: 'i2i_worker_resident_memory_bytes', help: 'Resident memory of each inference worker process (where a leak in a model runtime would show).', labelNames: ['worker'], registers: r }),
+    frames: new client.Counter({ name: 'i2i_frames_total', help: 'Frames segmented by POST /segment, by the model version that computed them.', labelNames: ['version'], registers: r }),
+    reloads: new client.Counter({ name: 'i2i_model_reloads_total', help: 'Model reloads (SIGHUP, POST /v1/model/reload or rollback) by result: ok, failed (the served model kept).', labelNames: ['result'], registers: r }),
+    model: new client.Gauge({ name: 'i2i_model_info', help: 'The active model (value 1), by version, file and precision.', labelNames: ['version', 'file', 'precision'], registers: r }),
     inProgress: new client.Gauge({ name: 'i2i_segment_requests_in_progress', help: 'POST /segment requests being read, decoded, queued, computed or encoded.', registers: r }),
   };
 }

@@ -29,6 +29,8 @@ export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOption
   port?: number;
   host?: string;
   tokenFile?: string;
+  /** Admin tokens (one per line) for POST /v1/model/reload and /v1/model/rollback. */
+  adminTokenFile?: string;
   /** How long a drain may take before the process gives up on it (default 30 s). */
   drainTimeoutMs?: number;
   /**
@@ -47,6 +49,8 @@ export interface RunningServer {
   server: http.Server;
   /** Drain: stop accepting, finish in-flight requests, close the pool. Resolves false on timeout. */
   close(): Promise<boolean>;
+  /** Loads the --bundle path again (after a symlink switch) or `dir`, warm, then switches (Engine.reload). */
+  reload(dir?: string): ReturnType<Engine['reload']>;
 }
 
 export function jsonLogger(): Logger { return pino({ base: { service: 'i2i-serve' }, timestamp: pino.stdTimeFunctions.isoTime }); }
@@ -54,13 +58,17 @@ export function jsonLogger(): Logger { return pino({ base: { service: 'i2i-serve
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const log = o.log ?? jsonLogger();
   const tokens = o.tokenFile ? readTokens(o.tokenFile) : undefined;
+  const adminTokens = o.adminTokenFile ? readTokens(o.adminTokenFile) : undefined;
+  if (adminTokens && tokens && adminTokens.some((a) => tokens.some((t) => t.equals(a)))) {
+    throw new UserError('A token is in both --token-file and --admin-token-file.', 'Give admins tokens of their own: an inference token must not reload the model.');
+  }
   if (readManifest(o.bundle).kind !== 'segment') {
     throw new UserError(`${o.bundle} holds a classifier; i2i serve segments frames.`, 'Serve a segmentation bundle (convert a segment run).');
   }
   // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
-  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
+  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, adminTokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
@@ -110,5 +118,5 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     log.info({ clean: finished }, 'stopped');
     return finished;
   })();
-  return { url, engine, server, close };
+  return { url, engine, server, close, reload: (dir) => engine.reload(dir) };
 }

@@ -14,15 +14,16 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ModelFile } from '../../core/bundle';
 import { readManifest, type Manifest } from '../../core/bundle';
 import { UserError } from '../../core/errors';
-import { selectModel, type OpenOptions } from '../../runtime/bundle';
+import { chooseModel, type OpenOptions } from '../../runtime/bundle';
 import type { FromWorker, ToWorker } from './protocol';
 
-export type EngineErrorCode = 'queue-full' | 'deadline' | 'worker-lost' | 'closed' | 'aborted' | 'unavailable' | 'bad-frame';
+export type EngineErrorCode = 'queue-full' | 'deadline' | 'worker-lost' | 'closed' | 'aborted' | 'unavailable' | 'bad-frame' | 'reload-busy' | 'reload-failed';
 
 export class EngineError extends Error {
   constructor(readonly code: EngineErrorCode, message: string) {
@@ -58,11 +59,31 @@ export interface EngineResult {
   queueMs: number;
   inferMs: number;
   batch: number;
+  /** The model that computed it (ModelVersion.version). */
+  version: string;
+}
+
+/**
+ * One loaded bundle: its manifest, the model file chosen from it and why. `version` names the exact
+ * bytes that compute (the chosen file's sha256, shortened), so responses and metrics can say which
+ * model answered across reloads.
+ */
+export interface ModelVersion {
+  version: string;
+  /** The bundle directory as given, and where it pointed when loaded (a symlink rollout changes the first). */
+  dir: string;
+  realDir: string;
+  manifest: Manifest;
+  file: ModelFile;
+  why: string;
+  loadedAt: string;
 }
 
 interface Job {
   id: number;
   frame: Uint8Array;
+  /** Runs on the model that was active when it was submitted, even if a reload happens meanwhile. */
+  gen: ModelVersion;
   enqueued: number;
   deadline: number;
   resolve: (r: EngineResult) => void;
@@ -75,6 +96,7 @@ interface Job {
 }
 
 interface Worker {
+  gen: ModelVersion;
   child: ChildProcess;
   ready: boolean;
   maxBatch: number;
@@ -86,8 +108,9 @@ interface Worker {
 let nextId = 1;
 
 export class Engine extends EventEmitter {
-  readonly manifest: Manifest;
-  readonly file: ModelFile;
+  private active: ModelVersion;
+  private previousVersion?: ModelVersion;
+  private reloading = false;
   private readonly workers: Worker[] = [];
   private readonly queue: Job[] = [];
   private readonly size: number;
@@ -105,14 +128,26 @@ export class Engine extends EventEmitter {
 
   private constructor(private readonly o: EngineOptions) {
     super();
-    this.manifest = readManifest(o.bundle);
-    // Chosen once here, so every worker loads the same file.
-    this.file = selectModel(this.manifest, o);
+    this.active = this.load(o.bundle);
     this.size = Math.max(1, o.workers ?? os.availableParallelism());
     this.maxQueue = Math.max(0, o.maxQueue ?? 64);
     this.maxBatch = Math.max(1, o.maxBatch ?? 1);
     this.maxWaitMs = Math.max(0, o.maxWaitMs ?? 5);
     this.log = o.log ?? (() => undefined);
+  }
+
+  /** The active model's bundle manifest and file (every frame submitted now runs on it). */
+  get manifest(): Manifest { return this.active.manifest; }
+  get file(): ModelFile { return this.active.file; }
+  get model(): ModelVersion { return this.active; }
+  /** The model served before the last reload (a rollback goes back to it). */
+  get previous(): ModelVersion | undefined { return this.previousVersion; }
+
+  /** Reads a bundle and chooses its model once, so every worker of it loads the same file. */
+  private load(dir: string): ModelVersion {
+    const manifest = readManifest(dir);
+    const { file, why } = chooseModel(manifest, this.o);
+    return { version: file.sha256.slice(0, 12), dir, realDir: fs.realpathSync(dir), manifest, file, why, loadedAt: new Date().toISOString() };
   }
 
   /** Creates and starts an engine (create + start). */
@@ -128,7 +163,7 @@ export class Engine extends EventEmitter {
   /** Starts the pool; resolves when every worker has loaded the model and run one frame. */
   async start(): Promise<void> {
     try {
-      await Promise.all(Array.from({ length: this.size }, () => this.spawn(this.o.startTimeoutMs ?? 120_000)));
+      await Promise.all(Array.from({ length: this.size }, () => this.spawn(this.active, this.o.startTimeoutMs ?? 120_000)));
     } catch (err) {
       await this.close(1000);
       throw err;
@@ -136,31 +171,31 @@ export class Engine extends EventEmitter {
     this.supervising = true;
   }
 
-  get runtime(): string { return this.file.format === 'tflite' ? 'tflite' : 'tfjs'; }
+  get runtime(): string { return runtimeName(this.file); }
   /** Frames per model call this engine forms (1 for TFLite files). */
   get batchLimit(): number {
-    const w = this.workers.find((x) => x.ready);
+    const w = this.workers.find((x) => x.ready && x.gen === this.active);
     return Math.min(this.maxBatch, w && w.maxBatch > 0 ? w.maxBatch : this.maxBatch);
   }
   /** Ready once start() finished (every worker warmed up), while one worker is, and not closing. */
-  get ready(): boolean { return this.supervising && !this.closing && this.workers.some((w) => w.ready); }
+  get ready(): boolean { return this.supervising && !this.closing && this.activeWorkers().some((w) => w.ready); }
   stats(): { queued: number; inFlight: number; workers: number; readyWorkers: number; capacity: number } {
     return {
       queued: this.queue.length,
       inFlight: this.workers.reduce((a, w) => a + (w.busy?.jobs.length ?? 0), 0),
-      workers: this.workers.length,
-      readyWorkers: this.workers.filter((w) => w.ready).length,
+      workers: this.activeWorkers().length,
+      readyWorkers: this.activeWorkers().filter((w) => w.ready).length,
       capacity: this.maxQueue,
     };
   }
   /** Whether a frame submitted now would be refused as queue-full. */
-  saturated(): boolean { return this.queue.length >= this.maxQueue && !this.idleWorker(); }
+  saturated(): boolean { return this.queue.length >= this.maxQueue && !this.idleWorker(this.active); }
   /** Worker process ids (for process metrics, and tests that kill one). */
   pids(): number[] { return this.workers.flatMap((w) => (w.child.pid && !w.exited ? [w.child.pid] : [])); }
   /** Seconds a client should wait before retrying when the queue is full: the queue's drain time. */
   retryAfterSeconds(): number {
     const perFrame = this.inferEwma || 100;
-    return Math.max(1, Math.ceil((this.queue.length * perFrame) / Math.max(1, this.workers.length) / 1000));
+    return Math.max(1, Math.ceil((this.queue.length * perFrame) / Math.max(1, this.activeWorkers().length) / 1000));
   }
 
   /**
@@ -171,12 +206,12 @@ export class Engine extends EventEmitter {
     const { height, width, channels } = this.manifest.input;
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
     if (frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
-    if (!this.workers.some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', this.supervising ? 'No inference worker is running (restarting after a fault).' : 'The model is still loading.'));
+    if (!this.activeWorkers().some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', this.supervising ? 'No inference worker is running (restarting after a fault).' : 'The model is still loading.'));
     if (this.saturated()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
     if (opts.signal?.aborted) return Promise.reject(new EngineError('aborted', 'The client went away.'));
     return new Promise<EngineResult>((resolve, reject) => {
       const now = Date.now();
-      const job: Job = { id: nextId++, frame, enqueued: now, deadline: opts.deadline ?? Infinity, resolve, reject, settled: false, signal: opts.signal };
+      const job: Job = { id: nextId++, frame, gen: this.active, enqueued: now, deadline: opts.deadline ?? Infinity, resolve, reject, settled: false, signal: opts.signal };
       if (Number.isFinite(job.deadline)) job.timer = setTimeout(() => this.expire(job), Math.max(0, job.deadline - now));
       if (opts.signal) {
         job.onAbort = () => this.settle(job, new EngineError('aborted', 'The client went away.'));
@@ -204,16 +239,79 @@ export class Engine extends EventEmitter {
     await Promise.all(this.workers.map((w) => this.stopWorker(w)));
   }
 
-  private idleWorker(): Worker | undefined { return this.workers.find((w) => w.ready && !w.busy); }
+  private activeWorkers(): Worker[] { return this.workers.filter((w) => w.gen === this.active); }
+  private idleWorker(gen: ModelVersion): Worker | undefined { return this.workers.find((w) => w.gen === gen && w.ready && !w.busy); }
 
-  private spawn(startTimeoutMs: number): Promise<void> {
+  /**
+   * Loads `dir` (default: the --bundle path again, e.g. after a symlink switch) in a new pool of
+   * workers, warms it, then makes it the active model at once. Frames submitted before the switch
+   * finish on the old pool, which then stops. A bundle that fails to load or warm up leaves the
+   * active one serving, and the error says why. The input and classes must stay the same: callers
+   * (streams, video jobs) resize frames and colour labels by them.
+   */
+  async reload(dir: string = this.o.bundle): Promise<{ active: ModelVersion; previous: ModelVersion }> {
+    if (this.closing) throw new EngineError('closed', 'The server is shutting down.');
+    if (this.reloading) throw new EngineError('reload-busy', 'A reload is already in progress.');
+    this.reloading = true;
+    try {
+      return await this.switchTo(dir);
+    } catch (e) {
+      if (e instanceof EngineError && e.code === 'reload-failed') {
+        this.log('error', 'reload failed; the served model is unchanged', { dir, error: e.message });
+        this.emit('reload-failed', e);
+      }
+      throw e;
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  private async switchTo(dir: string): Promise<{ active: ModelVersion; previous: ModelVersion }> {
+    {
+      let next: ModelVersion;
+      try { next = this.load(dir); } catch (e) { throw new EngineError('reload-failed', `The bundle ${dir} cannot be read: ${(e as Error).message}`); }
+      const contract = (m: Manifest) => JSON.stringify({ input: m.input, kind: m.kind, classes: m.classes });
+      if (contract(next.manifest) !== contract(this.active.manifest)) {
+        throw new EngineError('reload-failed', `The bundle ${dir} has another input size or class list than the one served (${this.active.manifest.input.height}x${this.active.manifest.input.width}, ${this.active.manifest.classes.length} classes); a reload keeps the contract clients and streams rely on.`);
+      }
+      try {
+        await Promise.all(Array.from({ length: this.size }, () => this.spawn(next, this.o.startTimeoutMs ?? 120_000)));
+      } catch (e) {
+        await Promise.all(this.workers.filter((w) => w.gen === next).map((w) => this.stopWorker(w)));
+        throw new EngineError('reload-failed', `The bundle ${dir} did not load: ${(e as Error).message}`);
+      }
+      if (this.closing) {
+        await Promise.all(this.workers.filter((w) => w.gen === next).map((w) => this.stopWorker(w)));
+        throw new EngineError('closed', 'The server is shutting down.');
+      }
+      const old = this.active;
+      this.active = next;
+      this.previousVersion = old;
+      this.log('info', 'model reloaded', { version: next.version, file: next.file.file, dir: next.realDir, previous: old.version });
+      this.emit('reload', next, old);
+      void this.retire(old);
+      this.pump();
+      return { active: next, previous: old };
+    }
+  }
+
+  /** Stops an old pool once the frames submitted to it are done (bounded: its jobs have deadlines). */
+  private async retire(gen: ModelVersion): Promise<void> {
+    const until = Date.now() + 120_000;
+    const pending = () => this.queue.some((j) => j.gen === gen) || this.workers.some((w) => w.gen === gen && w.busy);
+    while (pending() && Date.now() < until && this.workers.some((w) => w.gen === gen && !w.exited)) await sleep(10);
+    for (const j of this.queue.filter((q) => q.gen === gen)) this.settle(j, new EngineError('worker-lost', 'The model this frame was queued for was replaced before it ran.'));
+    await Promise.all(this.workers.filter((w) => w.gen === gen).map((w) => this.stopWorker(w)));
+  }
+
+  private spawn(gen: ModelVersion, startTimeoutMs: number): Promise<void> {
     const isTs = __filename.endsWith('.ts');
     const child = fork(path.join(__dirname, isTs ? 'worker.ts' : 'worker.js'), [], {
       serialization: 'advanced',
       execArgv: isTs ? ['--require', require.resolve('tsx/cjs')] : [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const w: Worker = { child, ready: false, maxBatch: 1, warmupMs: 0, exited: false };
+    const w: Worker = { gen, child, ready: false, maxBatch: 1, warmupMs: 0, exited: false };
     // A send to a worker that is already exiting reports 'Channel closed' here; its 'exit' handler
     // does the accounting, so this must only not be an unhandled 'error' event.
     child.on('error', (e) => this.log('warn', 'inference worker channel error', { pid: child.pid, error: e.message }));
@@ -227,10 +325,10 @@ export class Engine extends EventEmitter {
           w.maxBatch = m.maxBatch;
           w.warmupMs = m.warmupMs;
           this.crashes = 0;
-          this.log('info', 'inference worker ready', { pid: m.pid, file: m.file.file, runtime: m.runtime, warmupMs: Math.round(m.warmupMs) });
+          this.log('info', 'inference worker ready', { pid: m.pid, file: m.file.file, version: gen.version, runtime: m.runtime, warmupMs: Math.round(m.warmupMs) });
           if (!started) { started = true; clearTimeout(startTimer); resolve(); }
           this.pump();
-        } else if (m.type === 'result') this.finish(w, m.id, (jobs, inferMs) => jobs.forEach((j, i) => this.settle(j, undefined, { labels: m.labels[i], drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, inferMs, batch: jobs.length })), m.inferMs);
+        } else if (m.type === 'result') this.finish(w, m.id, (jobs, inferMs) => jobs.forEach((j, i) => this.settle(j, undefined, { labels: m.labels[i], drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, inferMs, batch: jobs.length, version: gen.version })), m.inferMs);
         else if (m.type === 'error') {
           if (m.id === undefined) {
             if (!started) { started = true; clearTimeout(startTimer); reject(m.user ? new UserError(m.message) : new Error(`An inference worker failed to start: ${m.message}`)); }
@@ -250,18 +348,20 @@ export class Engine extends EventEmitter {
         if (!started) { started = true; clearTimeout(startTimer); reject(new Error(`An inference worker exited (${signal ?? `exit ${code}`}) before it was ready.`)); }
         // Before start() resolved, start() itself fails; after it, the pool keeps its size: every
         // exit (a crash, a hang killed, a replacement that failed to load) schedules a replacement.
-        if (this.closing || !this.supervising) return;
+        if (this.closing || !this.supervising || !wasReady && gen !== this.active) return;
+        // Jobs waiting with no worker of their model left fail now rather than at their deadline.
+        if (!this.workers.some((x) => x.ready && x.gen === gen)) for (const j of this.queue.filter((q) => q.gen === gen)) this.settle(j, new EngineError('unavailable', 'No inference worker is running (restarting after a fault).'));
+        // Only the active model's pool keeps its size; an old one being retired shrinks.
+        if (gen !== this.active) return;
         this.log('error', 'inference worker exited; replacing it', { pid: child.pid, code, signal, lost: lost.length, wasReady });
         this.emit('worker-exit', { code, signal });
-        // Jobs waiting with no worker left fail now rather than at their deadline.
-        if (!this.workers.some((x) => x.ready)) for (const j of [...this.queue]) this.settle(j, new EngineError('unavailable', 'No inference worker is running (restarting after a fault).'));
         const backoff = Math.min(30_000, 250 * 2 ** this.crashes++);
         setTimeout(() => {
           // A replacement that fails exits too, and its own exit schedules the next try.
-          if (!this.closing) this.spawn(startTimeoutMs).catch((e) => { if (!this.closing) this.log('error', 'replacement worker failed to start', { error: (e as Error).message }); });
+          if (!this.closing && gen === this.active) this.spawn(gen, startTimeoutMs).catch((e) => { if (!this.closing) this.log('error', 'replacement worker failed to start', { error: (e as Error).message }); });
         }, backoff).unref();
       });
-      child.send({ type: 'open', dir: this.o.bundle, options: { runtime: this.runtime as OpenOptions['runtime'], precision: this.file.precision, threads: this.o.threads } } satisfies ToWorker);
+      child.send({ type: 'open', dir: gen.dir, options: { runtime: runtimeName(gen.file) as OpenOptions['runtime'], precision: gen.file.precision, threads: this.o.threads }, expect: { file: gen.file.file, sha256: gen.file.sha256 } } satisfies ToWorker);
     });
   }
 
@@ -304,44 +404,55 @@ export class Engine extends EventEmitter {
     if (err) job.reject(err); else job.resolve(result!);
   }
 
-  /** Hands queued frames to idle workers, waiting briefly to fill a batch where the model batches. */
+  /**
+   * Hands queued frames to idle workers of the model each was submitted to, waiting briefly to fill
+   * a batch where the model batches.
+   */
   private pump(): void {
     if (this.closed) return;
-    for (;;) {
-      const w = this.idleWorker();
-      if (!w || this.queue.length === 0) return;
-      const cap = Math.min(this.maxBatch, w.maxBatch > 0 ? w.maxBatch : this.maxBatch);
-      const waited = Date.now() - this.queue[0].enqueued;
-      if (cap > 1 && this.queue.length < cap && waited < this.maxWaitMs && !this.closing) {
-        if (!this.batchTimer) this.batchTimer = setTimeout(() => { this.batchTimer = undefined; this.pump(); }, this.maxWaitMs - waited);
-        return;
-      }
-      clearTimeout(this.batchTimer);
-      this.batchTimer = undefined;
-      // A frame whose deadline has passed (its timer not yet run) is dropped here, never sent.
-      const now0 = Date.now();
-      for (const j of this.queue.filter((q) => q.deadline <= now0)) this.expire(j);
-      if (this.queue.length === 0) return;
-      const jobs = this.queue.splice(0, cap);
-      this.emit('depth', this.queue.length);
-      const now = Date.now();
-      jobs.forEach((j) => { j.dispatched = now; });
-      const id = nextId++;
-      // Long enough for any honest frame (20x the warm-up), short enough that a hung worker does not
-      // hold its slot long after its callers were answered.
-      const hangMs = this.o.hangMs ?? Math.max(10_000, 20 * w.warmupMs * jobs.length);
-      const watchdog = setTimeout(() => {
-        this.log('error', 'inference worker hung; killing it', { pid: w.child.pid, hangMs });
-        w.child.kill('SIGKILL');
-      }, hangMs);
-      w.busy = { id, jobs, watchdog };
-      try {
-        w.child.send({ type: 'infer', id, frames: jobs.map((j) => j.frame) } satisfies ToWorker);
-      } catch {
-        w.child.kill('SIGKILL');  // its exit handler fails the jobs and replaces it
+    for (let sent = true; sent;) {
+      sent = false;
+      for (const w of this.workers) {
+        if (!w.ready || w.busy) continue;
+        let mine = this.queue.filter((j) => j.gen === w.gen);
+        if (mine.length === 0) continue;
+        const cap = Math.min(this.maxBatch, w.maxBatch > 0 ? w.maxBatch : this.maxBatch);
+        const waited = Date.now() - mine[0].enqueued;
+        if (cap > 1 && mine.length < cap && waited < this.maxWaitMs && !this.closing) {
+          if (!this.batchTimer) this.batchTimer = setTimeout(() => { this.batchTimer = undefined; this.pump(); }, this.maxWaitMs - waited);
+          continue;
+        }
+        clearTimeout(this.batchTimer);
+        this.batchTimer = undefined;
+        // A frame whose deadline has passed (its timer not yet run) is dropped here, never sent.
+        const now0 = Date.now();
+        for (const j of mine.filter((q) => q.deadline <= now0)) this.expire(j);
+        mine = this.queue.filter((j) => j.gen === w.gen);
+        if (mine.length === 0) continue;
+        const jobs = mine.slice(0, cap);
+        for (const j of jobs) this.queue.splice(this.queue.indexOf(j), 1);
+        this.emit('depth', this.queue.length);
+        const now = Date.now();
+        jobs.forEach((j) => { j.dispatched = now; });
+        const id = nextId++;
+        // Long enough for any honest frame (20x the warm-up), short enough that a hung worker does not
+        // hold its slot long after its callers were answered.
+        const hangMs = this.o.hangMs ?? Math.max(10_000, 20 * w.warmupMs * jobs.length);
+        const watchdog = setTimeout(() => {
+          this.log('error', 'inference worker hung; killing it', { pid: w.child.pid, hangMs });
+          w.child.kill('SIGKILL');
+        }, hangMs);
+        w.busy = { id, jobs, watchdog };
+        sent = true;
+        try {
+          w.child.send({ type: 'infer', id, frames: jobs.map((j) => j.frame) } satisfies ToWorker);
+        } catch {
+          w.child.kill('SIGKILL');  // its exit handler fails the jobs and replaces it
+        }
       }
     }
   }
 }
 
+const runtimeName = (f: ModelFile): string => (f.format === 'tflite' ? 'tflite' : 'tfjs');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

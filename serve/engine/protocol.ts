@@ -3,7 +3,8 @@ import type { OpenOptions } from '../../runtime/bundle';
 import type { ModelFile } from '../../core/bundle';
 
 export type ToWorker =
-  | { type: 'open'; dir: string; options: OpenOptions }
+  /** `expect`: the model file the parent chose, by its sha256; a worker that finds another on disk refuses to serve it. */
+  | { type: 'open'; dir: string; options: OpenOptions; expect: { file: string; sha256: string } }
   /** Frames as bytes at the bundle's input size. */
   | { type: 'infer'; id: number; frames: Uint8Array[] }
   | { type: 'exit' };

@@ -4,7 +4,7 @@
  * process (DESIGN.md), so each worker is a process of its own; the engine's event loop never waits
  * on a frame. The worker exits when its parent goes away, so it never outlives the server.
  */
-import { isUserError } from '../../core/errors';
+import { isUserError, UserError } from '../../core/errors';
 import { openBundle, type Bundle } from '../../runtime/bundle';
 import type { FromWorker, ToWorker } from './protocol';
 
@@ -19,6 +19,14 @@ process.on('message', async (m: ToWorker) => {
   if (m.type === 'open') {
     try {
       model = await openBundle(m.dir, m.options);
+      // The bundle is read again here, by each worker (and each replacement): if it changed on disk
+      // since the server chose its model, this worker would run another one beside the others.
+      if (model.file.file !== m.expect.file || model.file.sha256 !== m.expect.sha256) {
+        const found = `${model.file.file} sha256 ${model.file.sha256.slice(0, 12)}`;
+        model.dispose();
+        model = undefined;
+        throw new UserError(`The bundle ${m.dir} changed on disk since the server loaded it (this worker found ${found}; the server serves ${m.expect.file} sha256 ${m.expect.sha256.slice(0, 12)}).`, 'Reload the server to serve the new bundle (SIGHUP, or POST /v1/model/reload), or restore the old files.');
+      }
       const { height, width, channels } = model.manifest.input;
       // Warm-up: one frame through the model before the engine calls this worker ready.
       const t0 = performance.now();

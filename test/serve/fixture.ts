@@ -16,7 +16,11 @@ import { calibrateModelDrift, openModelFile, specOf } from '../../runtime/bundle
 
 export const ROAD = 0, SKY = 10;
 
-export interface FixtureOptions { height?: number; width?: number; slowLayers?: number; slowChannels?: number; tfjs?: boolean; tflite?: boolean }
+export interface FixtureOptions {
+  height?: number; width?: number; slowLayers?: number; slowChannels?: number; tfjs?: boolean; tflite?: boolean;
+  /** Another model of the same contract: road where blue wins, sky where red wins (a second version). */
+  swapped?: boolean;
+}
 
 export async function makeBundle(dir: string, o: FixtureOptions = {}): Promise<Manifest> {
   const h = o.height ?? 32, w = o.width ?? 64, k = CITYSCAPES_CLASSES.length;
@@ -34,7 +38,8 @@ export async function makeBundle(dir: string, o: FixtureOptions = {}): Promise<M
   }
   const wts = new Float32Array(c * k), bias = new Float32Array(k).fill(-10);
   // logit_road = R - B, logit_sky = B - R (inputs are in [-1, 1]).
-  wts[0 * k + ROAD] = 1; wts[2 * k + ROAD] = -1; wts[0 * k + SKY] = -1; wts[2 * k + SKY] = 1;
+  const sgn = o.swapped ? -1 : 1;
+  wts[0 * k + ROAD] = sgn; wts[2 * k + ROAD] = -sgn; wts[0 * k + SKY] = -sgn; wts[2 * k + SKY] = sgn;
   bias[ROAD] = 0; bias[SKY] = 0;
   const logits = g.conv2d(t, { weights: wts, bias, kernel: [1, 1, c, k], stride: 1, dilation: 1, padding: 'same' });
   const graph = foldGraph(g.graph(x, logits, 'test/fixture', logits));
