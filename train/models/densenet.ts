@@ -5,7 +5,7 @@
  * DenseNet121 (conv1/conv, conv2_block1_0_bn, pool2_conv, bn, ...) so ImageNet weights map by name.
  * Width and depth are configuration: DenseNet121 is blocks [6, 12, 24, 16], growth 32, stem 64.
  */
-import { avgPool, batchNorm, contextHead, conv2d, denseConnect, maxPool, recomputed, relu, sequential, Store, type ExportLayer } from './layers';
+import { avgPool, batchNorm, contextHead, conv2d, denseConnect, maxPool, recomputed, relu, sequential, Store, zeroPad, type ExportLayer } from './layers';
 import { encoderOf, type Encoder } from './net';
 
 export interface DenseNetOptions {
@@ -32,8 +32,10 @@ export const DENSENET_BN_EPS = 1.001e-5; // Keras DenseNet's epsilon, so ImageNe
 export function dilatedDenseNet(name: string, seed: number, channelsIn: number, o: DenseNetOptions): Encoder & { outStride: number } {
   const s = new Store(name, seed);
   const stages: ExportLayer[] = [
-    conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false }), batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS), relu,
-    maxPool(3, 2, 'same'),
+    // Keras' explicit padding (3 around the stem conv, 1 around the pool), not 'same': at even sizes
+    // 'same' pads 2/3 and 0/1, a one-pixel shift from the network the ImageNet weights were trained in.
+    conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false, pad: 3 }), batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS), relu,
+    zeroPad(1), maxPool(3, 2, 'valid'),
   ];
   let c = o.stem;
   let stride = 4;
