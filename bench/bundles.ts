@@ -64,7 +64,8 @@ export async function prepareBundles(o: PrepareOptions): Promise<{ small: ModelC
  * no parity rows and the server is told its precision.
  */
 async function largeBundleOf(dir: string, frames: string): Promise<void> {
-  const config = buildConfig('gta5-cityscapes', 'full', { model: { encoder: 'densenet121' } });
+  // Random weights (speed does not depend on them): no ImageNet file needed.
+  const config = buildConfig('gta5-cityscapes', 'full', { model: { encoder: 'densenet121', init: 'none' } });
   const model = new I2IModel(config, 19);
   const graph = inferenceGraph(model, [512, 1024]);
   model.dispose();

@@ -18,7 +18,8 @@ const { values } = parseArgs({ options: { encoder: { type: 'string', default: 'd
 async function main() {
   const backend = await initBackend();
   const size = Number(values.size);
-  const config = buildConfig('gta5-cityscapes', 'full', { batchSize: 1, model: { encoder: values.encoder as 'densenet121' }, data: { imageSize: size } });
+  // Random weights (speed does not depend on them): no ImageNet file needed.
+  const config = buildConfig('gta5-cityscapes', 'full', { batchSize: 1, model: { encoder: values.encoder as 'densenet121', init: 'none' }, data: { imageSize: size } });
   const model = new I2IModel(config, 19);
   const params = model.networks().map((n) => [n.name, n.store.variables().reduce((a, v) => a + v.size, 0)] as const);
   const x = tf.randomUniform([1, size, size, 3], -1, 1) as tf.Tensor4D;
