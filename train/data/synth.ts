@@ -189,7 +189,7 @@ export async function writeSynth(o: SynthOptions): Promise<string[]> {
     fs.mkdirSync(path.dirname(imgFile), { recursive: true });
     fs.mkdirSync(path.dirname(lblFile), { recursive: true });
     await sharp(Buffer.from(rgb), { raw: { width: o.width, height: o.height, channels: 3 } }).png().toFile(imgFile);
-    await sharp(Buffer.from(ids), { raw: { width: o.width, height: o.height, channels: 1 } }).png().toFile(lblFile);
+    await sharp(Buffer.from(ids), { raw: { width: o.width, height: o.height, channels: 1 } }).toColourspace('b-w').png().toFile(lblFile);  // 8-bit greyscale labelIds, as Cityscapes ships them (sharp writes one raw channel as RGB otherwise)
     written.push(imgFile, lblFile);
   }
   return written;
