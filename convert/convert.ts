@@ -216,7 +216,7 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
 
     // Drift: each file's own pooled features on the calibration frames (int8 rounding and the
     // equalisation's channel scales make every precision's features its own).
-    if (features && calibFrames.length >= 2) {
+    if (features && calibFrames.length >= 3) {  // held-out distances need 2 others (core/drift)
       for (const rn of runners) {
         const p = begin(`drift calibration (${rn.file.format} ${rn.file.precision})`, 'pooled encoder features of the file itself', calibFrames.length);
         const feats: Float32Array[] = [];

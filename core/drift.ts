@@ -30,22 +30,36 @@ const quantile = (sorted: number[], q: number) => {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
 };
 
-/** Calibration from the pooled features of target frames (at least 2). */
-export function calibrateDrift(features: ArrayLike<number>[], feature: string): DriftCalibration {
-  if (features.length < 2) throw new Error('drift calibration needs at least 2 frames');
+/** Per-channel mean and spread of feature vectors (at least 2). */
+function moments(features: ArrayLike<number>[]): { mean: number[]; std: number[] } {
   const k = features[0].length, n = features.length;
-  const mean = new Array<number>(k).fill(0), std = new Array<number>(k).fill(0);
+  const mean = new Array<number>(k).fill(0), v = new Array<number>(k).fill(0);
   for (const f of features) for (let c = 0; c < k; c++) mean[c] += f[c] / n;
-  for (const f of features) for (let c = 0; c < k; c++) std[c] += (f[c] - mean[c]) ** 2 / (n - 1);
+  for (const f of features) for (let c = 0; c < k; c++) v[c] += (f[c] - mean[c]) ** 2 / (n - 1);
   // Channels constant over the calibration frames (dead ReLUs) get the mean spread of the others,
   // so that they neither dominate the distance nor vanish from it.
-  const sd = std.map(Math.sqrt);
-  const live = sd.filter((v) => v > STD_FLOOR);
+  const sd = v.map(Math.sqrt);
+  const live = sd.filter((x) => x > STD_FLOOR);
   const fallback = live.length ? live.reduce((a, b) => a + b, 0) / live.length : 1;
-  const stdOut = sd.map((v) => (v > STD_FLOOR ? v : fallback));
-  const d = features.map((f) => driftDistance(f, mean, stdOut)).sort((a, b) => a - b);
+  return { mean, std: sd.map((x) => (x > STD_FLOOR ? x : fallback)) };
+}
+
+/**
+ * Calibration from the pooled features of target frames (at least 3). The median and 95th
+ * percentile are of held-out distances (each frame against the moments of the others): a frame's
+ * distance to moments it helped set is smaller than a new frame's, so in-sample quantiles made new
+ * in-domain frames score well above 0 (0.72 on average, measured on a served bundle).
+ */
+export function calibrateDrift(features: ArrayLike<number>[], feature: string): DriftCalibration {
+  if (features.length < 3) throw new Error('drift calibration needs at least 3 frames');
+  const n = features.length;
+  const { mean, std } = moments(features);
+  const d = features.map((f, i) => {
+    const rest = moments(features.filter((_, j) => j !== i));
+    return driftDistance(f, rest.mean, rest.std);
+  }).sort((a, b) => a - b);
   return {
-    feature, mean, std: stdOut, median: quantile(d, 0.5), q95: quantile(d, 0.95), frames: n,
+    feature, mean, std, median: quantile(d, 0.5), q95: quantile(d, 0.95), frames: n,
     meaning: '0: as typical as the median target calibration frame; 1: as far as their 95th percentile; above 1: farther than 95% of the target frames the model was calibrated on',
   };
 }

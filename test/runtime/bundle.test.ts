@@ -73,10 +73,18 @@ describe('runtime: bundles -> inference (model choice, verification, TFLite and 
     assert.ok(Math.abs(cal.mean[0] - 10) < 1e-12);
     assert.equal(cal.std[1], cal.std[0], 'a constant channel takes the live channels\' spread');
     assert.equal(driftScore([cal.mean[0], 10], cal), 0);
-    const d = feats.map((f) => driftDistance(f, cal.mean, cal.std)).sort((x, y) => x - y);
-    assert.equal(cal.median, d[10]);
+    // The median and q95 are of held-out distances: each frame against the mean and spread of the other 20
+    // (channel 1, constant, takes channel 0's spread in each of them).
+    const d = feats.map((f, i) => {
+      const rest = feats.filter((_, j) => j !== i);
+      const m = rest.reduce((a, g) => a + g[0], 0) / rest.length;
+      const sd = Math.sqrt(rest.reduce((a, g) => a + (g[0] - m) ** 2, 0) / (rest.length - 1));
+      return driftDistance(f, [m, 10], [sd, sd]);
+    }).sort((x, y) => x - y);
+    assert.ok(Math.abs(cal.median - d[10]) < 1e-12);
     assert.ok(Math.abs(cal.q95 - d[19]) < 1e-12, 'q95 of 21 values is the 20th');
-    assert.ok(Math.abs(driftScore(feats[20], cal) - (d[20] - d[10]) / (d[19] - d[10])) < 1e-12);
+    const far = driftDistance(feats[20], cal.mean, cal.std);
+    assert.ok(Math.abs(driftScore(feats[20], cal) - (far - d[10]) / (d[19] - d[10])) < 1e-12);
     assert.equal(auroc([0, 1], [2, 3]), 1); assert.equal(auroc([0, 2], [1, 3]), 0.75); assert.equal(auroc([1], [1]), 0.5);
   });
 
