@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, merge, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -18,7 +18,7 @@ import { diagnoseLabelMap } from './data/png-labels';
 import { listScenes, type SegList } from './data/segmentation';
 import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
-import { disposeCheckpoint, readCheckpoint, saveCheckpoint } from './checkpoint';
+import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { defaultDigitSplit, loadEvalSet } from './evaluate-run';
 import { I2IModel, OBJECTIVE_VERSION, type Losses } from './i2i';
@@ -31,6 +31,10 @@ export interface TrainOptions {
   overrides?: ConfigPatch;
   out: string;
   resume?: boolean;
+  /** Fine-tune: start from this run's networks and configuration (overrides apply on top; fresh optimisers, step 0). */
+  from?: string;
+  /** Replace the run already in `out` (its checkpoint and metrics) instead of refusing it. */
+  force?: boolean;
   /** Called with each progress line; default: stderr. */
   progress?: (line: string) => void;
   /** Driving scenes: stop after this many source batches in a row without a labelled pixel (default UNLABELLED_BATCH_LIMIT). */
@@ -63,7 +67,11 @@ async function loadSceneDomains(config: Config, out: string, progress: (l: strin
   if (src.skipped.length) progress(`[i2i] source: skipped ${src.skipped.length} image(s) without a label map: ${few(src.skipped)}`);
   if (src.unpairedLabels?.length) progress(`[i2i] source: skipped ${src.unpairedLabels.length} label map(s) without an image: ${few(src.unpairedLabels)}`);
   let tgt: SegList;
-  if (d.targetVideos) {
+  if (d.targetFrames) {
+    const frames = listImages(d.targetFrames);
+    if (frames.length === 0) throw new UserError(`${d.targetFrames} holds no PNG, JPEG or WebP frame.`, 'Point --target-frames at a folder of target frames (e.g. what i2i serve --capture kept).');
+    tgt = { name: `frames:${d.targetFrames}`, items: frames.map((image) => ({ image, id: path.relative(d.targetFrames!, image) })), skipped: [] };
+  } else if (d.targetVideos) {
     // Sampled once per run folder; a resumed run reuses the frames it trained on.
     const dir = path.join(out, 'target-frames');
     let frames = sampledFrames(dir);
@@ -98,6 +106,12 @@ function batchTensors(s: BatchData, t: BatchData) {
  */
 export const UNLABELLED_BATCH_LIMIT = 20;
 
+/** Every image under `dir` (subfolders too), in a stable order. */
+function listImages(dir: string): string[] {
+  if (!fs.existsSync(dir)) throw new UserError(`Target frames folder not found: ${dir}.`, 'Pass --target-frames <folder of PNG/JPEG/WebP frames>.');
+  return (fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }) as string[]).filter((f) => /\.(png|jpe?g|webp)$/i.test(f)).sort().map((f) => path.join(dir, f));
+}
+
 function allIgnored(labels: Int32Array): boolean {
   for (let i = 0; i < labels.length; i++) if (labels[i] !== IGNORE) return false;
   return true;
@@ -112,15 +126,31 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let config: Config;
   let start = 0;
   let ckpt: ReturnType<typeof readCheckpoint> | undefined;
-  if (opts.resume && fs.existsSync(opts.out)) {
+  const hasRun = fs.existsSync(path.join(opts.out, 'checkpoint')) || fs.existsSync(path.join(opts.out, 'metrics.jsonl'));
+  if (opts.resume && opts.force) throw new UserError('--resume continues the run in --out; --force replaces it.', 'Pass one of them.');
+  if (opts.resume && !hasRun) throw new UserError(`--resume: ${opts.out} holds no run to continue (no checkpoint/).`, 'Check --out, or leave out --resume to start a new run there (with --task and --method).');
+  if (opts.resume) {
     ckpt = readCheckpoint(opts.out);
     // The run's own config; only the schedule (total steps, logging, evaluation, checkpoint cadence) may change.
     const o = opts.overrides ?? {};
     config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.evalEvery !== undefined ? { evalEvery: o.evalEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
     start = ckpt.meta.step;
+    if (config.steps < start) {
+      disposeCheckpoint(ckpt);
+      throw new UserError(`${opts.out} is at step ${start}; --steps ${config.steps} would end before it (a run does not go back).`, `Pass --steps above ${start} to train on, or leave out --resume and use another --out for a shorter run.`);
+    }
   } else {
-    if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
-    config = buildConfig(opts.task, opts.method, opts.overrides);
+    if (opts.from) {
+      if (opts.task || opts.method) throw new UserError('--from takes the task and method of the run it starts from.', 'Leave out --task and --method, or --from.');
+      const from = readCheckpointMeta(opts.from).config;
+      config = validateConfig({ ...merge(from, opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
+    } else {
+      if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
+      config = buildConfig(opts.task, opts.method, opts.overrides);
+    }
+    if (hasRun && !opts.force) {
+      throw new UserError(`${opts.out} already holds a run; training into it again would overwrite its checkpoint and mix two runs in its metrics.jsonl.`, 'Pass --resume to continue it, --force to replace it, or another --out.');
+    }
   }
 
   let source: Domain, target: Domain, evalSet: ImageSource | undefined;
@@ -150,7 +180,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     target: new Sampler(target.n, deriveSeed(config.seed, 'target'), ckpt?.meta.samplers.target),
   };
   try {
-    if (!ckpt && config.model.init) initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+    if (!ckpt && config.fromRun) {
+      const from = readCheckpoint(config.fromRun);
+      try { restoreModel(model, from, { optimizer: false }); } finally { disposeCheckpoint(from); }
+      progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${readCheckpointMeta(config.fromRun).step}; fresh optimisers)`);
+    } else if (!ckpt && config.model.init) initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
     if (ckpt) restoreModel(model, ckpt);
   } catch (e) {
     // A bad --init file or a mismatched checkpoint: release what was built before reporting it.
@@ -163,6 +197,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const savedObjective = ckpt ? ckpt.meta.objective ?? 1 : OBJECTIVE_VERSION;
   if (savedObjective !== OBJECTIVE_VERSION) {
     progress(`[i2i] warning: ${opts.out} was trained with revision ${savedObjective} of the objective; it continues with revision ${OBJECTIVE_VERSION} (train/i2i.ts OBJECTIVE_VERSION), so it matches no uninterrupted run`);
+  }
+  if (!ckpt && opts.force && hasRun) {
+    // Replaced as asked, once the new run has its data and networks: the old metrics would
+    // otherwise read on into the new run's.
+    fs.rmSync(path.join(opts.out, 'metrics.jsonl'), { force: true });
+    fs.rmSync(path.join(opts.out, 'checkpoint'), { recursive: true, force: true });
+    progress(`[i2i] --force: replacing the run in ${opts.out}`);
   }
   fs.mkdirSync(opts.out, { recursive: true });
   const metricsFile = path.join(opts.out, 'metrics.jsonl');

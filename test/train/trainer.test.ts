@@ -140,6 +140,21 @@ describe('trainer, checkpoints and CLI', function () {
     assert.equal(e.code, 0, e.stderr);
     const j = JSON.parse(e.stdout);
     assert.ok(j.accuracy >= 0 && j.accuracy <= 1 && j.n === 1797);
+    // A run in --out is never overwritten by accident, and --resume says what it cannot do.
+    const again = await cli(['train', '--task', 'mnist-optdigits', '--method', 'revgrad', '--out', dir, '--steps', '2', '--target-root', OPTDIGITS]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /already holds a run.*--resume to continue it, --force to replace it/s);
+    const nothing = await cli(['train', '--out', path.join(dir, 'missing'), '--resume', '--steps', '3']);
+    assert.equal(nothing.code, 2);
+    assert.match(nothing.stderr, /holds no run to continue/);
+    const back = await cli(['train', '--out', dir, '--resume', '--steps', '1']);
+    assert.equal(back.code, 2);
+    assert.match(back.stderr, /is at step 2; --steps 1 would end before it/);
+    const forced = await cli(['train', '--task', 'mnist-optdigits', '--method', 'revgrad', '--out', dir, '--steps', '1', '--target-root', OPTDIGITS, '--force',
+      '--set', 'batchSize=4', '--set', 'data.sourceLimit=32', '--set', 'model.encoderWidths=[8,8,16,16]', '--set', 'logEvery=1']);
+    assert.equal(forced.code, 0, forced.stderr);
+    const steps = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    assert.deepEqual(steps, [1], 'the replaced run\'s metrics are gone');
     const bad = await cli(['train', '--task', 'nope', '--method', 'full', '--out', dir]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /Unknown task "nope".*Use one of: mnist-usps/);
