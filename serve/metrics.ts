@@ -23,6 +23,7 @@ export interface ServeMetrics {
   frames: client.Counter<'version'>;
   reloads: client.Counter<'result'>;
   model: client.Gauge<'version' | 'file' | 'precision'>;
+  captured: client.Counter;
 }
 
 export function createMetrics(): ServeMetrics {
@@ -43,6 +44,7 @@ export function createMetrics(): ServeMetrics {
     frames: new client.Counter({ name: 'i2i_frames_total', help: 'Frames segmented by POST /segment, by the model version that computed them.', labelNames: ['version'], registers: r }),
     reloads: new client.Counter({ name: 'i2i_model_reloads_total', help: 'Model reloads (SIGHUP, POST /v1/model/reload or rollback) by result: ok, failed (the served model kept).', labelNames: ['result'], registers: r }),
     model: new client.Gauge({ name: 'i2i_model_info', help: 'The active model (value 1), by version, file and precision.', labelNames: ['version', 'file', 'precision'], registers: r }),
+    captured: new client.Counter({ name: 'i2i_frames_captured_total', help: 'Frames kept by --capture (drift at or above --capture-drift, within the rate).', registers: r }),
     inProgress: new client.Gauge({ name: 'i2i_segment_requests_in_progress', help: 'POST /segment requests being read, decoded, queued, computed or encoded.', registers: r }),
   };
 }

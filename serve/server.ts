@@ -9,6 +9,7 @@ import pino from 'pino';
 import { bundleId, readManifest } from '../core/bundle';
 import { UserError } from '../core/errors';
 import { readTokens } from './auth';
+import { FrameCapture, type CaptureOptions } from './capture';
 import { createApp, type AppOptions, type Logger } from './app';
 import { Engine, type EngineOptions } from './engine/engine';
 import type { LiveFeed } from '../core/live';
@@ -24,7 +25,9 @@ export interface Attachments {
   close(): Promise<void>;
 }
 
-export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOptions, 'tokens' | 'log' | 'bundleId' | 'videos' | 'streams'> {
+export interface ServeOptions extends Omit<EngineOptions, 'log'>, Omit<AppOptions, 'tokens' | 'log' | 'bundleId' | 'videos' | 'streams' | 'capture'> {
+  /** Keep drifted frames (serve/capture): where, from which drift, how many, how fast. */
+  capture?: Omit<CaptureOptions, 'log'>;
   attach?: (engine: Engine) => Attachments;
   port?: number;
   host?: string;
@@ -66,9 +69,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw new UserError(`${o.bundle} holds a classifier; i2i serve segments frames.`, 'Serve a segmentation bundle (convert a segment run).');
   }
   // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
+  const capture = o.capture && new FrameCapture({ ...o.capture, log: (msg, extra) => log.warn({ ...extra }, msg) });
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
-  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, adminTokens, log, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
+  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
@@ -115,6 +119,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     // Video jobs stop with what they wrote (a playable partial output), streams close their segment files.
     await extra?.close().catch((e: Error) => log.error({ err: e.stack }, 'closing video jobs and streams'));
     await engine.close(Math.max(1000, timeout / 3));
+    await capture?.flush();
     log.info({ clean: finished }, 'stopped');
     return finished;
   })();

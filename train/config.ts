@@ -50,6 +50,8 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
   method: z.string(),
   seed: z.number().int().min(0),
   steps: z.number().int().positive(),
+  /** Fine-tuning: every network starts from this run's last checkpoint (fresh optimisers, step 0). */
+  fromRun: z.string().optional(),
   batchSize: z.number().int().positive(),
   optim: AdamSchema,
   /** Adam settings for the critics (D_z, D_x, D_y). */
@@ -118,6 +120,8 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
     targetSplit: z.string().default('train'),
     /** Unlabelled target frames sampled from every video in this folder instead of --target-root. */
     targetVideos: z.string().optional(),
+    /** Unlabelled target frames: every image (PNG, JPEG, WebP) under this folder, e.g. what i2i serve --capture kept. */
+    targetFrames: z.string().optional(),
     videoFps: z.number().positive().default(1),
     videoMaxFrames: z.number().int().positive().default(200),
   }).strict(),
