@@ -66,7 +66,7 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     const bn = opts.bnFrames ? await recalibrateClassifier(model, opts.bnFrames, opts, split) : undefined;
     const set = await loadEvalSet(config, { root: opts.targetRoot, split });
     const report = evaluateClassifier(model, set);
-    const json = { task: config.task, method: config.method, step: meta.step, target: d.target, split, n: report.n, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion, ...(bn && { bn }) };
+    const json = { task: config.task, method: config.method, step: meta.step, target: d.target, split, n: report.n, unit: 'fraction' as const, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion, ...(bn && { bn }) };
     const text = `${bnLine(bn)}${config.task} / ${config.method} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;
     return { report, json, text };
   } finally {
@@ -116,12 +116,13 @@ async function evaluateSegmentationRun(model: I2IModel, runDir: string, step: nu
   const r = await evaluateSegmenter((x, hw) => model.predict(x, 'target', hw), items, d.scale, CITYSCAPES_CLASSES.length,
     (i, n) => { if (opts.progress && (i % 25 === 0 || i === n)) opts.progress(`[eval] ${i}/${n} frames`); });
   const perClass = Object.fromEntries(CITYSCAPES_CLASSES.map((c, i) => [c, r.perClass[i]]));
-  const json = { task: config.task, method: config.method, step, split, n: r.n, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, ...(bn && { bn }) };
+  // JSON scores are fractions in [0, 1]; the text prints percentages.
+  const json = { task: config.task, method: config.method, step, split, n: r.n, unit: 'fraction' as const, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, ...(bn && { bn }) };
   const pct = (v: number) => (Number.isNaN(v) ? '  -  ' : (v * 100).toFixed(1).padStart(5));
   const text = [
     ...(bn ? [bnLine(bn).trim()] : []),
     `${config.task} / ${config.method} at step ${step}, ${r.n} target frames (${split}) of ${root}`,
-    `mIoU ${pct(r.mIoU)}   pixel accuracy ${pct(r.pixelAccuracy)}   ('-': class absent from labels and predictions)`,
+    `mIoU ${pct(r.mIoU)}%   pixel accuracy ${pct(r.pixelAccuracy)}%   (IoU per class in %; '-': class absent from labels and predictions)`,
     ...CITYSCAPES_CLASSES.map((c, i) => `  ${c.padEnd(14)} ${pct(r.perClass[i])}`),
   ].join('\n');
   return { seg: { mIoU: r.mIoU, perClass: r.perClass, pixelAccuracy: r.pixelAccuracy, n: r.n, confusion: r.confusion }, json, text };
