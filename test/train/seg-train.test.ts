@@ -96,8 +96,11 @@ describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
   it('eval: whole target frames, per-class IoU in Table 4 order and mIoU', async () => {
     const run = path.join(root, 'full-a');
     const r = await evaluateRun(run, { targetRoot: tgt });
-    const j = r.json as { mIoU: number; perClass: Record<string, number | null>; n: number; split: string };
+    const j = r.json as { mIoU: number; perClass: Record<string, number | null>; n: number; split: string; unit: string };
     assert.equal(j.n, 3); assert.equal(j.split, 'val');
+    // Units said: JSON fractions, the text percentages.
+    assert.equal(j.unit, 'fraction');
+    assert.match(r.text, new RegExp(`mIoU +${(j.mIoU * 100).toFixed(1)}%`));
     assert.deepEqual(Object.keys(j.perClass).slice(0, 3), ['road', 'sidewalk', 'building']);
     assert.equal(Object.keys(j.perClass).length, 19);
     assert.ok(j.mIoU >= 0 && j.mIoU <= 1);
