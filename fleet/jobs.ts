@@ -12,7 +12,7 @@ import { UserError } from '../core/errors';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { checkPixels, probeVideo } from '../streams/ffmpeg';
 import { planSegments } from './plan';
-import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import { connect, connectProducer, keys, queueNames, whenReady, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
 
 export interface QueueJobsOptions {
@@ -33,6 +33,9 @@ export interface QueueJobsOptions {
   keep?: number;
 }
 
+/** ioredis's words for a Redis it cannot reach (offline queue off, command timeout, connection lost). */
+const REDIS_DOWN = /Stream isn't writeable|Connection is closed|Command timed out|no answer within|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|max retries per request/i;
+
 export class QueueVideoJobs implements VideoJobs {
   readonly uploadDir: string;
   private readonly redis: IORedis;
@@ -50,19 +53,24 @@ export class QueueVideoJobs implements VideoJobs {
 
   private constructor(private readonly o: QueueJobsOptions) {
     this.uploadDir = o.store.scratch;
-    this.redis = connect(o.redis);
+    // The request path's client: no offline queue, bounded commands (a Redis outage is a 503, not a hung request).
+    this.redis = connectProducer(o.redis);
     const names = queueNames(o.queue);
     this.joins = new Queue(names.joins, { connection: this.redis });
     this.segments = new Queue(names.segments, { connection: this.redis });
     this.flows = new FlowProducer({ connection: this.redis });
     this.eventsConnection = connect(o.redis);
     this.events = new QueueEvents(names.segments, { connection: this.eventsConnection });
+    // While Redis is down each of them reports every reconnect attempt: the routes answer 503 for it instead.
+    const quiet = () => undefined;
+    this.joins.on('error', quiet); this.segments.on('error', quiet); this.flows.on('error', quiet); this.events.on('error', quiet);
     this.k = keys(o.queue);
   }
 
   static async open(o: QueueJobsOptions): Promise<QueueVideoJobs> {
     const j = new QueueVideoJobs(o);
     try {
+      await whenReady(j.redis, 5000);
       await j.redis.ping();
     } catch (e) {
       await j.close();
@@ -98,9 +106,9 @@ export class QueueVideoJobs implements VideoJobs {
     if (n <= keep) return 0;
     let removed = 0;
     for (const id of await this.redis.zrange(this.k.index, '0', String(n - keep - 1))) {
-      const s = await this.get(id);
+      const s = await this.read(id);
       if (!s) { await this.redis.zrem(this.k.index, id); removed++; }
-      else if (s.state === 'done' || s.state === 'failed') { await this.remove(id); removed++; }
+      else if (s.state === 'done' || s.state === 'failed') { await this.drop(id); removed++; }
     }
     return removed;
   }
@@ -123,6 +131,17 @@ export class QueueVideoJobs implements VideoJobs {
     // Workers read the input from the store: an upload moves there, a server path is copied in.
     if (!owned) { const tmp = path.join(this.o.store.scratch, `${id}-input`); await fs.promises.copyFile(u.file, tmp); u = { ...u, file: tmp }; }
     await this.o.store.put(input, u.file);
+    try {
+      return await this.answer('queuing the video', () => this.enqueue(id, input, plan, u));
+    } catch (e) {
+      // Not queued (Redis down): nothing may keep the stored input. A flow that Redis took after
+      // all (an answer later than the wait) fails at its first segment, which finds no input.
+      await this.o.store.remove(`jobs/${id}`).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async enqueue(id: string, input: string, plan: Awaited<ReturnType<typeof planSegments>>, u: { name: string; bytes: number; output?: VideoOutput }): Promise<JobStatus> {
     const output = u.output ?? 'overlay';
     const createdAt = new Date().toISOString();
     const attempts = this.o.attempts ?? 3, backoff = { type: 'exponential', delay: 1000 };
@@ -138,10 +157,30 @@ export class QueueVideoJobs implements VideoJobs {
     await this.redis.zadd(this.k.index, Date.now(), id);
     this.waiting++;
     void this.sweep().catch(() => undefined);
-    return (await this.get(id))!;
+    return (await this.read(id))!;
   }
 
-  async get(id: string): Promise<JobStatus | undefined> {
+  /**
+   * A request's Redis calls: when Redis is down or does not answer within `ms`, a JobError the
+   * routes answer 503 (with Retry-After), naming the cause; the client reconnects by itself.
+   */
+  private async answer<T>(what: string, f: () => Promise<T>, ms = 5000): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([f(), new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms); })]);
+    } catch (e) {
+      if (e instanceof JobError || e instanceof UserError) throw e;
+      const why = (e as Error).message;
+      if (this.redis.status === 'ready' && !REDIS_DOWN.test(why)) throw e;
+      throw new JobError('closed', `The video queue is unavailable: Redis (${this.o.queue}) did not answer ${what} (${why}).`, 'Retry after the Retry-After seconds; the server reconnects to Redis by itself.');
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  get(id: string): Promise<JobStatus | undefined> { return this.answer(`for job ${id}`, () => this.read(id)); }
+
+  private async read(id: string): Promise<JobStatus | undefined> {
     const parent = await Job.fromId<JoinData, JoinResult>(this.joins, id);
     if (!parent) return undefined;
     const d = parent.data;
@@ -165,7 +204,9 @@ export class QueueVideoJobs implements VideoJobs {
     };
   }
 
-  async list(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }> {
+  list(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }> { return this.answer('listing the jobs', () => this.page(o)); }
+
+  private async page(o: { limit: number; after?: string }): Promise<{ jobs: JobStatus[]; next?: string }> {
     let from = 0;
     if (o.after) {
       const r = await this.redis.zrevrank(this.k.index, o.after);
@@ -174,7 +215,7 @@ export class QueueVideoJobs implements VideoJobs {
     }
     const ids = await this.redis.zrevrange(this.k.index, from, from + o.limit);
     const page = ids.slice(0, o.limit);
-    const jobs = (await Promise.all(page.map((id) => this.get(id)))).filter((j): j is JobStatus => Boolean(j));
+    const jobs = (await Promise.all(page.map((id) => this.read(id)))).filter((j): j is JobStatus => Boolean(j));
     return { jobs, next: ids.length > o.limit ? page[page.length - 1] : undefined };
   }
 
@@ -185,7 +226,9 @@ export class QueueVideoJobs implements VideoJobs {
     return { file: await this.o.store.fetch(`jobs/${id}/${kind === 'video' ? JOB_FILES.result : JOB_FILES.stats}`), partial: false };
   }
 
-  async remove(id: string): Promise<boolean> {
+  remove(id: string): Promise<boolean> { return this.answer(`removing job ${id}`, () => this.drop(id), 40_000); }
+
+  private async drop(id: string): Promise<boolean> {
     const parent = await Job.fromId<JoinData>(this.joins, id);
     if (!parent) return false;
     // Running segments see the flag within a second and stop; then the flow can be removed.
@@ -206,7 +249,9 @@ export class QueueVideoJobs implements VideoJobs {
     return true;
   }
 
-  async metrics(): Promise<VideoJobsMetrics> {
+  metrics(): Promise<VideoJobsMetrics> { return this.answer('for the metrics', () => this.counts()); }
+
+  private async counts(): Promise<VideoJobsMetrics> {
     const [j, s] = await Promise.all([this.joins.getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed'), this.segments.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')]);
     const minute = this.recent.filter((t) => Date.now() - t < 60_000).length;
     return {

@@ -36,6 +36,28 @@ export function connect(url: string): IORedis {
   return r;
 }
 
+/**
+ * A connection for the request path (the API's queue client, not a worker): no offline queue and
+ * bounded waits, so that while Redis is down a command fails at once (or within commandMs) and the
+ * routes answer 503, instead of requests piling up behind a reconnect. It still reconnects by itself.
+ */
+export function connectProducer(url: string, commandMs = 3000): IORedis {
+  const r = new IORedis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 3000, commandTimeout: commandMs, retryStrategy: (n) => Math.min(200 * n, 2000) });
+  r.on('error', () => undefined);
+  return r;
+}
+
+/** Resolves once `r` is connected (a producer without an offline queue refuses commands before that). */
+export function whenReady(r: IORedis, ms: number): Promise<void> {
+  if (r.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (e?: Error) => { clearTimeout(t); r.off('ready', ok); r.off('error', bad); if (e) reject(e); else resolve(); };
+    const ok = () => done(), bad = (e: Error) => done(e);
+    const t = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms);
+    r.once('ready', ok); r.once('error', bad);
+  });
+}
+
 /** Removes every key of a queue (BullMQ's and ours all live under bull:<queue>): tests and benchmarks clean up with it. */
 export async function removeQueueKeys(redis: IORedis, queue: string): Promise<void> {
   const names = queueNames(queue);

@@ -28,6 +28,13 @@ export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
   concurrency?: number;
   /** BullMQ's lock: a worker that stops renewing it (killed) has its segment taken over after this long (default 30 s). */
   lockMs?: number;
+  /**
+   * A segment that takes longer than max(segmentTimeoutMs, its frames x segmentMsPerFrame) is
+   * stopped (its ffmpeg killed) and retried: a hung ffmpeg would otherwise renew the lock forever
+   * (defaults 300 s and 2000 ms a frame).
+   */
+  segmentTimeoutMs?: number;
+  segmentMsPerFrame?: number;
   log?: (msg: string, extra?: object) => void;
 }
 
@@ -37,6 +44,14 @@ export interface FleetWorker {
   bundle: string;
   /** Resolves if the queue switches to another bundle while this worker runs (it has stopped taking jobs). */
   refused: Promise<UserError>;
+}
+
+/** Failures of the machine, not of the video: worth another attempt (on this worker or another). */
+const TRANSIENT = /No space left|Input\/output error|Resource temporarily unavailable|Cannot allocate memory|Too many open files|Stale file handle|E(NOSPC|IO|AGAIN|MFILE|NOMEM)\b|timed out/i;
+
+/** Deterministic failures end the job at once (BullMQ would retry them, with the same result); others are retried. */
+function failure(deterministic: boolean, message: string): Error {
+  return deterministic ? new UnrecoverableError(message) : new Error(message);
 }
 
 export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWorker> {
@@ -62,23 +77,36 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     // Unique per attempt on any machine (containers all run as pid 1): two workers never share a temporary file.
     const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${os.hostname()}-${randomBytes(4).toString('hex')}`);
     const discard = () => { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); };
-    const ac = new AbortController();
+    const ac = new AbortController(), hard = new AbortController();
+    const limitMs = Math.max(o.segmentTimeoutMs ?? 300_000, d.segment.frames * (o.segmentMsPerFrame ?? 2000));
+    const timer = setTimeout(() => hard.abort(), limitMs);
     let last = 0;
     const t0 = performance.now(), startedAt = Date.now();
-    const r = await segmentVideo({
-      engine, input, out: `${tmp}.mp4`, output: d.output, stats: `${tmp}.jsonl`, start: d.segment.seek, frames: d.segment.last ? undefined : d.segment.frames, audio: false, signal: ac.signal,
-      onProgress: (p) => {
+    let r;
+    try {
+      r = await segmentVideo({
+        engine, input, out: `${tmp}.mp4`, output: d.output, stats: `${tmp}.jsonl`, start: d.segment.seek, frames: d.segment.last ? undefined : d.segment.frames, audio: false, signal: ac.signal, kill: hard.signal,
+        onProgress: (p) => {
         const now = performance.now();
         if (now - last < 500) return;
         last = now;
         void job.updateProgress(p.done).catch(() => undefined);
         void redis.exists(k.cancel(d.job)).then((n) => { if (n) ac.abort(); }, () => undefined);
-      },
-    });
+        },
+      });
+    } catch (e) {
+      // Refused or unreadable input (segmentVideo probes it first): the same file fails the same way.
+      discard();
+      throw e instanceof UserError ? new UnrecoverableError((e as Error).message.replace(input, `segment ${d.segment.index} of ${d.job}`)) : e;
+    } finally {
+      clearTimeout(timer);
+    }
+    const name = `segment ${d.segment.index} of ${d.job}`;
     if (ac.signal.aborted) { discard(); throw new UnrecoverableError(`video ${d.job} was cancelled`); }
-    if (r.error) { discard(); throw new Error(r.error.replace(input, `segment ${d.segment.index} of ${d.job}`)); }
-    // A middle segment with other than its planned frames would lose or double frames at a cut.
-    if (!d.segment.last && r.frames !== d.segment.frames) { discard(); throw new Error(`segment ${d.segment.index} of ${d.job} decoded ${r.frames} frames, planned ${d.segment.frames}`); }
+    if (hard.signal.aborted) { discard(); throw new Error(`${name} took longer than ${Math.round(limitMs / 1000)} s and was stopped (its ffmpeg killed); it will be retried`); }
+    if (r.error) { discard(); throw failure(r.failure === 'input' || (r.failure === 'output' && !TRANSIENT.test(r.error)), r.error.replace(input, name)); }
+    // A middle segment with other than its planned frames would lose or double frames at a cut (and would again).
+    if (!d.segment.last && r.frames !== d.segment.frames) { discard(); throw new UnrecoverableError(`${name} decoded ${r.frames} frames, planned ${d.segment.frames}`); }
     await o.store.put(`${part}.mp4`, `${tmp}.mp4`);
     await o.store.put(`${part}.jsonl`, `${tmp}.jsonl`);
     await job.updateProgress(r.frames);
@@ -95,10 +123,17 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     if (await o.store.exists(result.video) && await o.store.exists(result.stats) && !(await o.store.exists(`jobs/${d.job}/parts`))) return { frames, ...result };
     if (parts.length !== d.segments.length || parts.some((p, i) => p.index !== i)) throw new Error(`video ${d.job}: ${parts.length} of ${d.segments.length} segments came back`);
     const input = await o.store.fetch(d.input);
-    const source = await probeVideo(input);
-    const tmp = path.join(o.store.scratch, `${d.job}-join-${process.pid}`);
-    await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` },
-      source.hasAudio ? { file: input, codecs: source.audio.map((a) => a.codec) } : undefined);
+    const source = await probeVideo(input).catch((e: Error) => { throw e instanceof UserError ? new UnrecoverableError(e.message) : e; });
+    // Unique on any machine (containers all run as pid 1): two joins never share a temporary file.
+    const tmp = path.join(o.store.scratch, `${d.job}-join-${os.hostname()}-${randomBytes(4).toString('hex')}`);
+    try {
+      await joinSegments(await Promise.all(parts.map(async (p) => ({ video: await o.store.fetch(p.video), stats: await o.store.fetch(p.stats), segment: d.segments[p.index] }))), { video: `${tmp}.mp4`, stats: `${tmp}.jsonl` },
+        source.hasAudio ? { file: input, codecs: source.audio.map((a) => a.codec) } : undefined);
+    } catch (e) {
+      for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true });
+      // A mux the parts or the source's streams refuse fails the same way again; a full disk may not.
+      throw failure(!TRANSIENT.test((e as Error).message), (e as Error).message);
+    }
     await o.store.put(result.stats, `${tmp}.jsonl`);
     await o.store.put(result.video, `${tmp}.mp4`);
     await o.store.remove(`jobs/${d.job}/parts`);

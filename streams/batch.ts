@@ -39,18 +39,41 @@ function listVideos(dir: string): string[] {
   return out;
 }
 
+/**
+ * Each input's output path relative to --out: its name with .mp4 for its extension, unless another
+ * video of the same folder has the same stem (x.mp4 and x.mkv): then the one already named .mp4
+ * keeps x.mp4 and the others are named in full (x.mkv.mp4), whatever order they are listed in.
+ * Stats lines and completion sidecars follow the output's name.
+ */
+export function outputNames(rels: string[]): Map<string, string> {
+  const stem = (r: string) => r.replace(VIDEO_FILE, '');
+  const byStem = new Map<string, string[]>();
+  for (const r of rels) byStem.set(stem(r), [...(byStem.get(stem(r)) ?? []), r]);
+  const names = new Map<string, string>();
+  for (const r of rels) names.set(r, byStem.get(stem(r))!.length === 1 || /\.mp4$/.test(r) ? `${stem(r)}.mp4` : `${r}.mp4`);
+  const taken = new Map<string, string>();
+  for (const [r, n] of names) {
+    const other = taken.get(n);
+    if (other) throw new UserError(`${other} and ${r} would both be segmented into ${n}.`, 'Rename one of them.');
+    taken.set(n, r);
+  }
+  return names;
+}
+
 export async function segmentVideos(o: BatchOptions): Promise<FileOutcome[]> {
   if (!fs.existsSync(o.input)) throw new UserError(`${o.input} does not exist.`, 'Pass a video file or a directory of videos.');
   const isDir = fs.statSync(o.input).isDirectory();
   const files = isDir ? listVideos(o.input) : [o.input];
   if (isDir && files.length === 0) throw new UserError(`${o.input} holds no video files (${VIDEO_FILE.source}).`, 'Point segment-video at a folder of dashcam videos.');
   if (isDir && fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a file; a directory input needs an output directory.`, 'Pass --out <dir>.');
+  const names = outputNames(files.map((f) => path.relative(o.input, f)));
   const id = bundleId(o.bundle);
   const kind = o.output ?? 'overlay';
   const outcomes: FileOutcome[] = [];
   for (const input of files) {
     if (o.signal?.aborted) break;
-    const out = isDir ? path.join(o.out, path.relative(o.input, input)).replace(VIDEO_FILE, '.mp4') : o.out;
+    const name = names.get(path.relative(o.input, input))!;
+    const out = isDir ? path.join(o.out, name) : o.out;
     const sidecarFile = `${out}.done.json`;
     const st = fs.statSync(input);
     const want = { input: path.resolve(input), size: st.size, mtimeMs: st.mtimeMs, bundle: id, output: kind, fps: o.fps, start: o.start, duration: o.duration };
@@ -61,7 +84,7 @@ export async function segmentVideos(o: BatchOptions): Promise<FileOutcome[]> {
       continue;
     }
     fs.rmSync(sidecarFile, { force: true });
-    const stats = o.stats && isDir ? path.join(o.stats, path.relative(o.input, input)).replace(VIDEO_FILE, '.jsonl') : o.stats;
+    const stats = o.stats && isDir ? path.join(o.stats, name.replace(/\.mp4$/, '.jsonl')) : o.stats;
     let outcome: FileOutcome;
     try {
       const result = await segmentVideo({ engine: o.engine, input, out, output: kind, stats, fps: o.fps, start: o.start, duration: o.duration, alpha: o.alpha, signal: o.signal, onProgress: o.onProgress });

@@ -72,9 +72,11 @@ export async function probeVideo(file: string): Promise<VideoInfo> {
   const swap = rotation === 90 || rotation === 270;
   const avg = rate(v.avg_frame_rate), real = rate(v.r_frame_rate);
   const fps = avg || real || 25;
-  // The first that parses: the stream's, the container's, Matroska's DURATION tag (HH:MM:SS.f).
+  // The video's own duration: the stream's, else Matroska's per-track DURATION tag (HH:MM:SS.f; MKV
+  // and WebM streams have no duration of their own), and only then the container's, which spans
+  // every stream (an audio track longer than the video made a complete file look truncated).
   const clock = (t: unknown) => { const m = /^(\d+):(\d+):([\d.]+)$/.exec(String(t)); return m ? +m[1] * 3600 + +m[2] * 60 + +m[3] : NaN; };
-  const duration = [Number(v.duration), Number(format.duration), clock(v.tags?.DURATION)].find((d) => Number.isFinite(d) && d > 0) ?? 0;
+  const duration = [Number(v.duration), clock(v.tags?.DURATION ?? v.tags?.duration), Number(format.duration)].find((d) => Number.isFinite(d) && d > 0) ?? 0;
   const frames = Number(v.nb_frames) || Math.round(duration * fps);
   const audio = streams.filter((s) => s.codec_type === 'audio').map((s) => ({ codec: s.codec_name ?? 'unknown' }));
   // A photo in a video container (or an MP3's cover art) decodes to one frame: it is not a video.
@@ -280,6 +282,8 @@ export interface EncodeOptions {
    * those times: a variable frame rate stays variable. Without it frames are 1/fps apart.
    */
   timestamps?: boolean;
+  /** Kills the encoder, or the final mux if it runs (a hard stop: the file is not finished). */
+  kill?: AbortSignal;
 }
 
 export interface Encoder { ff: Ffmpeg; write(frame: Buffer, pts?: number): Promise<void>; end(): Promise<void> }
@@ -301,6 +305,9 @@ export function encodeVideo(out: string, o: EncodeOptions): Encoder {
   const twoStep = Boolean(a || o.timestamps);
   const videoOnly = twoStep ? `${out}.video.mp4` : out;
   const enc = encodeVideoOnly(videoOnly, o);
+  let current = enc.ff;
+  o.kill?.addEventListener('abort', () => current.kill(), { once: true });
+  if (o.kill?.aborted) enc.ff.kill();
   const pts: number[] = [];
   let written = 0;
   return {
@@ -322,6 +329,8 @@ export function encodeVideo(out: string, o: EncodeOptions): Encoder {
       const audioSeconds = Math.min(a?.duration ?? Infinity, seconds);
       const mux = runFfmpeg(['-loglevel', 'error', '-i', videoOnly, ...(a ? [...(a.start ? ['-ss', String(a.start)] : []), '-t', audioSeconds.toFixed(6), ...UNTRUSTED_FILE_INPUT, '-i', a.file] : []),
         '-map', '0:v', ...(a ? ['-map', '1:a?'] : []), ...mp4AudioArgs(a?.codecs ?? []), '-movflags', '+faststart', '-y', out]);
+      current = mux;
+      if (o.kill?.aborted) mux.kill();
       const r = await mux.done;
       if (r.code !== 0) {
         // The segmented video is kept whatever happens to the audio.

@@ -34,6 +34,8 @@ export interface SegmentVideoOptions {
   /** Frames between decode and encode at once: in the engine, or segmented and waiting for the encoder (default: 2 per worker + 2). */
   inFlight?: number;
   signal?: AbortSignal;
+  /** A hard stop (a timeout): every ffmpeg of this video is killed at once, frames in flight are lost. */
+  kill?: AbortSignal;
   onProgress?: (p: Progress) => void;
 }
 
@@ -50,6 +52,12 @@ export interface VideoResult {
   /** Stopped early (Ctrl-C, or a decode error): the outputs hold the frames before it and play. */
   partial: boolean;
   error?: string;
+  /**
+   * Whose fault `error` is: 'input' (the file: truncated, corrupt; the same file fails the same way),
+   * 'output' (writing: an encoder or the audio mux; a full disk passes, a codec does not), 'engine'
+   * (inference: a worker lost; worth retrying), 'killed' (the hard stop).
+   */
+  failure?: 'input' | 'output' | 'engine' | 'killed';
 }
 
 export function outputPaths(out: string, kind: OutputKind): { overlay?: string; mask?: string } {
@@ -71,8 +79,8 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const audio = o.audio === false || !info.hasAudio ? undefined : { file: o.input, codecs: info.audio.map((a) => a.codec), start: o.start, duration: o.duration };
   // A variable frame rate stays variable: each frame keeps its own time (sampling at --fps is constant).
   const timestamps = info.vfr && !o.fps;
-  const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264', timestamps }) : undefined;
-  const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless', timestamps }) : undefined;
+  const overlayEnc = paths.overlay ? encodeVideo(paths.overlay, { width: W, height: H, fps, audioFrom: audio, codec: 'h264', timestamps, kill: o.kill }) : undefined;
+  const maskEnc = paths.mask ? encodeVideo(paths.mask, { width: W, height: H, fps, audioFrom: audio, codec: 'lossless', timestamps, kill: o.kill }) : undefined;
   let firstPts: number | undefined;
   const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
   const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration, frames: o.frames });
@@ -80,7 +88,9 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   type Pending = { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> };
   const onAbort = () => decoder.kill();
   o.signal?.addEventListener('abort', onAbort, { once: true });
-  let done = 0, error: string | undefined;
+  o.kill?.addEventListener('abort', onAbort, { once: true });
+  if (o.kill?.aborted) decoder.kill();
+  let done = 0, error: string | undefined, failure: VideoResult['failure'];
 
   const alpha = o.alpha ?? 0.5;
   const emit = async (f: Pending) => {
@@ -112,12 +122,13 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
       const pixels = await sharp(f.rgb, { raw: { width: W, height: H, channels: 3 } }).resize(m.input.width, m.input.height, { fit: 'fill', kernel: 'linear' }).raw().toBuffer();
       // No deadline: a video frame is worth computing however long the queue (the engine bounds it).
       const result = submitWithRetry(o.engine, pixels);
+      result.catch(() => { failure ??= 'engine'; });
       result.catch(() => undefined);  // observed in emit, in order
       const p: Pending = { ...f, result };
       submitted++;
       chain = chain.then(async () => {
         if (emitError) return;
-        try { await emit(p); } catch (e) { emitError = e as Error; }
+        try { await emit(p); } catch (e) { emitError = e as Error; failure ??= 'output'; }
         emitted++;
         room?.();
       });
@@ -126,8 +137,10 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     }
   } catch (e) {
     error = (e as Error).message;
+    failure = 'input';
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
+    o.kill?.removeEventListener('abort', onAbort);
   }
   // What was decoded is still segmented and written: a partial output keeps every frame it had.
   await chain;
@@ -136,14 +149,16 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   // the container announced (2% and one frame of slack for rounding and variable frame rates).
   if (!error && !o.signal?.aborted && done < 0.98 * total - 1) {
     error = `${o.input} ended after frame ${done} of the ${total} its header announces: the file is truncated (the ${done} frames before the cut were segmented)`;
+    failure = 'input';
   }
   const ends = await Promise.allSettled([overlayEnc?.end(), maskEnc?.end(), stats && new Promise<void>((r) => stats.end(() => r()))]);
   const failedEnd = ends.find((x): x is PromiseRejectedResult => x.status === 'rejected');
-  if (failedEnd) error ??= (failedEnd.reason as Error).message;
+  if (failedEnd && !error) { error = (failedEnd.reason as Error).message; failure = 'output'; }
+  if (o.kill?.aborted) { error ??= 'stopped'; failure = 'killed'; }
   const seconds = (performance.now() - t0) / 1000;
   return {
     input: o.input, outputs: [paths.overlay, paths.mask].filter((p): p is string => Boolean(p)), stats: o.stats,
-    frames: done, seconds, fps: done / seconds, info, partial: Boolean(error) || Boolean(o.signal?.aborted), error,
+    frames: done, seconds, fps: done / seconds, info, partial: Boolean(error) || Boolean(o.signal?.aborted), error, failure: error ? failure ?? 'output' : undefined,
   };
 }
 
