@@ -82,4 +82,35 @@ describe('cli: i2i serve with default flags (the bin, over real HTTP)', function
     await rawRequest(url, `POST /segment HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${body.length + 100000}\r\n\r\n`, body, { endEarly: true });
     await alive();
   });
+
+  it('every route that reads a body answers hostile bodies with a 4xx and the server keeps serving', async () => {
+    // Lazily, one at a time: each case is sent when the loop reaches it.
+    const post = (route: string, body: Buffer | string, type?: string) => () =>
+      fetch(`${url}${route}`, { method: 'POST', body, headers: type ? { 'Content-Type': type } : {} }).then(async (r) => ({ status: r.status, text: await r.text() }));
+    const huge = Buffer.alloc(33); huge.write('89504e470d0a1a0a0000000d49484452', 'hex'); huge.writeUInt32BE(100000, 16); huge.writeUInt32BE(100000, 20);
+    const cases: [string, () => Promise<{ status: number; text: string }>, number][] = [
+      ['/segment empty', post('/segment', Buffer.alloc(0), 'image/png'), 400],
+      ['/segment garbage bytes as a PNG', post('/segment', Buffer.from('not a png at all'), 'image/png'), 415],
+      ['/segment truncated PNG', post('/segment', huge.subarray(0, 20), 'image/png'), 400],
+      ['/segment text/plain', post('/segment', 'hello', 'text/plain'), 415],
+      ['/segment header bomb (100000x100000 PNG header)', post('/segment', huge, 'image/png'), 413],
+      ['/segment multipart without boundary', post('/segment', 'x', 'multipart/form-data'), 400],
+      ['/segment bad format', post('/segment?format=../../x', 'x', 'image/png'), 400],
+      // Without --video-dir (the default) JSON paths are refused before the body is read.
+      ['/videos malformed JSON', post('/videos', '{"path": ', 'application/json'), 403],
+      ['/videos JSON path', post('/videos', JSON.stringify({ path: '../../etc/passwd' }), 'application/json'), 403],
+      ['/videos a large JSON body', post('/videos', JSON.stringify({ path: 'x'.repeat(100000) }), 'application/json'), 403],
+      ['/videos text/plain', post('/videos', 'x', 'text/plain'), 415],
+      ['/videos not a video', post('/videos', Buffer.from('this is not a video'), 'video/mp4'), 400],
+      ['/v1/model/reload malformed JSON', post('/v1/model/reload', '{', 'application/json'), 400],
+      ['/v1/model/reload without --admin-token-file', post('/v1/model/reload', '{}', 'application/json'), 403],
+      ['/v1/model/rollback without --admin-token-file', post('/v1/model/rollback', ''), 403],
+    ];
+    for (const [name, send, want] of cases) {
+      const r = await send();
+      assert.equal(r.status, want, `${name}: ${r.text}`);
+      assert.match(r.text, /"error"/, `${name}: a JSON error body`);
+    }
+    await alive();
+  });
 });
