@@ -1,9 +1,12 @@
 /**
- * Every ffmpeg process of streams/, in one module. fluent-ffmpeg (the package the user named, archived
- * upstream) probes files; the processes themselves are spawned and owned here, because its piping
- * falls short exactly where a pipeline needs it: no 'end' on piped output, stderr that must be
- * drained or ffmpeg stalls, and `.pipe()` returning no handle to kill. So:
- * - every child is registered and killed when this process exits (none outlives the command);
+ * Every ffmpeg and ffprobe process of streams/ (and fleet/), in one module. fluent-ffmpeg (the
+ * package the user named, archived upstream) is not used here: its piping falls short exactly where
+ * a pipeline needs it (no 'end' on piped output, stderr that must be drained or ffmpeg stalls,
+ * `.pipe()` returning no handle to kill), and its probe spawns a child nobody owns. So:
+ * - every child is registered and killed when this process exits (none outlives the command), and
+ *   runs in a process group of its own (a terminal's Ctrl-C is the command's to handle);
+ * - every file from outside is opened with UNTRUSTED_FILE_INPUT (core/ffmpeg.ts): local files,
+ *   video containers only;
  * - stderr is always drained, its tail kept for error messages;
  * - `-nostdin` wherever ffmpeg must not read the terminal (the encoder reads frames from stdin).
  * The binary is @ffmpeg-installer's static ffmpeg 4.1 unless I2I_FFMPEG names a system one
