@@ -331,10 +331,13 @@ export function readIndexedPng(png: Buffer): { width: number; height: number; in
  * the frame. JPEG quality 85.
  */
 export async function overlayJpeg(frame: Frame, labels: Uint8Array, palette: [number, number, number][], alpha: number): Promise<Buffer> {
-  const { width, height } = frame;
-  const out = blendOverlay(frame, labels, palette, alpha);
+  return rgbJpeg(blendOverlay(frame, labels, palette, alpha), frame.width, frame.height);
+}
+
+/** RGB bytes as a JPEG at quality 85 (the overlays'), encoded in sharp's threads. */
+export function rgbJpeg(rgb: Buffer, width: number, height: number): Promise<Buffer> {
   // Already decoded, so the pixel limit is the frame itself.
-  return sharp(out, { raw: { width, height, channels: 3 }, limitInputPixels: width * height, sequentialRead: true }).jpeg({ quality: 85 }).toBuffer();
+  return sharp(rgb, { raw: { width, height, channels: 3 }, limitInputPixels: width * height, sequentialRead: true }).jpeg({ quality: 85 }).toBuffer();
 }
 
 /** The blend of overlayJpeg as raw RGB (video frames go to the encoder as they are). */

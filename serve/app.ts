@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Manifest, ModelFile } from '../core/bundle';
-import { classFractions, decodeFrame, decodeToInput, ImageError, overlayJpeg, paletteOf, palettePng, resizeLabels } from '../runtime/image';
+import { decodeFrame, decodeToInput, ImageError, paletteOf, rgbJpeg } from '../runtime/image';
+import { PostProcessor } from './postprocess';
 import { authorised } from './auth';
 import type { FrameCapture } from './capture';
 import { readImageBody } from './body';
@@ -63,6 +64,8 @@ export interface ServeApp {
   setDraining(): void;
   /** Ends the long-lived responses (MJPEG views) so a drain can finish. */
   endStreams(): void;
+  /** Stops the post-processing threads (after the listener closed). */
+  close(): Promise<void>;
 }
 
 const FORMATS = ['png', 'json', 'overlay', 'labels'] as const;
@@ -94,6 +97,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   // Full-resolution work (decoding, label maps and overlays at the frame's size) is bounded in
   // parallel, so a flood of large frames costs at most this many frames' worth of memory at once.
   const fullRes = new Semaphore(4);
+  const postprocess = new PostProcessor(2);
   const log = o.log ?? silent;
   const metrics = createMetrics();
   const m = engine.manifest;
@@ -234,29 +238,34 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
       const t2 = performance.now();
       const release = await fullRes.acquire();
       try {
-      const labels = resizeLabels(r.labels, m.input.width, m.input.height, input.width, input.height);
       if (r.drift !== null) metrics.drift.observe(r.drift);
+      // The frame's own pixels only where an overlay is drawn (decoded in sharp's threads); the
+      // label map at the frame's size, fractions, PNG and blend in the post-processing threads.
+      const frame = format === 'overlay' || withOverlay ? await decodeFrame(body, { maxPixels }) : undefined;
+      const post = await postprocess.run({ labels: r.labels, sw: m.input.width, sh: m.input.height, dw: input.width, dh: input.height, format, palette, classes: m.classes.length, frame: frame?.data, alpha });
+      const buf = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+      const jpeg = () => rgbJpeg(buf(post.overlayRgb!), input.width, input.height);
       let payload: Buffer | object;
       let type: string;
-      if (format === 'png') { payload = palettePng(labels, input.width, input.height, palette); type = 'image/png'; }
+      if (format === 'png') { payload = buf(post.png!); type = 'image/png'; }
       else if (format === 'labels') {
-        payload = Buffer.from(labels.buffer, labels.byteOffset, labels.byteLength);
+        payload = buf(post.labels!);
         type = 'application/octet-stream';
         res.set({ 'X-Width': String(input.width), 'X-Height': String(input.height), 'X-Void': '255' });
       } else if (format === 'overlay') {
-        payload = await overlayJpeg(await decodeFrame(body, { maxPixels }), labels, palette, alpha);
+        payload = await jpeg();
         type = 'image/jpeg';
       } else {
-        const fr = classFractions(labels, m.classes.length);
+        const fr = post.fractions;
         payload = {
           width: input.width, height: input.height, classes: m.classes,
           fractions: Object.fromEntries(m.classes.map((c) => [c.name, fr[c.id]])),
-          mask: palettePng(labels, input.width, input.height, palette).toString('base64'),
+          mask: buf(post.png!).toString('base64'),
           timings: { decode: timing.decode, queue: timing.queue, infer: timing.infer, encode: performance.now() - t2 },
           drift: r.drift, batch: r.batch,
           model: r.version === engine.model.version ? modelIdentity(engine.model) : engine.previous?.version === r.version ? modelIdentity(engine.previous) : { version: r.version },
           // The overlay of the same inference, for a client that shows both (the page at GET /).
-          ...(withOverlay ? { overlay: (await overlayJpeg(await decodeFrame(body, { maxPixels }), labels, palette, alpha)).toString('base64') } : {}),
+          ...(withOverlay ? { overlay: (await jpeg()).toString('base64') } : {}),
         };
         type = 'application/json';
       }
@@ -298,7 +307,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     sendError(res, new HttpError(status, status === 500 ? 'Internal error.' : e.message, status === 500 ? 'Retry; the error is logged with this request id.' : 'Fix the request.'));
   });
 
-  return { app, metrics, setUnready: () => { unready = true; }, setDraining: () => { draining = true; }, endStreams: () => views?.close() };
+  return { app, metrics, setUnready: () => { unready = true; }, setDraining: () => { draining = true; }, endStreams: () => views?.close(), close: () => postprocess.close() };
 }
 
 function sendError(res: Response, e: HttpError): void {

@@ -72,7 +72,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const capture = o.capture && new FrameCapture({ ...o.capture, log: (msg, extra) => log.warn({ ...extra }, msg) });
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
-  const { app, setUnready, setDraining, endStreams } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
+  const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
@@ -120,6 +120,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     await extra?.close().catch((e: Error) => log.error({ err: e.stack }, 'closing video jobs and streams'));
     await engine.close(Math.max(1000, timeout / 3));
     await capture?.flush();
+    await closeApp();
     log.info({ clean: finished }, 'stopped');
     return finished;
   })();
