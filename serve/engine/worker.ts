@@ -47,3 +47,8 @@ process.on('message', async (m: ToWorker) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+// Ctrl-C in a terminal signals the whole process group: the engine drains and tells each worker to
+// exit when its frames are done, so the signal itself must not kill a worker mid-frame. A worker
+// still exits with its parent (the channel's 'disconnect' above) and is SIGKILLed if it hangs.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
