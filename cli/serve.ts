@@ -1,5 +1,6 @@
 /** `i2i serve`: parses its options, starts the server, and drains it on SIGTERM / SIGINT. */
 import { parseArgs } from 'node:util';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { UserError } from '../core/errors';
 import { intFlag, runtimeFlags } from './args';
@@ -43,6 +44,11 @@ export async function cmdServe(argv: string[]): Promise<number> {
     redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle),
   }) : undefined;
   const log = jsonLogger();
+  if (values['bundle-root'] && !fs.existsSync(values['bundle-root'])) throw new UserError(`--bundle-root ${values['bundle-root']} does not exist.`, 'Pass the folder that holds the bundles a reload may name.');
+  // Registered before the model loads (which may take minutes): Node's default for SIGHUP is to exit.
+  // A SIGHUP during start-up reloads once the server is up.
+  let hup: (() => void) | undefined, hupEarly = false;
+  process.on('SIGHUP', () => { if (hup) hup(); else hupEarly = true; });
   const s = await startServer({
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime, precision,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
@@ -62,10 +68,11 @@ export async function cmdServe(argv: string[]): Promise<number> {
     process.stderr.write(`i2i serve: warning: ${s.url} is reachable beyond this machine and no --token-file is set: anyone who reaches it can use it.\n`);
   }
   // Rollout: a tool switches the --bundle symlink (or rewrites it), then sends SIGHUP.
-  process.on('SIGHUP', () => {
+  hup = () => {
     s.reload().then((r) => process.stderr.write(`i2i serve: reloaded ${values.bundle}: version ${r.active.version} (was ${r.previous.version})\n`),
       (e: Error) => process.stderr.write(`i2i serve: reload failed, still serving version ${s.engine.model.version}: ${e.message}\n`));
-  });
+  };
+  if (hupEarly) { hupEarly = false; hup(); }
   process.stderr.write(`i2i serve: listening on ${s.url} (POST /segment${values['no-videos'] ? '' : ', /videos'}${streams.map((x) => `, /streams/${x.name}.mjpeg`).join('')})\n`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => { process.once('SIGTERM', resolve); process.once('SIGINT', resolve); });
   log.info({ signal }, 'signal received');

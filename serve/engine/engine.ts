@@ -287,6 +287,9 @@ export class Engine extends EventEmitter {
       const old = this.active;
       this.active = next;
       this.previousVersion = old;
+      // A new worker that died while its siblings warmed up was not replaced (its model was not yet
+      // active): top the pool up to its size.
+      for (let i = this.activeWorkers().length; i < this.size; i++) this.spawn(next, this.o.startTimeoutMs ?? 120_000).catch((e) => this.log('error', 'replacement worker failed to start', { error: (e as Error).message }));
       this.log('info', 'model reloaded', { version: next.version, file: next.file.file, dir: next.realDir, previous: old.version });
       this.emit('reload', next, old);
       void this.retire(old);
@@ -361,7 +364,9 @@ export class Engine extends EventEmitter {
           if (!this.closing && gen === this.active) this.spawn(gen, startTimeoutMs).catch((e) => { if (!this.closing) this.log('error', 'replacement worker failed to start', { error: (e as Error).message }); });
         }, backoff).unref();
       });
-      child.send({ type: 'open', dir: gen.dir, options: { runtime: runtimeName(gen.file) as OpenOptions['runtime'], precision: gen.file.precision, threads: this.o.threads }, expect: { file: gen.file.file, sha256: gen.file.sha256 } } satisfies ToWorker);
+      // The directory the model was loaded from, not the --bundle symlink: after a rollout switched the
+      // symlink (before SIGHUP), a replacement worker must still load the model being served.
+      child.send({ type: 'open', dir: gen.realDir, options: { runtime: runtimeName(gen.file) as OpenOptions['runtime'], precision: gen.file.precision, threads: this.o.threads }, expect: { file: gen.file.file, sha256: gen.file.sha256 } } satisfies ToWorker);
     });
   }
 

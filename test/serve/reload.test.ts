@@ -124,11 +124,24 @@ describe('serve: model versions, reload and rollback', function () {
     } finally { await s.close(); }
   });
 
-  it('a worker replaced after the bundle changed on disk refuses the new files; the pool keeps serving the model it chose', async () => {
-    const s = await startServer({ bundle: current, port: 0, workers: 2, log: capture });
+  it('after a symlink switch (before SIGHUP) a replacement worker still loads the model being served (one worker)', async () => {
+    const s = await startServer({ bundle: current, port: 0, workers: 1, log: capture });
     try {
-      // Rewritten in place (no reload): the manifest and model of B under A's path.
       fs.rmSync(current); fs.symlinkSync(b, current);
+      process.kill(s.engine.pids()[0], 'SIGKILL');
+      let r = await segment(s.url, png);
+      for (const t0 = Date.now(); r.status !== 200 && Date.now() - t0 < 30000; r = await segment(s.url, png)) await new Promise((res) => setTimeout(res, 100));
+      assert.deepEqual(r, { status: 200, left: ROAD, version: versionOf(a) }, logs.join('\n'));
+    } finally { await s.close(); }
+  });
+
+  it('a worker replaced after the bundle was rewritten in place refuses the new files; the pool keeps serving the model it chose', async () => {
+    const inPlace = path.join(root, 'in-place');
+    fs.cpSync(a, inPlace, { recursive: true });
+    const s = await startServer({ bundle: inPlace, port: 0, workers: 2, log: capture });
+    try {
+      // B's manifest and model written over the served directory (no reload).
+      for (const f of fs.readdirSync(b)) fs.cpSync(path.join(b, f), path.join(inPlace, f), { recursive: true });
       const [pid] = s.engine.pids();
       process.kill(pid, 'SIGKILL');
       for (const t0 = Date.now(); !logs.some((l) => /changed on disk/.test(l)) && Date.now() - t0 < 30000;) await new Promise((r) => setTimeout(r, 50));
