@@ -11,7 +11,9 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   Video jobs: POST /videos (video/* body or multipart "video") -> 202 {id}; GET /videos[/ID[/result[?stats=1]]];
   DELETE /videos/ID. In-process (--video-concurrency 1, --video-backlog 16, --video-store DIR, default a
   temporary directory; jobs do not survive a restart), --video-dir DIR lets clients name files in DIR
-  ({"path"}), --max-video-bytes (2 GiB), --upload-timeout-ms (10 min), --no-videos turns it off.
+  ({"path"}), --max-video-bytes (2 GiB), --max-video-pixels (4096x2304 = 9437184 per frame),
+  --upload-timeout-ms (10 min), --no-videos turns it off. Playlists, still images and containers
+  other than MP4/MOV, MKV/WebM, AVI, MPEG-TS and FLV are refused (400).
   Scale-out: --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--segment-seconds 60] puts
   /videos jobs on BullMQ, split on keyframes into segments for any number of i2i worker processes.
   Live streams: --stream NAME=URL (repeatable; rtsp://, http(s)://, or a file played at its rate, --loop)
@@ -39,7 +41,10 @@ export const STREAM_HELP = `i2i segment-stream <url|file> --bundle DIR [--out DI
 
 export const WORKER_HELP = `i2i worker --bundle DIR --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--concurrency 1]
             [--workers N] [--threads T] [--runtime tflite|tfjs] [--precision P] [--lock-ms 30000]
+            [--segment-timeout-ms 300000] [--segment-ms-per-frame 2000]
   takes /videos segments off the BullMQ queue of i2i serve --redis (any number of workers, on any
   machine that sees --store), segments them on its own engine and joins finished videos. Refuses a
   queue whose jobs were made for another bundle. SIGTERM / Ctrl-C finishes the segments in hand.
+  A segment running longer than max(--segment-timeout-ms, its frames x --segment-ms-per-frame) is
+  stopped (its ffmpeg killed) and retried; inputs that fail for a reason that would recur fail at once.
 `;

@@ -17,7 +17,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
     redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
-    'max-video-bytes': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
+    'max-video-bytes': { type: 'string' }, 'max-video-pixels': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
   if (!values.bundle) throw new UserError('serve needs --bundle <dir with manifest.json>.', 'Make one with i2i convert.');
   const int = (flag: string, min = 1) => intFlag(values, flag, min);
@@ -41,7 +41,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   for (const f of ['video-store', 'video-concurrency', 'video-backlog'] as const) if (values[f] !== undefined && values.redis) throw new UserError(`--${f} sets the in-process video jobs; with --redis the workers run them.`, 'Use --store (shared with the workers) and i2i worker --concurrency instead.');
   // Scale-out: /videos on BullMQ; loaded only then (the embedded default needs no Redis client).
   const queue = values.redis ? await (require('./fleet') as typeof import('./fleet')).openQueueJobs({
-    redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle),
+    redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle), maxPixels: int('max-video-pixels'),
   }) : undefined;
   const log = jsonLogger();
   if (values['bundle-root'] && !fs.existsSync(values['bundle-root'])) throw new UserError(`--bundle-root ${values['bundle-root']} does not exist.`, 'Pass the folder that holds the bundles a reload may name.');
@@ -57,7 +57,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     attach: attachments({
       videos: values['no-videos'] ? undefined : {
         store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
-        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'), queue,
+        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'), maxPixels: int('max-video-pixels'), queue,
       },
       streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds: seconds('stream-segment-seconds'), loop: values.loop, alpha,
     }, log),

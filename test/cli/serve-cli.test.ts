@@ -113,4 +113,17 @@ describe('cli: i2i serve with default flags (the bin, over real HTTP)', function
     }
     await alive();
   });
+
+  it('--max-video-pixels refuses a clip whose frames are larger (400 naming the limit), as given on the command line', async () => {
+    const other = spawn(process.execPath, [BIN, 'serve', '--bundle', bundle, '--port', '0', '--workers', '1', '--max-video-pixels', '1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    other.stderr!.on('data', (d) => { log += d; });
+    try {
+      for (const t0 = Date.now(); !/listening on (\S+)/.test(log) && Date.now() - t0 < 90000;) await new Promise((r) => setTimeout(r, 50));
+      const u = /listening on (\S+)/.exec(log)![1];
+      const r = await fetch(`${u}/videos`, { method: 'POST', headers: { 'Content-Type': 'video/mp4' }, body: fs.readFileSync(clip) });
+      assert.equal(r.status, 400);
+      assert.match((await r.json() as { error: string }).error, /160x90|14400/);
+    } finally { other.kill('SIGKILL'); }
+  });
 });
