@@ -52,11 +52,22 @@ function moments(features: ArrayLike<number>[]): { mean: number[]; std: number[]
  */
 export function calibrateDrift(features: ArrayLike<number>[], feature: string): DriftCalibration {
   if (features.length < 3) throw new Error('drift calibration needs at least 3 frames');
-  const n = features.length;
+  const n = features.length, k = features[0].length;
   const { mean, std } = moments(features);
-  const d = features.map((f, i) => {
-    const rest = moments(features.filter((_, j) => j !== i));
-    return driftDistance(f, rest.mean, rest.std);
+  // Leave-one-out moments from the sums in closed form: O(n k), not n passes over the frames.
+  const s1 = new Float64Array(k), s2 = new Float64Array(k);
+  for (const f of features) for (let c = 0; c < k; c++) { s1[c] += f[c]; s2[c] += f[c] * f[c]; }
+  const m = new Float64Array(k), sd = new Float64Array(k);
+  const d = features.map((f) => {
+    let live = 0, liveSum = 0;
+    for (let c = 0; c < k; c++) {
+      m[c] = (s1[c] - f[c]) / (n - 1);
+      sd[c] = Math.sqrt(Math.max(0, (s2[c] - f[c] * f[c] - (n - 1) * m[c] * m[c]) / (n - 2)));
+      if (sd[c] > STD_FLOOR) { live++; liveSum += sd[c]; }
+    }
+    const fallback = live ? liveSum / live : 1;
+    for (let c = 0; c < k; c++) if (!(sd[c] > STD_FLOOR)) sd[c] = fallback;
+    return driftDistance(f, m, sd);
   }).sort((a, b) => a - b);
   return {
     feature, mean, std, median: quantile(d, 0.5), q95: quantile(d, 0.95), frames: n,

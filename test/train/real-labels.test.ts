@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { readCheckpointMeta } from '../../train/checkpoint';
-import { decodePng } from '../../train/data/png-decode';
+import { DamagedFileError, decodePng } from '../../train/data/png-decode';
 import { listCityscapes, listGta5, readTrainIds } from '../../train/data/segmentation';
 import { train } from '../../train/trainer';
 import { tmpDir } from '../helpers';
@@ -20,6 +20,23 @@ const W = 24;
 const at = (ids: Uint8Array, x: number, y: number) => ids[y * W + x];
 
 describe('label maps in the encodings the datasets ship', () => {
+  it('a zeroed or overwritten label file is damage (skipped by name), and a small file cannot inflate past its header\'s size', async () => {
+    const dir = tmpDir();
+    const zeroed = path.join(dir, 'zeroed.png');
+    fs.writeFileSync(zeroed, Buffer.alloc(4096));
+    await assert.rejects(readTrainIds(zeroed), (e: Error) => e instanceof DamagedFileError && /zeroed\.png.*no PNG signature/s.test(e.message));
+    // A 1x1 greyscale PNG whose IDAT inflates to 1 MB.
+    const zlib = await import('node:zlib');
+    const chunk = (type: string, data: Buffer) => {
+      const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+      const crc = Buffer.alloc(4); crc.writeUInt32BE(zlib.crc32(Buffer.concat([Buffer.from(type, 'latin1'), data])) >>> 0);
+      return Buffer.concat([len, Buffer.from(type, 'latin1'), data, crc]);
+    };
+    const ihdr = Buffer.alloc(13); ihdr.writeUInt32BE(1, 0); ihdr.writeUInt32BE(1, 4); ihdr[8] = 8; ihdr[9] = 0;
+    const bomb = Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(Buffer.alloc(1 << 20))), chunk('IEND', Buffer.alloc(0))]);
+    assert.throws(() => decodePng(bomb, 'bomb.png'), (e: Error) => e instanceof DamagedFileError && /does not inflate within its size/.test(e.message));
+  });
+
   it('GTA5 palette labels: the indices are labelIds (not the colours sharp expands them to)', async () => {
     const { ids, width, height } = await readTrainIds(path.join(FIX, 'gta5-palette/labels/00001.png'));
     assert.deepEqual([width, height], [24, 16]);

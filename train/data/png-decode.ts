@@ -56,7 +56,8 @@ function crc32(buf: Uint8Array, start: number, end: number): number {
 export function pngHeader(buf: Uint8Array, file: string): { width: number; height: number; colorType: number; bitDepth: number; interlaced: boolean } {
   const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   if (b.length < 33 || !b.subarray(0, 8).equals(SIGNATURE)) {
-    if (b.length >= 8 && !b.subarray(0, 8).equals(SIGNATURE)) throw new UserError(`${file} is not a PNG file.`, 'Label maps must be PNGs (palette, greyscale or RGB).');
+    // A damaged file (zeroed, overwritten) as much as a wrong one: skipped by name like any damage.
+    if (b.length >= 8 && !b.subarray(0, 8).equals(SIGNATURE)) throw new DamagedFileError(file, 'no PNG signature (not a PNG, or overwritten)');
     throw new DamagedFileError(file, 'shorter than a PNG header');
   }
   if (b.toString('latin1', 12, 16) !== 'IHDR') throw new DamagedFileError(file, 'the first chunk is not IHDR');
@@ -88,7 +89,11 @@ export function decodePng(buf: Uint8Array, file: string): PngRaster {
   if (idat.length === 0) throw new DamagedFileError(file, 'no image data');
   if (h.colorType === 3 && !palette) throw new DamagedFileError(file, 'a palette image without its palette');
   let raw: Buffer;
-  try { raw = zlib.inflateSync(Buffer.concat(idat)); } catch (e) { throw new DamagedFileError(file, `its image data does not inflate: ${(e as Error).message}`); }
+  // Bounded: a small file cannot inflate into more than its header's image needs (with Adam7's
+  // per-pass filter bytes, at most 7 extra rows' worth).
+  const rowBytes = Math.ceil((h.width * CHANNELS[h.colorType] * h.bitDepth) / 8) + 1;
+  const limit = rowBytes * (h.height + 7) * (h.interlaced ? 2 : 1);
+  try { raw = zlib.inflateSync(Buffer.concat(idat), { maxOutputLength: limit }); } catch (e) { throw new DamagedFileError(file, `its image data does not inflate within its size: ${(e as Error).message}`); }
 
   const channels = CHANNELS[h.colorType];
   const total = h.width * h.height * channels;

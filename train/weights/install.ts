@@ -31,18 +31,26 @@ export function validateWeights(encoder: ImagenetEncoder, file: string): InitRep
 async function download(url: string, dest: string, encoder: ImagenetEncoder, log: (l: string) => void): Promise<void> {
   const manual = (why: string) => new UserError(`Could not download ${url} (${why}).`,
     `Download it on a machine with internet (e.g. curl -LO ${url}), copy it here and run i2i weights ${encoder} --from FILE.`);
+  // Bounded without limiting a slow link: 60 s for the connection and headers, then the body may
+  // take as long as it keeps arriving (no 60 s without a byte).
+  const ac = new AbortController();
+  let idle = setTimeout(() => ac.abort(new Error('no answer within 60 s')), 60_000);
+  const stall = () => { clearTimeout(idle); idle = setTimeout(() => ac.abort(new Error('no data for 60 s')), 60_000); };
   let res: Response;
   try {
-    res = await fetch(url, { redirect: 'follow', signal: AbortSignal.timeout(60_000) });
+    res = await fetch(url, { redirect: 'follow', signal: ac.signal });
   } catch (e) {
+    clearTimeout(idle);
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     throw manual(cause?.code ?? cause?.message ?? (e as Error).message);
   }
+  stall();
   if (!res.ok || !res.body) throw manual(`HTTP ${res.status}`);
   const total = Number(res.headers.get('content-length')) || 0;
   let got = 0, shown = 0;
   const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
   body.on('data', (c: Buffer) => {
+    stall();
     got += c.length;
     if (total && got / total >= shown + 0.1) { shown = Math.floor((got / total) * 10) / 10; log(`[weights] ${(got / 1e6).toFixed(1)} of ${(total / 1e6).toFixed(1)} MB`); }
   });
@@ -50,7 +58,9 @@ async function download(url: string, dest: string, encoder: ImagenetEncoder, log
     await pipeline(body, fs.createWriteStream(dest));
   } catch (e) {
     fs.rmSync(dest, { force: true });
-    throw manual((e as Error).message);
+    throw manual((ac.signal.reason as Error | undefined)?.message ?? (e as Error).message);
+  } finally {
+    clearTimeout(idle);
   }
 }
 
