@@ -69,7 +69,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     throw new UserError(`${o.bundle} holds a classifier; i2i serve segments frames.`, 'Serve a segmentation bundle (convert a segment run).');
   }
   // The listener opens first: /healthz answers and /readyz says 503 while the model loads.
-  const capture = o.capture && new FrameCapture({ ...o.capture, log: (msg, extra) => log.warn({ ...extra }, msg) });
+  const capture = o.capture && new FrameCapture({ maxPixels: o.maxPixels, ...o.capture, log: (msg, extra) => log.warn({ ...extra }, msg) });
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
   const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
