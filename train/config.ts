@@ -83,6 +83,10 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
     /** Segmentation DenseNets: recompute each dense block in the backward pass (gradient
      *  checkpointing) instead of keeping its O(layers^2) activations; about one more encoder forward. */
     recompute: z.boolean().default(false),
+    /** DenseNet stems: 'keras' pads explicitly as Keras does (3 around the 7x7/2 conv, 1 around the
+     *  3x3/2 pool), the network the ImageNet weights come from; 'same' is the padding of runs made
+     *  before it (a one-pixel shift at even sizes), kept for their checkpoints. New runs: 'keras'. */
+    stemPadding: z.enum(['keras', 'same']).default('same'),
     encoderWidths: z.array(z.number().int().positive()).length(4),
     /** Hidden widths of the decoders' stride-2 transposed convs (the image channels come last):
      *  3 for digits and segmentation, 4 for Office's five layers from output stride 32. */
@@ -163,6 +167,7 @@ export const DIGITS_BASE: Base = {
     initAllowUnmatched: false,
     inputNorm: 'auto',
     recompute: false,
+    stemPadding: 'keras',
     encoderWidths: [64, 64, 128, 128],
     decoderWidths: [512, 256, 128],
     imageCriticWidths: [64, 128, 256],

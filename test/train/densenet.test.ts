@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
+import { buildConfig, validateConfig } from '../../train/config';
 import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from '../../train/models/densenet';
 
 const count = (vars: tf.Variable[]) => vars.reduce((a, v) => a + v.size, 0);
@@ -13,6 +14,20 @@ describe('dilated DenseNet encoders', () => {
     // Keras names, so that ImageNet weights map by layer name.
     for (const k of ['f121/conv1/conv/w', 'f121/conv2_block1_0_bn/gamma', 'f121/conv4_block24_2_conv/w', 'f121/pool3_conv/w', 'f121/bn/beta']) assert.ok(net.store.trainable.has(k), k);
     net.store.dispose();
+  });
+  it('the stem pads as Keras does in new runs; runs made before keep their \'same\' stem (their checkpoints stay the same function)', () => {
+    const cfg = buildConfig('synth-drive', 'full');
+    assert.equal(cfg.model.stemPadding, 'keras');
+    const old = JSON.parse(JSON.stringify(cfg)) as { model: Record<string, unknown> };
+    delete old.model.stemPadding;
+    assert.equal(validateConfig(old).model.stemPadding, 'same', 'a config saved before the key existed');
+    // Same weights, even input: the two stems differ (a one-pixel shift), the shapes do not.
+    const a = dilatedDenseNet('sa', 3, 3, DENSENET_SMALL), b = dilatedDenseNet('sa', 3, 3, { ...DENSENET_SMALL, stemPadding: 'same' });
+    const x = tf.randomNormal([1, 64, 64, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
+    const ya = a.apply(x, 'eval'), yb = b.apply(x, 'eval');
+    assert.deepEqual(ya.shape, yb.shape);
+    assert.ok(tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0] > 1e-3);
+    tf.dispose([x, ya, yb]); a.store.dispose(); b.store.dispose();
   });
   it('the small variant: output stride 8, trains (gradients reach the dilated blocks)', () => {
     const net = dilatedDenseNet('fs', 2, 3, DENSENET_SMALL);

@@ -21,6 +21,8 @@ export interface DenseNetOptions {
   headChannels: number;
   /** Recompute each dense block in the backward pass instead of keeping its activations. */
   recompute?: boolean;
+  /** 'keras' (default): explicit padding as Keras' DenseNet; 'same': runs made before it. */
+  stemPadding?: 'keras' | 'same';
 }
 
 export const DENSENET121: DenseNetOptions = { blocks: [6, 12, 24, 16], growth: 32, stem: 64, bnSize: 4, compression: 0.5, dilations: [1, 1, 2, 4], headChannels: 512 };
@@ -34,8 +36,8 @@ export function dilatedDenseNet(name: string, seed: number, channelsIn: number, 
   const stages: ExportLayer[] = [
     // Keras' explicit padding (3 around the stem conv, 1 around the pool), not 'same': at even sizes
     // 'same' pads 2/3 and 0/1, a one-pixel shift from the network the ImageNet weights were trained in.
-    conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false, pad: 3 }), batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS), relu,
-    zeroPad(1), maxPool(3, 2, 'valid'),
+    conv2d(s, 'conv1/conv', channelsIn, o.stem, 7, 2, { bias: false, ...(o.stemPadding === 'same' ? {} : { pad: 3 }) }), batchNorm(s, 'conv1/bn', o.stem, 0.9, DENSENET_BN_EPS), relu,
+    ...(o.stemPadding === 'same' ? [maxPool(3, 2, 'same')] : [zeroPad(1), maxPool(3, 2, 'valid')]),
   ];
   let c = o.stem;
   let stride = 4;

@@ -27,6 +27,8 @@ export interface EncoderOptions {
   widths: number[];
   /** Gradient checkpointing of dense blocks (config.model.recompute). */
   recompute: boolean;
+  /** DenseNet stem padding (config.model.stemPadding; default 'keras'). */
+  stemPadding?: 'keras' | 'same';
 }
 
 export interface EncoderEntry {
@@ -51,8 +53,8 @@ function resNet(o: EncoderOptions, name: string, seed: number, opts: ResNetOptio
 export const ENCODERS = {
   lenet: { kinds: ['classify'], build: (o, name, seed) => lenetEncoder(name, seed, [o.imageSize, o.imageSize, o.channels], o.widths) },
   'densenet-digits': { kinds: ['classify'], build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
-  'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute }) },
-  densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute }) },
+  'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute, stemPadding: o.stemPadding }) },
+  densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute, stemPadding: o.stemPadding }) },
   resnet34: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET34) },
   resnet50: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET50) },
 } satisfies Record<string, EncoderEntry>;
@@ -83,7 +85,7 @@ export function createEncoder(config: Config, name: string, seed: number): Encod
   if (!entry.kinds.includes(config.kind)) {
     throw new UserError(`The ${encoder} encoder does not serve ${config.kind} tasks.`, `Use --encoder ${encodersFor(config.kind).join(' | ')}.`);
   }
-  const o: EncoderOptions = { kind: config.kind, channels: config.data.channels, imageSize: config.data.imageSize, widths: config.model.encoderWidths, recompute: config.model.recompute };
+  const o: EncoderOptions = { kind: config.kind, channels: config.data.channels, imageSize: config.data.imageSize, widths: config.model.encoderWidths, recompute: config.model.recompute, stemPadding: config.model.stemPadding };
   return withInputNorm(entry.build(o, name, seed), config.model.inputNorm);
 }
 
