@@ -72,12 +72,17 @@ async function loadSceneDomains(config: Config, out: string, progress: (l: strin
     if (frames.length === 0) throw new UserError(`${d.targetFrames} holds no PNG, JPEG or WebP frame.`, 'Point --target-frames at a folder of target frames (e.g. what i2i serve --capture kept).');
     tgt = { name: `frames:${d.targetFrames}`, items: frames.map((image) => ({ image, id: path.relative(d.targetFrames!, image) })), skipped: [] };
   } else if (d.targetVideos) {
-    // Sampled once per run folder; a resumed run reuses the frames it trained on.
-    const dir = path.join(out, 'target-frames');
-    let frames = sampledFrames(dir);
+    // Sampled once per run folder; a resumed run reuses the frames it trained on. A marker written
+    // when sampling finished says from what: frames of an interrupted sampling, or of other videos or
+    // settings (a run replaced with --force), are sampled again.
+    const dir = path.join(out, 'target-frames'), marker = path.join(dir, '.sampled.json');
+    const want = JSON.stringify({ videos: path.resolve(d.targetVideos), fps: d.videoFps, maxFrames: d.videoMaxFrames });
+    let frames = fs.existsSync(marker) && fs.readFileSync(marker, 'utf8') === want ? sampledFrames(dir) : [];
     if (frames.length === 0) {
+      fs.rmSync(dir, { recursive: true, force: true });
       progress(`[i2i] sampling target frames from the videos in ${d.targetVideos} (${d.videoFps} fps, at most ${d.videoMaxFrames} per video) into ${dir}`);
       frames = await sampleVideoFolder(d.targetVideos, dir, { fps: d.videoFps, maxFrames: d.videoMaxFrames });
+      fs.writeFileSync(marker, want);
     }
     tgt = { name: `videos:${d.targetVideos}`, items: frames.map((image) => ({ image, id: path.basename(image, '.png') })), skipped: [] };
   } else {

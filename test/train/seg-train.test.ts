@@ -115,8 +115,24 @@ describe('segmentation training (synth-drive, gta5-cityscapes)', function () {
     const run = path.join(root, 'videos');
     const lines: string[] = [];
     await train({ task: 'synth-drive', method: 'full', out: run, overrides: data({ steps: 2, data: { targetVideos: vids, targetRoot: undefined, videoFps: 5, videoMaxFrames: 4 } }), progress: (l) => lines.push(l) });
-    assert.equal(fs.readdirSync(path.join(run, 'target-frames')).length, 4);
+    const pngs = () => fs.readdirSync(path.join(run, 'target-frames')).filter((f) => f.endsWith('.png'));
+    assert.equal(pngs().length, 4);
     assert.ok(lines.some((l) => l.includes('sampling target frames')));
+    // Replaced with other settings (--force): sampled again, not the old run's frames.
+    lines.length = 0;
+    await train({ task: 'synth-drive', method: 'full', out: run, force: true, overrides: data({ steps: 1, data: { targetVideos: vids, targetRoot: undefined, videoFps: 5, videoMaxFrames: 2 } }), progress: (l) => lines.push(l) });
+    assert.equal(pngs().length, 2);
+    assert.ok(lines.some((l) => l.includes('sampling target frames')));
+    // A sampling that did not finish (no marker) is redone; a finished one is reused on --resume.
+    fs.rmSync(path.join(run, 'target-frames', '.sampled.json'));
+    fs.rmSync(path.join(run, 'target-frames', pngs()[1]));
+    lines.length = 0;
+    await train({ out: run, resume: true, overrides: { steps: 2 }, progress: (l) => lines.push(l) });
+    assert.equal(pngs().length, 2);
+    assert.ok(lines.some((l) => l.includes('sampling target frames')));
+    lines.length = 0;
+    await train({ out: run, resume: true, overrides: { steps: 3 }, progress: (l) => lines.push(l) });
+    assert.ok(!lines.some((l) => l.includes('sampling target frames')), 'reused');
   });
 
   it('a frame smaller than the crop is named with the fix', async () => {
