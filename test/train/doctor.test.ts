@@ -18,10 +18,10 @@ describe('i2i doctor', function () {
     assert.match(stdout, /^CUDA +tfjs-node-gpu 4\.22 runs libtensorflow 2\.9\.1, built for CUDA 11\.2 and cuDNN 8\.1/m);
     assert.match(stdout, /libcudart\.so\.11\.0: (found|not found)/);
     assert.match(stdout, /^GPU +(GPU 0: .+compute capability|no NVIDIA GPU visible)/m);
-    assert.match(stdout, /^method +synth-drive full \+ L_z \(c=1 id=0\.1 z=0\.1 tr=0\.02 cyc=0 trc=0\.1\), densenet-small/m);
+    assert.match(stdout, /^method +synth-drive full \+ L_z \+ L_cyc \(c=1 id=0\.1 z=0\.1 tr=0\.02 cyc=0\.1 trc=0\.1\), densenet-small/m);
     assert.match(stdout, /^run +cpu \(reference\): [\d.]+ steps\/s \(steps 2-3\), peak tfjs memory [\d.]+ MB \(step 1\), process RSS [\d.]+ MB/m);
     if (!/^compare +the chosen backend is the reference/m.test(stdout)) {
-      for (const item of ['step 1 \\|d L_G / d f\\|', 'step 1 c ', 'step 1 trc', 'step 1 z ', 'step 1 gp', 'step 3 D_x']) {
+      for (const item of ['step 1 \\|d L_G / d f\\|', 'step 1 \\|d L_cyc / d f\\|', 'step 1 c ', 'step 1 cyc', 'step 1 trc', 'step 1 z ', 'step 1 gp', 'step 3 cyc', 'step 3 D_x']) {
         assert.match(stdout, new RegExp(`^PASS +${item}`, 'm'));
       }
       assert.doesNotMatch(stdout, /^FAIL/m);
@@ -46,6 +46,20 @@ describe('i2i doctor', function () {
       const failed = compareRuns(bad, run()).filter((c) => !c.pass).map((c) => c.item);
       // 2e-3 fails step 1 (rtol 1e-3) but not step 2 (rtol 1e-2).
       assert.deepEqual(failed, ['step 1 |d L_G / d f|', 'step 1 c']);
+    });
+
+    it("L_cyc's gradient norm is its own item, at the gradient-norm tolerance", () => {
+      const ref = run({ cycGradNorm: 30 });
+      assert.deepEqual(compareRuns(run({ cycGradNorm: 30 * (1 + 5e-4) }), ref).filter((c) => !c.pass), []);
+      const failed = compareRuns(run({ cycGradNorm: 30 * (1 + 2e-3) }), ref).filter((c) => !c.pass).map((c) => c.item);
+      assert.deepEqual(failed, ['step 1 |d L_cyc / d f|']);
+      assert.deepEqual(compareRuns(run(), ref).filter((c) => !c.pass).map((c) => c.item), ['step 1 |d L_cyc / d f|']);
+    });
+
+    it("after step 1 the WGAN critics' values drift at float noise: laterCritics for them, laterSteps for the rest", () => {
+      const bad = (gp: number, tr: number) => run({ losses: [{ c: 3.2, tr: -1.4, gp: 0.41 }, { c: 3.1, tr: -1.3 * tr, gp: 0.54 * gp }] });
+      assert.deepEqual(compareRuns(bad(1.09, 1), run()).filter((c) => !c.pass), []);
+      assert.deepEqual(compareRuns(bad(1.3, 1.02), run()).filter((c) => !c.pass).map((c) => c.item), ['step 2 tr', 'step 2 gp']);
     });
 
     it('a missing or non-finite value fails', () => {
