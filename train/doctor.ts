@@ -61,8 +61,12 @@ export interface RunResult {
   rssPeak: number;
 }
 
-/** Logged values of the WGAN image critics, compared after step 1 at TOLERANCES.laterCritics. */
-const WGAN_CRITIC_VALUES = new Set(['D_x', 'D_y', 'gp']);
+/**
+ * Values made of the WGAN image critics' scores (their own losses, gp, and L_tr, the generator's
+ * side: minus their mean scores), compared after step 1 at TOLERANCES.laterCritics (L_tr at step 3:
+ * 2.5e-2 wasm vs cpu with seed 2).
+ */
+const WGAN_CRITIC_VALUES = new Set(['D_x', 'D_y', 'gp', 'tr']);
 
 export interface Check { item: string; value: number; reference: number; relative: number; tolerance: number; pass: boolean }
 
@@ -314,7 +318,7 @@ export async function runDoctor(info: BackendInfo, opts: DoctorOptions = {}): Pr
       return { ok: true, checks: [], runs };
     }
     const checks = compareRuns(runs[0], runs[1]);
-    log(`compare   ${runs[0].backend} against ${REFERENCE}: |a - b| <= rtol * max(|a|, |b|) + ${TOLERANCES.absolute}; rtol ${TOLERANCES.firstStep} at step 1 and for the gradient norms, ${TOLERANCES.laterSteps} after (the WGAN critics' D_x, D_y, gp: ${TOLERANCES.laterCritics}, their float-noise drift)`);
+    log(`compare   ${runs[0].backend} against ${REFERENCE}: |a - b| <= rtol * max(|a|, |b|) + ${TOLERANCES.absolute}; rtol ${TOLERANCES.firstStep} at step 1 and for the gradient norms, ${TOLERANCES.laterSteps} after (the WGAN critics' scores D_x, D_y, gp, tr: ${TOLERANCES.laterCritics}, their float-noise drift)`);
     if (runs[1].cycleSigns) log(`          step-1 gradients differentiate L_cyc's |residual| at the reference's signs: a residual within float32 noise of 0 would flip it`);
     for (const c of checks) {
       log(`${c.pass ? 'PASS' : 'FAIL'}      ${c.item.padEnd(24)} ${fmt(c.value)} vs ${fmt(c.reference)}  (relative ${c.relative.toExponential(1)}, rtol ${c.tolerance})`);

@@ -56,10 +56,10 @@ describe('i2i doctor', function () {
       assert.deepEqual(compareRuns(run(), ref).filter((c) => !c.pass).map((c) => c.item), ['step 1 |d L_cyc / d f|']);
     });
 
-    it("after step 1 the WGAN critics' values drift at float noise: laterCritics for them, laterSteps for the rest", () => {
-      const bad = (gp: number, tr: number) => run({ losses: [{ c: 3.2, tr: -1.4, gp: 0.41 }, { c: 3.1, tr: -1.3 * tr, gp: 0.54 * gp }] });
-      assert.deepEqual(compareRuns(bad(1.09, 1), run()).filter((c) => !c.pass), []);
-      assert.deepEqual(compareRuns(bad(1.3, 1.02), run()).filter((c) => !c.pass).map((c) => c.item), ['step 2 tr', 'step 2 gp']);
+    it("after step 1 the WGAN critics' scores drift at float noise: laterCritics for them (tr, gp), laterSteps for the rest", () => {
+      const bad = (c: number, tr: number, gp: number) => run({ losses: [{ c: 3.2, tr: -1.4, gp: 0.41 }, { c: 3.1 * c, tr: -1.3 * tr, gp: 0.54 * gp }] });
+      assert.deepEqual(compareRuns(bad(1, 1.09, 1.09), run()).filter((c) => !c.pass), []);
+      assert.deepEqual(compareRuns(bad(1.02, 1.3, 1.3), run()).filter((c) => !c.pass).map((c) => c.item), ['step 2 c', 'step 2 tr', 'step 2 gp']);
     });
 
     it('a missing or non-finite value fails', () => {
