@@ -103,7 +103,9 @@ describe('convert: full-integer int8 TFLite', function () {
       const co = n.kernel[3], { q, scale } = quantizeSymmetric(n.weights, co, (i) => i % co);
       return { ...n, weights: Float32Array.from(q, (v, i) => v * scale[i % co]) };
     }) });
-    const first = g.nodes.findIndex((n) => n.op === 'conv2d' && n.input !== g.input);  // reads a measured activation
+    // The first conv that reads a measured activation (not the image, nor the image zero-padded for the stem).
+    const padOfInput = new Set(g.nodes.filter((n) => n.op === 'pad' && n.input === g.input).map((n) => n.output));
+    const first = g.nodes.findIndex((n) => n.op === 'conv2d' && n.input !== g.input && !padOfInput.has(n.input));
     const t = g.nodes[first].output;
     const shift = (h: Graph) => { const m = measureRanges(h, frames).mean[t]; return m.reduce((a, v, c) => a + Math.abs(v - r.mean[t][c]), 0); };
     const plain = shift(rounded(g)), corrected = shift(rounded(correctBiases(g, r)));
