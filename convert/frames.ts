@@ -15,7 +15,7 @@ import { listCityscapes, loadSegSample } from '../train/data/segmentation';
 import { sampleVideo, VIDEO } from '../train/data/video-frames';
 
 const IMAGE = /\.(png|jpe?g)$/i;
-const NOT_IMAGES = /(^|\/)(gtFine|labels)(\/|$)|_labelIds\.png$|_color\.png$|_instanceIds\.png$/;
+const NOT_IMAGES = /(^|\/)(gtFine|labels)(\/|$)|_label(Train)?Ids\.png$|_color\.png$|_instanceIds\.png$/
 
 export function listImages(root: string, limit: number): string[] {
   if (!fs.existsSync(root)) throw new UserError(`Calibration data not found: ${root}.`, 'Pass --calibrate <folder of target frames or a Cityscapes-layout root>.');
