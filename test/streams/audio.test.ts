@@ -7,12 +7,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ffmpegPath } from '../../core/ffmpeg';
-import { Engine } from '../../serve/engine/engine';
 import { segmentVideos } from '../../streams/batch';
 import { liveFfmpegChildren } from '../../streams/ffmpeg';
 import { segmentVideo } from '../../streams/segment-video';
-import { tmpDir } from '../helpers';
-import { makeBundle } from '../serve/fixture';
+import { bundleEngine } from './engine-fixture';
 
 const ff = (args: string[]) => execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
 const probe = (file: string) => JSON.parse(execFileSync(require('@ffprobe-installer/ffprobe').path, ['-v', 'error', '-count_frames', '-show_streams', '-of', 'json', file]).toString()).streams as { codec_type: string; codec_name: string; nb_read_frames?: string; duration?: string }[];
@@ -26,14 +24,8 @@ export function clipWithAudio(file: string, audio: string[]): string {
 
 describe('streams: audio an MP4 cannot hold is made AAC (real ffmpeg)', function () {
   this.timeout(300000);
-  const root = tmpDir();
-  const bundle = path.join(root, 'bundle');
-  let engine: Engine;
-  before(async () => {
-    await makeBundle(bundle, { height: 32, width: 64 });
-    engine = await Engine.start({ bundle, workers: 1 });
-  });
-  after(async () => { await engine?.close(); });
+  const fx = bundleEngine();
+  const { root, bundle } = fx;
 
   const cases: [string, string[], string][] = [
     ['camera.mov', ['-c:a', 'pcm_s16le'], 'pcm_s16le'],
@@ -47,7 +39,7 @@ describe('streams: audio an MP4 cannot hold is made AAC (real ffmpeg)', function
       const src = clipWithAudio(path.join(root, name), args);
       assert.equal(probe(src).find((s) => s.codec_type === 'audio')!.codec_name, codec, 'the fixture has the audio it claims');
       const out = path.join(root, 'out', `${name}.mp4`);
-      const r = await segmentVideo({ engine, input: src, out, output: 'both' });
+      const r = await segmentVideo({ engine: fx.engine(), input: src, out, output: 'both' });
       assert.equal(r.error, undefined);
       assert.equal(r.frames, 20);
       for (const f of [out, out.replace(/\.mp4$/, '.mask.mp4')]) {
@@ -66,9 +58,9 @@ describe('streams: audio an MP4 cannot hold is made AAC (real ffmpeg)', function
     fs.mkdirSync(dir);
     clipWithAudio(path.join(dir, 'cam.mov'), ['-c:a', 'pcm_s16le']);
     const out = path.join(root, 'cams-out');
-    const first = await segmentVideos({ engine, bundle, input: dir, out });
+    const first = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out });
     assert.deepEqual(first.map((f) => f.status), ['done'], JSON.stringify(first.map((f) => f.status === 'failed' ? f.error : f.status)));
-    const again = await segmentVideos({ engine, bundle, input: dir, out });
+    const again = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out });
     assert.deepEqual(again.map((f) => f.status), ['skipped']);
     assert.deepEqual(liveFfmpegChildren(), []);
   });

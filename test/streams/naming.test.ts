@@ -7,12 +7,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ffmpegPath } from '../../core/ffmpeg';
-import { Engine } from '../../serve/engine/engine';
 import { segmentVideos } from '../../streams/batch';
 import { probeVideo } from '../../streams/ffmpeg';
 import { segmentVideo } from '../../streams/segment-video';
-import { tmpDir } from '../helpers';
-import { makeBundle } from '../serve/fixture';
+import { bundleEngine } from './engine-fixture';
 
 const ff = (args: string[]) => execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
 const frames = (file: string) => Number(JSON.parse(execFileSync(require('@ffprobe-installer/ffprobe').path, ['-v', 'error', '-count_frames', '-select_streams', 'v:0', '-show_streams', '-of', 'json', file]).toString()).streams[0].nb_read_frames);
@@ -20,14 +18,8 @@ const video = (file: string, n: number, audio?: string[]) => ff(['-f', 'lavfi', 
 
 describe('streams: output names in a folder, and Matroska durations (real ffmpeg)', function () {
   this.timeout(300000);
-  const root = tmpDir();
-  const bundle = path.join(root, 'bundle');
-  let engine: Engine;
-  before(async () => {
-    await makeBundle(bundle, { height: 32, width: 64 });
-    engine = await Engine.start({ bundle, workers: 1 });
-  });
-  after(async () => { await engine?.close(); });
+  const fx = bundleEngine();
+  const { root, bundle } = fx;
 
   it('x.mp4 and x.mkv in one folder: x.mp4 keeps its name, x.mkv becomes x.mkv.mp4 (stats and .done.json alike); a lone stem keeps <stem>.mp4; a rerun skips all', async () => {
     const dir = path.join(root, 'cams');
@@ -37,7 +29,7 @@ describe('streams: output names in a folder, and Matroska durations (real ffmpeg
     video(path.join(dir, 'y.mov'), 5);
     video(path.join(dir, 'sub', 'x.avi'), 7);
     const out = path.join(root, 'out'), stats = path.join(root, 'stats');
-    const first = await segmentVideos({ engine, bundle, input: dir, out, stats });
+    const first = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out, stats });
     assert.deepEqual(first.map((f) => f.status), ['done', 'done', 'done', 'done'], JSON.stringify(first.map((f) => (f.status === 'failed' ? f.error : f.status))));
     const want: Record<string, number> = { 'x.mp4': 10, 'x.mkv.mp4': 15, 'y.mp4': 5, 'sub/x.mp4': 7 };
     for (const [name, n] of Object.entries(want)) {
@@ -46,7 +38,7 @@ describe('streams: output names in a folder, and Matroska durations (real ffmpeg
       const lines = fs.readFileSync(path.join(stats, name.replace(/\.mp4$/, '.jsonl')), 'utf8').trim().split('\n');
       assert.equal(lines.length, n, `${name}'s stats`);
     }
-    const again = await segmentVideos({ engine, bundle, input: dir, out, stats });
+    const again = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out, stats });
     assert.deepEqual(again.map((f) => f.status), ['skipped', 'skipped', 'skipped', 'skipped']);
   });
 
@@ -57,7 +49,7 @@ describe('streams: output names in a folder, and Matroska durations (real ffmpeg
     assert.ok(Math.abs(info.duration - 2) < 0.05, `video duration ${info.duration}`);
     assert.equal(info.frames, 20);
     let total = 0;
-    const r = await segmentVideo({ engine, input: mkv, out: path.join(root, 'long-audio.mp4'), onProgress: (p) => { total = p.total; } });
+    const r = await segmentVideo({ engine: fx.engine(), input: mkv, out: path.join(root, 'long-audio.mp4'), onProgress: (p) => { total = p.total; } });
     assert.equal(r.error, undefined);
     assert.equal(r.frames, 20);
     assert.equal(total, 20, 'progress counts the video\'s frames');

@@ -4,13 +4,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ffmpegPath } from '../../core/ffmpeg';
 import { labelsFromPaletteRgb } from '../../runtime/image';
-import { Engine } from '../../serve/engine/engine';
 import { segmentVideos } from '../../streams/batch';
 import { decodeFrames, liveFfmpegChildren, probeVideo } from '../../streams/ffmpeg';
 import { segmentVideo } from '../../streams/segment-video';
-import { alive, tmpDir } from '../helpers';
-import { makeBundle, ROAD, SKY } from '../serve/fixture';
+import { alive } from '../helpers';
+import { ROAD, SKY } from '../serve/fixture';
 import { CITYSCAPES_PALETTE } from '../../core/labels';
+import { bundleEngine } from './engine-fixture';
 
 const ff = (args: string[]) => execFileSync(ffmpegPath(), ['-hide_banner', '-loglevel', 'error', '-nostdin', '-y', ...args]);
 
@@ -28,19 +28,13 @@ const streams = (file: string) => JSON.parse(execFileSync(require('@ffprobe-inst
 
 describe('streams: segment-video through the real ffmpeg', function () {
   this.timeout(300000);
-  const root = tmpDir();
-  const bundle = path.join(root, 'bundle');
-  let engine: Engine;
-  before(async () => {
-    await makeBundle(bundle, { height: 32, width: 64 });
-    engine = await Engine.start({ bundle, workers: 1 });
-  });
-  after(async () => { await engine?.close(); });
+  const fx = bundleEngine();
+  const { root, bundle } = fx;
 
   it('frame count, size, frame rate and audio kept; the lossless mask video decodes back to the labels; stats per frame', async () => {
     const src = clip(path.join(root, 'a.mp4'), { w: 322, h: 182, fps: 10, seconds: 2, audio: true });
     const out = path.join(root, 'out', 'a.mp4'), stats = path.join(root, 'out', 'a.jsonl');
-    const r = await segmentVideo({ engine, input: src, out, output: 'both', stats });
+    const r = await segmentVideo({ engine: fx.engine(), input: src, out, output: 'both', stats });
     assert.equal(r.error, undefined);
     assert.equal(r.frames, 20, JSON.stringify({ ...r, info: r.info }));
     const [ov, mask] = [streams(out), streams(out.replace(/\.mp4$/, '.mask.mp4'))];
@@ -79,7 +73,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
     assert.ok(info.rotation === 90 || info.rotation === 270, `rotation ${info.rotation}`);
     assert.deepEqual([info.width, info.height], [32, 64]);
     const out = path.join(root, 'rot-out.mp4');
-    const r = await segmentVideo({ engine, input: src, out, output: 'mask' });
+    const r = await segmentVideo({ engine: fx.engine(), input: src, out, output: 'mask' });
     assert.equal(r.frames, 5);
     const v = streams(out).find((x) => x.codec_type === 'video')!;
     assert.deepEqual([v.width, v.height], [32, 64]);
@@ -115,7 +109,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
     fs.rmSync(`${cut}.whole.mkv`);
     fs.writeFileSync(cut, mkv.subarray(0, Math.floor(mkv.length * 0.6)));
     const out = path.join(root, 'fleet-out');
-    const first = await segmentVideos({ engine, bundle, input: dir, out });
+    const first = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out });
     const byName = Object.fromEntries(first.map((f) => [path.basename(f.input), f]));
     assert.equal(byName['cam1.mp4'].status, 'done');
     const broken = byName['broken.mkv'];
@@ -127,7 +121,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
       assert.equal(Number(v.nb_read_frames), broken.result!.frames, 'the partial output plays, every segmented frame in it');
     }
     assert.ok(fs.existsSync(path.join(out, 'cam1.mp4.done.json')) && !fs.existsSync(path.join(out, 'cam2', 'broken.mp4.done.json')));
-    const again = await segmentVideos({ engine, bundle, input: dir, out });
+    const again = await segmentVideos({ engine: fx.engine(), bundle, input: dir, out });
     assert.deepEqual(again.map((f) => [path.basename(f.input), f.status]), [['cam1.mp4', 'skipped'], ['broken.mkv', 'failed']]);
     assert.deepEqual(liveFfmpegChildren(), []);
   });
@@ -155,7 +149,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
     ff(['-f', 'lavfi', '-i', 'color=c=red:s=64x32:r=10', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=22050:duration=0.8', '-t', '2',
       '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', src]);
     const out = path.join(root, 'out', 'short-audio.mp4');
-    const r = await segmentVideo({ engine, input: src, out });
+    const r = await segmentVideo({ engine: fx.engine(), input: src, out });
     assert.equal(r.frames, 20);
     const s = streams(out);
     assert.equal(Number(s.find((x) => x.codec_type === 'video')!.nb_read_frames), 20, 'video frames kept');
@@ -171,7 +165,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
     const info = await probeVideo(src);
     assert.ok(info.vfr, `probed as VFR: ${info.fps}`);
     const out = path.join(root, 'vfr-out.mp4');
-    const r = await segmentVideo({ engine, input: src, out, output: 'both' });
+    const r = await segmentVideo({ engine: fx.engine(), input: src, out, output: 'both' });
     assert.equal(r.error, undefined);
     // The times a player shows: the frames ffmpeg decodes (the clip's edit list hides its last, 1 ms, frame).
     const times = async (file: string) => { const t: number[] = []; for await (const f of decodeFrames(await probeVideo(file)).frames) t.push(f.pts); return t; };
@@ -188,7 +182,7 @@ describe('streams: segment-video through the real ffmpeg', function () {
     const src = clip(path.join(root, 'bp.mp4'), { w: 640, h: 360, fps: 25, seconds: 8 });
     const out = path.join(root, 'bp-out.mp4');
     let done = 0;
-    const run = segmentVideo({ engine, input: src, out, onProgress: (p) => { done = p.done; } });
+    const run = segmentVideo({ engine: fx.engine(), input: src, out, onProgress: (p) => { done = p.done; } });
     for (const t0 = Date.now(); done < 10 && Date.now() - t0 < 60000;) await new Promise((r) => setTimeout(r, 20));
     const cmd = (pid: number) => { try { return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8'); } catch { return ''; } };
     const encoder = liveFfmpegChildren().find((pid) => cmd(pid).includes('pipe:0'))!;
