@@ -34,6 +34,11 @@ const HINT_CORRUPT = 'Check that the whole file was sent, or re-encode it.';
 const PNG_SIG = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const JPEG_SIG = Buffer.from([0xff, 0xd8, 0xff]);
 
+/** The accepted format of an encoded image from its magic bytes; undefined for anything else. */
+export function imageFormat(buf: Buffer): ImageFormat | undefined {
+  try { return sniff(buf); } catch { return undefined; }
+}
+
 /** The accepted format from magic bytes, or a 415 naming what the bytes look like. */
 function sniff(buf: Buffer): ImageFormat {
   if (buf.length === 0) throw new ImageError(400, 'empty body: no image bytes were received', 'Send the encoded image as the request body.');

@@ -256,7 +256,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
         payload = await jpeg();
         type = 'image/jpeg';
       } else {
-        const fr = post.fractions;
+        const fr = post.fractions!;
         payload = {
           width: input.width, height: input.height, classes: m.classes,
           fractions: Object.fromEntries(m.classes.map((c) => [c.name, fr[c.id]])),

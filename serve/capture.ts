@@ -12,6 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { imageFormat } from '../runtime/image';
 
 export interface CaptureOptions {
   dir: string;
@@ -73,8 +74,9 @@ export class FrameCapture {
    */
   offer(bytes: Buffer, drift: number | null, meta: { version: string; source: string }): boolean {
     if (drift === null || drift < this.minDrift) return false;
-    const ext = extensionOf(bytes);
-    if (!ext) return false;
+    const format = imageFormat(bytes);
+    if (!format) return false;
+    const ext = format === 'jpeg' ? 'jpg' : format;
     const now = Date.now();
     this.recent = this.recent.filter((t) => now - t < 60_000);
     if (this.recent.length >= this.perMinute) { this.stats.skippedRate++; return false; }
@@ -123,12 +125,4 @@ export class FrameCapture {
     this.stats.onDisk = this.kept.length;
     this.stats.bytesOnDisk = this.kept.reduce((a, k) => a + k.bytes, 0);
   }
-}
-
-/** The extension of an image's own encoding, from its bytes; undefined for anything else. */
-function extensionOf(b: Buffer): string | undefined {
-  if (b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpg';
-  if (b.length > 8 && b.readUInt32BE(0) === 0x89504e47) return 'png';
-  if (b.length > 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return 'webp';
-  return undefined;
 }

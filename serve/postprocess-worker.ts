@@ -6,7 +6,8 @@ import type { PostJob, PostResult } from './postprocess';
 parentPort!.on('message', (j: PostJob) => {
   try {
     const full = resizeLabels(j.labels, j.sw, j.sh, j.dw, j.dh);
-    const r: PostResult = { fractions: classFractions(full, j.classes), threadId };
+    // Fractions only where they are answered (json): a full-resolution pass saved for the other formats.
+    const r: PostResult = { threadId, ...(j.format === 'json' ? { fractions: classFractions(full, j.classes) } : {}) };
     if (j.format === 'png' || j.format === 'json') r.png = palettePng(full, j.dw, j.dh, j.palette);
     if (j.format === 'labels') r.labels = full;
     if (j.frame) r.overlayRgb = blendOverlay({ data: Buffer.from(j.frame.buffer, j.frame.byteOffset, j.frame.byteLength), width: j.dw, height: j.dh, channels: 3 }, full, j.palette, j.alpha ?? 0.5);

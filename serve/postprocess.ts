@@ -22,7 +22,8 @@ export interface PostJob {
 export interface PostResult {
   /** Palette PNG (png, json), raw uint8 labels (labels), or the blended RGB frame (overlay). */
   png?: Uint8Array; labels?: Uint8Array; overlayRgb?: Uint8Array;
-  fractions: Float64Array;
+  /** Share of each class among labelled pixels (format json only). */
+  fractions?: Float64Array;
   /** The thread that did the work (never 0, the main thread). */
   threadId: number;
 }

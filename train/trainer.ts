@@ -188,7 +188,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     if (!ckpt && config.fromRun) {
       const from = readCheckpoint(config.fromRun);
       try { restoreModel(model, from, { optimizer: false }); } finally { disposeCheckpoint(from); }
-      progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${readCheckpointMeta(config.fromRun).step}; fresh optimisers)`);
+      progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${from.meta.step}; fresh optimisers)`);
     } else if (!ckpt && config.model.init) initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
     if (ckpt) restoreModel(model, ckpt);
   } catch (e) {
