@@ -93,7 +93,7 @@ ${STREAM_HELP}
 ${WORKER_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
-            [--eval-frames N] [--check-frames N] [--argmax] [--threads N] [--force]
+            [--eval-frames N] [--check-frames N] [--bn-frames N] [--argmax] [--threads N] [--force]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
   convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
   activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
@@ -103,6 +103,11 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   frames (segmenters: Cityscapes layout, mIoU; classifiers: the run's target format, accuracy; per
   precision, with the drop against float32) or else on --check-frames (8) --calibrate frames; the
   parity table is printed.
+  --input HxW is the bundle's input (multiples of 8). Segmenters default to the frames' own aspect at
+  the training scale: the first --calibrate frame (else --eval's, else the run's target frames),
+  resized by data.scale as in training and i2i eval, each side rounded to a multiple of 8 (e.g.
+  1024x2048 Cityscapes frames at scale 0.5: 512x1024); the size and its reason are printed. With
+  no frames to read, --input is required. Classifiers: their training size.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
   --bn-frames N re-estimates the batch-norm statistics of f (precise BN) on the first N --calibrate
   frames at the bundle's input size before export (recorded in the manifest; the run is not changed).

@@ -17,10 +17,10 @@ import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openRun } from '../train/run';
 import { loadedFrames, recalibrateBatchNorm, sourceBatches } from '../train/bn-recalibrate';
 import { loadEvalSet } from '../train/evaluate-run';
-import { calibrationFiles, loadFrames } from './frames';
+import { calibrationFiles, conversionFrames, defaultInput, loadFrames } from './frames';
+import type { Config } from '../train/config';
 import { iouFromConfusion } from '../train/eval-seg';
 import { graphFlops, inferenceGraph, rawInferenceGraph, type Graph, type RawGraph } from './graph';
-import { conversionFrames } from './frames';
 import { measureParity, type Runner } from './parity';
 import { phases } from './progress';
 import { activationBytes, quantizeGraphAsync, rangeRuntime } from './quantize';
@@ -35,7 +35,11 @@ export interface ConvertOptions {
   out: string;
   /** fp32 (TFLite + tfjs), fp16 and uint8 (tfjs weights), int8 (full-integer TFLite). */
   precisions?: string[];
-  /** Segmenters: the input size of the exported model (default: the training crop). */
+  /**
+   * Segmenters: the input size of the exported model. Default: the first --calibrate frame (else
+   * --eval's, else the run's target frames) at the training scale, sides multiples of 8 (convert/frames.ts
+   * defaultInput); with no frames to read, required. Classifiers: always their training size.
+   */
   input?: [number, number];
   /**
    * Target-domain frames: for segmenters a folder, a dataset root or a video file; for classifiers
@@ -80,7 +84,7 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   // Refuses an existing --out (without force) before any work; the bundle is built beside it.
   const staging = stageBundle(o.out, o.force);
   const existed = fs.existsSync(o.out);
-  const doing = { phase: 'reading the checkpoint' };
+  const doing: Doing = { phase: 'reading the checkpoint' };
   try {
     log(`[convert] building the bundle in ${staging.dir}; it replaces ${o.out} only when complete`);
     const manifest = await build(o, precisions, staging.dir, log, doing);
@@ -90,28 +94,32 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
     return manifest;
   } catch (e) {
     staging.discard();
-    throw explain(e, doing.phase, o, existed);
+    throw explain(e, doing, o, existed);
   }
 }
 
 /** Memory failures: wasm's heap (at most 4 GiB; emscripten aborts), V8 array buffers, TFLite's arena. */
 const OUT_OF_MEMORY = /Aborted\(|out of memory|Cannot enlarge memory|Array buffer allocation failed|bad_alloc|Cannot allocate memory/i;
 
+/** The phase in hand and, once chosen, the bundle's input size: what a failure names. */
+interface Doing { phase: string; input?: string }
+
 /** A failure as the user needs it: which phase, that --out is as it was, and what to try. */
-function explain(e: unknown, phase: string, o: ConvertOptions, existed: boolean): unknown {
+function explain(e: unknown, doing: Doing, o: ConvertOptions, existed: boolean): unknown {
+  const phase = doing.phase;
   const kept = existed ? `${o.out} was left as it was` : `nothing was written to ${o.out}`;
   if (o.signal?.aborted) return new UserError(`Convert interrupted by ${String(o.signal.reason ?? 'an abort')} (phase: ${phase}); ${kept}.`);
   const msg = e instanceof Error ? e.message : String(e);
   if (isUserError(e)) return new UserError(`Convert failed (phase: ${phase}): ${msg} (${kept}.)`);
   if (OUT_OF_MEMORY.test(msg)) {
-    const size = o.input ? `${o.input[0]}x${o.input[1]}` : 'the training crop';
+    const size = doing.input ?? (o.input ? `${o.input[0]}x${o.input[1]}` : 'not chosen yet');
     return new UserError(`Convert ran out of memory (phase: ${phase}, input ${size}): ${msg}; ${kept}.`, 'Try fewer --check-frames / --eval-frames / --calibration-frames, or a smaller --input (e.g. 256x512), or --threads 1.');
   }
   return e;  // a bug: its stack says more than a sentence would
 }
 
 /** The conversion proper, into `dir` (the staging folder); `doing.phase` names the phase in hand. */
-async function build(o: ConvertOptions, precisions: string[], dir: string, log: (l: string) => void, doing: { phase: string }): Promise<Manifest> {
+async function build(o: ConvertOptions, precisions: string[], dir: string, log: (l: string) => void, doing: Doing): Promise<Manifest> {
   const phase = phases(log, o.progressEveryMs);
   const begin = (name: string, what: string, total?: number) => { doing.phase = name; return phase(name, what, total); };
   // Between frames: the event loop gets its turn (SIGINT/SIGTERM handlers set o.signal), and an interruption stops here.
@@ -125,10 +133,11 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
   const { model, meta } = openRun(o.checkpoint);
   const config = meta.config;
   const seg = config.kind === 'segment';
-  const hw: [number, number] = o.input ?? [config.data.imageSize, config.data.imageSize];
+  let hw: [number, number];
   let graph: Graph, raw: RawGraph;
   let bn: { frames: number; source: string } | undefined;
   try {
+    hw = await chooseInput(o, config, log, doing);
     // --- precise BN (--bn-frames): f's (and h's) batch-norm statistics re-estimated in this model
     // only, on the first N --calibrate frames at the bundle's input size (one frame per batch; a
     // classifier's images in batches of its training size), so the graph below and the parity
@@ -268,6 +277,25 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
     reference?.dispose();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** The bundle's input size, printed with its reason (a segmenter's default follows its frames' aspect). */
+async function chooseInput(o: ConvertOptions, config: Config, log: (l: string) => void, doing: Doing): Promise<[number, number]> {
+  let hw: [number, number], why: string, warning: string | undefined;
+  if (o.input) [hw, why] = [o.input, '--input'];
+  else if (config.kind !== 'segment') [hw, why] = [[config.data.imageSize, config.data.imageSize], "the classifier's training size"];
+  else {
+    doing.phase = 'choosing the input size';
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-input-'));
+    try {
+      const c = await defaultInput(config, o.checkpoint, o, tmp);
+      [hw, why, warning] = [c.hw, c.why, c.warning];
+    } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
+  }
+  doing.input = `${hw[0]}x${hw[1]}`;
+  log(`[convert] input ${doing.input} (HxW): ${why}`);
+  if (warning) log(`[convert] warning: ${warning}`);
+  return hw;
 }
 
 function lastMetrics(run: string): unknown {

@@ -12,7 +12,7 @@ import { deriveSeed, mulberry32 } from '../core/rng';
 import type { Config } from '../train/config';
 import { defaultDigitSplit, loadEvalSet } from '../train/evaluate-run';
 import { listCityscapes, loadSegSample } from '../train/data/segmentation';
-import { sampleVideo, VIDEO } from '../train/data/video-frames';
+import { sampledFrames, sampleVideo, VIDEO } from '../train/data/video-frames';
 
 const IMAGE = /\.(png|jpe?g)$/i;
 const NOT_IMAGES = /(^|\/)(gtFine|labels)(\/|$)|_label(Train)?Ids\.png$|_color\.png$|_instanceIds\.png$/
@@ -54,6 +54,64 @@ export async function calibrationFiles(source: string, limit: number, tmp: strin
     return files;
   }
   return listImages(source, limit);
+}
+
+/** A segmenter's bundle input size when --input is not given, and why it is that size. */
+export interface InputChoice { hw: [number, number]; why: string; warning?: string }
+
+/**
+ * Without --input a segmenter's bundle takes the deployment's frames as they were seen in training:
+ * the first frame of --calibrate (else --eval's split, else the run's own target frames), resized by
+ * the training scale (data.scale: training crops and i2i eval's whole frames are taken at that
+ * scale, so objects keep the pixel size the model learnt), each side rounded to a multiple of 8 (the
+ * encoder's output stride). A square training crop would stretch every wide frame. With no frames
+ * to read, the caller must say the size (--input). `tmp` receives one frame sampled from a video.
+ */
+export async function defaultInput(config: Config, run: string, o: FrameOptions, tmp: string): Promise<InputChoice> {
+  const d = config.data;
+  const scale = d.scale ?? 1;  // a checkpoint written before data.scale existed
+  const split = o.evalSplit ?? 'val';
+  const sources: { what: string; files: () => Promise<string[]> }[] = [];
+  // Explicit flags first: their errors (a missing folder) are the user's to see.
+  if (o.calibrate) sources.push({ what: `--calibrate ${o.calibrate}`, files: () => calibrationFiles(o.calibrate!, VIDEO.test(o.calibrate!) ? 1 : o.calibrationFrames ?? 32, tmp) });
+  else if (o.eval) sources.push({ what: `--eval ${o.eval} (${split})`, files: async () => listCityscapes(o.eval!, split).items.slice(0, o.evalFrames ?? 100).map((it) => it.image) });
+  else {
+    // The run's own target frames, where they still are: a quiet fallback (missing ones are skipped).
+    const kept = (dir: string | undefined) => dir !== undefined && fs.existsSync(dir);
+    if (kept(d.targetFrames)) sources.push({ what: `the run's target frames ${d.targetFrames}`, files: async () => listImages(d.targetFrames!, 32) });
+    const sampled = sampledFrames(path.join(run, 'target-frames'));
+    if (d.targetVideos && sampled.length) sources.push({ what: `the run's frames sampled from ${d.targetVideos}`, files: async () => sampled.slice(0, 32) });
+    if (kept(d.targetRoot)) {
+      const images = path.join(d.targetRoot!, 'leftImg8bit', d.targetSplit);
+      sources.push({ what: `the run's target root ${d.targetRoot}`, files: async () => listImages(fs.existsSync(images) ? images : d.targetRoot!, 32) });
+    }
+  }
+  for (const s of sources) {
+    const files = await s.files().catch((e) => { if (o.calibrate || o.eval) throw e; return []; });
+    if (files.length === 0) continue;
+    const sizes = await Promise.all(files.map(frameSize));
+    const [h, w] = sizes[0];
+    const side = (v: number) => Math.max(8, Math.round((v * scale) / 8) * 8);
+    const hw: [number, number] = [side(h), side(w)];
+    // Frames of another shape are stretched to this one: say so, the user may want --input.
+    const other = sizes.filter(([a, b]) => Math.abs(a / b - h / w) > 0.01 * (h / w)).length;
+    return {
+      hw,
+      why: `${h}x${w} frames (the first of ${s.what}: ${path.basename(files[0])}) at the training scale ${scale}, as in training and i2i eval, `
+        + `sides rounded to multiples of 8 (the encoder's output stride); --input HxW sets another size`,
+      warning: other ? `${other} of the ${files.length} frames read have another aspect than ${h}x${w}; they are stretched to ${hw[0]}x${hw[1]}` : undefined,
+    };
+  }
+  throw new UserError(`A segmenter's bundle needs an input size, and no frames say the deployment's aspect (no --calibrate, no --eval, and the run's target frames are not on this machine).`,
+    `Pass --calibrate <target frames> (the input then follows their aspect at the training scale ${scale}) or --input HxW, e.g. --input 512x1024.`);
+}
+
+/** A frame's stored height and width, from its header. */
+async function frameSize(f: string): Promise<[number, number]> {
+  const sharp = (await import('sharp')).default;
+  const m = await sharp(f).metadata().catch((e: Error) => { throw new UserError(`Cannot read frame ${f}: ${e.message}.`, 'Remove or replace the damaged file.'); });
+  if (!m.width || !m.height) throw new UserError(`${f} has no size in its header.`, 'Remove or replace the damaged file.');
+  return [m.height, m.width];
 }
 
 /** Labelled target frames (Cityscapes layout) at the bundle's input size, labels as trainIds. */
