@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { UserError } from '../core/errors';
 import { numberFlag, runtimeFlags } from './args';
 import { Engine } from '../serve/engine/engine';
-import { segmentVideos } from '../streams/batch';
+import { checkPaths, segmentVideos } from '../streams/batch';
 import { progressPrinter } from '../streams/progress';
 
 export async function cmdSegmentVideo(argv: string[]): Promise<number> {
@@ -20,6 +20,8 @@ export async function cmdSegmentVideo(argv: string[]): Promise<number> {
   if (!['overlay', 'mask', 'both'].includes(output)) throw new UserError(`--output must be overlay, mask or both, got "${values.output}".`);
   const { runtime, precision } = runtimeFlags(values);
   const pos = (n: number) => Number.isFinite(n) && n > 0, int = (n: number) => Number.isInteger(n) && n > 0;
+  // Before the engine starts (seconds) and any frame is segmented: a bad --out fails at once.
+  checkPaths(path.resolve(input), path.resolve(values.out));
   const engine = await Engine.start({ bundle: path.resolve(values.bundle), runtime, precision,
     workers: num('workers', int, 'a positive integer'), threads: num('threads', int, 'a positive integer'), maxQueue: 64 });
   const mode = values.json ? 'json' : process.stderr.isTTY ? 'tty' : 'lines';

@@ -5,6 +5,7 @@
  * segment fails for good.
  */
 import IORedis from 'ioredis';
+import { UserError } from '../core/errors';
 import type { Segment } from './plan';
 
 import type { VideoOutput as OutputKind } from '../core/video-jobs';
@@ -56,6 +57,43 @@ export function whenReady(r: IORedis, ms: number): Promise<void> {
     const t = setTimeout(() => done(new Error(`no answer within ${ms} ms`)), ms);
     r.once('ready', ok); r.once('error', bad);
   });
+}
+
+/**
+ * Waits until `r` is connected, for at most `ms` (0: for ever), saying so when it is not: within
+ * 1.5 s of the start (or at the first refused connection), then every `everyMs`. ioredis retries
+ * by itself meanwhile; on giving up the connection is closed and a UserError names the URL
+ * (credentials removed) and the last error.
+ */
+export function untilReachable(r: IORedis, url: string, o: { ms: number; everyMs?: number; say: (line: string) => void }): Promise<void> {
+  if (r.status === 'ready') return Promise.resolve();
+  const where = redactUrl(url);
+  return new Promise<void>((resolve, reject) => {
+    const t0 = Date.now();
+    let last = 'no answer yet', said = false;
+    const tell = () => {
+      o.say(`${said ? 'still ' : ''}cannot reach Redis at ${where} (${last})${said ? ` after ${Math.round((Date.now() - t0) / 1000)} s` : ''}; retrying${o.ms ? `, giving up after ${Math.round(o.ms / 1000)} s` : ' until it answers'}`);
+      said = true;
+    };
+    // Node reports a refused connection to a name with several addresses (localhost) as an AggregateError with no message of its own.
+    const onError = (e: Error & { errors?: Error[]; code?: string }) => { last = e.message || e.errors?.map((x) => x.message).join('; ') || e.code || String(e); if (!said) tell(); };
+    const first = setTimeout(() => { if (!said) tell(); }, 1500);
+    const every = setInterval(tell, o.everyMs ?? 10_000);
+    const give = o.ms ? setTimeout(() => {
+      finish();
+      r.disconnect();
+      reject(new UserError(`Cannot reach Redis at ${where}: ${last} (waited ${Math.round(o.ms / 1000)} s).`, 'Start Redis or fix --redis redis://HOST:PORT; --redis-wait SECONDS waits longer (0: for ever).'));
+    }, o.ms) : undefined;
+    const onReady = () => { finish(); if (said) o.say(`reached Redis at ${where}`); resolve(); };
+    const finish = () => { clearTimeout(first); clearInterval(every); clearTimeout(give); r.off('error', onError); r.off('ready', onReady); };
+    r.on('error', onError);
+    r.once('ready', onReady);
+  });
+}
+
+/** A Redis URL without its password (redis://user:secret@host -> redis://user:***@host). */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/@]*)@/i, (_m, scheme: string, auth: string) => `${scheme}${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }
 
 /** Removes every key of a queue (BullMQ's and ours all live under bull:<queue>): tests and benchmarks clean up with it. */

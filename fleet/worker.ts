@@ -17,7 +17,7 @@ import { Engine, type EngineOptions } from '../serve/engine/engine';
 import { probeVideo } from '../streams/ffmpeg';
 import { segmentVideo } from '../streams/segment-video';
 import { joinSegments } from './plan';
-import { connect, keys, queueNames, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import { connect, keys, queueNames, untilReachable, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
 
 export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
@@ -36,6 +36,10 @@ export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
   segmentTimeoutMs?: number;
   segmentMsPerFrame?: number;
   log?: (msg: string, extra?: object) => void;
+  /** How long to wait for Redis at start before giving up with a UserError (default 60 s; 0: for ever). */
+  redisWaitMs?: number;
+  /** Told at once (within 1.5 s) and every 10 s while Redis cannot be reached at start (default: log). */
+  onRedisWait?: (line: string) => void;
 }
 
 export interface FleetWorker {
@@ -57,6 +61,8 @@ function failure(deterministic: boolean, message: string): Error {
 export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWorker> {
   const bundle = bundleId(o.bundle);
   const redis = connect(o.redis);
+  // Without this a worker whose Redis is down says nothing while its first command waits in ioredis's offline queue.
+  await untilReachable(redis, o.redis, { ms: o.redisWaitMs ?? 60_000, say: o.onRedisWait ?? ((line) => o.log?.(line)) });
   const names = queueNames(o.queue), k = keys(o.queue);
   const want = await redis.get(k.bundle);
   if (want && want !== bundle) {

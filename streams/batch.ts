@@ -60,12 +60,36 @@ export function outputNames(rels: string[]): Map<string, string> {
   return names;
 }
 
+/** What segment-video writes: H.264 in an ISO BMFF container (the index moved to the front), by --out's extension. */
+export const OUTPUT_EXTENSIONS = ['.mp4', '.m4v', '.mov'] as const;
+
+/**
+ * The input exists and --out can be written as asked, checked before any engine starts or frame is
+ * decoded: a file input needs an --out file named with one of OUTPUT_EXTENSIONS (ffmpeg picks the
+ * container by it, and would only refuse it after every frame was segmented); a directory input
+ * needs an --out directory.
+ */
+export function checkPaths(input: string, out: string): { isDir: boolean } {
+  if (!fs.existsSync(input)) throw new UserError(`${input} does not exist.`, 'Pass a video file or a directory of videos.');
+  const isDir = fs.statSync(input).isDirectory();
+  const outIsDir = fs.existsSync(out) && fs.statSync(out).isDirectory();
+  if (isDir) {
+    if (fs.existsSync(out) && !outIsDir) throw new UserError(`--out ${out} is a file; a directory input needs an output directory.`, 'Pass --out <dir>.');
+    return { isDir };
+  }
+  const accepted = OUTPUT_EXTENSIONS.join(', ');
+  if (outIsDir) throw new UserError(`--out ${out} is a directory; a single video is written to a file.`, `Pass --out <dir>/${path.basename(input).replace(VIDEO_FILE, '')}.mp4 (${accepted}).`);
+  const ext = path.extname(out).toLowerCase();
+  if (!(OUTPUT_EXTENSIONS as readonly string[]).includes(ext)) {
+    throw new UserError(`--out ${out} ${ext ? `ends in ${ext}, which segment-video does not write` : 'has no extension'}: the output is H.264 video in ${accepted}.`, `Name it e.g. ${out.slice(0, out.length - ext.length) || 'out'}.mp4.`);
+  }
+  return { isDir };
+}
+
 export async function segmentVideos(o: BatchOptions): Promise<FileOutcome[]> {
-  if (!fs.existsSync(o.input)) throw new UserError(`${o.input} does not exist.`, 'Pass a video file or a directory of videos.');
-  const isDir = fs.statSync(o.input).isDirectory();
+  const { isDir } = checkPaths(o.input, o.out);
   const files = isDir ? listVideos(o.input) : [o.input];
   if (isDir && files.length === 0) throw new UserError(`${o.input} holds no video files (${VIDEO_FILE.source}).`, 'Point segment-video at a folder of dashcam videos.');
-  if (isDir && fs.existsSync(o.out) && !fs.statSync(o.out).isDirectory()) throw new UserError(`--out ${o.out} is a file; a directory input needs an output directory.`, 'Pass --out <dir>.');
   const names = outputNames(files.map((f) => path.relative(o.input, f)));
   const id = bundleId(o.bundle);
   const kind = o.output ?? 'overlay';
