@@ -9,11 +9,36 @@ import { isOfficeDomain, OFFICE_DOMAINS } from './data/office';
 import { currentEncoderName, encoderEntry, ENCODER_NAMES } from './models/registry';
 import { hasImagenet, imagenetPath, INIT_IMAGENET, INIT_NONE } from './weights/imagenet';
 
-export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc'] as const;
+export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc', 'st', 'mic'] as const;
 export type TermName = (typeof TERM_NAMES)[number];
 
 const weight = z.number().min(0);
-export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: weight, cyc: weight, trc: weight }).strict();
+/** st and mic (self-training, train/self-training.ts) came later: configurations without them have them off. */
+export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: weight, cyc: weight, trc: weight, st: weight.default(0), mic: weight.default(0) }).strict();
+
+/** Self-training's settings (train/self-training.ts); they act only when weights.st or weights.mic > 0. */
+export const SelfTrainingSchema = z.object({
+  /** The teacher's moving-average rate (DACS 0.99, DAFormer 0.999 over 40k steps), warmed up as min(1 - 1/(t+1), ema). */
+  ema: z.number().min(0).max(1),
+  /** A pixel is confident when the teacher's max probability exceeds this (DACS/DAFormer: 0.968). */
+  threshold: z.number().min(0).max(1),
+  /** 0 = one threshold; p in (0, 100] = per class, min(threshold, p-th percentile of the class's confidences in the batch). */
+  classPercentile: z.number().min(0).max(100),
+  /** 'classmix' pastes half of a source crop's classes onto the target crop; 'none' trains on the target crop alone. */
+  mix: z.enum(['classmix', 'none']),
+  /** What is pasted: 'auto' = the translated source g_y(f(x)) when a term trains g_y, else x. */
+  mixSource: z.enum(['auto', 'source', 'translated']),
+  /** Colour-jitter strength (brightness, contrast, saturation) of the mixed image; 0 = none. */
+  jitter: z.number().min(0).max(1),
+  /** Gaussian blur of the mixed image with probability 0.5. */
+  blur: z.boolean(),
+  /** MIC: side of the masked patches (pixels of the crop) and the share of patches masked. */
+  micPatch: z.number().int().positive(),
+  micRatio: z.number().min(0).max(1),
+}).strict();
+export const SELF_TRAINING_DEFAULTS: z.infer<typeof SelfTrainingSchema> = {
+  ema: 0.99, threshold: 0.968, classPercentile: 0, mix: 'classmix', mixSource: 'auto', jitter: 0.2, blur: true, micPatch: 32, micRatio: 0.7,
+};
 
 export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as const;
 /** Driving-scene dataset layouts (both hold Cityscapes labelIds). */
@@ -61,6 +86,8 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
    *  The schedule follows the current `steps`: `--resume --steps N` stretches the decay to N. */
   lrDecayFrom: z.number().min(0).max(1).default(1),
   weights: WeightsSchema,
+  /** Self-training (weights.st, weights.mic): teacher, pseudo-labels, mixing. */
+  selfTraining: SelfTrainingSchema.default(SELF_TRAINING_DEFAULTS),
   /** Which domains L_id reconstructs: DRCN reconstructs the target only. */
   idDomains: z.array(z.enum(['source', 'target'])).min(1),
   gpWeight: z.number().min(0),
@@ -128,6 +155,10 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
     targetFrames: z.string().optional(),
     videoFps: z.number().positive().default(1),
     videoMaxFrames: z.number().int().positive().default(200),
+    /** DAFormer's rare-class sampling of source crops: a class c is drawn with probability
+     *  softmax((1 - f_c) / T) over the source's pixel frequencies f_c, then a source frame that
+     *  shows it. 0 = off (uniform epochs); DAFormer's T is 0.01. Segmentation only. */
+    rcsTemperature: z.number().min(0).default(0),
   }).strict(),
   logEvery: z.number().int().positive(),
   /** Classification: every this many steps (and at the last), log the accuracy on the target's
@@ -143,11 +174,11 @@ export type Weights = z.infer<typeof WeightsSchema>;
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 export type ConfigPatch = DeepPartial<Config>;
 
-const ZERO: Weights = { c: 0, id: 0, z: 0, tr: 0, cyc: 0, trc: 0 };
+const ZERO: Weights = { c: 0, id: 0, z: 0, tr: 0, cyc: 0, trc: 0, st: 0, mic: 0 };
 
 /** Defaults shared by every digits task (section 5.1 networks, Adam 2e-4 / 0.5 / 0.999). */
 type Base = Omit<Config, 'task' | 'method' | 'data'> & { data: Omit<Config['data'], 'source' | 'target'> };
-const DATA_DEFAULTS = { scale: 1, flip: false, targetSplit: 'train', videoFps: 1, videoMaxFrames: 200 };
+const DATA_DEFAULTS = { scale: 1, flip: false, targetSplit: 'train', videoFps: 1, videoMaxFrames: 200, rcsTemperature: 0 };
 
 export const DIGITS_BASE: Base = {
   kind: 'classify',
@@ -158,6 +189,7 @@ export const DIGITS_BASE: Base = {
   criticOptim: { lr: 2e-4, beta1: 0.5, beta2: 0.999 },
   lrDecayFrom: 1,
   weights: { ...ZERO, c: 1 },
+  selfTraining: { ...SELF_TRAINING_DEFAULTS, micPatch: 8 },
   idDomains: ['source', 'target'],
   gpWeight: 10,
   untieTargetEncoder: false,
@@ -191,6 +223,7 @@ export const SEGMENT_BASE: Base = {
   kind: 'segment',
   steps: 20000,
   batchSize: 2,
+  selfTraining: SELF_TRAINING_DEFAULTS,
   model: { ...DIGITS_BASE.model, encoder: 'densenet121', recompute: true },
   data: { ...DATA_DEFAULTS, imageSize: 256, channels: 3, scale: 0.5, flip: true },
   logEvery: 10,
@@ -207,6 +240,7 @@ export const SYNTH_BASE: Base = {
   steps: 600,
   batchSize: 4,
   model: { ...SEGMENT_BASE.model, encoder: 'densenet-small', recompute: false, decoderWidths: [64, 32, 16], imageCriticWidths: [16, 32, 64], featureCriticWidths: [64, 64] },
+  selfTraining: { ...SELF_TRAINING_DEFAULTS, micPatch: 16 },
   data: { ...SEGMENT_BASE.data, imageSize: 96 },
   logEvery: 25,
   checkpointEvery: 200,
@@ -270,6 +304,9 @@ export const METHODS: Record<string, ConfigPatch> = {
   // each step by the summed gradient, so the image terms take their share from L_c and L_z: c and z
   // are scaled 3x (revgrad's c:z ratio kept) to give them back their weight (README).
   full: { weights: { c: 3, id: 1, z: 0.3, tr: 0.02, cyc: 1, trc: 0 } },
+  // Self-training (train/self-training.ts) beside the source loss, weighted like it (DACS: 1 and 1).
+  'self-train': { weights: { ...ZERO, c: 1, st: 1 } },
+  'full+st': { weights: { c: 3, id: 1, z: 0.3, tr: 0.02, cyc: 1, trc: 0, st: 3 } },
 };
 
 /**
@@ -278,6 +315,7 @@ export const METHODS: Record<string, ConfigPatch> = {
  */
 export const SEGMENT_METHODS: Record<string, ConfigPatch> = {
   full: { weights: { c: 1, id: 0.1, z: 0, tr: 0.02, cyc: 0, trc: 0.1 } },
+  'full+st': { weights: { c: 1, id: 0.1, z: 0, tr: 0.02, cyc: 0, trc: 0.1, st: 1 } },
 };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -362,9 +400,19 @@ export function validateConfig(raw: unknown): Config {
   }
   // L_trc classifies the translations g_y(f(x)): without a term that trains g_y they are a random
   // decoder's output, and the term would train h on noise.
-  if (w.trc > 0 && w.tr + w.cyc === 0 && !(w.id > 0 && c.idDomains.includes('target'))) {
+  if (w.trc > 0 && !trainsGy(c)) {
     throw new UserError('Invalid configuration: weights.trc > 0, but no term trains the decoder g_y that makes the translations L_trc classifies.',
       'Add weights.tr or weights.cyc (or weights.id with the target in idDomains), or set weights.trc=0.');
+  }
+  if (w.st + w.mic > 0 && c.untieTargetEncoder) {
+    throw new UserError('Invalid configuration: self-training (weights.st, weights.mic) trains the shared encoder f; ADDA adapts an untied f_t with L_z only.', 'Use --method self-train or full+st, or set weights.st=0 and weights.mic=0.');
+  }
+  if (w.st > 0 && c.selfTraining.mixSource === 'translated' && !trainsGy(c)) {
+    throw new UserError('Invalid configuration: selfTraining.mixSource translated pastes g_y(f(x)), but no term trains the decoder g_y.',
+      'Add weights.tr or weights.cyc (e.g. --method full+st), or set selfTraining.mixSource=source (or auto).');
+  }
+  if (c.data.rcsTemperature > 0 && c.kind !== 'segment') {
+    throw new UserError('Invalid configuration: data.rcsTemperature samples source crops by their classes\' pixels; classification images have one label.', 'Set data.rcsTemperature=0.');
   }
   const office = [c.data.source, c.data.target].filter(isOfficeDomain);
   if (office.length === 1 || (office.length === 2 && c.kind !== 'classify')) {
@@ -384,4 +432,10 @@ export function validateConfig(raw: unknown): Config {
       'Set model.inputNorm=none (digits ImageNet weights do not exist; --init suits the 3-channel segmentation encoders).');
   }
   return c;
+}
+
+/** Whether a term trains g_y, the decoder whose translations L_trc classifies and self-training may paste. */
+export function trainsGy(c: Config): boolean {
+  const w = c.weights;
+  return w.tr + w.cyc > 0 || (w.id > 0 && c.idDomains.includes('target'));
 }

@@ -13,6 +13,10 @@
  *   L_tr         tr   D_y on g_y(f(x)), D_x on g_x(f(y))
  *   L_cyc        cyc  |x - g_x(f(g_y(f(x))))|_1 + |y - g_y(f(g_x(f(y))))|_1   (|.|_1: mean over pixels)
  *   L_trc        trc  cross entropy of h(f(g_y(f(x)))) on x's labels, stopped at the translation
+ *   (beyond the paper: self-training, train/self-training.ts)
+ *   L_st         st   confidence-weighted cross entropy of h(f(mix)) on ClassMix's labels: the source's
+ *                     pasted classes and the EMA teacher's pseudo-labels of the target crop
+ *   L_mic        mic  the same on the target crop with patches masked, against the teacher's labels
  *
  * One step (`step`) reads like the paper's alternation: generators (f, h, g) with critics fixed,
  * then the critics on the detached features and translations of that same forward pass.
@@ -20,11 +24,12 @@
 import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import { upsampleBilinear } from '../core/upsample';
-import type { Config, TermName } from './config';
-import type { Mode, Store } from './models/layers';
+import { trainsGy, type Config, type TermName } from './config';
+import { copyStore, type Mode, type Store } from './models/layers';
 import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type ImageCritic, type Net } from './models/nets';
 import { createClassifier, createEncoder } from './models/registry';
-import { crossEntropy, gradientPenalty, IMAGE_GAN, l1, lsganCritic, lsganGenerator } from './losses';
+import { crossEntropy, gradientPenalty, IMAGE_GAN, l1, lsganCritic, lsganGenerator, weightedCrossEntropy } from './losses';
+import { disposePrepared, SelfTraining, type Prepared } from './self-training';
 import { Adam, learningRateScale } from './optim';
 
 export interface Batch {
@@ -33,7 +38,8 @@ export interface Batch {
   y: tf.Tensor4D;       // target images (labels never used)
 }
 
-export type Losses = Partial<Record<TermName | 'total' | 'D_z' | 'D_x' | 'D_y' | 'gp', number>>;
+/** Each term, the total, the critics' losses, and self-training's mean confidence weight `conf`. */
+export type Losses = Partial<Record<TermName | 'total' | 'D_z' | 'D_x' | 'D_y' | 'gp' | 'conf', number>>;
 
 /** Gradient identity in value, zero in gradient. */
 export const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
@@ -58,6 +64,8 @@ export class I2IModel {
   readonly Dz?: Net<tf.Tensor4D, tf.Tensor>;
   readonly Dx?: ImageCritic;
   readonly Dy?: ImageCritic;
+  /** The EMA teacher and its pseudo-labels, when weights.st or weights.mic asks for them. */
+  readonly selfTraining?: SelfTraining;
   readonly optG: Adam;
   readonly optD: Adam;
   readonly inShape: [number, number, number];
@@ -83,6 +91,10 @@ export class I2IModel {
       this.Dy = imageCritic('D_y', seed('D_y'), this.inShape, c.model.imageCriticWidths);
     }
     if (c.untieTargetEncoder && (this.dec || this.Dx)) throw new Error('an untied target encoder (ADDA) is only supported with L_c and L_z');
+    if (w.st + w.mic > 0) {
+      this.selfTraining = new SelfTraining(c, numClasses);
+      this.resetTeacher();
+    }
     this.optG = new Adam(c.optim);
     this.optD = new Adam(c.criticOptim);
   }
@@ -100,8 +112,42 @@ export class I2IModel {
 
   /** Every network that exists, in a fixed order: what checkpoints save and restore. */
   networks(): Named[] {
-    const nets: (Named | undefined)[] = [this.f, this.fT, this.h, this.dec?.shared, this.dec?.gx, this.dec?.gy, this.Dz, this.Dx, this.Dy];
+    const nets: (Named | undefined)[] = [this.f, this.fT, this.h, this.dec?.shared, this.dec?.gx, this.dec?.gy, this.Dz, this.Dx, this.Dy, ...this.selfTraining?.teacher.networks() ?? []];
     return nets.filter((n): n is Named => n !== undefined);
+  }
+
+  /** The teacher becomes a copy of f and h: at the start, after --init or --from, for a checkpoint saved without one. */
+  resetTeacher(): void {
+    this.selfTraining?.teacher.copyFrom(this.f.store, this.h.store);
+  }
+
+  /**
+   * Self-training's source side of the mix: the translated g_y(f(x)) when asked, or by default
+   * when a term trains g_y (the mix then pastes target-styled source content).
+   */
+  pastesTranslation(): boolean {
+    const m = this.config.selfTraining.mixSource;
+    return this.dec !== undefined && (m === 'translated' || (m === 'auto' && trainsGy(this.config)));
+  }
+
+  /**
+   * Whether a step makes a target pass for the running statistics only: self-training's passes
+   * see mixes and masked crops, and no other term encodes the target batch.
+   */
+  private targetStatsPass(): boolean {
+    return this.selfTraining !== undefined && !this.encodesTarget();
+  }
+
+  /** Whether a term of the joint objective encodes the target batch y (with L_id, L_z, L_tr or L_cyc). */
+  private encodesTarget(): boolean {
+    const w = this.config.weights;
+    const idTarget = w.id > 0 && this.config.idDomains.includes('target');
+    return idTarget || w.z + w.tr + w.cyc > 0;
+  }
+
+  /** Self-training's inputs for one step (teacher labels, masks, draws), outside any gradient tape; the caller disposes them. */
+  prepareSelfTraining(b: Batch, step: number): Prepared | undefined {
+    return this.selfTraining?.prepare(b.y, b.labels, step, this.config.weights.mic > 0);
   }
 
   critics(): Named[] {
@@ -164,7 +210,7 @@ export class I2IModel {
    * The generator objective for one batch. Returns the weighted total and each term; `keep`
    * receives the detached quantities the critic step needs (features and translations).
    */
-  generatorLoss(b: Batch, phase: 'joint' | 'pretrain' | 'adapt', keep: Kept): { total: tf.Scalar; terms: Partial<Record<TermName, tf.Scalar>> } {
+  generatorLoss(b: Batch, phase: 'joint' | 'pretrain' | 'adapt', keep: Kept, st?: Prepared): { total: tf.Scalar; terms: Partial<Record<TermName, tf.Scalar>> } {
     const w = this.config.weights;
     const terms: Partial<Record<TermName, tf.Scalar>> = {};
     const labelHW = b.labels.rank === 3 ? [b.labels.shape[1], b.labels.shape[2]] as [number, number] : undefined;
@@ -189,13 +235,14 @@ export class I2IModel {
     // Target images are encoded only when a term reads them.
     const idTarget = w.id > 0 && this.config.idDomains.includes('target');
     const idSource = w.id > 0 && this.config.idDomains.includes('source');
-    const useTarget = idTarget || w.z + w.tr + w.cyc > 0;
+    const useTarget = this.encodesTarget();
     // f(x) and f(y) are separate passes (f_x = f_y share every weight): with one pass over the
     // concatenated batch, batch-norm statistics would let L_z reach the encoder through x.
     // Every network's running statistics follow the target batches whenever the method sees them:
     // the trained model is deployed on the target domain, and in training target features were
     // normalised by target statistics; a source/target mixture would match neither domain.
-    const srcMode: Mode = useTarget ? 'train-no-stats' : 'train';
+    // Self-training alone (no term above encodes y) updates them in step()'s target pass.
+    const srcMode: Mode = useTarget || this.targetStatsPass() ? 'train-no-stats' : 'train';
     const zx = this.f.apply(b.x, srcMode);
     const zy = useTarget ? this.f.apply(b.y, 'train') : undefined;
     terms.c = ce(zx, srcMode);
@@ -206,6 +253,7 @@ export class I2IModel {
       keep.zx = tf.keep(zx); keep.zy = tf.keep(zy);
     }
 
+    let src: ReturnType<I2IModel['decodeFrom']> | undefined;
     if (this.dec) {
       // The decoders, like the encoder, normalise each domain by its own batch: a decode of the
       // concatenated features would let a target-only term (DRCN's L_id) reach the source images.
@@ -213,7 +261,7 @@ export class I2IModel {
       // else its source pass: one update per network and step (they serve only 'eval' decodes).
       const tgtX = w.tr + w.cyc > 0, tgtY = idTarget;
       const own = (updates: boolean): Mode => (updates ? 'train' : 'train-no-stats');
-      const src = this.decodeFrom(zx, { trunk: own(!tgtX && !tgtY), x: own(!tgtX), y: own(!tgtY) });
+      src = this.decodeFrom(zx, { trunk: own(!tgtX && !tgtY), x: own(!tgtX), y: own(!tgtY) });
       const tgt = zy ? this.decodeFrom(zy, 'train') : undefined;
       if (w.id > 0) {
         const parts: tf.Scalar[] = [];
@@ -240,6 +288,20 @@ export class I2IModel {
         const zTr = this.f.apply(stopGradient(src.toY()), 'train-no-stats');
         terms.trc = ce(zTr, 'train-no-stats');
       }
+    }
+
+    // Self-training's terms need `st` (prepareSelfTraining: the teacher's labels, made outside the tape).
+    if (this.selfTraining && st) {
+      // Mixes and masked crops are neither domain: each pass normalises by its own batch and leaves
+      // the running statistics (which follow target batches) alone.
+      const student = (images: tf.Tensor4D) => this.classify(this.f.apply(images, 'train-no-stats'), 'train-no-stats', labelHW);
+      if (w.st > 0) {
+        // The pasted translation trains f and h here, not g (as L_trc).
+        const pasted = this.selfTraining.mixes && this.pastesTranslation() ? stopGradient(src!.toY()) : b.x;
+        const m = this.selfTraining.mixed(st, pasted, b.y, b.labels);
+        terms.st = weightedCrossEntropy(student(m.image), m.labels, m.weights);
+      }
+      if (w.mic > 0) terms.mic = weightedCrossEntropy(student(tf.mul(b.y, st.micKeep!) as tf.Tensor4D), st.pseudo, st.weights);
     }
 
     let total = tf.scalar(0);
@@ -278,10 +340,17 @@ export class I2IModel {
     // Logged scalars, kept across both updates and read back once at the end of the step.
     const logged: Record<string, tf.Scalar> = {};
     const gStores = this.generatorStores(phase);
+    let st: Prepared | undefined;
     try {
+      if (phase === 'joint' && this.selfTraining) {
+        st = this.prepareSelfTraining(b, step);
+        logged.conf = tf.scalar(st!.confidence);
+        // The running statistics' target pass when no term encodes y (kept updates, applied below).
+        if (this.targetStatsPass()) tf.tidy(() => { this.f.apply(b.y, 'train'); });
+      }
       // 1. Generators f, h, g_x, g_y.
       const { value, grads } = tf.variableGrads(() => {
-        const { total, terms } = this.generatorLoss(b, phase, keep);
+        const { total, terms } = this.generatorLoss(b, phase, keep, st);
         for (const [k, v] of Object.entries(terms)) logged[k] = tf.keep(v);
         return total;
       }, gStores.flatMap((s) => s.variables()));
@@ -289,6 +358,8 @@ export class I2IModel {
       const lrScale = learningRateScale(step, this.config.steps, this.config.lrDecayFrom);
       this.applyGrads(this.optG, gStores, grads, lrScale, this.config.optim.lrScale);
       for (const s of gStores) s.flushUpdates();
+      // The teacher follows the updated student, running statistics included.
+      if (st) this.selfTraining!.update(this.f.store, this.h.store, step);
 
       // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
       const critics = this.critics();
@@ -314,6 +385,7 @@ export class I2IModel {
     } finally {
       for (const t of Object.values(logged)) t.dispose();
       for (const t of Object.values(keep)) t?.dispose();
+      disposePrepared(st);
       for (const n of this.networks()) n.store.dropUpdates();
     }
   }
@@ -353,8 +425,3 @@ export interface Named { name: string; store: Store }
 export interface DecodeModes { trunk: Mode; x: Mode; y: Mode }
 
 export interface Kept { zx?: tf.Tensor4D; zy?: tf.Tensor4D; xToY?: tf.Tensor4D; yToX?: tf.Tensor4D }
-
-function copyStore(from: Store, to: Store): void {
-  for (const [k, v] of from.trainable) to.trainable.get(k.replace(/^[^/]+/, to.net))!.assign(v);
-  for (const [k, v] of from.buffers) to.buffers.get(k.replace(/^[^/]+/, to.net))!.assign(v);
-}

@@ -3,6 +3,7 @@ import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import type { Checkpoint } from './checkpoint';
 import type { I2IModel } from './i2i';
+import { TEACHER_NETWORKS } from './self-training';
 
 export function modelState(model: I2IModel): { tensors: Map<string, tf.Tensor>; networks: string[]; optimizerSteps: Record<string, Record<string, number>> } {
   const tensors = new Map<string, tf.Tensor>();
@@ -19,12 +20,21 @@ export function modelState(model: I2IModel): { tensors: Map<string, tf.Tensor>; 
   return { tensors, networks: model.networks().map((n) => n.name), optimizerSteps };
 }
 
-/** Loads weights, buffers and optimiser state; every variable of the model must be present. */
-export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimizer?: boolean } = {}): void {
+/**
+ * Loads weights, buffers and optimiser state; every variable of the model must be present, except
+ * the self-training teacher: a checkpoint without one (older, or an I2I run that --from fine-tunes)
+ * leaves the teacher a copy of the restored f and h. `teacher: 'student'` makes it that copy anyway
+ * (--from: the teacher starts as the run's f and h).
+ */
+export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimizer?: boolean; teacher?: 'checkpoint' | 'student' } = {}): void {
   if (ckpt.meta.networks.includes('f_t')) model.untie();
-  const missing = model.networks().map((n) => n.name).filter((n) => !ckpt.meta.networks.includes(n));
+  const teacher = new Set<string>(TEACHER_NETWORKS);
+  const absent = model.networks().map((n) => n.name).filter((n) => !ckpt.meta.networks.includes(n));
+  const missing = absent.filter((n) => !teacher.has(n));
   if (missing.length) throw new UserError(`The checkpoint lacks network(s) ${missing.join(', ')} that this configuration needs.`, 'Resume with the configuration the run was trained with.');
+  const fromStudent = opts.teacher === 'student' || absent.some((n) => teacher.has(n));
   for (const n of model.networks()) {
+    if (fromStudent && teacher.has(n.name)) continue;
     for (const [prefix, map] of [['var', n.store.trainable], ['buf', n.store.buffers]] as const) {
       for (const [k, v] of map) {
         const t = ckpt.tensors.get(`${prefix}:${k}`);
@@ -34,6 +44,7 @@ export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimize
       }
     }
   }
+  if (fromStudent) model.resetTeacher();
   if (opts.optimizer !== false) {
     for (const [tag, opt] of [['optG', model.optG], ['optD', model.optD]] as const) {
       const steps = ckpt.meta.optimizerSteps[tag] ?? {};

@@ -187,9 +187,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     if (!ckpt && config.fromRun) {
       const from = readCheckpoint(config.fromRun);
-      try { restoreModel(model, from, { optimizer: false }); } finally { disposeCheckpoint(from); }
+      // The teacher (self-training) starts as the run's f and h.
+      try { restoreModel(model, from, { optimizer: false, teacher: 'student' }); } finally { disposeCheckpoint(from); }
       progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${from.meta.step}; fresh optimisers)`);
-    } else if (!ckpt && config.model.init) initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+    } else if (!ckpt && config.model.init) {
+      initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
+      model.resetTeacher();
+    }
     if (ckpt) restoreModel(model, ckpt);
   } catch (e) {
     // A bad --init file or a mismatched checkpoint: release what was built before reporting it.

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as tf from '../../core/tf';
 import { buildConfig, type ConfigPatch, type TermName } from '../../train/config';
 import { I2IModel, stopGradient, type Batch, type Kept } from '../../train/i2i';
+import { disposePrepared } from '../../train/self-training';
 import { learningRateScale } from '../../train/optim';
 import { randomiseStatistics } from '../helpers';
 
@@ -29,7 +30,9 @@ function gradientReach(model: I2IModel, term: TermName, b: Batch): Record<string
   const owner = new Map<string, string>();
   for (const n of model.networks()) for (const v of n.store.variables()) owner.set(v.name, n.name);
   const keep: Kept = {};
-  const { grads, value } = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep).terms[term]!, vars);
+  const st = model.prepareSelfTraining(b, 0);
+  const { grads, value } = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep, st).terms[term]!, vars);
+  disposePrepared(st);
   const reach: Record<string, number> = {};
   for (const [name, g] of Object.entries(grads)) {
     const net = owner.get(name)!;
@@ -48,13 +51,13 @@ describe('I2I objective', () => {
   let model: I2IModel;
   let b: Batch;
   before(() => {
-    model = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, weights: { c: 1, id: 1, z: 1, tr: 1, cyc: 1, trc: 1 } }), 10);
+    model = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, weights: { c: 1, id: 1, z: 1, tr: 1, cyc: 1, trc: 1, st: 1, mic: 1 }, selfTraining: { threshold: 0 } }), 10);
     b = batch();
   });
   after(() => { model.dispose(); disposeBatch(b); });
 
-  it('declares the networks of the paper: f, h, g_shared, g_x, g_y, D_z, D_x, D_y', () => {
-    assert.deepEqual(model.networks().map((n) => n.name), ['f', 'h', 'g_shared', 'g_x', 'g_y', 'D_z', 'D_x', 'D_y']);
+  it('declares the networks of the paper: f, h, g_shared, g_x, g_y, D_z, D_x, D_y (and the self-training teacher f_ema, h_ema)', () => {
+    assert.deepEqual(model.networks().map((n) => n.name), ['f', 'h', 'g_shared', 'g_x', 'g_y', 'D_z', 'D_x', 'D_y', 'f_ema', 'h_ema']);
   });
 
   describe('gradient routing: which networks each term trains', () => {
@@ -65,6 +68,8 @@ describe('I2I objective', () => {
       tr: ['f', 'g_shared', 'g_x', 'g_y'],
       cyc: ['f', 'g_shared', 'g_x', 'g_y'],
       trc: ['f', 'h'],                 // stopped at the translated image: no decoder
+      st: ['f', 'h'],                  // the teacher (f_ema, h_ema) is never differentiated
+      mic: ['f', 'h'],
     };
     for (const [term, nets] of Object.entries(expect)) {
       it(`L_${term} reaches ${nets.join(', ')}`, () => {

@@ -1,6 +1,7 @@
 /**
  * The loss functions of the I2I objective, each in one place:
  * - crossEntropy  L_c and L_trc (pixels with label `ignore` excluded, as for segmentation)
+ * - weightedCrossEntropy  self-training's st and mic (a weight per pixel: the pseudo-labels' confidence)
  * - l1            L_id and L_cyc
  * - lsgan*        L_z (least-squares GAN, a=0 fake, b=1 real, generator target c=1)
  * - wgan*         L_tr (Wasserstein critic with gradient penalty)
@@ -23,6 +24,25 @@ export function crossEntropy(logits: tf.Tensor, labels: tf.Tensor, ignore = IGNO
     const w = tf.cast(valid, 'float32');
     const count = tf.maximum(tf.sum(w), tf.scalar(1));
     return tf.div(tf.neg(tf.sum(tf.mul(picked, w))), count) as tf.Scalar;
+  });
+}
+
+/**
+ * Cross entropy with a weight per item: sum of w * CE over items whose label != ignore, divided by
+ * their count (DACS: the mean over pixels of the pixel-wise weighted loss). logits [..., K];
+ * labels int32 and weights float32 of the logits' shape without K.
+ */
+export function weightedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, weights: tf.Tensor, ignore = IGNORE_LABEL): tf.Scalar {
+  return tf.tidy(() => {
+    const k = logits.shape[logits.shape.length - 1];
+    const lab = tf.reshape(labels, [-1]).toInt();
+    const valid = tf.notEqual(lab, tf.scalar(ignore, 'int32'));
+    const safe = tf.where(valid, lab, tf.zerosLike(lab));
+    const logp = tf.logSoftmax(tf.reshape(logits, [-1, k]) as tf.Tensor2D);
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(safe, k, 1, 0, 'float32')), 1);
+    const v = tf.cast(valid, 'float32');
+    const count = tf.maximum(tf.sum(v), tf.scalar(1));
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, tf.mul(v, tf.reshape(weights, [-1]))))), count) as tf.Scalar;
   });
 }
 

@@ -93,6 +93,15 @@ export class Store {
   }
 }
 
+/**
+ * Copies one network's weights and running statistics into another of the same architecture whose
+ * store has another name (ADDA's f_t from f, the self-training teacher from the student).
+ */
+export function copyStore(from: Store, to: Store): void {
+  for (const [k, v] of from.trainable) to.trainable.get(k.replace(/^[^/]+/, to.net))!.assign(v);
+  for (const [k, v] of from.buffers) to.buffers.get(k.replace(/^[^/]+/, to.net))!.assign(v);
+}
+
 /** A forward pass: batch statistics in training, running statistics in evaluation. */
 export interface Layer {
   apply(x: tf.Tensor4D, mode: Mode): tf.Tensor4D;
