@@ -18,6 +18,7 @@ import { diagnoseLabelMap } from './data/png-labels';
 import { listScenes, type SegList } from './data/segmentation';
 import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
+import { classProbabilities, classStats, RareClassSampler } from './data/rare-class';
 import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { defaultDigitSplit, loadEvalSet } from './evaluate-run';
@@ -60,7 +61,7 @@ export async function loadDigitSets(config: Config): Promise<{ source: ImageSet;
 }
 
 /** Driving scenes: lists of frames decoded on demand; target frames may come from a folder of videos. */
-async function loadSceneDomains(config: Config, out: string, progress: (l: string) => void): Promise<{ source: Domain; target: Domain }> {
+async function loadSceneDomains(config: Config, out: string, progress: (l: string) => void): Promise<{ source: Domain; target: Domain; rcs?: RareClassSampler }> {
   const d = config.data;
   const src = listScenes(d.source, d.sourceRoot, 'train', '--source-root', true);
   const few = (ids: string[]) => `${ids.slice(0, 5).join(', ')}${ids.length > 5 ? ', ...' : ''}`;
@@ -90,7 +91,19 @@ async function loadSceneDomains(config: Config, out: string, progress: (l: strin
   }
   const sampling = { scale: d.scale, crop: d.imageSize, flip: d.flip };
   const classes = [...CITYSCAPES_CLASSES];
+  let rcs: RareClassSampler | undefined;
+  if (d.rcsTemperature > 0) {
+    // Counted once per run folder (GTA5: every label map is read); a resumed run reads the count.
+    fs.mkdirSync(out, { recursive: true });
+    const stats = await classStats(src.items, classes.length, { cacheFile: path.join(out, 'rcs-classes.json'), progress });
+    if (stats.framesWith.every((f) => f.length === 0)) throw new UserError('data.rcsTemperature: no source label map shows any class.', 'Check --source-root, or set data.rcsTemperature=0.');
+    const p = classProbabilities(stats, d.rcsTemperature);
+    const top = p.map((v, c) => [v, c] as const).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([v, c]) => `${classes[c]} ${(v * 100).toFixed(1)}%`).join(', ');
+    progress(`[i2i] rare-class sampling at T=${d.rcsTemperature}: most drawn ${top}`);
+    rcs = new RareClassSampler(stats, d.rcsTemperature, deriveSeed(config.seed, 'source'));
+  }
   return {
+    rcs,
     source: sceneDomain(src, classes, { ...sampling, seed: deriveSeed(config.seed, 'source-crops'), labels: true, report: progress }),
     // Target labels are never read for training.
     target: sceneDomain(tgt, classes, { ...sampling, seed: deriveSeed(config.seed, 'target-crops'), labels: false, report: progress }),
@@ -158,10 +171,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
-  let source: Domain, target: Domain, evalSet: ImageSource | undefined;
+  let source: Domain, target: Domain, evalSet: ImageSource | undefined, rcs: RareClassSampler | undefined;
   if (config.kind === 'segment') {
     if (config.evalEvery > 0) throw new UserError('evalEvery monitors classification runs only.', 'Drop --set evalEvery and measure a segmentation run with i2i eval --checkpoint RUN --target-root FOLDER.');
-    ({ source, target } = await loadSceneDomains(config, opts.out, progress));
+    ({ source, target, rcs } = await loadSceneDomains(config, opts.out, progress));
   } else if (isOfficeDomain(config.data.source)) {
     // Office-31: uint8 images at data.resize in memory, random crops (and flips) per step.
     const d = config.data;
@@ -227,7 +240,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   };
   // Batch s+1 decodes (sharp's threads) while step s computes.
   const fetch = (s: number) => {
-    const si = samplers.source.next(config.batchSize), ti = samplers.target.next(config.batchSize);
+    const si = rcs ? rcs.draw(s, config.batchSize) : samplers.source.next(config.batchSize), ti = samplers.target.next(config.batchSize);
     const state = { source: { ...samplers.source.state }, target: { ...samplers.target.state } };
     return Promise.all([source.load(si, s), target.load(ti, s)]).then(([a, b]) => ({ a, b, state }));
   };

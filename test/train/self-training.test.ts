@@ -1,0 +1,301 @@
+import { strict as assert } from 'node:assert';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../../core/tf';
+import { listCityscapes, listGta5 } from '../../train/data/segmentation';
+import { sceneDomain } from '../../train/data/domain';
+import { classProbabilities, classStats, RareClassSampler } from '../../train/data/rare-class';
+import { writeSynth } from '../../train/data/synth';
+import { buildConfig, SELF_TRAINING_DEFAULTS, validateConfig, type ConfigPatch } from '../../train/config';
+import { disposeCheckpoint, readCheckpoint } from '../../train/checkpoint';
+import { I2IModel, type Batch } from '../../train/i2i';
+import { weightedCrossEntropy } from '../../train/losses';
+import {
+  blurKernelSize, classMixMask, confidenceWeights, disposePrepared, emaRate, gaussianKernel, patchKeepMask, photometric, type Prepared,
+} from '../../train/self-training';
+import { restoreModel } from '../../train/state';
+import { train } from '../../train/trainer';
+import { CITYSCAPES_CLASSES } from '../../core/labels';
+import { checkpointValues, tmpDir } from '../helpers';
+import { TINY } from './i2i.test';
+
+const quiet = () => undefined;
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-6) => {
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol, `[${i}] ${a[i]} vs ${b[i]}`);
+};
+/** A generator that returns `values` in turn (then 0). */
+const sequence = (values: number[]) => { let i = 0; return () => values[i++] ?? 0; };
+
+const CLI = path.resolve(__dirname, '../../bin/i2i.js');
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: path.resolve(__dirname, '../..') }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+  });
+}
+
+describe('self-training (train/self-training.ts)', function () {
+  this.timeout(600000);
+
+  describe('teacher', () => {
+    it('the moving average: teacher <- a * teacher + (1 - a) * student, on weights and running statistics; warm-up min(1 - 1/(t+1), rate)', () => {
+      assert.deepEqual([0, 1, 3, 99, 5000].map((t) => emaRate(0.99, t)), [0, 0.5, 0.75, 0.99, 0.99]);
+      const m = new I2IModel(buildConfig('mnist-optdigits', 'self-train', TINY), 10);
+      try {
+        const t = m.selfTraining!.teacher;
+        const pick = (store: typeof m.f.store, k: string) => (k.startsWith('buf') ? store.buffers : store.trainable).get(k.slice(4).replace(/^[^/]+/, store.net))!;
+        const wKey = `var:${[...m.f.store.trainable.keys()][0]}`, bKey = `buf:${[...m.f.store.buffers.keys()][0]}`;
+        for (const k of [wKey, bKey]) {
+          const s = pick(m.f.store, k), te = pick(t.f.store, k);
+          s.assign(tf.fill(s.shape, 2)); te.assign(tf.fill(te.shape, 10));
+        }
+        m.selfTraining!.update(m.f.store, m.h.store, 1); // rate 0.5 at step 1
+        for (const k of [wKey, bKey]) close(pick(t.f.store, k).dataSync(), new Array(pick(t.f.store, k).size).fill(6));
+        m.selfTraining!.update(m.f.store, m.h.store, 3); // 0.75 * 6 + 0.25 * 2 = 5
+        for (const k of [wKey, bKey]) close(pick(t.f.store, k).dataSync(), new Array(pick(t.f.store, k).size).fill(5));
+        // The student is untouched by the teacher's update.
+        close(pick(m.f.store, wKey).dataSync(), new Array(pick(m.f.store, wKey).size).fill(2));
+      } finally { m.dispose(); }
+    });
+
+    it('a step moves the teacher by the moving average of the updated student, not by gradients', () => {
+      const m = new I2IModel(buildConfig('mnist-optdigits', 'self-train', { ...TINY, selfTraining: { threshold: 0 } }), 10);
+      const b: Batch = {
+        x: tf.randomUniform([4, 32, 32, 1], -1, 1, 'float32', 3) as tf.Tensor4D,
+        y: tf.randomUniform([4, 32, 32, 1], -1, 1, 'float32', 4) as tf.Tensor4D,
+        labels: tf.tensor1d([0, 1, 2, 3], 'int32'),
+      };
+      try {
+        m.step(b, 0); // rate 0: the teacher is the student
+        const vals = (s: typeof m.f.store) => [...s.trainable.values(), ...s.buffers.values()].map((v) => Array.from(v.dataSync()));
+        vals(m.selfTraining!.teacher.f.store).forEach((v, i) => close(v, vals(m.f.store)[i]));
+        const before = vals(m.selfTraining!.teacher.f.store);
+        const losses = m.step(b, 9); // rate min(0.9, 0.99) = 0.9
+        assert.ok(Number.isFinite(losses.st!) && losses.st! > 0 && losses.conf === 1, JSON.stringify(losses));
+        const student = vals(m.f.store);
+        vals(m.selfTraining!.teacher.f.store).forEach((v, i) => close(v, before[i].map((t, j) => 0.9 * t + 0.1 * student[i][j]), 1e-5));
+      } finally { m.dispose(); b.x.dispose(); b.y.dispose(); b.labels.dispose(); }
+    });
+  });
+
+  describe('pseudo-labels, mixing and the st term against hand values', () => {
+    it("DACS's confidence weight: each image's share of pixels above the threshold, on all its pixels", () => {
+      const labels = Int32Array.from([0, 1, 1, 2, 0, 0, 2, 2]);
+      const maxProb = Float32Array.from([0.99, 0.5, 0.97, 0.2, 0.99, 0.98, 0.6, 0.7]);
+      const w = confidenceWeights(labels, maxProb, 2, 0.968, 3);
+      close(w.confidence, [0.5, 0.5]);
+      close(w.weights, [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]);
+      // Per class (50th percentile, capped at 0.968): class 1's confidences {0.5, 0.97} -> 0.5, class
+      // 2's {0.2, 0.6, 0.7} -> 0.6, class 0's {0.99, 0.99, 0.98} -> 0.968 (the cap).
+      const c = confidenceWeights(labels, maxProb, 2, 0.968, 3, 50);
+      close(c.thresholds, [0.968, 0.5, 0.6]);
+      // Image 0: 0.99 > .968, 0.5 !> 0.5, 0.97 > 0.5, 0.2 !> 0.6 -> 2/4; image 1: yes, yes, no, 0.7 > 0.6 -> 3/4.
+      close(c.confidence, [0.5, 0.75]);
+    });
+
+    it('ClassMix pastes half of the classes present (rounded up, ignored pixels never), with their labels; target pixels keep pseudo-labels and the weight q', () => {
+      // Image 0 shows classes 3, 5, 7 and ignore; image 1 shows 4 and 9.
+      const src = Int32Array.from([3, 3, 5, 255, 7, 7, /**/ 4, 9, 9, 4, 4, 9]);
+      // rand() = 0 always: Fisher-Yates swaps each i with 0: [0,1,2] -> [2,1,0] -> [1,2,0]; the first
+      // (3 + 1) / 2 = 2 are classes[1], classes[2] = 5, 7. For [4, 9]: [1, 0]; the first 1: 9.
+      const { mask, chosen } = classMixMask(src, 2, () => 0);
+      assert.deepEqual(chosen, [[5, 7], [9]]);
+      assert.deepEqual(Array.from(mask), [0, 0, 1, 0, 1, 1, /**/ 0, 1, 1, 0, 0, 1]);
+
+      const m = new I2IModel(buildConfig('synth-drive', 'self-train', { batchSize: 2, data: { imageSize: 8 }, selfTraining: { jitter: 0, blur: false } }), 19);
+      const shape = [2, 2, 3];
+      const prepared: Prepared = {
+        pseudo: tf.tensor(Int32Array.from([1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2]), shape, 'int32'),
+        weights: tf.tensor(Float32Array.from([0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.75, 0.75, 0.75, 0.75, 0.75, 0.75]), shape),
+        mix: tf.tensor3d(mask, shape as [number, number, number]),
+        photometric: [0, 1].map(() => ({ brightness: 1, contrast: 1, saturation: 1, blurSigma: 0 })),
+        confidence: 0.5,
+      };
+      const x = tf.fill([2, 2, 3, 3], 0.5) as tf.Tensor4D, y = tf.fill([2, 2, 3, 3], -0.5) as tf.Tensor4D;
+      const srcLabels = tf.tensor(src, shape, 'int32');
+      try {
+        const r = m.selfTraining!.mixed(prepared, x, y, srcLabels);
+        assert.deepEqual(Array.from(r.labels.dataSync()), [1, 1, 5, 1, 7, 7, /**/ 2, 9, 9, 2, 2, 9]);
+        close(r.weights.dataSync(), [0.25, 0.25, 1, 0.25, 1, 1, /**/ 0.75, 1, 1, 0.75, 0.75, 1]);
+        const img = r.image.dataSync();
+        const want = Array.from(mask).flatMap((v) => [v ? 0.5 : -0.5, v ? 0.5 : -0.5, v ? 0.5 : -0.5]);
+        close(img, want, 1e-6);
+      } finally { disposePrepared(prepared); x.dispose(); y.dispose(); srcLabels.dispose(); m.dispose(); }
+    });
+
+    it('st: the mean over labelled pixels of the weight times the cross entropy', () => {
+      // Two pixels, two classes: logits [0, ln 3] -> p = [1/4, 3/4]; [ln 3, 0] -> p = [3/4, 1/4].
+      const logits = tf.tensor2d([[0, Math.log(3)], [Math.log(3), 0], [5, 5]]);
+      const labels = tf.tensor1d([1, 1, 255], 'int32');
+      const weights = tf.tensor1d([0.5, 1, 7]);
+      const got = weightedCrossEntropy(logits, labels, weights).dataSync()[0];
+      const want = (0.5 * -Math.log(3 / 4) + 1 * -Math.log(1 / 4)) / 2;
+      assert.ok(Math.abs(got - want) < 1e-6, `${got} vs ${want}`);
+      tf.dispose([logits, labels, weights]);
+    });
+
+    it('photometric augmentation: identity leaves the image, jitter follows its definitions, blur is a normalised Gaussian', () => {
+      const img = tf.tensor4d([[[[0.2, -0.4, 0.6], [-1, 0, 1]]]]); // 1x1x2x3 in [-1, 1]
+      const id = { brightness: 1, contrast: 1, saturation: 1, blurSigma: 0 };
+      close(photometric(img, [id]).dataSync(), img.dataSync(), 1e-6);
+      // Brightness 1.5 in [0, 1]: (v + 1) / 2 * 1.5, clipped, back to [-1, 1].
+      const bright = Array.from(img.dataSync(), (v) => Math.min(1, (v + 1) / 2 * 1.5) * 2 - 1);
+      close(photometric(img, [{ ...id, brightness: 1.5 }]).dataSync(), bright, 1e-6);
+      // Saturation 0: every pixel becomes its grey 0.299 r + 0.587 g + 0.114 b.
+      const u = Array.from(img.dataSync(), (v) => (v + 1) / 2);
+      const grey = [0, 1].map((p) => 0.299 * u[3 * p] + 0.587 * u[3 * p + 1] + 0.114 * u[3 * p + 2]);
+      close(photometric(img, [{ ...id, saturation: 0 }]).dataSync(), grey.flatMap((g) => [g, g, g].map((v) => v * 2 - 1)), 1e-5);
+      const k = gaussianKernel(5, 1);
+      close([k.reduce((a, b) => a + b, 0)], [1], 1e-6);
+      assert.ok(k[2] > k[1] && k[1] > k[0] && Math.abs(k[0] - k[4]) < 1e-9);
+      assert.equal(blurKernelSize(96), 9); assert.equal(blurKernelSize(8), 3);
+      const flat = tf.fill([1, 12, 12, 3], 0.3) as tf.Tensor4D;
+      close(photometric(flat, [{ ...id, blurSigma: 1 }]).dataSync(), new Array(432).fill(0.3), 1e-5);
+      tf.dispose([img, flat]);
+    });
+
+    it("MIC's mask keeps or masks whole patches, each with probability ratio", () => {
+      // 1 image 4x6, patches of 2 (a 2x3 grid): draws below 0.5 mask their cell.
+      const keep = patchKeepMask(1, 4, 6, 2, 0.5, sequence([0.1, 0.9, 0.9, 0.9, 0.2, 0.9]));
+      assert.deepEqual(Array.from(keep), [0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1]);
+      assert.ok(patchKeepMask(2, 5, 5, 2, 0, Math.random).every((v) => v === 1));
+      assert.ok(patchKeepMask(2, 5, 5, 2, 1, Math.random).every((v) => v === 0));
+    });
+  });
+
+  describe('rare-class sampling (DAFormer RCS)', () => {
+    it('draws classes by softmax((1 - f) / T) and only frames that show the class, the same at every replay', async () => {
+      const stats = { frequency: [0.9, 0.09, 0.01], framesWith: [[0, 1, 2, 3], [1, 2], [3]] };
+      const p = classProbabilities(stats, 0.1);
+      const e = [0.1, 0.91, 0.99].map((v) => Math.exp(v / 0.1));
+      close(p, e.map((v) => v / e.reduce((a, b) => a + b, 0)), 1e-9);
+      const s = new RareClassSampler(stats, 0.1, 7);
+      const counts = [0, 0, 0, 0];
+      for (let step = 0; step < 500; step++) s.draw(step, 2).forEach((j) => counts[j]++);
+      // Frame 3, the only one with the rarest class, comes up in about 0.53 + 0.47/4 of draws (a quarter in uniform epochs).
+      assert.ok(counts[3] / 1000 > 0.55, JSON.stringify(counts));
+      assert.deepEqual(Array.from(s.draw(42, 2)), Array.from(new RareClassSampler(stats, 0.1, 7).draw(42, 2)));
+    });
+
+    it('counts the classes of real label maps once, and reads the count back', async () => {
+      const dir = tmpDir();
+      await writeSynth({ out: dir, domain: 'source', count: 3, height: 32, width: 64, seed: 1 });
+      const items = listGta5(dir).items;
+      const cache = path.join(dir, 'rcs.json');
+      const lines: string[] = [];
+      const a = await classStats(items, 19, { cacheFile: cache, progress: (l) => lines.push(l) });
+      assert.ok(Math.abs(a.frequency.reduce((x, y) => x + y, 0) - 1) < 1e-9);
+      assert.ok(a.framesWith[0].length > 0, 'road is in the synthetic frames');
+      const b = await classStats(items, 19, { cacheFile: cache, progress: (l) => lines.push(l) });
+      assert.deepEqual(b, a);
+      assert.equal(lines.length, 1, 'the second call read the cache');
+    });
+  });
+
+  describe('runs', () => {
+    const root = tmpDir();
+    const src = path.join(root, 'source'), tgt = path.join(root, 'target');
+    const TINY_SEG: ConfigPatch = {
+      batchSize: 2, logEvery: 1, checkpointEvery: 2,
+      model: { decoderWidths: [8, 8, 8], imageCriticWidths: [4, 8, 8], featureCriticWidths: [8, 8] },
+      data: { imageSize: 32, scale: 0.5, sourceRoot: src, targetRoot: tgt },
+    };
+    before(async () => {
+      await writeSynth({ out: src, domain: 'source', count: 6, height: 64, width: 128, seed: 1 });
+      await writeSynth({ out: tgt, domain: 'target', count: 6, height: 64, width: 128, seed: 2 });
+    });
+
+    it('full+st resumes bit-exact with its teacher (f_ema, h_ema) and logs st and conf; memory stays flat', async () => {
+      const a = path.join(root, 'st-a'), b = path.join(root, 'st-b');
+      const o: ConfigPatch = { ...TINY_SEG, steps: 4, seed: 5, weights: { mic: 1 }, data: { ...TINY_SEG.data, rcsTemperature: 0.1 } };
+      await train({ task: 'synth-drive', method: 'full+st', out: a, overrides: o, progress: quiet });
+      await train({ task: 'synth-drive', method: 'full+st', out: b, overrides: { ...o, steps: 2 }, progress: quiet });
+      const before = tf.memory().numTensors;
+      await train({ out: b, resume: true, overrides: { steps: 4 }, progress: quiet });
+      assert.equal(tf.memory().numTensors, before, 'a run leaves tensors behind');
+      const wa = checkpointValues(a), wb = checkpointValues(b);
+      assert.ok([...wa.keys()].some((k) => k.startsWith('var:f_ema/')) && [...wa.keys()].some((k) => k.startsWith('buf:h_ema/') || k.startsWith('var:h_ema/')));
+      for (const [k, v] of wa) assert.deepEqual(wb.get(k), v, `${k} differs after resume`);
+      const lines = fs.readFileSync(path.join(a, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      assert.ok(lines.every((l) => ['c', 'st', 'mic', 'conf', 'tr', 'trc'].every((t) => Number.isFinite(l[t]))), JSON.stringify(lines[0]));
+    });
+
+    it('old checkpoints without a teacher still load (the teacher becomes their f and h), and --from starts the teacher as the run\'s f and h', async () => {
+      const so = path.join(root, 'so');
+      await train({ task: 'synth-drive', method: 'source-only', out: so, overrides: { ...TINY_SEG, steps: 2 }, progress: quiet });
+      // A configuration written before self-training existed: no st/mic weights, no selfTraining block.
+      const meta = JSON.parse(fs.readFileSync(path.join(so, 'checkpoint', 'checkpoint.json'), 'utf8'));
+      const { selfTraining: _s, ...oldConfig } = meta.config;
+      const { st: _a, mic: _b, ...oldWeights } = oldConfig.weights;
+      const old = validateConfig({ ...oldConfig, weights: oldWeights });
+      assert.equal(old.weights.st, 0);
+      assert.deepEqual(old.selfTraining, SELF_TRAINING_DEFAULTS);
+
+      const ckpt = readCheckpoint(so);
+      const m = new I2IModel(validateConfig({ ...old, weights: { ...old.weights, st: 1 } }), 19);
+      try {
+        restoreModel(m, ckpt);
+        const f = [...m.f.store.trainable.values()].map((v) => Array.from(v.dataSync()));
+        const t = [...m.selfTraining!.teacher.f.store.trainable.values()].map((v) => Array.from(v.dataSync()));
+        assert.deepEqual(t, f);
+      } finally { m.dispose(); disposeCheckpoint(ckpt); }
+
+      const fine = path.join(root, 'from');
+      const lines: string[] = [];
+      await train({ from: so, out: fine, overrides: { steps: 1, weights: { st: 1 } }, progress: (l) => lines.push(l) });
+      assert.ok(lines.some((l) => /fine-tuning from/.test(l)));
+      const w = checkpointValues(fine);
+      assert.ok([...w.keys()].some((k) => k.startsWith('var:f_ema/')));
+    });
+
+    it("self-training's pseudo-labels get more of the target pixels right over the first steps (target labels read for this check only)", async () => {
+      const cfg = buildConfig('synth-drive', 'self-train', { ...TINY_SEG, batchSize: 4, seed: 1 });
+      const classes = [...CITYSCAPES_CLASSES];
+      const sampling = { scale: 0.5, crop: 32, flip: false, labels: true };
+      const source = sceneDomain(listGta5(src), classes, { ...sampling, seed: 11 });
+      const target = sceneDomain(listCityscapes(tgt, 'train', { labels: true }), classes, { ...sampling, seed: 12 });
+      const m = new I2IModel(cfg, classes.length);
+      // A fixed probe: 6 target crops and their true labels (never given to the model).
+      const probe = await target.load(Int32Array.from([0, 1, 2, 3, 4, 5]), 999);
+      const py = tf.tensor4d(probe.images, probe.shape);
+      const accuracy = () => tf.tidy(() => {
+        const pred = tf.argMax(m.selfTraining!.teacher.logits(py, [32, 32]), -1).dataSync();
+        let right = 0, n = 0;
+        probe.labels!.forEach((l, i) => { if (l !== 255) { n++; if (pred[i] === l) right++; } });
+        return right / n;
+      });
+      const curve: number[] = [accuracy()];
+      try {
+        for (let step = 0; step < 40; step++) {
+          const s = await source.load(Int32Array.from([0, 1, 2, 3, 4, 5].map((i) => (i + step) % 6).slice(0, 4)), step);
+          const t = await target.load(Int32Array.from([0, 1, 2, 3, 4, 5].map((i) => (i + 2 * step) % 6).slice(0, 4)), step);
+          const b: Batch = { x: tf.tensor4d(s.images, s.shape), labels: tf.tensor(s.labels!, s.labelShape!, 'int32'), y: tf.tensor4d(t.images, t.shape) };
+          try { m.step(b, step); } finally { b.x.dispose(); b.y.dispose(); b.labels.dispose(); }
+          if ((step + 1) % 10 === 0) curve.push(accuracy());
+        }
+      } finally { m.dispose(); py.dispose(); }
+      const text = curve.map((a) => (a * 100).toFixed(1)).join(' -> ');
+      if (process.env.I2I_VERBOSE) console.log(`pseudo-label pixel accuracy ${text}`);
+      assert.ok(curve[curve.length - 1] > curve[0] + 0.1, `pseudo-label pixel accuracy ${text}`);
+      assert.ok(curve[curve.length - 1] >= Math.max(...curve.slice(0, 2)), `pseudo-label pixel accuracy ${text}`);
+    });
+
+    it('i2i train --method self-train and full+st through the bin; i2i eval reads the run', async () => {
+      for (const method of ['self-train', 'full+st']) {
+        const out = path.join(root, `cli-${method}`);
+        const r = await cli(['train', '--task', 'synth-drive', '--method', method, '--source-root', src, '--target-root', tgt, '--out', out, '--steps', '2',
+          '--set', 'data.imageSize=32', '--set', 'logEvery=1', '--set', 'batchSize=2']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stderr, /step 2\/2 .* conf [\d.]+ .*st [\d.]+/);
+        const e = await cli(['eval', '--checkpoint', out, '--target-root', tgt, '--split', 'train', '--json']);
+        assert.equal(e.code, 0, e.stderr);
+        assert.ok(Number.isFinite(JSON.parse(e.stdout).mIoU));
+      }
+      const bad = await cli(['train', '--task', 'mnist-optdigits', '--method', 'adda', '--set', 'weights.st=1', '--out', path.join(root, 'bad')]);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /self-training .* ADDA/);
+    });
+  });
+});
