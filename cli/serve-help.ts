@@ -4,7 +4,7 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
             [--runtime tflite|tfjs] [--precision fp32|int8|fp16|uint8]
             [--workers N] [--threads T] [--max-queue N] [--max-batch N] [--max-wait-ms MS]
             [--timeout-ms MS] [--max-bytes B] [--max-pixels P] [--token-file FILE] [--drain-timeout-ms MS] [--drain-delay-ms MS]
-            [--admin-token-file FILE] [--bundle-root DIR] [--capture DIR [--capture-drift 1] [--capture-max 2000] [--capture-max-bytes 2147483648] [--capture-per-min 60]]
+            [--admin-token-file FILE] [--bundle-root DIR] [--capture DIR [--capture-drift 1] [--capture-max 2000] [--capture-max-bytes 2147483648] [--capture-per-min 60] [--capture-every 5]]
   POST /segment (image/jpeg|png|webp body or multipart field "image"; ?format=png|json|overlay|labels),
   GET /healthz /readyz /v1/model /metrics /openapi.json. Default model: the fastest file of the bundle
   whose parity stayed within 1 point of float32; default pool: one worker process per core (${os.availableParallelism()} here), 1 thread each.
@@ -26,7 +26,9 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   Capture: --capture DIR keeps uploaded frames whose drift is at least --capture-drift (re-encoded
   without metadata, with capture.jsonl: drift, time, model version), at most --capture-per-min a
   minute, --capture-max frames and --capture-max-bytes on disk (oldest removed); i2i train --from RUN
-  --target-frames DIR adapts to them.
+  --target-frames DIR adapts to them. Video jobs and --stream sources offer their decoded frames too
+  (PNG; source: the job or stream and the frame's pts), at most one per --capture-every seconds of
+  each video or stream.
   Logs JSON lines to stdout.
 `;
 

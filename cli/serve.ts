@@ -13,7 +13,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'admin-token-file': { type: 'string' }, 'bundle-root': { type: 'string' },
-    capture: { type: 'string' }, 'capture-drift': { type: 'string' }, 'capture-max': { type: 'string' }, 'capture-max-bytes': { type: 'string' }, 'capture-per-min': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
+    capture: { type: 'string' }, 'capture-drift': { type: 'string' }, 'capture-max': { type: 'string' }, 'capture-max-bytes': { type: 'string' }, 'capture-per-min': { type: 'string' }, 'capture-every': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
     redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
@@ -82,9 +82,9 @@ export async function cmdServe(argv: string[]): Promise<number> {
   return (await s.close()) ? 0 : 1;
 }
 
-/** --capture DIR [--capture-drift D] [--capture-max N] [--capture-max-bytes B] [--capture-per-min N]. */
-function captureOptions(v: Record<string, string | boolean | string[] | undefined>): { dir: string; minDrift?: number; max?: number; maxBytes?: number; perMinute?: number } | undefined {
-  const flags = ['capture-drift', 'capture-max', 'capture-max-bytes', 'capture-per-min'].filter((f) => v[f] !== undefined);
+/** --capture DIR [--capture-drift D] [--capture-max N] [--capture-max-bytes B] [--capture-per-min N] [--capture-every S]. */
+function captureOptions(v: Record<string, string | boolean | string[] | undefined>): { dir: string; minDrift?: number; max?: number; maxBytes?: number; perMinute?: number; everySeconds?: number } | undefined {
+  const flags = ['capture-drift', 'capture-max', 'capture-max-bytes', 'capture-per-min', 'capture-every'].filter((f) => v[f] !== undefined);
   if (typeof v.capture !== 'string') {
     if (flags.length) throw new UserError(`--${flags[0]} goes with --capture DIR.`, 'Pass --capture <folder for drifted frames>.');
     return undefined;
@@ -97,5 +97,7 @@ function captureOptions(v: Record<string, string | boolean | string[] | undefine
     if (typeof x !== 'string' || !/^[1-9]\d*$/.test(x)) throw new UserError(`--${f} must be a positive integer, got "${x}".`);
     return Number(x);
   };
-  return { dir: path.resolve(v.capture), minDrift: drift, max: count('capture-max'), maxBytes: count('capture-max-bytes'), perMinute: count('capture-per-min') };
+  const every = v['capture-every'] === undefined ? undefined : Number(v['capture-every']);
+  if (every !== undefined && !(every >= 0)) throw new UserError(`--capture-every must be a number of seconds >= 0, got "${v['capture-every']}".`, 'It spaces the frames kept from one video job or live stream (default 5; 0 keeps every drifted frame within --capture-per-min).');
+  return { dir: path.resolve(v.capture), minDrift: drift, max: count('capture-max'), maxBytes: count('capture-max-bytes'), perMinute: count('capture-per-min'), everySeconds: every };
 }

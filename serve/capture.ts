@@ -7,7 +7,12 @@
  * Frames are re-encoded in their own format with EXIF orientation applied and no metadata (vehicles'
  * uploads may carry GPS and camera serials), written under a temporary name and renamed, so a
  * trainer reading the folder never sees half a file. Layout: DIR/<time>_d<drift>_<version>_<n>.<ext>
- * and DIR/capture.jsonl, one line {file, drift, time, version, source} per frame still on disk.
+ * and DIR/capture.jsonl, one line {file, drift, time, version, source[, pts]} per frame still on disk.
+ *
+ * Video jobs and live streams offer their decoded frames (raw RGB, written as PNG) through a
+ * sampler each: at most one frame per `everySeconds` of that video or stream, so that a long drive
+ * through another domain leaves frames spread over it rather than its first minute's worth. They
+ * share the rate and the bounds above with the uploaded frames.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,10 +31,25 @@ export interface CaptureOptions {
   perMinute?: number;
   /** Pixels a kept frame may have (default 4096x2160; the server checked it already). */
   maxPixels?: number;
+  /** Per video job or live stream: at most one frame per this many seconds of it (default 5; 0: every drifted frame). */
+  everySeconds?: number;
   log?: (msg: string, extra?: Record<string, unknown>) => void;
 }
 
-export interface CaptureStats { kept: number; skippedRate: number; failed: number; onDisk: number; bytesOnDisk: number }
+/**
+ * skippedRate: over --capture-per-min; skippedBusy: a decoded frame offered while RAW_PENDING
+ * others still wait to be encoded (each is a full frame in memory).
+ */
+export interface CaptureStats { kept: number; skippedRate: number; skippedBusy: number; failed: number; onDisk: number; bytesOnDisk: number }
+
+/** A decoded frame: packed RGB, as ffmpeg writes it for the video jobs and live streams. */
+export interface RawFrame { data: Buffer; width: number; height: number }
+
+/** What a video job runner or a live stream takes to offer its frames (the server hands its capture over after attaching them). */
+export interface CaptureTarget { captureTo(capture: FrameCapture): void }
+
+/** Decoded frames waiting to be encoded at most (4K RGB is 25 MB each). */
+const RAW_PENDING = 4;
 
 const FRAME = /^\d{8}T\d{9}Z_d[\d.]+_[\w-]+(?:_\d+)?\.(jpg|png|webp)$/;
 const INDEX = 'capture.jsonl';
@@ -42,11 +62,13 @@ export class FrameCapture {
   private readonly max: number;
   private readonly maxBytes: number;
   private readonly perMinute: number;
+  readonly everySeconds: number;
   private readonly kept: Kept[];
+  private rawPending = 0;
   private recent: number[] = [];
   private chain: Promise<void> = Promise.resolve();
   private seq = 0;
-  readonly stats: CaptureStats = { kept: 0, skippedRate: 0, failed: 0, onDisk: 0, bytesOnDisk: 0 };
+  readonly stats: CaptureStats = { kept: 0, skippedRate: 0, skippedBusy: 0, failed: 0, onDisk: 0, bytesOnDisk: 0 };
 
   constructor(private readonly o: CaptureOptions) {
     this.dir = path.resolve(o.dir);
@@ -54,6 +76,7 @@ export class FrameCapture {
     this.max = o.max ?? 2000;
     this.maxBytes = o.maxBytes ?? 2 * 2 ** 30;
     this.perMinute = o.perMinute ?? 60;
+    this.everySeconds = o.everySeconds ?? 5;
     fs.mkdirSync(this.dir, { recursive: true });
     // Frames kept by an earlier run count against the bounds too (names sort by time).
     const lines = new Map<string, string>();
@@ -77,19 +100,52 @@ export class FrameCapture {
     const format = imageFormat(bytes);
     if (!format) return false;
     const ext = format === 'jpeg' ? 'jpg' : format;
+    if (!this.admit()) return false;
+    this.write(ext, drift, meta, () => {
+      // Re-encoded in sharp's threads: orientation applied, metadata dropped.
+      const img = sharp(bytes, { limitInputPixels: this.o.maxPixels ?? 4096 * 2160, failOn: 'warning' }).rotate();
+      return (ext === 'jpg' ? img.jpeg({ quality: 92 }) : ext === 'png' ? img.png() : img.webp({ quality: 92 })).toBuffer();
+    });
+    return true;
+  }
+
+  /**
+   * Offers a decoded frame (a video job's or a live stream's), kept as PNG: lossless, so a frame
+   * trained on is the frame the model saw. Callers sample through `sampler()`.
+   */
+  offerRaw(frame: RawFrame, drift: number | null, meta: { version: string; source: string; pts?: number }): boolean {
+    if (drift === null || drift < this.minDrift) return false;
+    if (frame.data.length !== frame.width * frame.height * 3) return false;
+    if (this.rawPending >= RAW_PENDING) { this.stats.skippedBusy++; return false; }
+    if (!this.admit()) return false;
+    this.rawPending++;
+    // A copy: decoders hand out views into buffers they keep (several frames each) or reuse.
+    const data = Buffer.from(frame.data);
+    this.write('png', drift, meta, () => sharp(data, { raw: { width: frame.width, height: frame.height, channels: 3 } }).png().toBuffer(), () => { this.rawPending--; });
+    return true;
+  }
+
+  /** One sampler per video job or live stream, named in each kept frame's `source` (with its pts). */
+  sampler(source: string): CaptureSampler { return new CaptureSampler(this, source); }
+
+  /** The rate: frames kept over the last minute. */
+  private admit(): boolean {
     const now = Date.now();
     this.recent = this.recent.filter((t) => now - t < 60_000);
     if (this.recent.length >= this.perMinute) { this.stats.skippedRate++; return false; }
     this.recent.push(now);
+    return true;
+  }
+
+  private write(ext: 'jpg' | 'png' | 'webp', drift: number, meta: { version: string; source: string; pts?: number }, encode: () => Promise<Buffer>, done?: () => void): void {
+    const now = Date.now();
     const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace('.', '');
     const name = `${stamp}_d${drift.toFixed(3)}_${meta.version.replace(/[^\w-]/g, '')}_${this.seq++ % 1000}.${ext}`;
-    const line = JSON.stringify({ file: name, drift, time: new Date(now).toISOString(), version: meta.version, source: meta.source });
+    const line = JSON.stringify({ file: name, drift, time: new Date(now).toISOString(), version: meta.version, source: meta.source, ...(meta.pts === undefined ? {} : { pts: Number(meta.pts.toFixed(6)) }) });
     this.chain = this.chain.then(async () => {
       const tmp = path.join(this.dir, `.${name}.tmp`);
       try {
-        // Re-encoded in sharp's threads: orientation applied, metadata dropped.
-        const img = sharp(bytes, { limitInputPixels: this.o.maxPixels ?? 4096 * 2160, failOn: 'warning' }).rotate();
-        const clean = await (ext === 'jpg' ? img.jpeg({ quality: 92 }) : ext === 'png' ? img.png() : img.webp({ quality: 92 })).toBuffer();
+        const clean = await encode();
         await fs.promises.writeFile(tmp, clean);
         await fs.promises.rename(tmp, path.join(this.dir, name));
         this.kept.push({ name, bytes: clean.length, line });
@@ -105,10 +161,11 @@ export class FrameCapture {
         this.stats.failed++;
         await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
         this.o.log?.('capture write failed', { error: (e as Error).message, dir: this.dir });
+      } finally {
+        done?.();
       }
       this.count();
     });
-    return true;
   }
 
   /** Resolves once every accepted frame is on disk. */
@@ -124,5 +181,24 @@ export class FrameCapture {
   private count(): void {
     this.stats.onDisk = this.kept.length;
     this.stats.bytesOnDisk = this.kept.reduce((a, k) => a + k.bytes, 0);
+  }
+}
+
+/**
+ * A video job's or a live stream's way into the capture: a drifted frame is offered only when at
+ * least `everySeconds` of the video (its pts) passed since the last one kept, so each source leaves
+ * frames spread over its length. A frame the capture refuses (rate, busy) does not count as kept:
+ * the next drifted one is offered.
+ */
+export class CaptureSampler {
+  private last: number | undefined;
+  constructor(private readonly capture: FrameCapture, readonly source: string) {}
+
+  offer(frame: RawFrame, drift: number | null, version: string, pts: number): boolean {
+    if (drift === null || drift < this.capture.minDrift) return false;
+    if (this.last !== undefined && Math.abs(pts - this.last) < this.capture.everySeconds) return false;
+    if (!this.capture.offerRaw(frame, drift, { version, source: `${this.source} pts ${pts.toFixed(3)}`, pts })) return false;
+    this.last = pts;
+    return true;
   }
 }

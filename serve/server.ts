@@ -9,7 +9,7 @@ import pino from 'pino';
 import { bundleId, readManifest } from '../core/bundle';
 import { UserError } from '../core/errors';
 import { readTokens } from './auth';
-import { FrameCapture, type CaptureOptions } from './capture';
+import { FrameCapture, type CaptureOptions, type CaptureTarget } from './capture';
 import { createApp, type AppOptions, type Logger } from './app';
 import { Engine, type EngineOptions } from './engine/engine';
 import type { LiveFeed } from '../core/live';
@@ -56,6 +56,8 @@ export interface RunningServer {
   reload(dir?: string): ReturnType<Engine['reload']>;
 }
 
+const isCaptureTarget = (x: unknown): x is CaptureTarget => typeof (x as Partial<CaptureTarget> | undefined)?.captureTo === 'function';
+
 export function jsonLogger(): Logger { return pino({ base: { service: 'i2i-serve' }, timestamp: pino.stdTimeFunctions.isoTime }); }
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
@@ -72,6 +74,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const capture = o.capture && new FrameCapture({ maxPixels: o.maxPixels, ...o.capture, log: (msg, extra) => log.warn({ ...extra }, msg) });
   const engine = Engine.create({ ...o, log: (level, msg, extra) => log[level]({ ...extra }, msg) });
   const extra = o.attach?.(engine);
+  // Video jobs and live streams are made by the caller's attach (cli/attach.ts): they get the capture here, before any job or stream starts.
+  if (capture) for (const x of [extra?.videos?.jobs, ...(extra?.streams ?? [])]) if (isCaptureTarget(x)) x.captureTo(capture);
   const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { withDefaults } from '../core/options';
 import type { Engine } from '../serve/engine/engine';
+import type { CaptureTarget, FrameCapture } from '../serve/capture';
 import { checkPixels, probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
 
@@ -26,12 +27,14 @@ export interface LocalJobsOptions {
   alpha?: number;
   /** Frames larger than this many pixels (width x height) are refused with 400 before decoding (default 4096x2304). */
   maxPixels?: number;
+  /** Drift-driven capture: each job's drifted frames, sampled (FrameCapture.sampler), go there. */
+  capture?: FrameCapture;
   log?: (msg: string, extra?: object) => void;
 }
 
 interface Job { status: JobStatus; dir: string; input: string; owned: boolean; ac: AbortController; run?: Promise<void> }
 
-export class LocalVideoJobs implements VideoJobs {
+export class LocalVideoJobs implements VideoJobs, CaptureTarget {
   readonly uploadDir: string;
   private readonly store: string;
   private readonly temporary: boolean;
@@ -39,6 +42,7 @@ export class LocalVideoJobs implements VideoJobs {
   private readonly waiting: Job[] = [];
   private running = 0;
   private closed = false;
+  private capture?: FrameCapture;
   private readonly o: Required<Pick<LocalJobsOptions, 'concurrency' | 'backlog' | 'keep'>> & LocalJobsOptions;
 
   constructor(o: LocalJobsOptions) {
@@ -47,7 +51,11 @@ export class LocalVideoJobs implements VideoJobs {
     this.store = o.store ? path.resolve(o.store) : fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-videos-'));
     this.uploadDir = path.join(this.store, 'uploads');
     fs.mkdirSync(this.uploadDir, { recursive: true });
+    this.capture = o.capture;
   }
+
+  /** The server's capture (i2i serve --capture), handed over after the jobs were made; jobs started from then on offer their frames. */
+  captureTo(capture: FrameCapture): void { this.capture = capture; }
 
   /** Room for one more: a free slot, or a place in the backlog. */
   accepting(): boolean { return !this.closed && this.running + this.waiting.length < this.o.concurrency + this.o.backlog; }
@@ -151,7 +159,7 @@ export class LocalVideoJobs implements VideoJobs {
     try {
       const r = await segmentVideo({
         engine: this.o.engine, input: j.input, out: path.join(j.dir, JOB_FILES.result), output: s.output, stats: path.join(j.dir, JOB_FILES.stats),
-        alpha: this.o.alpha, signal: j.ac.signal,
+        alpha: this.o.alpha, signal: j.ac.signal, capture: this.capture?.sampler(`video job ${s.id} (${s.input.name})`),
         onProgress: (p) => { s.frames = { done: p.done, total: p.total }; s.fps = p.fps; },
       });
       s.frames = { done: r.frames, total: r.error || j.ac.signal.aborted ? s.frames.total : r.frames };

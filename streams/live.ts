@@ -15,6 +15,7 @@ import type { LiveFeed, LiveStats } from '../core/live';
 import { UserError } from '../core/errors';
 import { blendOverlay, paletteOf, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
+import type { CaptureSampler, CaptureTarget, FrameCapture } from '../serve/capture';
 import { encodeVideo, runFfmpeg, type Ffmpeg } from './ffmpeg';
 
 export interface LiveOptions {
@@ -35,6 +36,8 @@ export interface LiveOptions {
   backoff?: { minMs?: number; maxMs?: number };
   /** No frame for this long while connected counts as a dropped source (default 10 s). */
   stallMs?: number;
+  /** Drift-driven capture: drifted frames, sampled by their time in the stream (FrameCapture.sampler). */
+  capture?: FrameCapture;
   log?: (msg: string, extra?: object) => void;
 }
 
@@ -53,7 +56,7 @@ export function redact(text: string): string {
 
 interface Frame { rgb: Buffer; width: number; height: number; readAt: number; seq: number }
 
-export class LiveStream extends EventEmitter implements LiveFeed {
+export class LiveStream extends EventEmitter implements LiveFeed, CaptureTarget {
   readonly name: string;
   private readonly o: LiveOptions;
   private readonly isFile: boolean;
@@ -75,6 +78,9 @@ export class LiveStream extends EventEmitter implements LiveFeed {
   private segment?: { file: string; enc: ReturnType<typeof encodeVideo>; stats: fs.WriteStream; startedAt: number; width: number; height: number };
   private finished?: Promise<void>;
   private readonly palette: [number, number, number][];
+  private capture?: CaptureSampler;
+  /** When the first frame was read (monotonic): a frame's time in the stream, across reconnects, counts from it. */
+  private firstReadAt?: number;
 
   constructor(o: LiveOptions) {
     super();
@@ -87,7 +93,11 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     if (!/^[\w.-]{1,64}$/.test(o.name)) throw new UserError(`Stream name "${o.name}" is not usable in a URL.`, 'Use letters, digits, dot, dash or underscore (e.g. --stream front=rtsp://...).');
     if (this.isFile && !fs.existsSync(o.source)) throw new UserError(`${o.source} is neither a URL nor an existing file.`, 'Pass rtsp://, http(s)://, ... or a video file.');
     if (o.out) fs.mkdirSync(o.out, { recursive: true });
+    if (o.capture) this.captureTo(o.capture);
   }
+
+  /** The server's capture (i2i serve --capture), handed over after the stream was made. */
+  captureTo(capture: FrameCapture): void { this.capture = capture.sampler(`stream ${this.name}`); }
 
   /** Starts reading; resolves when the stream has ended (a file's end) or was stopped. */
   start(): Promise<void> { return this.finished ??= this.run(); }
@@ -176,6 +186,7 @@ export class LiveStream extends EventEmitter implements LiveFeed {
         if (this.newest && this.newest.seq > this.taken) this.counts.dropped++;
         // Copied out: the chunk is not kept alive by a view of the newest frame only.
         this.newest = { rgb: Buffer.from(all.subarray(off, off + size)), width, height, readAt: performance.now(), seq: ++this.counts.read };
+        this.firstReadAt ??= this.newest.readAt;
         frames++;
       }
       pending = [all.subarray(off)]; bytes = all.length - off;
@@ -254,6 +265,8 @@ export class LiveStream extends EventEmitter implements LiveFeed {
     const overlay = blendOverlay({ data: f.rgb, width: f.width, height: f.height, channels: 3 }, labels, this.palette, this.o.alpha ?? 0.5);
     this.fractions = presentFractions(labels, m.classes);
     this.drift = r.drift;
+    // A live frame has no pts of its own (real-time sources restart theirs on reconnect): its time since the stream's first frame stands in.
+    this.capture?.offer({ data: f.rgb, width: f.width, height: f.height }, r.drift, r.version, (f.readAt - (this.firstReadAt ?? f.readAt)) / 1000);
     this.counts.segmented++;
     this.recent.push(performance.now());
     if (this.recent.length > 60) this.recent.shift();

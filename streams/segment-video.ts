@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { blendOverlay, paletteOf, paletteRgb, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
+import type { CaptureSampler } from '../serve/capture';
 import { decodeFrames, encodeVideo, probeVideo, type VideoInfo } from './ffmpeg';
 
 export type OutputKind = 'overlay' | 'mask' | 'both';
@@ -37,6 +38,8 @@ export interface SegmentVideoOptions {
   /** A hard stop (a timeout): every ffmpeg of this video is killed at once, frames in flight are lost. */
   kill?: AbortSignal;
   onProgress?: (p: Progress) => void;
+  /** Drift-driven capture (i2i serve --capture): each segmented frame is offered with its drift and pts. */
+  capture?: CaptureSampler;
 }
 
 export interface Progress { file: string; done: number; total: number; fps: number; etaSeconds: number }
@@ -102,6 +105,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
     if (overlayEnc) writes.push(overlayEnc.write(blendOverlay({ data: f.rgb, width: W, height: H, channels: 3 }, labels, palette, alpha), t));
     if (maskEnc) writes.push(maskEnc.write(paletteRgb(labels, palette), t));
     await Promise.all(writes);
+    o.capture?.offer({ data: f.rgb, width: W, height: H }, r.drift, r.version, f.pts);
     if (stats) {
       const line = JSON.stringify({ index: f.index, pts: Number(f.pts.toFixed(6)), drift: r.drift, fractions: presentFractions(labels, m.classes) });
       if (!stats.write(line + '\n')) await new Promise<void>((res) => stats.once('drain', () => res()));

@@ -56,6 +56,50 @@ describe('serve: drift-driven capture and the adaptation loop', function () {
     assert.ok(again.stats.bytesOnDisk <= c.stats.bytesOnDisk + 10 && again.stats.onDisk === 3, JSON.stringify(again.stats));
   });
 
+  it('decoded frames (video jobs, live streams) go through a sampler per source: PNG, one per everySeconds of its pts, sharing the rate and the bounds with uploads', async () => {
+    const dir = tmpDir();
+    const c = new FrameCapture({ dir, minDrift: 1, max: 4, perMinute: 4, everySeconds: 2 });
+    const rgb = (r: number, g: number, b: number) => ({ data: Buffer.from(Array.from({ length: 8 * 4 * 3 }, (_, i) => [r, g, b][i % 3])), width: 8, height: 4 });
+    const a = c.sampler('video job A (a.mp4)'), b = c.sampler('stream front');
+    assert.equal(a.offer(rgb(1, 2, 3), 0.5, 'v1', 0), false, 'below the threshold');
+    assert.equal(a.offer(rgb(1, 2, 3), null, 'v1', 0.1), false, 'no drift');
+    assert.equal(a.offer(rgb(10, 20, 30), 3, 'v1', 0.2), true, 'the first drifted frame');
+    assert.equal(a.offer(rgb(1, 2, 3), 9, 'v1', 1.9), false, 'within everySeconds of the last one kept');
+    assert.equal(b.offer(rgb(40, 50, 60), 2, 'v1', 0.5), true, 'another source samples on its own');
+    assert.equal(a.offer(rgb(70, 80, 90), 4, 'v1', 2.2), true, '2 s of video later');
+    assert.equal(a.offer({ data: Buffer.alloc(5), width: 8, height: 4 }, 4, 'v1', 9), false, 'not an RGB frame of that size');
+    const jpeg = await sharp({ create: { width: 8, height: 4, channels: 3, background: { r: 0, g: 0, b: 255 } } }).jpeg().toBuffer();
+    assert.equal(c.offer(jpeg, 5, { version: 'v1', source: 'POST /segment' }), true, 'the fourth frame this minute');
+    assert.equal(a.offer(rgb(1, 2, 3), 6, 'v1', 6), false, 'over --capture-per-min: uploads and decoded frames share the rate');
+    assert.equal(c.stats.skippedRate, 1);
+    assert.equal(a.offer(rgb(1, 2, 3), 6, 'v1', 6.5), false, 'still over the rate (and a refused frame was not counted as kept)');
+    await c.flush();
+    const lines = fs.readFileSync(path.join(dir, 'capture.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string; drift: number; source: string; pts?: number });
+    assert.deepEqual(lines.map((l) => [l.source, l.pts, l.drift]), [
+      ['video job A (a.mp4) pts 0.200', 0.2, 3], ['stream front pts 0.500', 0.5, 2], ['video job A (a.mp4) pts 2.200', 2.2, 4], ['POST /segment', undefined, 5]]);
+    assert.deepEqual(lines.map((l) => path.extname(l.file)), ['.png', '.png', '.png', '.jpg']);
+    // Lossless: the PNG holds the frame's pixels as decoded.
+    const first = await sharp(path.join(dir, lines[0].file)).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([first.info.width, first.info.height, ...first.data.subarray(0, 3)], [8, 4, 10, 20, 30]);
+    // The count bound evicts the oldest whatever their source; the rate window is a minute, so a new capture is used here.
+    const more = new FrameCapture({ dir, minDrift: 1, max: 4, perMinute: 100, everySeconds: 0 });
+    const m = more.sampler('stream rear');
+    assert.equal(m.offer(rgb(5, 5, 5), 2, 'v2', 100), true);
+    assert.equal(m.offer(rgb(6, 6, 6), 2, 'v2', 100.01), true, 'everySeconds 0: every drifted frame');
+    await more.flush();
+    const after = fs.readFileSync(path.join(dir, 'capture.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { source: string }).source);
+    assert.deepEqual(after, ['video job A (a.mp4) pts 2.200', 'POST /segment', 'stream rear pts 100.000', 'stream rear pts 100.010']);
+    assert.equal(fs.readdirSync(dir).filter((f) => /\.(png|jpg)$/.test(f)).length, 4);
+    // Decoded frames are whole frames in memory: a few wait to be encoded at most, the rest are skipped and counted.
+    const busy = new FrameCapture({ dir: tmpDir(), minDrift: 1, perMinute: 100, everySeconds: 0 });
+    const n = busy.sampler('stream burst');
+    const took = Array.from({ length: 6 }, (_, i) => n.offer(rgb(i, i, i), 2, 'v1', i));
+    assert.deepEqual(took, [true, true, true, true, false, false]);
+    assert.equal(busy.stats.skippedBusy, 2);
+    await busy.flush();
+    assert.equal(busy.stats.kept, 4);
+  });
+
   it('serve --capture -> fine-tune on the kept frames -> convert -> reload: the drift of captured frames never calibrated on falls', async () => {
     // What this proves is the loop's plumbing: frames kept by drift become the target of a fine-tuned
     // run whose bundle, calibrated on half of them, the server reloads; the other half is measured.
