@@ -68,6 +68,8 @@ describe('cli: i2i convert chooses a segmenter input with its frames\' aspect', 
     } finally { fs.renameSync(tgt + '-moved', tgt); }
   });
 
+  after(() => fs.rmSync(root, { recursive: true, force: true }));
+
   it('i2i convert --help documents the default', () => {
     const r = ok(['convert', '--help']);
     assert.match(r.stdout, /Segmenters default to the frames' own aspect at\s+the training scale/);
