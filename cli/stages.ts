@@ -53,7 +53,9 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --target-frames DIR
                   segmentation: unlabelled target frames, every PNG/JPEG/WebP under DIR (e.g. i2i serve --capture's)
   --from RUN      fine-tune: start every network from RUN's last checkpoint, with its task, method and
-                  configuration (flags and --set apply on top; fresh optimisers, step 0)
+                  configuration (flags and --set apply on top; fresh optimisers, step 0); with --method,
+                  that preset instead (e.g. --method full+st: self-training from an I2I run, the teacher
+                  starting as its f and h; networks RUN lacks start from their initialisation)
   --target-videos DIR
                   segmentation: unlabelled target frames sampled from every video in DIR
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)

@@ -342,13 +342,18 @@ export function setPath(patch: Record<string, unknown>, key: string, raw: string
   o[parts[parts.length - 1]] = value;
 }
 
+/** A method's preset for a task kind (segmentation's versions where 5.3 differs). */
+export function methodPreset(kind: Config['kind'], method: string): ConfigPatch {
+  if (!METHODS[method]) throw new UserError(`Unknown method "${method}".`, `Use one of: ${Object.keys(METHODS).join(', ')}.`);
+  return kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
+}
+
 /** task base + method preset + overrides, validated. */
 export function buildConfig(task: string, method: string, overrides: ConfigPatch = {}): Config {
   if (!TASKS[task]) throw new UserError(`Unknown task "${task}".`, `Use one of: ${Object.keys(TASKS).join(', ')}.`);
-  if (!METHODS[method]) throw new UserError(`Unknown method "${method}".`, `Use one of: ${Object.keys(METHODS).join(', ')}.`);
   const { base, ...taskPatch } = TASKS[task];
   const b = base ?? DIGITS_BASE;
-  const preset = b.kind === 'segment' ? merge(METHODS[method], SEGMENT_METHODS[method]) : METHODS[method];
+  const preset = methodPreset(b.kind, method);
   let cfg = resolveImagenet(merge(merge(merge({ ...b, task, method } as unknown, taskPatch), preset), overrides) as Config, overrides.model?.init !== undefined);
   const pretrained = cfg.model.init !== undefined && cfg.model.init !== INIT_NONE;
   if (cfg.model.inputNorm === 'auto') {

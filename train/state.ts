@@ -24,17 +24,18 @@ export function modelState(model: I2IModel): { tensors: Map<string, tf.Tensor>; 
  * Loads weights, buffers and optimiser state; every variable of the model must be present, except
  * the self-training teacher: a checkpoint without one (older, or an I2I run that --from fine-tunes)
  * leaves the teacher a copy of the restored f and h. `teacher: 'student'` makes it that copy anyway
- * (--from: the teacher starts as the run's f and h).
+ * (--from: the teacher starts as the run's f and h). `allowMissing` (--from) lets networks the
+ * checkpoint lacks keep their initialisation; their names are returned.
  */
-export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimizer?: boolean; teacher?: 'checkpoint' | 'student' } = {}): void {
+export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimizer?: boolean; teacher?: 'checkpoint' | 'student'; allowMissing?: boolean } = {}): string[] {
   if (ckpt.meta.networks.includes('f_t')) model.untie();
   const teacher = new Set<string>(TEACHER_NETWORKS);
   const absent = model.networks().map((n) => n.name).filter((n) => !ckpt.meta.networks.includes(n));
   const missing = absent.filter((n) => !teacher.has(n));
-  if (missing.length) throw new UserError(`The checkpoint lacks network(s) ${missing.join(', ')} that this configuration needs.`, 'Resume with the configuration the run was trained with.');
+  if (missing.length && !opts.allowMissing) throw new UserError(`The checkpoint lacks network(s) ${missing.join(', ')} that this configuration needs.`, 'Resume with the configuration the run was trained with.');
   const fromStudent = opts.teacher === 'student' || absent.some((n) => teacher.has(n));
   for (const n of model.networks()) {
-    if (fromStudent && teacher.has(n.name)) continue;
+    if ((fromStudent && teacher.has(n.name)) || missing.includes(n.name)) continue;
     for (const [prefix, map] of [['var', n.store.trainable], ['buf', n.store.buffers]] as const) {
       for (const [k, v] of map) {
         const t = ckpt.tensors.get(`${prefix}:${k}`);
@@ -45,6 +46,7 @@ export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimize
     }
   }
   if (fromStudent) model.resetTeacher();
+  return missing;
   if (opts.optimizer !== false) {
     for (const [tag, opt] of [['optG', model.optG], ['optD', model.optD]] as const) {
       const steps = ckpt.meta.optimizerSteps[tag] ?? {};

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, merge, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, merge, methodPreset, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -159,9 +159,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   } else {
     if (opts.from) {
-      if (opts.task || opts.method) throw new UserError('--from takes the task and method of the run it starts from.', 'Leave out --task and --method, or --from.');
+      if (opts.task) throw new UserError('--from takes the task of the run it starts from.', 'Leave out --task, or --from.');
+      // --method switches the preset on top of the run's configuration, e.g. an I2I run continued
+      // with self-training (--method full+st); without it, the run's own method.
       const from = readCheckpointMeta(opts.from).config;
-      config = validateConfig({ ...merge(from, opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
+      const preset = opts.method ? { ...methodPreset(from.kind, opts.method), method: opts.method } : {};
+      config = validateConfig({ ...merge(merge(from, preset), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
     } else {
       if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
       config = buildConfig(opts.task, opts.method, opts.overrides);
@@ -200,9 +203,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   try {
     if (!ckpt && config.fromRun) {
       const from = readCheckpoint(config.fromRun);
-      // The teacher (self-training) starts as the run's f and h.
-      try { restoreModel(model, from, { optimizer: false, teacher: 'student' }); } finally { disposeCheckpoint(from); }
-      progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${from.meta.step}; fresh optimisers)`);
+      // The teacher (self-training) starts as the run's f and h; networks the run lacks (decoders
+      // and critics of a method it did not use) start from their initialisation.
+      let fresh: string[] = [];
+      try { fresh = restoreModel(model, from, { optimizer: false, teacher: 'student', allowMissing: true }); } finally { disposeCheckpoint(from); }
+      progress(`[i2i] fine-tuning from ${config.fromRun} (its step ${from.meta.step}; fresh optimisers${fresh.length ? `; ${fresh.join(', ')} not in it, initialised` : ''})`);
     } else if (!ckpt && config.model.init) {
       initFromKeras(model.f.store, config.model.init, { allowUnmatched: config.model.initAllowUnmatched, log: progress });
       model.resetTeacher();

@@ -242,12 +242,14 @@ describe('self-training (train/self-training.ts)', function () {
         assert.deepEqual(t, f);
       } finally { m.dispose(); disposeCheckpoint(ckpt); }
 
+      // Through the bin: a source-only run continued as full+st (the decoders and critics it lacks start fresh).
       const fine = path.join(root, 'from');
-      const lines: string[] = [];
-      await train({ from: so, out: fine, overrides: { steps: 1, weights: { st: 1 } }, progress: (l) => lines.push(l) });
-      assert.ok(lines.some((l) => /fine-tuning from/.test(l)));
+      const r = await cli(['train', '--from', so, '--method', 'full+st', '--out', fine, '--steps', '1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /fine-tuning from .*g_shared, g_x, g_y, D_x, D_y not in it, initialised/);
+      assert.match(r.stdout, /synth-drive \/ full\+st to step 1/);
       const w = checkpointValues(fine);
-      assert.ok([...w.keys()].some((k) => k.startsWith('var:f_ema/')));
+      assert.ok([...w.keys()].some((k) => k.startsWith('var:f_ema/')) && [...w.keys()].some((k) => k.startsWith('var:g_y/')));
     });
 
     it("self-training's pseudo-labels get more of the target pixels right over the first steps (target labels read for this check only)", async () => {
