@@ -5,9 +5,9 @@ import { VIDEO_JOB_SCHEMA, videoPaths } from './videos';
 const error = { $ref: '#/components/schemas/Error' };
 const errors = (codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: STATUS[c], content: { 'application/json': { schema: error } } }]));
 const STATUS: Record<number, string> = {
-  400: 'Undecodable, truncated or empty image or video, or a bad parameter.', 401: 'Missing or wrong bearer token.', 403: 'A server path outside the operator\'s --video-dir (or none allowed).', 404: 'No such job or stream.',
-  408: 'The body did not arrive before the deadline.', 409: 'The job has no result yet (or failed before any frame).', 413: 'Body or pixel count over the limit.',
-  415: 'Not a media type this route reads (image/* for /segment, video/* for /videos, or multipart/form-data).', 503: 'Queue full, no worker, or draining (see Retry-After).', 504: 'The deadline passed.',
+  400: 'Undecodable, truncated or empty image or video, a body cut short, malformed multipart or JSON, or a bad parameter.', 401: 'Missing or wrong bearer token.', 403: 'A server path outside the operator\'s --video-dir (or none allowed).', 404: 'No such job or stream.',
+  408: 'The body did not arrive before the deadline (--timeout-ms; --upload-timeout-ms for videos).', 409: 'The job has no result yet (or failed before any frame).', 413: 'Body or pixel count over the limit.',
+  415: 'Not a media type this route reads (image/* for /segment, video/* for /videos, or multipart/form-data; application/json for JSON bodies).', 503: 'Queue full, no worker, draining, or no room to store an upload (see Retry-After).', 504: 'The deadline passed.',
 };
 
 export function openApiDocument(o: { auth: boolean; version: string; videos?: boolean; streams?: boolean }): object {
@@ -67,7 +67,7 @@ export function openApiDocument(o: { auth: boolean; version: string; videos?: bo
       '/v1/model': { get: { summary: 'The model card: classes, palette, input, precision, parity, drift calibration', security, responses: { 200: { description: 'The bundle manifest\'s public part.', content: json({ type: 'object' }) }, ...errors(o.auth ? [401] : []) } } },
       '/v1/model/reload': { post: { summary: 'Load a bundle (the --bundle path again, or {"bundle": NAME} under --bundle-root) in a new pool, warm it, switch; in-flight requests finish on the old model',
         security: [{ admin: [] }], requestBody: { required: false, content: json({ type: 'object', properties: { bundle: { type: 'string' } } }) },
-        responses: { 200: { description: 'The active and previous model versions.', content: json({ type: 'object' }) }, ...errors([400, 401, 403, 404, 409, 422]) } } },
+        responses: { 200: { description: 'The active and previous model versions.', content: json({ type: 'object' }) }, ...errors([400, 401, 403, 404, 408, 409, 413, 415, 422]) } } },
       '/v1/model/rollback': { post: { summary: 'Reload the model served before the last reload', security: [{ admin: [] }],
         responses: { 200: { description: 'The active and previous model versions.', content: json({ type: 'object' }) }, ...errors([401, 403, 409, 422]) } } },
       '/metrics': { get: { summary: 'Prometheus metrics', security, responses: { 200: { description: 'Text exposition format.', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(o.auth ? [401] : []) } } },

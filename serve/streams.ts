@@ -11,7 +11,8 @@ import { HttpError } from './http-error';
 
 const BOUNDARY = 'i2iframe';
 
-export function mountStreamRoutes(app: Express, feeds: LiveFeed[], o: { maxViewers?: number }, send: (res: Response, e: unknown) => void): { close(): void } {
+/** Errors are thrown to the app's error middleware (serve/http-error). */
+export function mountStreamRoutes(app: Express, feeds: LiveFeed[], o: { maxViewers?: number }): { close(): void } {
   const byName = new Map(feeds.map((f) => [f.name, f]));
   const maxViewers = o.maxViewers ?? 16;
   const views = new Set<Response>();
@@ -22,27 +23,23 @@ export function mountStreamRoutes(app: Express, feeds: LiveFeed[], o: { maxViewe
   };
   app.get('/streams', (_req, res) => { res.json({ streams: feeds.map((f) => ({ ...f.stats(), links: { stats: `/streams/${f.name}`, mjpeg: `/streams/${f.name}.mjpeg` } })) }); });
   app.get('/streams/:name.mjpeg', (req, res) => {
-    try {
-      const f = find(req);
-      if (views.size >= maxViewers) throw new HttpError(503, `${views.size} viewers are watching already.`, 'Retry later.', { 'Retry-After': '5' });
-      res.writeHead(200, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}`, 'Cache-Control': 'no-store', Connection: 'close' });
-      views.add(res);
-      const write = (jpeg: Buffer) => {
-        // A slow viewer: skip this frame rather than queue it (at most ~2 frames buffered per viewer).
-        if (res.writableLength > 2 * jpeg.length) return;
-        res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
-        res.write(jpeg);
-        res.write('\r\n');
-      };
-      const first = f.latest();
-      if (first) write(first);
-      const unsubscribe = f.subscribe(write);
-      res.on('close', () => { unsubscribe(); views.delete(res); });
-    } catch (e) { send(res, e); }
+    const f = find(req);
+    if (views.size >= maxViewers) throw new HttpError(503, `${views.size} viewers are watching already.`, 'Retry later.', { 'Retry-After': '5' });
+    res.writeHead(200, { 'Content-Type': `multipart/x-mixed-replace; boundary=${BOUNDARY}`, 'Cache-Control': 'no-store', Connection: 'close' });
+    views.add(res);
+    const write = (jpeg: Buffer) => {
+      // A slow viewer: skip this frame rather than queue it (at most ~2 frames buffered per viewer).
+      if (res.writableLength > 2 * jpeg.length) return;
+      res.write(`--${BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: ${jpeg.length}\r\n\r\n`);
+      res.write(jpeg);
+      res.write('\r\n');
+    };
+    const first = f.latest();
+    if (first) write(first);
+    const unsubscribe = f.subscribe(write);
+    res.on('close', () => { unsubscribe(); views.delete(res); });
   });
-  app.get('/streams/:name', (req, res) => {
-    try { res.json(find(req).stats()); } catch (e) { send(res, e); }
-  });
+  app.get('/streams/:name', (req, res) => { res.json(find(req).stats()); });
   return { close: () => { for (const r of views) r.end(); } };
 }
 

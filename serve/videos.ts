@@ -5,11 +5,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Express, Request, Response } from 'express';
+import type { Express, NextFunction, Request, Response } from 'express';
 import * as client from 'prom-client';
 import { JOB_ID, JobError, type VideoJobs } from '../core/video-jobs';
+import { contentType, jsonRule, readJson, saveBody, within, type BodyRule } from './body';
 import { HttpError } from './http-error';
-import { saveVideoUpload } from './upload';
 
 export interface VideoRouteOptions {
   jobs: VideoJobs;
@@ -23,91 +23,99 @@ export interface VideoRouteOptions {
   maxUploads?: number;
 }
 
-const STATUS = { 'backlog-full': 503, 'bad-video': 400, 'not-found': 404, 'not-ready': 409, closed: 503 } as const;
-
-export function jobHttpError(e: unknown, jobs: VideoJobs): unknown {
-  if (!(e instanceof JobError)) return e;
-  // A refused upload is not read: its connection closes after the answer.
-  return new HttpError(STATUS[e.code], e.message, e.hint, e.code === 'backlog-full' || e.code === 'closed' ? { 'Retry-After': String(jobs.retryAfterSeconds()), Connection: 'close' } : {});
+export function videoRule(maxBytes: number): BodyRule {
+  return {
+    what: 'video', accepts: (t) => t.startsWith('video/') || t === 'application/octet-stream', field: 'video',
+    types: 'video/*, or multipart/form-data with a field "video"',
+    example: 'Send the video as the body with its type (curl --data-binary @drive.mp4 -H "Content-Type: video/mp4"), or as the form field "video" (curl -F video=@drive.mp4).',
+    maxBytes, smaller: 'Cut it (ffmpeg -ss/-t), or raise --max-video-bytes.', timeoutFlag: '--upload-timeout-ms',
+  };
 }
+const PATH_RULE = jsonRule('{"path": "relative/to/video-dir.mp4"}');
 
-export function mountVideoRoutes(app: Express, o: VideoRouteOptions, isDraining: () => boolean, send: (res: Response, e: unknown) => void): void {
+/** `timeoutMs` bounds a JSON body (the server's request timeout); uploads have their own bound. */
+export function mountVideoRoutes(app: Express, o: VideoRouteOptions, c: { isDraining(): boolean; timeoutMs: number }): void {
   const { jobs } = o;
   const maxBytes = o.maxVideoBytes ?? 2 * 2 ** 30, uploadMs = o.uploadTimeoutMs ?? 600_000, maxUploads = o.maxUploads ?? 4;
+  const rule = videoRule(maxBytes);
   let uploading = 0;
-  const wrap = (f: (req: Request, res: Response) => Promise<void> | void) => async (req: Request, res: Response) => {
-    try { await f(req, res); } catch (e) { if (!res.headersSent) send(res, jobHttpError(e, jobs)); }
-  };
   // Anything but this API's own ids is no job, and never reaches a runner (or a queue's keys).
-  app.param('id', (_req, res, next, id: string) => {
-    if (JOB_ID.test(id)) return next();
-    send(res, jobHttpError(new JobError('not-found', `No video job ${JSON.stringify(id).slice(0, 60)}.`, 'GET /videos lists the jobs.'), jobs));
+  app.param('id', (_req: Request, _res: Response, next: NextFunction, id: string) => {
+    next(JOB_ID.test(id) ? undefined : new JobError('not-found', `No video job ${JSON.stringify(id).slice(0, 60)}.`, 'GET /videos lists the jobs.'));
   });
   const self = (id: string) => ({ self: `/videos/${id}`, result: `/videos/${id}/result`, stats: `/videos/${id}/result?stats=1` });
 
-  app.post('/videos', wrap(async (req, res) => {
-    if (isDraining()) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1', Connection: 'close' });
+  /** Refusals that need no body: checked before a byte of it is read. */
+  const admit = (req: Request) => {
+    if (c.isDraining()) throw new HttpError(503, 'The server is draining (shutting down).', 'Retry on another instance.', { 'Retry-After': '1' });
     if (!jobs.accepting()) throw new JobError('backlog-full', 'The video backlog is full.', 'Retry after the Retry-After seconds.');
-    if (req.query.output !== undefined && req.query.output !== 'overlay' && req.query.output !== 'mask') throw new HttpError(400, `output must be overlay or mask, got ${JSON.stringify(req.query.output)}.`, 'Pass ?output=overlay (the frames with the class colours) or ?output=mask (lossless label colours).', { Connection: 'close' });
+    if (req.query.output !== undefined && req.query.output !== 'overlay' && req.query.output !== 'mask') throw new HttpError(400, `output must be overlay or mask, got ${JSON.stringify(req.query.output)}.`, 'Pass ?output=overlay (the frames with the class colours) or ?output=mask (lossless label colours).');
     // Uploads may take minutes each: their number is bounded, so slow clients cannot pile them up.
-    if (uploading >= maxUploads) throw new HttpError(503, `${uploading} video uploads are in progress.`, 'Retry after the Retry-After seconds.', { 'Retry-After': '5', Connection: 'close' });
+    if (uploading >= maxUploads) throw new HttpError(503, `${uploading} video uploads are in progress.`, 'Retry after the Retry-After seconds.', { 'Retry-After': '5' });
+  };
+  /** The raw body or the multipart field "video", streamed to a file the job then owns. */
+  const upload = async (req: Request) => {
+    const r = await saveBody(req, rule, within(uploadMs), jobs.uploadDir);
+    const name = r.filename !== undefined ? nameOf(r.filename) ?? 'upload.mp4'
+      : nameOf(req.get('x-filename')) ?? `upload.${r.type.split('/')[1]?.replace(/^x-|[^\w]/g, '') || 'mp4'}`;
+    return { file: r.data, bytes: r.bytes, name, owned: true };
+  };
+
+  app.post('/videos', async (req: Request, res: Response) => {
+    admit(req);
     uploading++;
-    let upload;
+    let input;
     try {
-      const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-      upload = type === 'application/json' ? await serverPath(req, o.videoDir) : { ...(await saveVideoUpload(req, jobs.uploadDir, maxBytes, uploadMs)), owned: true };
+      input = contentType(req) === 'application/json' ? await serverPath(req, o.videoDir, within(c.timeoutMs)) : await upload(req);
     } finally {
       uploading--;
     }
-    const status = await jobs.submit({ ...upload, output: req.query.output === 'mask' ? 'mask' : 'overlay' });
+    const status = await jobs.submit({ ...input, output: req.query.output === 'mask' ? 'mask' : 'overlay' });
     res.status(202).location(`/videos/${status.id}`).json({ ...status, links: self(status.id) });
-  }));
-  app.get('/videos', wrap(async (req, res) => {
+  });
+  app.get('/videos', async (req: Request, res: Response) => {
     const limit = req.query.limit === undefined ? 20 : Number(req.query.limit);
     if (!(Number.isInteger(limit) && limit >= 1 && limit <= 100)) throw new HttpError(400, `limit must be an integer in [1, 100], got ${JSON.stringify(req.query.limit)}.`, 'Pass e.g. ?limit=20.');
     const after = typeof req.query.after === 'string' ? req.query.after : undefined;
     const page = await jobs.list({ limit, after });
     res.json({ jobs: page.jobs.map((j) => ({ ...j, links: self(j.id) })), next: page.next && `/videos?limit=${limit}&after=${page.next}` });
-  }));
-  app.get('/videos/:id', wrap(async (req, res) => {
+  });
+  app.get('/videos/:id', async (req: Request, res: Response) => {
     const s = await jobs.get(String(req.params.id));
     if (!s) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs this server knows (jobs do not survive a restart).');
     res.json({ ...s, links: self(s.id) });
-  }));
-  app.get('/videos/:id/result', wrap(async (req, res) => {
+  });
+  app.get('/videos/:id/result', async (req: Request, res: Response) => {
     const stats = req.query.stats === '1' || req.query.stats === 'true';
     const r = await jobs.result(String(req.params.id), stats ? 'stats' : 'video');
     if (r.partial) res.set('X-Partial', 'true');
     res.type(stats ? 'application/x-ndjson' : 'video/mp4');
     // sendFile answers Range requests, so a browser's <video> can seek.
-    await new Promise<void>((resolve, reject) => res.sendFile(r.file, { dotfiles: 'allow', headers: { 'Cache-Control': 'no-store' } }, (e) => (e ? reject(e) : resolve())));
-  }));
-  app.delete('/videos/:id', wrap(async (req, res) => {
+    await new Promise<void>((resolve, reject) => res.sendFile(r.file, { dotfiles: 'allow', headers: { 'Cache-Control': 'no-store' } }, (e) => {
+      if (!e) return resolve();
+      // Deleted between the lookup and the read: the job is gone (its path is not the client's business).
+      reject((e as NodeJS.ErrnoException).code === 'ENOENT' ? new JobError('not-found', `The result of video job ${req.params.id} is gone.`, 'GET /videos lists the jobs.') : e);
+    }));
+  });
+  app.delete('/videos/:id', async (req: Request, res: Response) => {
     if (!(await jobs.remove(String(req.params.id)))) throw new JobError('not-found', `No video job ${req.params.id}.`, 'GET /videos lists the jobs.');
     res.status(204).end();
-  }));
+  });
+}
+
+/** A client's file name, reduced to a safe base name (it is only echoed back, never used as a path). */
+function nameOf(v: string | undefined): string | undefined {
+  const n = v && path.basename(v).replace(/[^\w.\- ]/g, '_').slice(0, 200);
+  return n || undefined;
 }
 
 /** JSON {"path": "..."}: only a file inside the operator's --video-dir, read in place (never moved). */
-async function serverPath(req: Request, dir: string | undefined): Promise<{ file: string; name: string; bytes: number; owned: false }> {
+async function serverPath(req: Request, dir: string | undefined, deadline: ReturnType<typeof within>): Promise<{ file: string; name: string; bytes: number; owned: false }> {
+  // Refused before the body is read.
   if (!dir) throw new HttpError(403, 'This server takes no paths: upload the video instead.', 'Send the video as the body (Content-Type video/mp4) or as the multipart field "video"; an operator allows paths with --video-dir.');
-  const body = await new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    const onData = (c: Buffer) => {
-      n += c.length;
-      if (n <= 4096) { chunks.push(c); return; }
-      // Drained, not destroyed: the client reads the 413.
-      req.off('data', onData); req.resume();
-      reject(new HttpError(413, 'The JSON body is over 4 KiB.', 'Send {"path": "relative/to/video-dir.mp4"}.', { Connection: 'close' }));
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
-    req.once('error', (e) => reject(new HttpError(400, `The body could not be read: ${e.message}.`, 'Send {"path": "..."}.')));
-  });
-  let p: unknown;
-  try { p = (JSON.parse(body.toString('utf8')) as { path?: unknown }).path; } catch { p = undefined; }
-  if (typeof p !== 'string' || !p) throw new HttpError(400, 'The JSON body needs a "path" string.', 'Send {"path": "relative/to/video-dir.mp4"}.');
+  const body = await readJson(req, PATH_RULE, deadline);
+  const p = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { path?: unknown }).path : undefined;
+  if (typeof p !== 'string' || !p) throw new HttpError(400, 'The JSON body needs a "path" string.', PATH_RULE.example);
   const root = fs.realpathSync(dir);
   const inside = (f: string) => { const r = path.relative(root, f); return r !== '' && !r.startsWith('..') && !path.isAbsolute(r); };
   const outside = new HttpError(403, `${p} is not a file inside the server's video directory.`, 'Name a file relative to --video-dir.');
