@@ -9,6 +9,7 @@ import type { Config } from '../config';
 import { denseNetDigitsEncoder } from './densenet-digits';
 import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from './densenet';
 import { withInputNorm } from './input-norm';
+import { FASTSEG, fastSeg } from './fastseg';
 import { lenetEncoder } from './lenet';
 import type { Encoder, ExportNet } from './net';
 import { gapClassifier, linearClassifier, pixelClassifier } from './nets';
@@ -55,6 +56,8 @@ export const ENCODERS = {
   'densenet-digits': { kinds: ['classify'], build: (o, name, seed) => denseNetDigitsEncoder(name, seed, [o.imageSize, o.imageSize, o.channels]) },
   'densenet-small': { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET_SMALL, recompute: o.recompute, stemPadding: o.stemPadding }) },
   densenet121: { kinds: ['segment'], pretrainedNorm: 'torch', build: (o, name, seed) => dilatedDenseNet(name, seed, o.channels, { ...DENSENET121, recompute: o.recompute, stemPadding: o.stemPadding }) },
+  // The real-time student of i2i distill (no ImageNet weights: Keras publishes none for it).
+  fastseg: { kinds: ['segment'], build: (o, name, seed) => fastSeg(name, seed, o.channels, FASTSEG) },
   resnet34: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET34) },
   resnet50: { kinds: ['segment', 'classify'], pretrainedNorm: 'caffe', build: (o, name, seed) => resNet(o, name, seed, RESNET50) },
 } satisfies Record<string, EncoderEntry>;
