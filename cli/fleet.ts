@@ -12,12 +12,12 @@ import { intFlag, runtimeFlags } from './args';
 const storeDir = (given: string | undefined, queue: string) => path.resolve(given ?? path.join(os.tmpdir(), 'i2i-store', queue));
 const QUEUE_NAME = /^[\w.-]{1,64}$/;
 
-export async function openQueueJobs(o: { redis: string; queue?: string; store?: string; segmentSeconds?: number; bundle: string; maxPixels?: number }): Promise<QueueVideoJobs> {
+export async function openQueueJobs(o: { redis: string; queue?: string; store?: string; segmentSeconds?: number; bundle: string; maxPixels?: number; retireAfterMs?: number }): Promise<QueueVideoJobs> {
   const queue = o.queue ?? 'i2i-videos';
   if (!QUEUE_NAME.test(queue)) throw new UserError(`--queue ${queue} is not a usable queue name.`, 'Use letters, digits, dot, dash or underscore.');
   const store = storeDir(o.store, queue);
   if (!o.store) process.stderr.write(`i2i serve: results in ${store} (pass --store with a directory every worker shares)\n`);
-  return QueueVideoJobs.open({ redis: o.redis, queue, store: new DirStore(store), bundle: bundleId(o.bundle), segmentSeconds: o.segmentSeconds, maxPixels: o.maxPixels });
+  return QueueVideoJobs.open({ redis: o.redis, queue, store: new DirStore(store), bundle: bundleId(o.bundle), segmentSeconds: o.segmentSeconds, maxPixels: o.maxPixels, retireAfterMs: o.retireAfterMs });
 }
 
 

@@ -16,6 +16,9 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   other than MP4/MOV, MKV/WebM, AVI, MPEG-TS and FLV are refused (400).
   Scale-out: --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--segment-seconds 60] puts
   /videos jobs on BullMQ, split on keyframes into segments for any number of i2i worker processes.
+  A video runs on the bundle served when it was queued: after a reload new videos wait for workers
+  of the new bundle, the old bundle's workers finish the old ones; videos of a bundle no server
+  serves and no worker has run for --retire-after seconds (300) fail, saying so.
   Live streams: --stream NAME=URL (repeatable; rtsp://, http(s)://, or a file played at its rate, --loop)
   -> GET /streams/NAME.mjpeg and /streams/NAME; --stream-out DIR keeps rolling MP4s (--stream-segment-seconds 60).
   Model versions: every response names its model (X-Model-Version: the served file's sha256, 12 hex);
@@ -46,8 +49,10 @@ export const WORKER_HELP = `i2i worker --bundle DIR --redis redis://HOST:PORT [-
             [--workers N] [--threads T] [--runtime tflite|tfjs] [--precision P] [--lock-ms 30000]
             [--segment-timeout-ms 300000] [--segment-ms-per-frame 2000] [--redis-wait 60]
   takes /videos segments off the BullMQ queue of i2i serve --redis (any number of workers, on any
-  machine that sees --store), segments them on its own engine and joins finished videos. Refuses a
-  queue whose jobs were made for another bundle. SIGTERM / Ctrl-C finishes the segments in hand.
+  machine that sees --store), segments them on its own engine and joins finished videos. Takes the
+  segments of its own bundle only; refuses to start (exit 2) when the servers serve other bundles
+  and none of its segments waits, and stops once that holds (its bundle was rolled out and its
+  segments are done). SIGTERM / Ctrl-C finishes the segments in hand.
   A segment running longer than max(--segment-timeout-ms, its frames x --segment-ms-per-frame) is
   stopped (its ffmpeg killed) and retried; inputs that fail for a reason that would recur fail at once.
   A Redis that does not answer at start is reported on stderr at once and retried for --redis-wait

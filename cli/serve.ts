@@ -15,7 +15,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'admin-token-file': { type: 'string' }, 'bundle-root': { type: 'string' },
     capture: { type: 'string' }, 'capture-drift': { type: 'string' }, 'capture-max': { type: 'string' }, 'capture-max-bytes': { type: 'string' }, 'capture-per-min': { type: 'string' }, 'capture-every': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
-    redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' },
+    redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' }, 'retire-after': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
     'max-video-bytes': { type: 'string' }, 'max-video-pixels': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
@@ -37,11 +37,12 @@ export async function cmdServe(argv: string[]): Promise<number> {
     return Number(v);
   };
   if (values['no-videos'] && values.redis) throw new UserError('--redis puts /videos jobs on a queue; --no-videos turns /videos off.', 'Pass one of them.');
-  for (const f of ['queue', 'store', 'segment-seconds'] as const) if (values[f] !== undefined && !values.redis) throw new UserError(`--${f} belongs to the distributed queue.`, 'Pass --redis redis://HOST:PORT with it.');
+  for (const f of ['queue', 'store', 'segment-seconds', 'retire-after'] as const) if (values[f] !== undefined && !values.redis) throw new UserError(`--${f} belongs to the distributed queue.`, 'Pass --redis redis://HOST:PORT with it.');
   for (const f of ['video-store', 'video-concurrency', 'video-backlog'] as const) if (values[f] !== undefined && values.redis) throw new UserError(`--${f} sets the in-process video jobs; with --redis the workers run them.`, 'Use --store (shared with the workers) and i2i worker --concurrency instead.');
   // Scale-out: /videos on BullMQ; loaded only then (the embedded default needs no Redis client).
   const queue = values.redis ? await (require('./fleet') as typeof import('./fleet')).openQueueJobs({
     redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle), maxPixels: int('max-video-pixels'),
+    retireAfterMs: values['retire-after'] === undefined ? undefined : (int('retire-after') ?? 0) * 1000,
   }) : undefined;
   const log = jsonLogger();
   if (values['bundle-root'] && !fs.existsSync(values['bundle-root'])) throw new UserError(`--bundle-root ${values['bundle-root']} does not exist.`, 'Pass the folder that holds the bundles a reload may name.');

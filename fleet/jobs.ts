@@ -3,23 +3,31 @@
  * and queued as a flow (its segments, then their join) for any number of `i2i worker`s. State,
  * progress (the sum of the segments') and errors are read back from the queue, so any server
  * instance answers for any job, and jobs survive a server restart.
+ *
+ * A video is pinned to the bundle this server serves when it is queued (fleet/queue.ts): after a
+ * reload (modelChanged) new videos go to the new bundle's segment queue while the old bundle's
+ * workers finish the old ones. A bundle no live server serves, whose workers have all been gone for
+ * `retireAfterMs`, has its waiting segments failed with the reason (the videos answer "failed",
+ * never "queued" for ever).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { FlowProducer, Job, Queue, QueueEvents } from 'bullmq';
+import { randomUUID } from 'node:crypto';
+import { FlowProducer, Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type IORedis from 'ioredis';
 import { UserError } from '../core/errors';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { checkPixels, probeVideo } from '../streams/ffmpeg';
 import { planSegments } from './plan';
-import { connect, connectProducer, keys, queueNames, whenReady, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import { bundleId } from '../core/bundle';
+import { connect, connectProducer, HEARTBEAT_MS, keys, OPEN_SEGMENT_STATES, queueNames, redisNow, whenReady, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
 
 export interface QueueJobsOptions {
   redis: string;
   queue: string;
   store: ResultStore;
-  /** sha256 of the bundle the server serves: every job carries it, workers compare it with theirs. */
+  /** sha256 of the bundle the server serves: every job carries it, and its segments wait on that bundle's queue (modelChanged moves new jobs to another). */
   bundle: string;
   /** Seconds per segment (cut on the next keyframe), default 60. */
   segmentSeconds?: number;
@@ -31,6 +39,13 @@ export interface QueueJobsOptions {
   maxPixels?: number;
   /** Finished videos kept with their results (default 1000); beyond, the oldest finished are deleted from Redis and the store. */
   keep?: number;
+  /**
+   * A bundle no live server serves whose workers have all been gone this long (default 5 min) is
+   * retired: its waiting segments fail, naming the reason, and so do their videos.
+   */
+  retireAfterMs?: number;
+  /** Heartbeats and checks this often, in whole seconds (default 5 s; workers must use the same). */
+  heartbeatMs?: number;
 }
 
 /** ioredis's words for a Redis it cannot reach (offline queue off, command timeout, connection lost). */
@@ -40,16 +55,19 @@ export class QueueVideoJobs implements VideoJobs {
   readonly uploadDir: string;
   private readonly redis: IORedis;
   private readonly joins: Queue<JoinData, JoinResult>;
-  private readonly segments: Queue<SegmentData, SegmentResult>;
+  /** Segment queues by bundle, opened as they are needed (this server's, and those of jobs it reads). */
+  private readonly segmentQueues = new Map<string, Queue<SegmentData, SegmentResult>>();
   private readonly flows: FlowProducer;
-  private readonly events: QueueEvents;
-  private readonly eventsConnection: IORedis;
   private closed = false;
   private readonly k: ReturnType<typeof keys>;
   private waiting = 0;
   private refresh?: NodeJS.Timeout;
-  private segmentsDone = 0;
-  private recent: number[] = [];
+  /** The bundle new jobs are queued for (the one served now). */
+  private bundle: string;
+  /** The segments-done counter when this server opened the queue, and its samples over the last minute. */
+  private doneAtOpen = 0;
+  private doneSamples: { t: number; n: number }[] = [];
+  private retiring?: Promise<number>;
 
   private constructor(private readonly o: QueueJobsOptions) {
     this.uploadDir = o.store.scratch;
@@ -57,14 +75,38 @@ export class QueueVideoJobs implements VideoJobs {
     this.redis = connectProducer(o.redis);
     const names = queueNames(o.queue);
     this.joins = new Queue(names.joins, { connection: this.redis });
-    this.segments = new Queue(names.segments, { connection: this.redis });
     this.flows = new FlowProducer({ connection: this.redis });
-    this.eventsConnection = connect(o.redis);
-    this.events = new QueueEvents(names.segments, { connection: this.eventsConnection });
     // While Redis is down each of them reports every reconnect attempt: the routes answer 503 for it instead.
     const quiet = () => undefined;
-    this.joins.on('error', quiet); this.segments.on('error', quiet); this.flows.on('error', quiet); this.events.on('error', quiet);
+    this.joins.on('error', quiet); this.flows.on('error', quiet);
     this.k = keys(o.queue);
+    this.bundle = o.bundle;
+  }
+
+  private segmentsOf(bundle: string): Queue<SegmentData, SegmentResult> {
+    let q = this.segmentQueues.get(bundle);
+    if (!q) {
+      q = new Queue<SegmentData, SegmentResult>(queueNames(this.o.queue).segments(bundle), { connection: this.redis });
+      q.on('error', () => undefined);
+      this.segmentQueues.set(bundle, q);
+    }
+    return q;
+  }
+
+  /**
+   * The server switched models (SIGHUP, POST /v1/model/reload): videos queued from now on are for
+   * the bundle in `dir`; those queued before stay with theirs, whose workers finish them.
+   */
+  modelChanged(dir: string): { bundle: string; previous: string } {
+    const previous = this.bundle;
+    this.bundle = bundleId(dir);
+    void this.heartbeat().catch(() => undefined);
+    return { bundle: this.bundle, previous };
+  }
+
+  /** This server serves `bundle`: its workers keep taking jobs, and it is not retired. */
+  private async heartbeat(): Promise<void> {
+    await this.redis.zadd(this.k.served, await redisNow(this.redis), this.bundle);
   }
 
   static async open(o: QueueJobsOptions): Promise<QueueVideoJobs> {
@@ -76,23 +118,87 @@ export class QueueVideoJobs implements VideoJobs {
       await j.close();
       throw new UserError(`No Redis answers at ${o.redis}: ${(e as Error).message}.`, 'Start Redis, or pass --redis redis://HOST:PORT (without --redis the server runs video jobs in-process).');
     }
-    // One model version per queue: a queue with unfinished jobs of another bundle is refused.
-    const had = await j.redis.get(j.k.bundle);
-    if (had && had !== o.bundle) {
-      const c = await j.joins.getJobCounts('waiting-children', 'waiting', 'active', 'delayed');
-      if (Object.values(c).some((n) => n > 0)) {
-        await j.close();
-        throw new UserError(`The queue ${o.queue} has unfinished jobs for bundle ${had.slice(0, 12)}; this server's bundle is ${o.bundle.slice(0, 12)}.`, 'Use another --queue for the new model, or let the old jobs finish first.');
-      }
-    }
-    await j.redis.set(j.k.bundle, o.bundle);
-    await j.events.waitUntilReady();
-    j.events.on('completed', () => { j.segmentsDone++; j.recent.push(Date.now()); if (j.recent.length > 1000) j.recent.shift(); });
+    // Jobs of other bundles may wait on the queue (another server, or this one before a restart with
+    // a new bundle): their own workers finish them, or they are retired (retireOrphans).
+    await j.heartbeat();
+    j.doneAtOpen = Number(await j.redis.get(j.k.segmentsDone) ?? 0);
     await j.count();
     let ticks = 0;
-    j.refresh = setInterval(() => { void j.count().catch(() => undefined); if (++ticks % 60 === 0) void j.sweep().catch(() => undefined); }, 1000);
+    const beatTicks = Math.max(1, Math.round((o.heartbeatMs ?? HEARTBEAT_MS) / 1000));
+    j.refresh = setInterval(() => {
+      void j.count().catch(() => undefined);
+      void j.sampleDone().catch(() => undefined);
+      if (++ticks % beatTicks === 0) {
+        void j.heartbeat().catch(() => undefined);
+        void j.retireOrphans().catch(() => undefined);
+      }
+      if (ticks % 60 === 0) void j.sweep().catch(() => undefined);
+    }, 1000);
     j.refresh.unref();
     return j;
+  }
+
+  private async sampleDone(): Promise<void> {
+    const t = Date.now(), n = Number(await this.redis.get(this.k.segmentsDone) ?? 0);
+    this.doneSamples.push({ t, n });
+    this.doneSamples = this.doneSamples.filter((x) => t - x.t <= 60_000);
+  }
+
+  /**
+   * Retires the bundles nobody runs: for each bundle with a segment queue that no live server serves,
+   * whose workers (and servers) have all been gone for retireAfterMs, its waiting segments are failed
+   * with the reason, which fails their videos (BullMQ's failParentOnFailure). A bundle with no segment
+   * left is forgotten. Resolves with the segments failed; one pass at a time.
+   */
+  retireOrphans(): Promise<number> {
+    return this.retiring ??= (async () => {
+      const beat = this.o.heartbeatMs ?? HEARTBEAT_MS, after = this.o.retireAfterMs ?? 300_000;
+      let failed = 0;
+      const now = await redisNow(this.redis);
+      for (const b of await this.redis.smembers(this.k.bundles)) {
+        if (b === this.bundle) continue;
+        const [servedAt, workerAt] = (await Promise.all([this.redis.zscore(this.k.served, b), this.redis.zscore(this.k.workers, b)])).map((x) => Number(x ?? 0));
+        if (now - servedAt < 3 * beat) continue;
+        const q = this.segmentsOf(b);
+        const open = Object.values(await q.getJobCounts(...OPEN_SEGMENT_STATES)).reduce((a, n) => a + n, 0);
+        if (open === 0) { await this.redis.srem(this.k.bundles, b); continue; }
+        const seen = Math.max(servedAt, workerAt);
+        if (now - seen < after) continue;
+        const why = `No worker runs bundle ${b.slice(0, 12)}, the model this video was queued for, and no server queues for it any more (its last worker was seen ${workerAt ? `${Math.round((now - workerAt) / 1000)} s ago` : 'never'}; retired after ${Math.round(after / 1000)} s). Submit the video again: it runs on the bundle served now (${this.bundle.slice(0, 12)}).`;
+        failed += await this.failOpenSegments(q, why);
+      }
+      return failed;
+    })().finally(() => { this.retiring = undefined; });
+  }
+
+  /** Fails every segment of `q` that would still run, as its own worker would (lock, then moveToFailed), so BullMQ fails their videos too. */
+  private async failOpenSegments(q: Queue<SegmentData, SegmentResult>, why: string): Promise<number> {
+    let n = 0;
+    // Retries waiting out their backoff are taken now.
+    await q.promoteJobs().catch(() => undefined);
+    // A processor-less worker takes segments by hand; it needs a connection of the blocking kind.
+    const conn = connect(this.o.redis);
+    const hand = new Worker<SegmentData, SegmentResult>(q.name, undefined, { connection: conn, autorun: false });
+    hand.on('error', () => undefined);
+    try {
+      for (let i = 0; i < 100_000; i++) {
+        const token = randomUUID();
+        const job = await hand.getNextJob(token, { block: false });
+        if (!job) break;
+        await job.moveToFailed(new UnrecoverableError(why), token, false);
+        n++;
+      }
+      // Taken by a worker that died: its lock has expired, so no one will finish or fail them (nor
+      // BullMQ's stalled check, which only that bundle's workers run). Token '0' skips the lock check.
+      for (const job of await q.getJobs(['active'])) {
+        if (!job.id || await this.redis.exists(`${q.toKey(job.id)}:lock`)) continue;
+        try { await job.moveToFailed(new UnrecoverableError(why), '0', false); n++; } catch { /* taken meanwhile */ }
+      }
+    } finally {
+      await hand.close().catch(() => undefined);
+      await conn.quit().catch(() => undefined);
+    }
+    return n;
   }
 
   private async count(): Promise<void> { this.waiting = (await this.joins.getJobCounts('waiting-children'))['waiting-children'] ?? 0; }
@@ -145,11 +251,14 @@ export class QueueVideoJobs implements VideoJobs {
     const output = u.output ?? 'overlay';
     const createdAt = new Date().toISOString();
     const attempts = this.o.attempts ?? 3, backoff = { type: 'exponential', delay: 1000 };
+    const bundle = this.bundle;
+    // Known as a bundle with a segment queue before any segment is on it (retireOrphans looks after these).
+    await this.redis.sadd(this.k.bundles, bundle);
     await this.flows.add({
-      name: 'join', queueName: this.joins.name, data: { job: id, input, name: u.name, bytes: u.bytes, bundle: this.o.bundle, output, frames: plan.frames, segments: plan.segments, createdAt },
+      name: 'join', queueName: this.joins.name, data: { job: id, input, name: u.name, bytes: u.bytes, bundle, output, frames: plan.frames, segments: plan.segments, createdAt },
       opts: { jobId: id, attempts, backoff },
       children: plan.segments.map((segment) => ({
-        name: 'segment', queueName: this.segments.name, data: { job: id, input, segment, bundle: this.o.bundle, output },
+        name: 'segment', queueName: this.segmentsOf(bundle).name, data: { job: id, input, segment, bundle, output },
         // A completed segment's result lives on in its parent (BullMQ keeps children's return values there): the job itself goes, so Redis does not grow with every segment.
         opts: { jobId: `${id}-s${segment.index}`, attempts, backoff, failParentOnFailure: true, removeOnComplete: true },
       })),
@@ -188,7 +297,7 @@ export class QueueVideoJobs implements VideoJobs {
     // Completed segments: their results, kept by the parent. The others: their own job (progress, failure).
     const finished = Object.values(await parent.getChildrenValues<SegmentResult>());
     const have = new Set(finished.map((r) => r.index));
-    const open = await Promise.all(d.segments.filter((x) => !have.has(x.index)).map((x) => Job.fromId<SegmentData, SegmentResult>(this.segments, `${id}-s${x.index}`)));
+    const open = await Promise.all(d.segments.filter((x) => !have.has(x.index)).map((x) => Job.fromId<SegmentData, SegmentResult>(this.segmentsOf(d.bundle), `${id}-s${x.index}`)));
     const openStates = await Promise.all(open.map((c) => c?.getState()));
     const done = finished.reduce((a, r) => a + r.frames, 0) + open.reduce((a, c) => a + (typeof c?.progress === 'number' ? c.progress : 0), 0);
     const started = [...finished.map((r) => r.startedAt), ...open.map((c) => c?.processedOn)].filter((t): t is number => Boolean(t));
@@ -233,7 +342,8 @@ export class QueueVideoJobs implements VideoJobs {
     if (!parent) return false;
     // Running segments see the flag within a second and stop; then the flow can be removed.
     await this.redis.set(this.k.cancel(id), '1', 'EX', 3600);
-    const jobs = [...parent.data.segments.map((s) => ({ q: this.segments, id: `${id}-s${s.index}` })), { q: this.joins, id }];
+    const segments = this.segmentsOf(parent.data.bundle);
+    const jobs = [...parent.data.segments.map((s) => ({ q: segments as Queue, id: `${id}-s${s.index}` })), { q: this.joins as Queue, id }];
     for (const t0 = Date.now(); ;) {
       const left = (await Promise.all(jobs.map(async (j) => {
         const job = await Job.fromId(j.q, j.id);
@@ -252,19 +362,30 @@ export class QueueVideoJobs implements VideoJobs {
   metrics(): Promise<VideoJobsMetrics> { return this.answer('for the metrics', () => this.counts()); }
 
   private async counts(): Promise<VideoJobsMetrics> {
-    const [j, s] = await Promise.all([this.joins.getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed'), this.segments.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed')]);
-    const minute = this.recent.filter((t) => Date.now() - t < 60_000).length;
+    // Segments of every bundle with a queue here (after a reload: the old one's, still draining, and the new one's).
+    const bundles = new Set([this.bundle, ...await this.redis.smembers(this.k.bundles)]);
+    const [j, per, doneNow] = await Promise.all([
+      this.joins.getJobCounts('waiting-children', 'waiting', 'active', 'completed', 'failed'),
+      Promise.all([...bundles].map((b) => this.segmentsOf(b).getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed'))),
+      this.redis.get(this.k.segmentsDone).then((x) => Number(x ?? 0)),
+    ]);
+    const s: Record<string, number> = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 };
+    for (const c of per) for (const k of Object.keys(s)) s[k] += c[k] ?? 0;
+    // A Redis that lost its data (restarted without persistence) counts from 0 again.
+    if (doneNow < this.doneAtOpen) this.doneAtOpen = 0;
+    const oldest = this.doneSamples.find((x) => x.n <= doneNow);
     return {
       jobs: { queued: j['waiting-children'] ?? 0, running: (j.waiting ?? 0) + (j.active ?? 0), done: j.completed ?? 0, failed: j.failed ?? 0, cancelled: 0 },
-      queue: { waiting: s.waiting ?? 0, active: s.active ?? 0, delayed: s.delayed ?? 0, completed: s.completed ?? 0, failed: s.failed ?? 0 },
-      segmentsDone: this.segmentsDone, segmentsPerSecond: minute / 60,
+      queue: s,
+      segmentsDone: doneNow - this.doneAtOpen, segmentsPerSecond: oldest ? (doneNow - oldest.n) / 60 : 0,
     };
   }
 
   async close(): Promise<void> {
     this.closed = true;
     clearInterval(this.refresh);
-    await Promise.allSettled([this.events.close(), this.flows.close(), this.joins.close(), this.segments.close()]);
-    await Promise.all([this.redis, this.eventsConnection].map((c) => c.quit().catch(() => undefined)));
+    await this.retiring?.catch(() => undefined);
+    await Promise.allSettled([this.flows.close(), this.joins.close(), ...[...this.segmentQueues.values()].map((q) => q.close())]);
+    await this.redis.quit().catch(() => undefined);
   }
 }

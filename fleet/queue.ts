@@ -1,8 +1,17 @@
 /**
  * The scale-out queue's shared vocabulary: BullMQ queue names, job data, Redis keys. A video is a
  * BullMQ flow: a 'join' job on `<queue>` whose children are its 'segment' jobs on
- * `<queue>-segments`; BullMQ holds the join until every segment completed, and fails it when a
- * segment fails for good.
+ * `<queue>-segments-<bundle>`; BullMQ holds the join until every segment completed, and fails it
+ * when a segment fails for good.
+ *
+ * Model versions: a video is pinned to the bundle the server served when it was queued, and its
+ * segments wait on that bundle's own queue, where only workers running that bundle look. So a
+ * server that reloads (or a new server with a new bundle) queues new videos for the new bundle
+ * while the old bundle's workers finish the old ones. Joins use no model: any worker takes them.
+ * Servers and workers leave heartbeats (which bundle, when, by Redis's clock): a worker whose
+ * bundle no live server serves and no segment waits for stops; a bundle no server serves whose
+ * workers have all been gone for a while has its waiting segments failed, with the reason, by the
+ * servers (fleet/jobs.ts), so that no video waits for ever for a model nobody runs.
  */
 import IORedis from 'ioredis';
 import { UserError } from '../core/errors';
@@ -18,16 +27,39 @@ export interface JoinData {
 }
 export interface JoinResult { frames: number; video: string; stats: string }
 
-export const queueNames = (queue: string) => ({ joins: queue, segments: `${queue}-segments` });
+export const queueNames = (queue: string) => ({ joins: queue, segments: (bundle: string) => `${queue}-segments-${bundle.slice(0, 16)}` });
 
 /** Keys beside BullMQ's own (under its prefix's namespace, so removing the queue's keys removes them). */
 export const keys = (queue: string) => ({
   /** Video ids by creation time (the /videos list). */
   index: `bull:${queue}:i2i:videos`,
-  /** The sha256 of the bundle this queue's jobs were made for. */
-  bundle: `bull:${queue}:i2i:bundle`,
+  /** Servers' heartbeats: bundle sha256 -> when a server serving it last said so (ms, Redis's clock). */
+  served: `bull:${queue}:i2i:served`,
+  /** Workers' heartbeats: bundle sha256 -> when a worker running it last said so. */
+  workers: `bull:${queue}:i2i:workers`,
+  /** The bundles with a segment queue here (the servers look after the ones no server serves any more). */
+  bundles: `bull:${queue}:i2i:bundles`,
+  /** Segments completed, by any worker (the servers' i2i_queue_segments_done counts from it). */
+  segmentsDone: `bull:${queue}:i2i:segments-done`,
   cancel: (id: string) => `bull:${queue}:i2i:cancel:${id}`,
 });
+
+/** How often servers and workers leave their heartbeat (default); one older than 3 of these is gone. */
+export const HEARTBEAT_MS = 5000;
+
+/** Redis's clock in ms: one clock for every machine's heartbeats, whatever their own say. */
+export async function redisNow(r: IORedis): Promise<number> {
+  const [s, us] = await r.time();
+  return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+}
+
+/** The bundles a live server serves (a heartbeat within 3 x heartbeatMs). */
+export async function servedBundles(r: IORedis, queue: string, heartbeatMs = HEARTBEAT_MS): Promise<string[]> {
+  return r.zrangebyscore(keys(queue).served, (await redisNow(r)) - 3 * heartbeatMs, '+inf');
+}
+
+/** The segment states that will still run (a worker of the bundle takes them). */
+export const OPEN_SEGMENT_STATES = ['waiting', 'active', 'delayed', 'prioritized'] as const;
 
 /** One Redis connection as BullMQ needs it (blocking commands: no per-request retry limit). */
 export function connect(url: string): IORedis {
@@ -99,7 +131,7 @@ export function redactUrl(url: string): string {
 /** Removes every key of a queue (BullMQ's and ours all live under bull:<queue>): tests and benchmarks clean up with it. */
 export async function removeQueueKeys(redis: IORedis, queue: string): Promise<void> {
   const names = queueNames(queue);
-  for (const pattern of [`bull:${names.joins}:*`, `bull:${names.segments}:*`]) {
+  for (const pattern of [`bull:${names.joins}:*`, `bull:${names.segments('')}*`]) {
     let cursor = '0';
     do { const [next, found] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000); cursor = next; if (found.length) await redis.del(...found); } while (cursor !== '0');
   }

@@ -2,14 +2,16 @@
  * `i2i worker`: takes segment and join jobs off the BullMQ queues and runs them on its own engine.
  * A segment is decoded from its keyframe, segmented, encoded without audio and stored under a name
  * of its own (a segment done twice writes the same file); a join concatenates a video's parts in
- * order, adds the source's audio and renumbers the stats. A worker refuses a queue made for another
- * bundle, and any job whose bundle differs from its own.
+ * order, adds the source's audio and renumbers the stats. A worker takes segments of its own bundle
+ * only (their queue is the bundle's: fleet/queue.ts), and joins of any. It refuses to start when
+ * live servers serve other bundles and no segment of its own waits, and stops taking jobs when that
+ * becomes true while it runs (its version was rolled out of the fleet and it has drained its queue).
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { bundleId } from '../core/bundle';
 import { JOB_FILES } from '../core/video-jobs';
 import { UserError } from '../core/errors';
@@ -17,7 +19,7 @@ import { Engine, type EngineOptions } from '../serve/engine/engine';
 import { probeVideo } from '../streams/ffmpeg';
 import { segmentVideo } from '../streams/segment-video';
 import { joinSegments } from './plan';
-import { connect, keys, queueNames, untilReachable, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
+import { connect, HEARTBEAT_MS, keys, OPEN_SEGMENT_STATES, queueNames, redisNow, servedBundles, untilReachable, type JoinData, type JoinResult, type SegmentData, type SegmentResult } from './queue';
 import type { ResultStore } from './store';
 
 export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
@@ -36,6 +38,8 @@ export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
   segmentTimeoutMs?: number;
   segmentMsPerFrame?: number;
   log?: (msg: string, extra?: object) => void;
+  /** Heartbeat and check of whether its bundle is still wanted, this often (default 5 s; the servers must use the same). */
+  heartbeatMs?: number;
   /** How long to wait for Redis at start before giving up with a UserError (default 60 s; 0: for ever). */
   redisWaitMs?: number;
   /** Told at once (within 1.5 s) and every 10 s while Redis cannot be reached at start (default: log). */
@@ -46,7 +50,7 @@ export interface FleetWorker {
   close(): Promise<void>;
   engine: Engine;
   bundle: string;
-  /** Resolves if the queue switches to another bundle while this worker runs (it has stopped taking jobs). */
+  /** Resolves once no live server serves this worker's bundle and none of its segments is left (it has stopped taking jobs). */
   refused: Promise<UserError>;
 }
 
@@ -64,18 +68,38 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
   // Without this a worker whose Redis is down says nothing while its first command waits in ioredis's offline queue.
   await untilReachable(redis, o.redis, { ms: o.redisWaitMs ?? 60_000, say: o.onRedisWait ?? ((line) => o.log?.(line)) });
   const names = queueNames(o.queue), k = keys(o.queue);
-  const want = await redis.get(k.bundle);
-  if (want && want !== bundle) {
+  const heartbeatMs = o.heartbeatMs ?? HEARTBEAT_MS;
+  const ownSegments = new Queue(names.segments(bundle), { connection: redis });
+  ownSegments.on('error', () => undefined);
+  /** Why this worker has nothing to do here: live servers serve other bundles, and no segment of its own is left. */
+  const unwanted = async (): Promise<string | undefined> => {
+    const served = await servedBundles(redis, o.queue, heartbeatMs);
+    if (served.length === 0 || served.includes(bundle)) return undefined;
+    const open = Object.values(await ownSegments.getJobCounts(...OPEN_SEGMENT_STATES)).reduce((a, n) => a + n, 0);
+    return open > 0 ? undefined : `The queue ${o.queue} carries jobs for bundle ${served.map((b) => b.slice(0, 12)).join(', ')}; this worker's bundle ${o.bundle} is ${bundle.slice(0, 12)}, which no server serves and no segment waits for`;
+  };
+  const heartbeat = async () => { await redis.zadd(k.workers, await redisNow(redis), bundle); };
+  const why = await unwanted();
+  if (why) {
+    await ownSegments.close();
     await redis.quit();
-    throw new UserError(`The queue ${o.queue} carries jobs for bundle ${want.slice(0, 12)}; this worker's bundle ${o.bundle} is ${bundle.slice(0, 12)}.`, 'Start the worker with the bundle the server serves (a fleet must not mix model versions).');
+    throw new UserError(`${why}.`, 'Start the worker with the bundle the servers serve (its manifest.json is what identifies it).');
   }
-  const engine = await Engine.start({ ...o, log: o.log && ((level, msg, extra) => o.log!(msg, { level, ...extra })) });
+  await heartbeat();
+  let engine: Engine;
+  try {
+    engine = await Engine.start({ ...o, log: o.log && ((level, msg, extra) => o.log!(msg, { level, ...extra })) });
+  } catch (e) {
+    await ownSegments.close().catch(() => undefined);
+    await redis.quit().catch(() => undefined);
+    throw e;
+  }
   const lock = o.lockMs ?? 30_000;
   const connections = [connect(o.redis), connect(o.redis)];
   const common = { lockDuration: lock, stalledInterval: lock, maxStalledCount: 2 };
   const log = o.log ?? (() => undefined);
 
-  const segments = new Worker<SegmentData, SegmentResult>(names.segments, async (job) => {
+  const segments = new Worker<SegmentData, SegmentResult>(names.segments(bundle), async (job) => {
     const d = job.data;
     if (d.bundle !== bundle) throw new UnrecoverableError(`segment ${d.segment.index} of video ${d.job} is for bundle ${d.bundle.slice(0, 12)}; this worker has ${bundle.slice(0, 12)} (${o.bundle})`);
     const input = await o.store.fetch(d.input);
@@ -148,19 +172,25 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
   }, { ...common, connection: connections[1], concurrency: 1 });
 
   for (const w of [segments, joins]) w.on('error', (e) => log('worker error', { error: e.message }));
-  // The queue's model can change under a running worker (the server restarted with a new bundle):
-  // then this worker stops taking jobs and says why, rather than failing the new model's videos.
+  // The servers move to another bundle (a reload, a rollout) while this worker runs: it finishes the
+  // segments queued for its own bundle, then stops taking jobs and says why.
   let refused: ((why: UserError) => void) | undefined;
   const refusal = new Promise<UserError>((r) => { refused = r; });
+  let checking = false;
   const watch = setInterval(() => {
-    void redis.get(k.bundle).then(async (now) => {
-      if (!now || now === bundle) return;
+    if (checking) return;
+    checking = true;
+    void (async () => {
+      await heartbeat();
+      const now = await unwanted();
+      if (!now) return;
       clearInterval(watch);
       await segments.pause(true);
-      refused?.(new UserError(`The queue ${o.queue} now carries jobs for bundle ${now.slice(0, 12)}; this worker's bundle ${o.bundle} is ${bundle.slice(0, 12)}, so it stopped taking jobs.`, 'Restart it with the bundle the server serves.'));
-    }, () => undefined);
-  }, 5000);
+      refused?.(new UserError(`${now}, so it stopped taking jobs.`, 'Restart it with the bundle the servers serve.'));
+    })().catch(() => undefined).finally(() => { checking = false; });
+  }, heartbeatMs);
   watch.unref();
+  segments.on('completed', () => { void redis.incr(k.segmentsDone).catch(() => undefined); });
   segments.on('failed', (job, e) => log('segment failed', { job: job?.data.job, segment: job?.data.segment.index, attempt: job?.attemptsMade, error: e.message }));
   await Promise.all([segments.waitUntilReady(), joins.waitUntilReady()]);
   return {
@@ -169,7 +199,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
       clearInterval(watch);
       // Finishes the segments in hand (BullMQ waits for them), then stops the engine. Connections
       // handed to BullMQ are ours to close.
-      await Promise.all([segments.close(), joins.close()]);
+      await Promise.all([segments.close(), joins.close(), ownSegments.close()]);
       await Promise.all([redis, ...connections].map((c) => c.quit().catch(() => undefined)));
       await engine.close();
     },

@@ -11,7 +11,7 @@ import { UserError } from '../core/errors';
 import { readTokens } from './auth';
 import { FrameCapture, type CaptureOptions, type CaptureTarget } from './capture';
 import { createApp, type AppOptions, type Logger } from './app';
-import { Engine, type EngineOptions } from './engine/engine';
+import { Engine, type EngineOptions, type ModelVersion } from './engine/engine';
 import type { LiveFeed } from '../core/live';
 import type { VideoRouteOptions } from './videos';
 
@@ -56,6 +56,9 @@ export interface RunningServer {
   reload(dir?: string): ReturnType<Engine['reload']>;
 }
 
+/** What follows the served model (fleet/jobs.ts QueueVideoJobs): told the bundle directory after each reload. */
+interface FollowsModel { modelChanged(bundleDir: string): { bundle: string; previous: string } }
+const followsModel = (x: unknown): x is FollowsModel => typeof (x as Partial<FollowsModel> | undefined)?.modelChanged === 'function';
 const isCaptureTarget = (x: unknown): x is CaptureTarget => typeof (x as Partial<CaptureTarget> | undefined)?.captureTo === 'function';
 
 export function jsonLogger(): Logger { return pino({ base: { service: 'i2i-serve' }, timestamp: pino.stdTimeFunctions.isoTime }); }
@@ -76,6 +79,17 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const extra = o.attach?.(engine);
   // Video jobs and live streams are made by the caller's attach (cli/attach.ts): they get the capture here, before any job or stream starts.
   if (capture) for (const x of [extra?.videos?.jobs, ...(extra?.streams ?? [])]) if (isCaptureTarget(x)) x.captureTo(capture);
+  // A distributed queue pins each video to a bundle: after a reload, new videos go to the new one's
+  // workers while the old one's finish what was queued for it (fleet/jobs.ts).
+  const jobs = extra?.videos?.jobs;
+  if (followsModel(jobs)) {
+    engine.on('reload', (next: ModelVersion) => {
+      try {
+        const r = jobs.modelChanged(next.realDir);
+        log.info({ bundle: r.bundle.slice(0, 12), previous: r.previous.slice(0, 12) }, 'video jobs are queued for the new bundle from now on; those queued before are left to the previous bundle\'s workers');
+      } catch (e) { log.error({ err: (e as Error).message }, 'the video queue could not switch to the reloaded bundle; videos are still queued for the previous one'); }
+    });
+  }
   const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
   const server = http.createServer(app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
