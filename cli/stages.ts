@@ -12,6 +12,7 @@ import { writeSynth } from '../train/data/synth';
 import { demoDigits } from '../train/demo';
 import { convert, parityTable } from '../convert/convert';
 import { evaluateRun } from '../train/evaluate-run';
+import { distillOptions } from '../train/distill';
 import { train } from '../train/trainer';
 import { translateRun } from '../train/translate';
 import { SERVE_HELP, STREAM_HELP, WORKER_HELP } from './serve-help';
@@ -24,6 +25,7 @@ Usage: i2i <command> [options]
 
 Commands:
   train   adapt a classifier or segmenter from a labelled source to an unlabelled target domain
+  distill train a fast student (fastseg) on a trained run's soft predictions on the target frames
   eval    target-domain accuracy (classifiers) or per-class IoU and mIoU (segmenters) of a trained run
   demo    the whole pipeline on synthetic driving scenes: train, evaluate, convert, serve, video, report
           (i2i demo digits: MNIST -> optdigits)
@@ -71,6 +73,16 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
                   the labels are read for the log only)
+
+i2i distill --teacher RUN --out DIR [--student E] [--temperature T] [--steps N] [options]
+  a run folder like i2i train's (checkpoints, --resume, metrics.jsonl; i2i eval, convert and serve
+  read it) whose network learns the source labels (L_c) and RUN's soft predictions on the target
+  frames (L_kd: T^2 KL at temperature T, default 2); RUN is any trained run, frozen and never written
+  --teacher RUN   the trained run to distil (e.g. a GPU-trained densenet121 gta5-cityscapes run)
+  --student E     the student's encoder (default fastseg, the real-time CPU network; any --encoder)
+  --source-root P / --target-root P / --target-videos DIR / --target-frames DIR
+                  default to the teacher's own folders
+  --steps, --seed, --batch-size, --init, --resume, --force, --set: as for i2i train
 
 i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--bn-frames N [--bn-root P]] [--json]
   classifiers: target accuracy and confusion matrix (--split train|test);
@@ -186,6 +198,29 @@ async function cmdTrain(argv: string[]): Promise<void> {
   await initBackend();
   const r = await train({ task: values.task, method: values.method, out: path.resolve(values.out), resume: values.resume, force: values.force, from: values.from && path.resolve(values.from), overrides: overridesFrom(values) });
   process.stdout.write(`trained ${r.config.task} / ${r.config.method} to step ${r.step}; checkpoint in ${path.join(r.out, 'checkpoint')}\n`);
+}
+
+/**
+ * i2i distill: a train run of the 'distill' preset (L_c on the source labels + L_kd on the teacher's
+ * soft predictions) with the student encoder, on the teacher's task; data flags default to the
+ * teacher's own folders.
+ */
+async function cmdDistill(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv, strict: true, options: {
+      teacher: { type: 'string' }, student: { type: 'string' }, temperature: { type: 'string' }, out: { type: 'string' },
+      steps: { type: 'string' }, seed: { type: 'string' }, 'batch-size': { type: 'string' },
+      'source-root': { type: 'string' }, 'target-root': { type: 'string' }, 'target-videos': { type: 'string' }, 'target-frames': { type: 'string' },
+      init: { type: 'string' }, resume: { type: 'boolean' }, force: { type: 'boolean' }, set: { type: 'string', multiple: true },
+    },
+  });
+  if (!values.out) throw new UserError('distill needs --out <dir> for the student run.', 'For example --out runs/g2c-student');
+  await initBackend();
+  const overrides = overridesFrom({ ...values, encoder: values.resume ? undefined : values.student ?? 'fastseg' });
+  const o = values.resume ? { out: path.resolve(values.out), resume: true, overrides }
+    : distillOptions({ teacher: values.teacher, temperature: values.temperature, out: path.resolve(values.out), force: values.force, overrides });
+  const r = await train(o);
+  process.stdout.write(`distilled ${r.config.distill.teacher} into ${r.config.model.encoder} (${r.config.task}) to step ${r.step}; checkpoint in ${path.join(r.out, 'checkpoint')}\n`);
 }
 
 async function cmdEval(argv: string[]): Promise<void> {
@@ -318,6 +353,7 @@ export async function runStage(cmd: string, rest: string[]): Promise<boolean> {
   switch (cmd) {
     case 'train': await cmdTrain(rest); return true;
     case 'eval': await cmdEval(rest); return true;
+    case 'distill': await cmdDistill(rest); return true;
     case 'demo': await cmdDemo(rest); return true;
     case 'synth': await cmdSynth(rest); return true;
     case 'convert': await cmdConvert(rest); return true;

@@ -15,6 +15,7 @@ import { calibrateDrift } from '../core/drift';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
 import { openRun } from '../train/run';
+import { readCheckpointMeta } from '../train/checkpoint';
 import { loadedFrames, recalibrateBatchNorm, sourceBatches } from '../train/bn-recalibrate';
 import { loadEvalSet } from '../train/evaluate-run';
 import { calibrationFiles, conversionFrames, defaultInput, loadFrames } from './frames';
@@ -256,7 +257,7 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
       classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : meta.classes.map((name, id) => ({ id, name })),
       input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
       models: files,
-      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint), ...(bn && { bnFrames: bn.frames, bnSource: bn.source }) },
+      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint), ...(bn && { bnFrames: bn.frames, bnSource: bn.source }), ...teacherOf(config) },
       calibration,
       check: { source: o.eval ? `${path.resolve(o.eval)} (${evalSplit})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
       evaluation: o.eval ? { metric: seg ? 'mIoU' : 'accuracy', source: path.resolve(o.eval), split: evalSplit, frames: checks.length, tfjsScore: score(refConf),
@@ -309,4 +310,16 @@ export function parityTable(m: Manifest): string {
   const t = parityRows(m);
   const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
   return [line(t.head), `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map(line), ...(t.note ? [t.note] : [])].join('\n');
+}
+
+/** A distilled student's teacher for its manifest: the run's path, with its task, method, encoder and step if it is still there. */
+function teacherOf(config: Config): { teacher?: NonNullable<Manifest['training']['teacher']> } {
+  const run = config.weights.kd > 0 ? config.distill.teacher : undefined;
+  if (!run) return {};
+  try {
+    const m = readCheckpointMeta(run);
+    return { teacher: { run, step: m.step, task: m.config.task, method: m.config.method, encoder: m.config.model.encoder } };
+  } catch {
+    return { teacher: { run } };
+  }
 }

@@ -9,12 +9,12 @@ import { isOfficeDomain, OFFICE_DOMAINS } from './data/office';
 import { currentEncoderName, encoderEntry, ENCODER_NAMES } from './models/registry';
 import { hasImagenet, imagenetPath, INIT_IMAGENET, INIT_NONE } from './weights/imagenet';
 
-export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc', 'st', 'mic'] as const;
+export const TERM_NAMES = ['c', 'id', 'z', 'tr', 'cyc', 'trc', 'st', 'mic', 'kd'] as const;
 export type TermName = (typeof TERM_NAMES)[number];
 
 const weight = z.number().min(0);
-/** st and mic (self-training, train/self-training.ts) came later: configurations without them have them off. */
-export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: weight, cyc: weight, trc: weight, st: weight.default(0), mic: weight.default(0) }).strict();
+/** st and mic (self-training, train/self-training.ts) and kd (distillation, train/distill.ts) came later: configurations without them have them off. */
+export const WeightsSchema = z.object({ c: weight, id: weight, z: weight, tr: weight, cyc: weight, trc: weight, st: weight.default(0), mic: weight.default(0), kd: weight.default(0) }).strict();
 
 /** Self-training's settings (train/self-training.ts); they act only when weights.st or weights.mic > 0. */
 export const SelfTrainingSchema = z.object({
@@ -86,6 +86,9 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
    *  The schedule follows the current `steps`: `--resume --steps N` stretches the decay to N. */
   lrDecayFrom: z.number().min(0).max(1).default(1),
   weights: WeightsSchema,
+  /** Distillation (weights.kd, i2i distill): the teacher run whose soft predictions on target frames
+   *  the network learns, and the softmax temperature of both sides. */
+  distill: z.object({ teacher: z.string().optional(), temperature: z.number().positive() }).strict().default({ temperature: 2 }),
   /** Self-training (weights.st, weights.mic): teacher, pseudo-labels, mixing. */
   selfTraining: SelfTrainingSchema.default(SELF_TRAINING_DEFAULTS),
   /** Which domains L_id reconstructs: DRCN reconstructs the target only. */
@@ -174,7 +177,7 @@ export type Weights = z.infer<typeof WeightsSchema>;
 type DeepPartial<T> = { [K in keyof T]?: T[K] extends (infer U)[] ? U[] : T[K] extends object ? DeepPartial<T[K]> : T[K] };
 export type ConfigPatch = DeepPartial<Config>;
 
-const ZERO: Weights = { c: 0, id: 0, z: 0, tr: 0, cyc: 0, trc: 0, st: 0, mic: 0 };
+const ZERO: Weights = { c: 0, id: 0, z: 0, tr: 0, cyc: 0, trc: 0, st: 0, mic: 0, kd: 0 };
 
 /** Defaults shared by every digits task (section 5.1 networks, Adam 2e-4 / 0.5 / 0.999). */
 type Base = Omit<Config, 'task' | 'method' | 'data'> & { data: Omit<Config['data'], 'source' | 'target'> };
@@ -190,6 +193,7 @@ export const DIGITS_BASE: Base = {
   lrDecayFrom: 1,
   weights: { ...ZERO, c: 1 },
   selfTraining: { ...SELF_TRAINING_DEFAULTS, micPatch: 8 },
+  distill: { temperature: 2 },
   idDomains: ['source', 'target'],
   gpWeight: 10,
   untieTargetEncoder: false,
@@ -307,6 +311,8 @@ export const METHODS: Record<string, ConfigPatch> = {
   // Self-training (train/self-training.ts) beside the source loss, weighted like it (DACS: 1 and 1).
   'self-train': { weights: { ...ZERO, c: 1, st: 1 } },
   'full+st': { weights: { c: 3, id: 1, z: 0.3, tr: 0.02, cyc: 1, trc: 0, st: 3 } },
+  // i2i distill: the source labels and a teacher run's soft predictions on the target (train/distill.ts).
+  distill: { weights: { ...ZERO, c: 1, kd: 1 } },
 };
 
 /**
@@ -415,6 +421,12 @@ export function validateConfig(raw: unknown): Config {
   if (w.st > 0 && c.selfTraining.mixSource === 'translated' && !trainsGy(c)) {
     throw new UserError('Invalid configuration: selfTraining.mixSource translated pastes g_y(f(x)), but no term trains the decoder g_y.',
       'Add weights.tr or weights.cyc (e.g. --method full+st), or set selfTraining.mixSource=source (or auto).');
+  }
+  if (w.kd > 0 && !c.distill.teacher) {
+    throw new UserError('Invalid configuration: weights.kd distils a teacher run, and distill.teacher names none.', 'Use i2i distill --teacher RUN (or --set distill.teacher=RUN).');
+  }
+  if (w.kd > 0 && c.untieTargetEncoder) {
+    throw new UserError('Invalid configuration: distillation (weights.kd) trains the shared encoder f; ADDA adapts an untied f_t with L_z only.', 'Use i2i distill, or set weights.kd=0.');
   }
   if (c.data.rcsTemperature > 0 && c.kind !== 'segment') {
     throw new UserError('Invalid configuration: data.rcsTemperature samples source crops by their classes\' pixels; classification images have one label.', 'Set data.rcsTemperature=0.');

@@ -17,6 +17,8 @@
  *   L_st         st   confidence-weighted cross entropy of h(f(mix)) on ClassMix's labels: the source's
  *                     pasted classes and the EMA teacher's pseudo-labels of the target crop
  *   L_mic        mic  the same on the target crop with patches masked, against the teacher's labels
+ *   L_kd         kd   distillation: T^2 KL of a trained run's soft predictions and h(f(y)) on target
+ *                     crops at temperature T (train/distill.ts, i2i distill)
  *
  * One step (`step`) reads like the paper's alternation: generators (f, h, g) with critics fixed,
  * then the critics on the detached features and translations of that same forward pass.
@@ -29,6 +31,7 @@ import { copyStore, type Mode, type Store } from './models/layers';
 import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type ImageCritic, type Net } from './models/nets';
 import { createClassifier, createEncoder } from './models/registry';
 import { crossEntropy, gradientPenalty, IMAGE_GAN, l1, lsganCritic, lsganGenerator, weightedCrossEntropy } from './losses';
+import { distillationLoss, type DistillTeacher } from './distill';
 import { disposePrepared, SelfTraining, type Prepared } from './self-training';
 import { Adam, learningRateScale } from './optim';
 
@@ -40,6 +43,14 @@ export interface Batch {
 
 /** Each term, the total, the critics' losses, and self-training's mean confidence weight `conf`. */
 export type Losses = Partial<Record<TermName | 'total' | 'D_z' | 'D_x' | 'D_y' | 'gp' | 'conf', number>>;
+
+/** What a step computes outside the gradient tape for the terms that read other networks' predictions. */
+export interface StepInputs {
+  /** Self-training's teacher labels, masks and draws (prepareSelfTraining). */
+  st?: Prepared;
+  /** The distillation teacher's logits on the target batch, at the label maps' size (L_kd). */
+  teacherLogits?: tf.Tensor;
+}
 
 /** Gradient identity in value, zero in gradient. */
 export const stopGradient = tf.customGrad(((x: tf.Tensor) => ({
@@ -66,6 +77,8 @@ export class I2IModel {
   readonly Dy?: ImageCritic;
   /** The EMA teacher and its pseudo-labels, when weights.st or weights.mic asks for them. */
   readonly selfTraining?: SelfTraining;
+  /** A trained run whose soft predictions L_kd distils (attachTeacher; training only, owned by the caller). */
+  distillTeacher?: DistillTeacher;
   readonly optG: Adam;
   readonly optD: Adam;
   readonly inShape: [number, number, number];
@@ -138,11 +151,23 @@ export class I2IModel {
     return this.selfTraining !== undefined && !this.encodesTarget();
   }
 
-  /** Whether a term of the joint objective encodes the target batch y (with L_id, L_z, L_tr or L_cyc). */
+  /** Whether a term of the joint objective encodes the target batch y (with L_id, L_z, L_tr, L_cyc or L_kd). */
   private encodesTarget(): boolean {
     const w = this.config.weights;
     const idTarget = w.id > 0 && this.config.idDomains.includes('target');
-    return idTarget || w.z + w.tr + w.cyc > 0;
+    return idTarget || w.z + w.tr + w.cyc + w.kd > 0;
+  }
+
+  /** The distillation teacher (weights.kd); the caller keeps and disposes it. */
+  attachTeacher(t: DistillTeacher): void {
+    this.distillTeacher = t;
+  }
+
+  /** The distillation teacher's logits on `b`'s target images, outside any tape (caller disposes). */
+  teacherLogits(b: Batch): tf.Tensor | undefined {
+    if (!this.distillTeacher || this.config.weights.kd === 0) return undefined;
+    const labelHW = b.labels.rank === 3 ? [b.labels.shape[1], b.labels.shape[2]] as [number, number] : undefined;
+    return this.distillTeacher.logits(b.y, labelHW);
   }
 
   /** Self-training's inputs for one step (teacher labels, masks, draws), outside any gradient tape; the caller disposes them. */
@@ -210,7 +235,8 @@ export class I2IModel {
    * The generator objective for one batch. Returns the weighted total and each term; `keep`
    * receives the detached quantities the critic step needs (features and translations).
    */
-  generatorLoss(b: Batch, phase: 'joint' | 'pretrain' | 'adapt', keep: Kept, st?: Prepared): { total: tf.Scalar; terms: Partial<Record<TermName, tf.Scalar>> } {
+  generatorLoss(b: Batch, phase: 'joint' | 'pretrain' | 'adapt', keep: Kept, inputs: StepInputs = {}): { total: tf.Scalar; terms: Partial<Record<TermName, tf.Scalar>> } {
+    const { st, teacherLogits } = inputs;
     const w = this.config.weights;
     const terms: Partial<Record<TermName, tf.Scalar>> = {};
     const labelHW = b.labels.rank === 3 ? [b.labels.shape[1], b.labels.shape[2]] as [number, number] : undefined;
@@ -246,6 +272,9 @@ export class I2IModel {
     const zx = this.f.apply(b.x, srcMode);
     const zy = useTarget ? this.f.apply(b.y, 'train') : undefined;
     terms.c = ce(zx, srcMode);
+
+    // Distillation: the target crops' predictions against the teacher's (its logits come from outside the tape).
+    if (zy && teacherLogits) terms.kd = distillationLoss(this.classify(zy, 'train', labelHW), teacherLogits, this.config.distill.temperature);
 
     if (zy && w.z > 0) {
       // Only target features are pulled towards the source distribution.
@@ -341,7 +370,9 @@ export class I2IModel {
     const logged: Record<string, tf.Scalar> = {};
     const gStores = this.generatorStores(phase);
     let st: Prepared | undefined;
+    let teacherLogits: tf.Tensor | undefined;
     try {
+      if (phase === 'joint') teacherLogits = this.teacherLogits(b);
       if (phase === 'joint' && this.selfTraining) {
         st = this.prepareSelfTraining(b, step);
         logged.conf = tf.scalar(st!.confidence);
@@ -350,7 +381,7 @@ export class I2IModel {
       }
       // 1. Generators f, h, g_x, g_y.
       const { value, grads } = tf.variableGrads(() => {
-        const { total, terms } = this.generatorLoss(b, phase, keep, st);
+        const { total, terms } = this.generatorLoss(b, phase, keep, { st, teacherLogits });
         for (const [k, v] of Object.entries(terms)) logged[k] = tf.keep(v);
         return total;
       }, gStores.flatMap((s) => s.variables()));
@@ -386,6 +417,7 @@ export class I2IModel {
       for (const t of Object.values(logged)) t.dispose();
       for (const t of Object.values(keep)) t?.dispose();
       disposePrepared(st);
+      teacherLogits?.dispose();
       for (const n of this.networks()) n.store.dropUpdates();
     }
   }

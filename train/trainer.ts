@@ -23,6 +23,7 @@ import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint }
 import { evaluateClassifier } from './eval';
 import { defaultDigitSplit, loadEvalSet } from './evaluate-run';
 import { I2IModel, OBJECTIVE_VERSION, type Losses } from './i2i';
+import { DistillTeacher } from './distill';
 import { initFromKeras } from './init';
 import { modelState, restoreModel } from './state';
 
@@ -196,6 +197,19 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   }
   if (source.n < config.batchSize || target.n < 1) throw new UserError(`The source has ${source.n} images, fewer than one batch of ${config.batchSize}.`, 'Lower --batch-size or provide more data.');
   const model = new I2IModel(config, source.classes.length);
+  // Distillation: the teacher run, frozen, for this run's lifetime (read again on --resume).
+  let teacher: DistillTeacher | undefined;
+  if (config.weights.kd > 0) {
+    try {
+      teacher = DistillTeacher.load(config.distill.teacher!, config, source.classes.length);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    model.attachTeacher(teacher);
+    const t = teacher.describe();
+    progress(`[i2i] distilling ${t.run} (${t.task} / ${t.method}, ${t.encoder}, step ${t.step}) into ${config.model.encoder} at temperature ${config.distill.temperature}`);
+  }
   const samplers = {
     source: new Sampler(source.n, deriveSeed(config.seed, 'source'), ckpt?.meta.samplers.source),
     target: new Sampler(target.n, deriveSeed(config.seed, 'target'), ckpt?.meta.samplers.target),
@@ -216,6 +230,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } catch (e) {
     // A bad --init file or a mismatched checkpoint: release what was built before reporting it.
     model.dispose();
+    teacher?.dispose();
     throw e;
   } finally {
     if (ckpt) disposeCheckpoint(ckpt);
@@ -312,5 +327,6 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     for (const line of [...source.notes?.() ?? [], ...target.notes?.() ?? []]) progress(line);
     process.off('SIGINT', onSignal);
     model.dispose();
+    teacher?.dispose();
   }
 }

@@ -3,6 +3,7 @@ import * as tf from '../../core/tf';
 import { buildConfig, type ConfigPatch, type TermName } from '../../train/config';
 import { I2IModel, stopGradient, type Batch, type Kept } from '../../train/i2i';
 import { disposePrepared } from '../../train/self-training';
+import { DistillTeacher } from '../../train/distill';
 import { learningRateScale } from '../../train/optim';
 import { randomiseStatistics } from '../helpers';
 
@@ -31,7 +32,9 @@ function gradientReach(model: I2IModel, term: TermName, b: Batch): Record<string
   for (const n of model.networks()) for (const v of n.store.variables()) owner.set(v.name, n.name);
   const keep: Kept = {};
   const st = model.prepareSelfTraining(b, 0);
-  const { grads, value } = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep, st).terms[term]!, vars);
+  const teacherLogits = model.teacherLogits(b);
+  const { grads, value } = tf.variableGrads(() => model.generatorLoss(b, 'joint', keep, { st, teacherLogits }).terms[term]!, vars);
+  teacherLogits?.dispose();
   disposePrepared(st);
   const reach: Record<string, number> = {};
   for (const [name, g] of Object.entries(grads)) {
@@ -49,12 +52,15 @@ const reached = (r: Record<string, number>) => Object.keys(r).filter((k) => r[k]
 
 describe('I2I objective', () => {
   let model: I2IModel;
+  let teacher: DistillTeacher;
   let b: Batch;
   before(() => {
-    model = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, weights: { c: 1, id: 1, z: 1, tr: 1, cyc: 1, trc: 1, st: 1, mic: 1 }, selfTraining: { threshold: 0 } }), 10);
+    model = new I2IModel(buildConfig('mnist-optdigits', 'full', { ...TINY, weights: { c: 1, id: 1, z: 1, tr: 1, cyc: 1, trc: 1, st: 1, mic: 1, kd: 1 }, selfTraining: { threshold: 0 }, distill: { teacher: '(in memory)' } }), 10);
+    teacher = DistillTeacher.of(new I2IModel(buildConfig('mnist-optdigits', 'source-only', TINY), 10));
+    model.attachTeacher(teacher);
     b = batch();
   });
-  after(() => { model.dispose(); disposeBatch(b); });
+  after(() => { model.dispose(); teacher.dispose(); disposeBatch(b); });
 
   it('declares the networks of the paper: f, h, g_shared, g_x, g_y, D_z, D_x, D_y (and the self-training teacher f_ema, h_ema)', () => {
     assert.deepEqual(model.networks().map((n) => n.name), ['f', 'h', 'g_shared', 'g_x', 'g_y', 'D_z', 'D_x', 'D_y', 'f_ema', 'h_ema']);
@@ -70,6 +76,7 @@ describe('I2I objective', () => {
       trc: ['f', 'h'],                 // stopped at the translated image: no decoder
       st: ['f', 'h'],                  // the teacher (f_ema, h_ema) is never differentiated
       mic: ['f', 'h'],
+      kd: ['f', 'h'],                  // the distillation teacher is another model, run outside the tape
     };
     for (const [term, nets] of Object.entries(expect)) {
       it(`L_${term} reaches ${nets.join(', ')}`, () => {
