@@ -8,6 +8,7 @@ import { QueueVideoJobs } from '../fleet/jobs';
 import { DirStore } from '../fleet/store';
 import { startFleetWorker } from '../fleet/worker';
 import { intFlag, runtimeFlags } from './args';
+import { CAPTURE_FLAGS, captureFlags } from '../serve/capture';
 
 const storeDir = (given: string | undefined, queue: string) => path.resolve(given ?? path.join(os.tmpdir(), 'i2i-store', queue));
 const QUEUE_NAME = /^[\w.-]{1,64}$/;
@@ -25,7 +26,7 @@ export async function cmdWorker(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, strict: true, options: {
     bundle: { type: 'string' }, redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, concurrency: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' }, 'lock-ms': { type: 'string' },
-    'segment-timeout-ms': { type: 'string' }, 'segment-ms-per-frame': { type: 'string' }, 'redis-wait': { type: 'string' },
+    'segment-timeout-ms': { type: 'string' }, 'segment-ms-per-frame': { type: 'string' }, 'redis-wait': { type: 'string' }, ...CAPTURE_FLAGS,
   } });
   if (!values.bundle || !values.redis) throw new UserError('worker needs --bundle <dir> and --redis redis://HOST:PORT.', 'For example: i2i worker --bundle bundles/g2c --redis redis://queue.local:6379 --store /mnt/fleet');
   const int = (flag: string, min = 1) => intFlag(values, flag, min);
@@ -37,7 +38,7 @@ export async function cmdWorker(argv: string[]): Promise<number> {
     bundle: path.resolve(values.bundle), redis: values.redis, queue, store: new DirStore(storeDir(values.store, queue)), concurrency: int('concurrency'),
     workers: int('workers'), threads: int('threads'), runtime, precision, lockMs: int('lock-ms', 1000),
     segmentTimeoutMs: int('segment-timeout-ms', 1000), segmentMsPerFrame: int('segment-ms-per-frame', 0), log,
-    redisWaitMs: (int('redis-wait', 0) ?? 60) * 1000, onRedisWait: (line) => process.stderr.write(`i2i worker: ${line}\n`),
+    capture: captureFlags(values), redisWaitMs: (int('redis-wait', 0) ?? 60) * 1000, onRedisWait: (line) => process.stderr.write(`i2i worker: ${line}\n`),
   });
   log('worker ready', { queue, bundle: w.bundle.slice(0, 12), pid: process.pid });
   const stop = await Promise.race([

@@ -48,6 +48,7 @@ export const STREAM_HELP = `i2i segment-stream <url|file> --bundle DIR [--out DI
 export const WORKER_HELP = `i2i worker --bundle DIR --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--concurrency 1]
             [--workers N] [--threads T] [--runtime tflite|tfjs] [--precision P] [--lock-ms 30000]
             [--segment-timeout-ms 300000] [--segment-ms-per-frame 2000] [--redis-wait 60]
+            [--capture DIR [--capture-drift 1] [--capture-max 2000] [--capture-max-bytes B] [--capture-per-min 60] [--capture-every 5]]
   takes /videos segments off the BullMQ queue of i2i serve --redis (any number of workers, on any
   machine that sees --store), segments them on its own engine and joins finished videos. Takes the
   segments of its own bundle only; refuses to start (exit 2) when the servers serve other bundles
@@ -56,5 +57,6 @@ export const WORKER_HELP = `i2i worker --bundle DIR --redis redis://HOST:PORT [-
   A segment running longer than max(--segment-timeout-ms, its frames x --segment-ms-per-frame) is
   stopped (its ffmpeg killed) and retried; inputs that fail for a reason that would recur fail at once.
   A Redis that does not answer at start is reported on stderr at once and retried for --redis-wait
-  seconds (0: for ever), then the worker exits 2 naming the URL.
+  seconds (0: for ever), then the worker exits 2 naming the URL. --capture keeps the segments'
+  drifted frames as i2i serve --capture does (one folder per worker; pts are the video's).
 `;

@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { UserError } from '../core/errors';
 import { intFlag, runtimeFlags } from './args';
 import { jsonLogger, startServer } from '../serve/server';
+import { CAPTURE_FLAGS, captureFlags } from '../serve/capture';
 import { attachments } from './attach';
 
 
@@ -13,7 +14,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     bundle: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, runtime: { type: 'string' }, precision: { type: 'string' },
     workers: { type: 'string' }, threads: { type: 'string' }, 'max-queue': { type: 'string' }, 'max-batch': { type: 'string' }, 'max-wait-ms': { type: 'string' },
     'timeout-ms': { type: 'string' }, 'max-bytes': { type: 'string' }, 'max-pixels': { type: 'string' }, 'token-file': { type: 'string' }, 'admin-token-file': { type: 'string' }, 'bundle-root': { type: 'string' },
-    capture: { type: 'string' }, 'capture-drift': { type: 'string' }, 'capture-max': { type: 'string' }, 'capture-max-bytes': { type: 'string' }, 'capture-per-min': { type: 'string' }, 'capture-every': { type: 'string' }, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
+    ...CAPTURE_FLAGS, 'drain-timeout-ms': { type: 'string' }, 'drain-delay-ms': { type: 'string' },
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
     redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' }, 'retire-after': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
@@ -54,7 +55,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     bundle: path.resolve(values.bundle), port: int('port', 0) ?? 8080, host: values.host, runtime, precision,
     workers: int('workers'), threads: int('threads'), maxQueue: int('max-queue', 0), maxBatch: int('max-batch'), maxWaitMs: int('max-wait-ms', 0),
     timeoutMs: int('timeout-ms'), maxBytes: int('max-bytes'), maxPixels: int('max-pixels'), tokenFile: values['token-file'], adminTokenFile: values['admin-token-file'], bundleRoot: values['bundle-root'] && path.resolve(values['bundle-root']),
-    capture: captureOptions(values), drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
+    capture: captureFlags(values), drainTimeoutMs: int('drain-timeout-ms'), drainDelayMs: int('drain-delay-ms', 0), log,
     attach: attachments({
       videos: values['no-videos'] ? undefined : {
         store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
@@ -81,24 +82,4 @@ export async function cmdServe(argv: string[]): Promise<number> {
   const now = () => { log.warn({}, 'second signal: exiting without finishing the drain'); process.exit(1); };
   process.once('SIGTERM', now); process.once('SIGINT', now);
   return (await s.close()) ? 0 : 1;
-}
-
-/** --capture DIR [--capture-drift D] [--capture-max N] [--capture-max-bytes B] [--capture-per-min N] [--capture-every S]. */
-function captureOptions(v: Record<string, string | boolean | string[] | undefined>): { dir: string; minDrift?: number; max?: number; maxBytes?: number; perMinute?: number; everySeconds?: number } | undefined {
-  const flags = ['capture-drift', 'capture-max', 'capture-max-bytes', 'capture-per-min', 'capture-every'].filter((f) => v[f] !== undefined);
-  if (typeof v.capture !== 'string') {
-    if (flags.length) throw new UserError(`--${flags[0]} goes with --capture DIR.`, 'Pass --capture <folder for drifted frames>.');
-    return undefined;
-  }
-  const drift = v['capture-drift'] === undefined ? undefined : Number(v['capture-drift']);
-  if (drift !== undefined && !(drift >= 0)) throw new UserError(`--capture-drift must be a number >= 0, got "${v['capture-drift']}".`, '1 keeps frames beyond the calibration frames\' 95th percentile.');
-  const count = (f: string) => {
-    const x = v[f];
-    if (x === undefined) return undefined;
-    if (typeof x !== 'string' || !/^[1-9]\d*$/.test(x)) throw new UserError(`--${f} must be a positive integer, got "${x}".`);
-    return Number(x);
-  };
-  const every = v['capture-every'] === undefined ? undefined : Number(v['capture-every']);
-  if (every !== undefined && !(every >= 0)) throw new UserError(`--capture-every must be a number of seconds >= 0, got "${v['capture-every']}".`, 'It spaces the frames kept from one video job or live stream (default 5; 0 keeps every drifted frame within --capture-per-min).');
-  return { dir: path.resolve(v.capture), minDrift: drift, max: count('capture-max'), maxBytes: count('capture-max-bytes'), perMinute: count('capture-per-min'), everySeconds: every };
 }

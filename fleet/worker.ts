@@ -16,6 +16,7 @@ import { bundleId } from '../core/bundle';
 import { JOB_FILES } from '../core/video-jobs';
 import { UserError } from '../core/errors';
 import { Engine, type EngineOptions } from '../serve/engine/engine';
+import { FrameCapture, type CaptureOptions } from '../serve/capture';
 import { probeVideo } from '../streams/ffmpeg';
 import { segmentVideo } from '../streams/segment-video';
 import { joinSegments } from './plan';
@@ -38,6 +39,8 @@ export interface FleetWorkerOptions extends Omit<EngineOptions, 'log'> {
   segmentTimeoutMs?: number;
   segmentMsPerFrame?: number;
   log?: (msg: string, extra?: object) => void;
+  /** Drift-driven capture of the segments' frames (i2i worker --capture): each worker its own folder (the index is per process). */
+  capture?: Omit<CaptureOptions, 'log'>;
   /** Heartbeat and check of whether its bundle is still wanted, this often (default 5 s; the servers must use the same). */
   heartbeatMs?: number;
   /** How long to wait for Redis at start before giving up with a UserError (default 60 s; 0: for ever). */
@@ -86,8 +89,10 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     throw new UserError(`${why}.`, 'Start the worker with the bundle the servers serve (its manifest.json is what identifies it).');
   }
   await heartbeat();
-  let engine: Engine;
+  const log = o.log ?? (() => undefined);
+  let engine: Engine, capture: FrameCapture | undefined;
   try {
+    capture = o.capture && new FrameCapture({ ...o.capture, log });
     engine = await Engine.start({ ...o, log: o.log && ((level, msg, extra) => o.log!(msg, { level, ...extra })) });
   } catch (e) {
     await ownSegments.close().catch(() => undefined);
@@ -97,7 +102,6 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
   const lock = o.lockMs ?? 30_000;
   const connections = [connect(o.redis), connect(o.redis)];
   const common = { lockDuration: lock, stalledInterval: lock, maxStalledCount: 2 };
-  const log = o.log ?? (() => undefined);
 
   const segments = new Worker<SegmentData, SegmentResult>(names.segments(bundle), async (job) => {
     const d = job.data;
@@ -108,6 +112,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     const tmp = path.join(o.store.scratch, `${d.job}-${d.segment.index}-${os.hostname()}-${randomBytes(4).toString('hex')}`);
     const discard = () => { for (const f of [`${tmp}.mp4`, `${tmp}.jsonl`]) fs.rmSync(f, { force: true }); };
     const ac = new AbortController(), hard = new AbortController();
+    const sampler = capture?.sampler(`video job ${d.job} segment ${d.segment.index}`);
     const limitMs = Math.max(o.segmentTimeoutMs ?? 300_000, d.segment.frames * (o.segmentMsPerFrame ?? 2000));
     const timer = setTimeout(() => hard.abort(), limitMs);
     let last = 0;
@@ -116,6 +121,8 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
     try {
       r = await segmentVideo({
         engine, input, out: `${tmp}.mp4`, output: d.output, stats: `${tmp}.jsonl`, start: d.segment.seek, frames: d.segment.last ? undefined : d.segment.frames, audio: false, signal: ac.signal, kill: hard.signal,
+        // A part's times count from its seek point: the video's own pts are those plus the seek (as the join renumbers them).
+        capture: sampler && { offer: (frame, drift, version, pts) => sampler.offer(frame, drift, version, pts + d.segment.seek) },
         onProgress: (p) => {
         const now = performance.now();
         if (now - last < 500) return;
@@ -202,6 +209,7 @@ export async function startFleetWorker(o: FleetWorkerOptions): Promise<FleetWork
       await Promise.all([segments.close(), joins.close(), ownSegments.close()]);
       await Promise.all([redis, ...connections].map((c) => c.quit().catch(() => undefined)));
       await engine.close();
+      await capture?.flush();
     },
   };
 }

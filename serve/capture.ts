@@ -17,6 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { UserError } from '../core/errors';
 import { imageFormat } from '../runtime/image';
 
 export interface CaptureOptions {
@@ -201,4 +202,26 @@ export class CaptureSampler {
     this.last = pts;
     return true;
   }
+}
+
+/** The command line's --capture DIR [--capture-drift D] [--capture-max N] [--capture-max-bytes B] [--capture-per-min N] [--capture-every S] (i2i serve, i2i worker). */
+export const CAPTURE_FLAGS = { capture: { type: 'string' }, 'capture-drift': { type: 'string' }, 'capture-max': { type: 'string' }, 'capture-max-bytes': { type: 'string' }, 'capture-per-min': { type: 'string' }, 'capture-every': { type: 'string' } } as const;
+
+export function captureFlags(v: Record<string, string | boolean | (string | boolean)[] | undefined>): Omit<CaptureOptions, 'log' | 'maxPixels'> | undefined {
+  const flags = ['capture-drift', 'capture-max', 'capture-max-bytes', 'capture-per-min', 'capture-every'].filter((f) => v[f] !== undefined);
+  if (typeof v.capture !== 'string') {
+    if (flags.length) throw new UserError(`--${flags[0]} goes with --capture DIR.`, 'Pass --capture <folder for drifted frames>.');
+    return undefined;
+  }
+  const drift = v['capture-drift'] === undefined ? undefined : Number(v['capture-drift']);
+  if (drift !== undefined && !(drift >= 0)) throw new UserError(`--capture-drift must be a number >= 0, got "${v['capture-drift']}".`, '1 keeps frames beyond the calibration frames\' 95th percentile.');
+  const count = (f: string) => {
+    const x = v[f];
+    if (x === undefined) return undefined;
+    if (typeof x !== 'string' || !/^[1-9]\d*$/.test(x)) throw new UserError(`--${f} must be a positive integer, got "${x}".`);
+    return Number(x);
+  };
+  const every = v['capture-every'] === undefined ? undefined : Number(v['capture-every']);
+  if (every !== undefined && !(every >= 0)) throw new UserError(`--capture-every must be a number of seconds >= 0, got "${v['capture-every']}".`, 'It spaces the frames kept from one video job or live stream (default 5; 0 keeps every drifted frame within --capture-per-min).');
+  return { dir: path.resolve(v.capture), minDrift: drift, max: count('capture-max'), maxBytes: count('capture-max-bytes'), perMinute: count('capture-per-min'), everySeconds: every };
 }

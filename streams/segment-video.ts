@@ -39,7 +39,7 @@ export interface SegmentVideoOptions {
   kill?: AbortSignal;
   onProgress?: (p: Progress) => void;
   /** Drift-driven capture (i2i serve --capture): each segmented frame is offered with its drift and pts. */
-  capture?: CaptureSampler;
+  capture?: Pick<CaptureSampler, 'offer'>;
 }
 
 export interface Progress { file: string; done: number; total: number; fps: number; etaSeconds: number }

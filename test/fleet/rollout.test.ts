@@ -38,8 +38,9 @@ describe('fleet: a model rollout does not strand the videos queued for the old b
   const queue = `i2i-rollout-${process.pid}-${Date.now().toString(36)}`;
   const bundles = path.join(root, 'bundles'), a = path.join(bundles, 'a'), b = path.join(bundles, 'b');
   const store = path.join(root, 'store'), clip = path.join(root, 'drive.mp4'), adminFile = path.join(root, 'admin.txt');
-  // Heartbeats every second (a server or worker is gone after 3 s), bundles retired 3 s after their last sign of life.
-  const beat = 1000, retireAfterMs = 3000;
+  // Heartbeats every second (a server or worker is gone after 3 s); bundles retired 15 s after their
+  // last sign of life (long enough for the first test's old video to wait for its worker, loaded or not).
+  const beat = 1000, retireAfterMs = 15000;
   const logs: string[] = [];
   const workers: FleetWorker[] = [];
   let s: RunningServer | undefined;
@@ -136,10 +137,10 @@ describe('fleet: a model rollout does not strand the videos queued for the old b
     const stranded = await post();
     await reload('b');
     const t0 = Date.now();
-    const j = await poll(stranded, (x) => x.state !== 'queued' && x.state !== 'running', 30000);
+    const j = await poll(stranded, (x) => x.state !== 'queued' && x.state !== 'running', 60000);
     assert.equal(j.state, 'failed', JSON.stringify(j));
     assert.match(j.error!, new RegExp(`No worker runs bundle ${bundleId(a).slice(0, 12)}, the model this video was queued for, and no server queues for it any more .*Submit the video again: it runs on the bundle served now \\(${bundleId(b).slice(0, 12)}\\)`));
-    assert.ok(Date.now() - t0 < 20000, `failed after ${Date.now() - t0} ms`);
+    assert.ok(Date.now() - t0 >= retireAfterMs - 2000 && Date.now() - t0 < retireAfterMs + 20000, `failed after ${Date.now() - t0} ms (retired ${retireAfterMs} ms after the bundle was last served)`);
     const result = await fetch(`${s!.url}/videos/${stranded}/result`);
     assert.equal(result.status, 409);
     assert.match((await result.json() as { error: string }).error, /is failed: No worker runs bundle/);
