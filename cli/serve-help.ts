@@ -14,7 +14,7 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   ({"path"}), --max-video-bytes (2 GiB), --max-video-pixels (4096x2304 = 9437184 per frame),
   --upload-timeout-ms (10 min), --no-videos turns it off. Playlists, still images and containers
   other than MP4/MOV, MKV/WebM, AVI, MPEG-TS and FLV are refused (400).
-  Scale-out: --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--segment-seconds 60] puts
+  Scale-out: --redis redis://HOST:PORT [--queue i2i-videos] [--store DIR] [--segment-seconds 60] [--retire-after 300] puts
   /videos jobs on BullMQ, split on keyframes into segments for any number of i2i worker processes.
   A video runs on the bundle served when it was queued: after a reload new videos wait for workers
   of the new bundle, the old bundle's workers finish the old ones; videos of a bundle no server
