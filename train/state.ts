@@ -46,7 +46,6 @@ export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimize
     }
   }
   if (fromStudent) model.resetTeacher();
-  return missing;
   if (opts.optimizer !== false) {
     for (const [tag, opt] of [['optG', model.optG], ['optD', model.optD]] as const) {
       const steps = ckpt.meta.optimizerSteps[tag] ?? {};
@@ -55,4 +54,5 @@ export function restoreModel(model: I2IModel, ckpt: Checkpoint, opts: { optimize
       opt.load(slots, steps);
     }
   }
+  return missing;
 }
