@@ -1,0 +1,153 @@
+import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '../../core/tf';
+import { buildConfig } from '../../train/config';
+import { disposeCheckpoint, readCheckpoint } from '../../train/checkpoint';
+import { listCityscapes } from '../../train/data/segmentation';
+import { sceneDomain } from '../../train/data/domain';
+import { writeSynth } from '../../train/data/synth';
+import { distillationLoss, DistillTeacher } from '../../train/distill';
+import { I2IModel, type Batch, type Kept } from '../../train/i2i';
+import { restoreModel } from '../../train/state';
+import { CITYSCAPES_CLASSES } from '../../core/labels';
+import { checkpointValues, tmpDir } from '../helpers';
+
+const CLI = path.resolve(__dirname, '../../bin/i2i.js');
+function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { cwd: path.resolve(__dirname, '../..') }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+  });
+}
+const softmax = (v: number[]) => { const e = v.map(Math.exp); const s = e.reduce((a, b) => a + b, 0); return e.map((x) => x / s); };
+const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+
+describe('distillation (train/distill.ts, i2i distill)', function () {
+  this.timeout(600000);
+
+  it('L_kd = T^2 * mean over weighted pixels of KL(softmax(t/T) || softmax(s/T)); its gradient is T (softmax(s/T) - softmax(t/T))', () => {
+    const s = [[1, 2, 0.5], [0, -1, 3], [4, 4, 4]], t = [[2, 0, 1], [1, 1, 1], [0, 9, 0]];
+    const T = 2;
+    const kl = (a: number[], b: number[]) => { const p = softmax(a.map((v) => v / T)), q = softmax(b.map((v) => v / T)); return p.reduce((acc, pi, i) => acc + pi * Math.log(pi / q[i]), 0); };
+    // The third pixel has weight 0 (ignored): the mean is over the first two.
+    const want = T * T * (kl(t[0], s[0]) + kl(t[1], s[1])) / 2;
+    const st = tf.tensor2d(s), tt = tf.tensor2d(t), w = tf.tensor1d([1, 1, 0]);
+    const got = distillationLoss(st, tt, T, w).dataSync()[0];
+    assert.ok(Math.abs(got - want) < 1e-5, `${got} vs ${want}`);
+    const g = tf.grad((x: tf.Tensor) => distillationLoss(x, tt, T, w))(st).arraySync() as number[][];
+    for (let i = 0; i < 2; i++) {
+      const ps = softmax(s[i].map((v) => v / T)), pt = softmax(t[i].map((v) => v / T));
+      ps.forEach((p, c) => assert.ok(Math.abs(g[i][c] - T * (p - pt[c]) / 2) < 1e-5, `grad [${i}][${c}]`));
+    }
+    assert.ok(g[2].every((v) => v === 0), 'an ignored pixel gets no gradient');
+    // Without weights every pixel counts; identical logits cost nothing.
+    assert.ok(Math.abs(distillationLoss(tt, tt, 4).dataSync()[0]) < 1e-6);
+    tf.dispose([st, tt, w]);
+  });
+
+  it("the teacher's variables get no gradient from L_kd; only the student's f and h do", () => {
+    const cfg = (method: string, extra = {}) => buildConfig('synth-drive', method, { batchSize: 2, data: { imageSize: 16 }, ...extra });
+    const teacherModel = new I2IModel(cfg('source-only'), 19);
+    const student = new I2IModel(cfg('distill', { model: { encoder: 'fastseg' }, distill: { teacher: '(in memory)' } }), 19);
+    const teacher = DistillTeacher.of(teacherModel);
+    student.attachTeacher(teacher);
+    const b: Batch = {
+      x: tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 1) as tf.Tensor4D, y: tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 2) as tf.Tensor4D,
+      labels: tf.fill([2, 16, 16], 3, 'int32'),
+    };
+    try {
+      const studentVars = [student.f, student.h].flatMap((n) => n.store.variables());
+      const teacherVars = teacherModel.networks().flatMap((n) => n.store.variables());
+      const keep: Kept = {};
+      const teacherLogits = student.teacherLogits(b)!;
+      const { grads, value } = tf.variableGrads(() => student.generatorLoss(b, 'joint', keep, { teacherLogits }).terms.kd!, [...studentVars, ...teacherVars]);
+      assert.ok(value.dataSync()[0] > 0);
+      const names = new Set(Object.keys(grads));
+      assert.ok(studentVars.every((v) => names.has(v.name)), 'every student variable learns from L_kd');
+      assert.ok(teacherVars.every((v) => !names.has(v.name)), 'no teacher variable gets a gradient');
+      tf.dispose([...Object.values(grads), value, teacherLogits]);
+      student.networks().forEach((n) => n.store.dropUpdates());
+    } finally { student.dispose(); teacher.dispose(); b.x.dispose(); b.y.dispose(); b.labels.dispose(); }
+  });
+
+  describe('runs through the bin', () => {
+    const root = tmpDir();
+    const src = path.join(root, 'source'), tgt = path.join(root, 'target');
+    const teacher = path.join(root, 'teacher');
+    // A faster rate than the preset's so that 120 steps make a confident teacher and 60 a student that follows it.
+    const tiny = ['--set', 'data.imageSize=32', '--set', 'batchSize=2', '--set', 'logEvery=1', '--set', 'optim.lr=1e-3'];
+    before(async () => {
+      await writeSynth({ out: src, domain: 'source', count: 6, height: 64, width: 128, seed: 1 });
+      await writeSynth({ out: tgt, domain: 'target', count: 6, height: 64, width: 128, seed: 2 });
+      const r = await cli(['train', '--task', 'synth-drive', '--method', 'source-only', '--source-root', src, '--target-root', tgt, '--out', teacher, '--steps', '120', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+    });
+
+    /** Share of target pixels where the run's arg-max equals the teacher's (6 target crops). */
+    async function agreement(run: string): Promise<number> {
+      const classes = [...CITYSCAPES_CLASSES];
+      const frames = await sceneDomain(listCityscapes(tgt, 'train'), classes, { scale: 0.5, crop: 32, flip: false, labels: false, seed: 9 }).load(Int32Array.from([0, 1, 2, 3, 4, 5]), 0);
+      const y = tf.tensor4d(frames.images, frames.shape);
+      const labelsOf = (dir: string) => {
+        const ckpt = readCheckpoint(dir);
+        const m = new I2IModel(ckpt.meta.config, 19);
+        try { restoreModel(m, ckpt, { optimizer: false }); return tf.tidy(() => tf.argMax(m.predict(y, 'target', [32, 32]), -1).dataSync()); } finally { m.dispose(); disposeCheckpoint(ckpt); }
+      };
+      const a = labelsOf(run), b = labelsOf(teacher);
+      y.dispose();
+      return a.reduce((n, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
+    }
+
+    it('i2i distill trains a fastseg student that agrees with its teacher on more target pixels; the teacher run is not changed; resume is bit-exact', async () => {
+      const files = ['checkpoint/checkpoint.json', 'checkpoint/weights.bin', 'metrics.jsonl'].map((f) => path.join(teacher, f));
+      const before = files.map(sha);
+      const at0 = path.join(root, 'student0'), a = path.join(root, 'student'), b = path.join(root, 'student-resumed');
+      // Step 1 at learning rate 0 is the student as initialised (a checkpoint to measure).
+      let r = await cli(['distill', '--teacher', teacher, '--out', at0, '--steps', '1', ...tiny, '--set', 'optim.lr=1e-12']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--teacher', teacher, '--out', a, '--steps', '60', '--seed', '3', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /distilling .*teacher \(synth-drive \/ source-only, densenet-small, step 120\) into fastseg at temperature 2/);
+      assert.match(r.stderr, /step 60\/60 .*c [\d.]+ kd [\d.]+/);
+      assert.deepEqual(files.map(sha), before, 'the teacher run is unchanged');
+      const [start, end] = [await agreement(at0), await agreement(a)];
+      assert.ok(end > start + 0.2, `agreement with the teacher ${(start * 100).toFixed(1)}% -> ${(end * 100).toFixed(1)}%`);
+
+      r = await cli(['distill', '--teacher', teacher, '--out', b, '--steps', '30', '--seed', '3', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--out', b, '--resume', '--steps', '60']);
+      assert.equal(r.code, 0, r.stderr);
+      const wa = checkpointValues(a), wb = checkpointValues(b);
+      for (const [k, v] of wa) assert.deepEqual(wb.get(k), v, `${k} differs after resume`);
+    });
+
+    it('the student converts to fp32 (within 1e-4 of tfjs) and int8 TFLite, and its manifest names its teacher', async () => {
+      const a = path.join(root, 'student');
+      const out = path.join(root, 'bundle');
+      const r = await cli(['convert', '--checkpoint', a, '--out', out, '--precision', 'fp32,int8', '--calibrate', path.join(tgt, 'leftImg8bit', 'train')]);
+      assert.equal(r.code, 0, r.stderr);
+      const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
+      assert.deepEqual(m.training.teacher, { run: teacher, step: 120, task: 'synth-drive', method: 'source-only', encoder: 'densenet-small' });
+      assert.equal(m.training.config.model.encoder, 'fastseg');
+      const fp32 = m.parity.find((p: { precision: string; format: string }) => p.precision === 'fp32' && p.format === 'tflite');
+      const int8 = m.parity.find((p: { precision: string }) => p.precision === 'int8');
+      assert.ok(fp32.maxRelDiffVsTfjs <= 1e-4, JSON.stringify(fp32));
+      assert.ok(int8 && int8.labelAgreement > 0.8, JSON.stringify(int8));
+    });
+
+    it('errors name the fix: no --teacher, a teacher of another task kind', async () => {
+      let r = await cli(['distill', '--out', path.join(root, 'x')]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /distill needs --teacher RUN/);
+      const digits = path.join(root, 'digits');
+      r = await cli(['train', '--task', 'mnist-optdigits', '--method', 'source-only', '--target-root', path.resolve(__dirname, '../../data/optdigits'), '--out', digits, '--steps', '1', '--set', 'batchSize=8', '--set', 'data.sourceLimit=16', '--set', 'data.targetLimit=16']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--teacher', digits, '--student', 'fastseg', '--out', path.join(root, 'y'), '--steps', '1']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /fastseg encoder does not serve classify tasks|classify run/);
+    });
+  });
+});
