@@ -91,7 +91,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     });
   }
   const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
-  const server = http.createServer(app);
+  // Node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
+  // default): a client stalling in its headers held a socket for about 50 s.
+  const server = http.createServer({ connectionsCheckingInterval: 1000 }, app);
   // Bounded waits on the socket side too: slow clients cannot hold a connection open forever.
   // A request must be done by its deadline anyway (its upload gets 408 past it); the socket-level
   // limit backs that with a margin.
