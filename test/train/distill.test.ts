@@ -98,7 +98,7 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       };
       const a = labelsOf(run), b = labelsOf(teacher);
       y.dispose();
-      return a.reduce((n, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
+      return Array.from(a).reduce((n: number, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
     }
 
     it('i2i distill trains a fastseg student that agrees with its teacher on more target pixels; the teacher run is not changed; resume is bit-exact', async () => {
