@@ -43,8 +43,8 @@ export interface AppOptions {
   capture?: FrameCapture;
   /** Bundle directories a reload may name must lie in this directory (none = only the served --bundle path). */
   bundleRoot?: string;
-  /** Bundle identity (sha256 of its manifest) for the model card. */
-  bundleId?: string;
+  /** The served bundle's id (sha256 of its manifest); a function, since a reload changes it. */
+  bundleId?: () => string;
   log?: Logger;
   version?: string;
   /** The video job API (/videos), over in-process jobs or a distributed queue. */
@@ -129,7 +129,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
     next(new HttpError(401, 'A valid bearer token is required.', 'Send Authorization: Bearer <token> with a token from the server\'s --token-file.', { 'WWW-Authenticate': challenge }));
   });
 
-  app.get('/v1/model', (_req, res) => { res.set('X-Model-Version', engine.model.version).json(modelCard(engine, o.bundleId)); });
+  app.get('/v1/model', (_req, res) => { res.set('X-Model-Version', engine.model.version).json(modelCard(engine, o.bundleId?.())); });
   app.get('/metrics', async (_req, res) => {
     metrics.workers.set(engine.stats().readyWorkers);
     metrics.model.reset();

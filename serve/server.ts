@@ -90,7 +90,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       } catch (e) { log.error({ err: (e as Error).message }, 'the video queue could not switch to the reloaded bundle; videos are still queued for the previous one'); }
     });
   }
-  const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: bundleId(o.bundle), videos: extra?.videos, streams: extra?.streams });
+  const { app, setUnready, setDraining, endStreams, close: closeApp } = createApp(engine, { ...o, tokens, adminTokens, log, capture, bundleId: servedBundleId(engine), videos: extra?.videos, streams: extra?.streams });
   // Node checks headersTimeout/requestTimeout only every connectionsCheckingInterval (30 s by
   // default): a client stalling in its headers held a socket for about 50 s.
   const server = http.createServer({ connectionsCheckingInterval: 1000 }, app);
@@ -145,4 +145,13 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     return finished;
   })();
   return { url, engine, server, close, reload: (dir) => engine.reload(dir) };
+}
+
+/** The id of the bundle the engine serves now (it changes on reload), read once per bundle directory. */
+function servedBundleId(engine: Engine): () => string {
+  let dir = '', id = '';
+  return () => {
+    if (engine.model.realDir !== dir) { dir = engine.model.realDir; id = bundleId(dir); }
+    return id;
+  };
 }

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
+import { bundleId } from '../../core/bundle';
 import { readIndexedPng } from '../../runtime/image';
 import { startServer } from '../../serve/server';
 import { tmpDir } from '../helpers';
@@ -82,8 +83,9 @@ describe('serve: model versions, reload and rollback', function () {
       for (const x of results) assert.equal(x.left, x.version === va ? ROAD : SKY, JSON.stringify(x));
       const firstB = results.findIndex((x) => x.version === vb);
       assert.ok(firstB > 0 && results.slice(firstB).every((x) => x.version === vb), results.map((x) => x.version).join(','));
-      const card = await (await fetch(`${s.url}/v1/model`, { headers: auth })).json() as { version: string; model: { why: string; precision: string }; previous: { version: string } };
+      const card = await (await fetch(`${s.url}/v1/model`, { headers: auth })).json() as { bundle: string; version: string; model: { why: string; precision: string }; previous: { version: string } };
       assert.equal(card.version, vb);
+      assert.equal(card.bundle, bundleId(b), 'the card names the bundle now served, not the one served at start');
       assert.equal(card.previous.version, va);
       assert.match(card.model.why, /only model|fastest|float32/);
       const json = await (await fetch(`${s.url}/segment?format=json`, { method: 'POST', body: png, headers: { 'Content-Type': 'image/png', ...auth } })).json() as { model: { version: string; file: string; precision: string } };
