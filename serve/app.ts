@@ -72,7 +72,7 @@ export function createApp(engine: Engine, o: AppOptions = {}): ServeApp {
   const timeoutMs = o.timeoutMs ?? 10_000;
   const postprocess = new PostProcessor(2);
   const log = o.log ?? silent;
-  const metrics = createMetrics();
+  const metrics = createMetrics(o.capture && (() => o.capture!.stats));
   let draining = false, unready = false;
 
   engine.on('batch', (n: number) => metrics.batch.observe(n));

@@ -26,7 +26,8 @@ export interface ServeMetrics {
   captured: client.Counter;
 }
 
-export function createMetrics(): ServeMetrics {
+/** `capture`: the frame capture's counts (i2i serve --capture), read at each scrape: frames of /segment, video jobs and live streams alike. */
+export function createMetrics(capture?: () => { kept: number }): ServeMetrics {
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 10 });
   const r = [registry];
@@ -44,7 +45,8 @@ export function createMetrics(): ServeMetrics {
     frames: new client.Counter({ name: 'i2i_frames_total', help: 'Frames segmented by POST /segment, by the model version that computed them.', labelNames: ['version'], registers: r }),
     reloads: new client.Counter({ name: 'i2i_model_reloads_total', help: 'Model reloads (SIGHUP, POST /v1/model/reload or rollback) by result: ok, failed (the served model kept).', labelNames: ['result'], registers: r }),
     model: new client.Gauge({ name: 'i2i_model_info', help: 'The active model (value 1), by version, file and precision.', labelNames: ['version', 'file', 'precision'], registers: r }),
-    captured: new client.Counter({ name: 'i2i_frames_captured_total', help: 'Frames kept by --capture (drift at or above --capture-drift, within the rate).', registers: r }),
+    captured: new client.Counter({ name: 'i2i_frames_captured_total', help: 'Frames kept by --capture (drift at or above --capture-drift, within the rate), from POST /segment, video jobs and live streams.', registers: r,
+      collect() { if (capture) { this.reset(); this.inc(capture().kept); } } }),
     inProgress: new client.Gauge({ name: 'i2i_segment_requests_in_progress', help: 'POST /segment requests being read, decoded, queued, computed or encoded.', registers: r }),
   };
 }

@@ -121,7 +121,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
     if (r.drift !== null) res.set('X-Drift', r.drift.toFixed(4));
     res.set('X-Model-Version', r.version);
     metrics.frames.inc({ version: r.version });
-    if (o.capture?.offer(body, r.drift, { version: r.version, source: `POST /segment ${res.locals.id}` })) metrics.captured.inc();
+    // Counted when written (i2i_frames_captured_total reads the capture's own count).
+    o.capture?.offer(body, r.drift, { version: r.version, source: `POST /segment ${res.locals.id}` });
     res.type(out.type).send(out.payload);
   };
 

@@ -62,6 +62,12 @@ describe('streams: drift-driven capture of video jobs and live streams (real ffm
       assert.equal(stats.length, 60);
       assert.ok(stats.filter((x) => x.pts < 1.95).every((x) => x.drift < 10) && stats.filter((x) => x.pts > 2.05).every((x) => x.drift >= 10), 'the clip drifts from 2 s on');
       const version = s.engine.model.version;
+      // /metrics counts the job's kept frames too (it counted only POST /segment's).
+      let metric = '';
+      for (const t0 = Date.now(); Date.now() - t0 < 10000 && !/i2i_frames_captured_total 4\b/.test(metric); await new Promise((r) => setTimeout(r, 100))) {
+        metric = (await (await fetch(`${s.url}/metrics`)).text()).split('\n').find((l) => l.startsWith('i2i_frames_captured_total')) ?? '';
+      }
+      assert.equal(metric, 'i2i_frames_captured_total 4');
       await s.close();
       const { files, lines } = captured(cap);
       // Sampled: the first drifted frame, then the first one at least a second of video later.
