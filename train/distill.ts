@@ -89,8 +89,8 @@ export class DistillTeacher {
 
 /**
  * i2i distill's training options: the 'distill' preset on the teacher's task, the student encoder
- * from `overrides`, and the teacher's data folders where the user names none (the target frames it
- * was adapted to are the ones to distil on).
+ * from `overrides`, and the teacher's data (folders and sampling: scale, crop, flips) where the user
+ * names none: the student learns on the frames, at the scale, the teacher was adapted to.
  */
 export function distillOptions(o: { teacher?: string; temperature?: string; out: string; force?: boolean; overrides: ConfigPatch }): TrainOptions {
   if (!o.teacher) throw new UserError('distill needs --teacher RUN, the trained run to distil.', 'For example: i2i distill --teacher runs/g2c --out runs/g2c-student');
@@ -98,11 +98,11 @@ export function distillOptions(o: { teacher?: string; temperature?: string; out:
   const t = readCheckpointMeta(teacher).config;
   const temperature = o.temperature === undefined ? undefined : Number(o.temperature);
   if (temperature !== undefined && !(temperature > 0)) throw new UserError(`--temperature must be a number > 0, got "${o.temperature}".`, 'For example --temperature 2.');
+  // A target named on the command line replaces the teacher's (one kind of target per run).
   const given = o.overrides.data ?? {};
-  const named = given.sourceRoot ?? given.targetRoot ?? given.targetVideos ?? given.targetFrames;
-  const data: ConfigPatch['data'] = named !== undefined && (given.targetRoot ?? given.targetVideos ?? given.targetFrames) !== undefined ? {}
-    : { sourceRoot: t.data.sourceRoot, targetRoot: t.data.targetRoot, targetVideos: t.data.targetVideos, targetFrames: t.data.targetFrames, targetSplit: t.data.targetSplit };
-  const sourceOnly: ConfigPatch['data'] = given.sourceRoot === undefined ? { sourceRoot: t.data.sourceRoot } : {};
-  const overrides = merge(merge({ data: { ...data, ...sourceOnly }, distill: { teacher, ...(temperature ? { temperature } : {}) } } as ConfigPatch, o.overrides), {});
+  const ownTarget = given.targetRoot !== undefined || given.targetVideos !== undefined || given.targetFrames !== undefined;
+  const { targetRoot: _r, targetVideos: _v, targetFrames: _f, ...rest } = t.data;
+  const data: ConfigPatch['data'] = ownTarget ? rest : t.data;
+  const overrides = merge({ data, distill: { teacher, ...(temperature ? { temperature } : {}) } } as ConfigPatch, o.overrides);
   return { task: t.task, method: 'distill', out: o.out, force: o.force, overrides };
 }

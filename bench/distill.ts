@@ -1,0 +1,136 @@
+/**
+ * Benchmark (not a test): distillation into the real-time student on the synthetic shift at 512x1024
+ * frames (issue 27). Synthetic scenes at 512x1024, trained at scale 1 on 192x192 crops (objects at
+ * the size the deployed model sees them); the teacher is an adapted small dilated DenseNet
+ * (--teacher-method, default full+st), the student fastseg distilled from it with `i2i distill`
+ * (default flags but the steps). Then, for both: mIoU on held-out target frames at 512x1024
+ * (i2i eval), the student's share of the teacher's; int8 bundles at 512x1024 (i2i convert); engine-
+ * only and end-to-end latency at concurrency 1, and POST /segment frames/s at concurrency 4 with one
+ * worker per core (2 workers x 1 thread).
+ *
+ *   npm run bench:distill -- [--steps 2000] [--student-steps 2000] [--teacher-method full+st] [--count 200] [--seconds 20] [--out runs/bench-distill] [--reuse]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import sharp from 'sharp';
+import { initBackend } from '../core/backend';
+import { readManifest } from '../core/bundle';
+import { median } from '../core/stats';
+import { listImages } from '../convert/frames';
+import { decodeToInput } from '../runtime/image';
+import { Engine } from '../serve/engine/engine';
+import { startServer } from '../serve/server';
+import { runI2i } from './run-i2i';
+
+const { values } = parseArgs({ options: {
+  steps: { type: 'string', default: '2000' }, 'student-steps': { type: 'string' }, 'teacher-method': { type: 'string', default: 'full+st' },
+  count: { type: 'string', default: '200' }, size: { type: 'string', default: '512x1024' }, crop: { type: 'string', default: '192' },
+  seconds: { type: 'string', default: '20' }, out: { type: 'string', default: 'runs/bench-distill' }, reuse: { type: 'boolean', default: false },
+} });
+
+const OUT = path.resolve(values.out!);
+const DATA = path.join(OUT, 'data');
+const [H, W] = values.size!.split('x').map(Number) as [number, number];
+const log = (l: string) => process.stderr.write(`[bench] ${l}\n`);
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, child() { return this; } } as never;
+// The sampling both runs train with: whole frames at scale 1, crops of --crop.
+const SAMPLING = ['--set', 'data.scale=1', '--set', `data.imageSize=${values.crop}`, '--set', 'batchSize=2', '--set', 'logEvery=100'];
+
+async function synth(): Promise<void> {
+  if (fs.existsSync(path.join(DATA, 'target', 'leftImg8bit', 'val'))) return;
+  log(`synthesising ${values.count} source, ${values.count} target and 50 held-out target scenes at ${H}x${W} into ${DATA}`);
+  const size = ['--size', `${H}x${W}`, '--count', values.count!];
+  await Promise.all([
+    runI2i(['synth', '--out', path.join(DATA, 'source'), '--domain', 'source', ...size, '--seed', '1']),
+    runI2i(['synth', '--out', path.join(DATA, 'target'), '--domain', 'target', ...size, '--seed', '2']),
+  ]);
+  await runI2i(['synth', '--out', path.join(DATA, 'target'), '--domain', 'target', '--size', `${H}x${W}`, '--count', '50', '--split', 'val', '--seed', '3']);
+}
+
+/** Trains (or reuses) a run; returns its training seconds. */
+async function run(dir: string, steps: number, args: string[]): Promise<number> {
+  const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
+  if (values.reuse && fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, 'utf8')).step === steps) {
+    log(`${path.basename(dir)}: reused`);
+  } else {
+    fs.rmSync(dir, { recursive: true, force: true });
+    await runI2i([...args, '--out', dir, '--steps', String(steps)]);
+  }
+  return JSON.parse(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time;
+}
+
+async function miou(dir: string): Promise<number> {
+  return JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(DATA, 'target'), '--json'])).mIoU;
+}
+
+async function bundle(dir: string, out: string): Promise<string> {
+  if (!(values.reuse && fs.existsSync(path.join(out, 'manifest.json')))) {
+    await runI2i(['convert', '--checkpoint', dir, '--out', out, '--input', `${H}x${W}`, '--precision', 'int8', '--calibrate', path.join(DATA, 'target', 'leftImg8bit', 'train'), '--force']);
+  }
+  return out;
+}
+
+/** Engine-only and end-to-end medians (sequential) and frames/s at concurrency 4 (2 workers x 1 thread). */
+async function speed(b: string, body: Buffer, n: number): Promise<{ engine: number; e2e: number; fps: number; p99: number }> {
+  const m = readManifest(b);
+  const e = await Engine.start({ bundle: b, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1 });
+  let engine: number;
+  try {
+    const { pixels } = await decodeToInput(body, { height: m.input.height, width: m.input.width }, { maxPixels: 1e8 });
+    await e.submit(pixels);
+    const t: number[] = [];
+    for (let i = 0; i < n; i++) { const t0 = performance.now(); await e.submit(pixels); t.push(performance.now() - t0); }
+    engine = median(t);
+  } finally { await e.close(); }
+  const s = await startServer({ bundle: b, port: 0, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1, timeoutMs: 30000, maxQueue: 64, log: silent });
+  try {
+    const t: number[] = [];
+    for (let i = 0; i <= n; i++) {
+      const t0 = performance.now();
+      const r = await fetch(`${s.url}/segment`, { method: 'POST', body, headers: { 'Content-Type': 'image/jpeg' } });
+      await r.arrayBuffer();
+      if (r.status !== 200) throw new Error(`POST /segment answered ${r.status}`);
+      if (i > 0) t.push(performance.now() - t0);
+    }
+    const c = await autocannon({ url: `${s.url}/segment`, method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, connections: 4, duration: Number(values.seconds), timeout: 60 });
+    if (c.non2xx + c.errors + c.timeouts > 0) throw new Error(`${c.non2xx} non-2xx, ${c.errors} errors, ${c.timeouts} timeouts at concurrency 4`);
+    return { engine, e2e: median(t), fps: c.requests.average, p99: c.latency.p99 };
+  } finally { await s.close(); }
+}
+
+async function main(): Promise<void> {
+  await initBackend();
+  fs.mkdirSync(OUT, { recursive: true });
+  const t0 = Date.now();
+  await synth();
+  const steps = Number(values.steps), studentSteps = Number(values['student-steps'] ?? values.steps);
+  const teacher = path.join(OUT, `teacher-${values['teacher-method']}`), student = path.join(OUT, 'student-fastseg');
+  const tSecs = await run(teacher, steps, ['train', '--task', 'synth-drive', '--method', values['teacher-method']!, '--source-root', path.join(DATA, 'source'), '--target-root', path.join(DATA, 'target'), ...SAMPLING]);
+  log(`teacher trained (${tSecs.toFixed(0)} s)`);
+  // i2i distill with its defaults: the teacher's folders and sampling, fastseg, temperature 2.
+  const sSecs = await run(student, studentSteps, ['distill', '--teacher', teacher, '--set', 'batchSize=2', '--set', 'logEvery=100']);
+  log(`student distilled (${sSecs.toFixed(0)} s)`);
+  const [mt, ms] = [await miou(teacher), await miou(student)];
+  const body = await sharp(listImages(path.join(DATA, 'target', 'leftImg8bit', 'val'), 1)[0]).jpeg({ quality: 90 }).toBuffer();
+  const rows: string[] = [];
+  for (const [name, dir, m, secs] of [[`teacher: densenet-small, ${values['teacher-method']}`, teacher, mt, tSecs], ['student: fastseg, i2i distill', student, ms, sSecs]] as const) {
+    const b = await bundle(dir, path.join(OUT, `bundle-${path.basename(dir)}`));
+    const sp = await speed(b, body, 20);
+    rows.push(`| ${name} | ${(m * 100).toFixed(1)} | ${(m / mt * 100).toFixed(0)}% | ${sp.engine.toFixed(1)} ms | ${sp.e2e.toFixed(1)} ms | ${(sp.e2e / sp.engine).toFixed(2)} | ${sp.fps.toFixed(1)} | ${sp.p99} ms | ${secs.toFixed(0)} |`);
+    log(rows[rows.length - 1]);
+  }
+  const lines = [
+    `Synthetic shift at ${H}x${W} (${values.count} source, ${values.count} target training frames, 50 held-out target frames; scale 1, ${values.crop}x${values.crop} crops, batch 2), teacher ${steps} steps, student ${studentSteps} steps; int8 TFLite at ${H}x${W}; POST /segment of a ${(body.length / 1024).toFixed(0)} KiB ${H}x${W} JPEG, palette PNG back, 2 workers x 1 thread, loopback`,
+    '| model | mIoU | of the teacher | engine only (c=1) | end to end (c=1) | e2e / engine | frames/s (c=4) | p99 (c=4) | train s |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+    `goal: the student >= 15 frames/s end to end with >= 90% of the teacher's mIoU, e2e / engine <= 1.10`,
+    `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
+  ];
+  fs.writeFileSync(path.join(OUT, 'table.md'), lines.join('\n') + '\n');
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+main().then(() => process.exit(0), (e) => { process.stderr.write(String(e.stack ?? e) + '\n'); process.exit(1); });
