@@ -10,7 +10,8 @@ export const SERVE_HELP = `i2i serve --bundle DIR [--port 8080] [--host 127.0.0.
   whose parity stayed within 1 point of float32; default pool: one worker process per core (${os.availableParallelism()} here), 1 thread each.
   Video jobs: POST /videos (video/* body or multipart "video") -> 202 {id}; GET /videos[/ID[/result[?stats=1]]];
   DELETE /videos/ID. In-process (--video-concurrency 1, --video-backlog 16, --video-store DIR, default a
-  temporary directory; jobs do not survive a restart), --video-dir DIR lets clients name files in DIR
+  temporary directory; jobs do not survive a restart; --video-store-max-bytes 21474836480: finished
+  jobs go oldest first to make room, a video that still does not fit is refused with 503), --video-dir DIR lets clients name files in DIR
   ({"path"}), --max-video-bytes (2 GiB), --max-video-pixels (4096x2304 = 9437184 per frame),
   --upload-timeout-ms (10 min), --no-videos turns it off. Playlists, still images and containers
   other than MP4/MOV, MKV/WebM, AVI, MPEG-TS and FLV are refused (400).

@@ -18,7 +18,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     stream: { type: 'string', multiple: true }, 'stream-out': { type: 'string' }, 'stream-segment-seconds': { type: 'string' }, loop: { type: 'boolean' }, alpha: { type: 'string' },
     redis: { type: 'string' }, queue: { type: 'string' }, store: { type: 'string' }, 'segment-seconds': { type: 'string' }, 'retire-after': { type: 'string' },
     'no-videos': { type: 'boolean' }, 'video-store': { type: 'string' }, 'video-dir': { type: 'string' }, 'video-concurrency': { type: 'string' }, 'video-backlog': { type: 'string' },
-    'max-video-bytes': { type: 'string' }, 'max-video-pixels': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
+    'max-video-bytes': { type: 'string' }, 'video-store-max-bytes': { type: 'string' }, 'max-video-pixels': { type: 'string' }, 'upload-timeout-ms': { type: 'string' },
   } });
   if (!values.bundle) throw new UserError('serve needs --bundle <dir with manifest.json>.', 'Make one with i2i convert.');
   const int = (flag: string, min = 1) => intFlag(values, flag, min);
@@ -39,7 +39,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
   };
   if (values['no-videos'] && values.redis) throw new UserError('--redis puts /videos jobs on a queue; --no-videos turns /videos off.', 'Pass one of them.');
   for (const f of ['queue', 'store', 'segment-seconds', 'retire-after'] as const) if (values[f] !== undefined && !values.redis) throw new UserError(`--${f} belongs to the distributed queue.`, 'Pass --redis redis://HOST:PORT with it.');
-  for (const f of ['video-store', 'video-concurrency', 'video-backlog'] as const) if (values[f] !== undefined && values.redis) throw new UserError(`--${f} sets the in-process video jobs; with --redis the workers run them.`, 'Use --store (shared with the workers) and i2i worker --concurrency instead.');
+  for (const f of ['video-store', 'video-concurrency', 'video-backlog', 'video-store-max-bytes'] as const) if (values[f] !== undefined && values.redis) throw new UserError(`--${f} sets the in-process video jobs; with --redis the workers run them.`, 'Use --store (shared with the workers) and i2i worker --concurrency instead.');
   // Scale-out: /videos on BullMQ; loaded only then (the embedded default needs no Redis client).
   const queue = values.redis ? await (require('./fleet') as typeof import('./fleet')).openQueueJobs({
     redis: values.redis, queue: values.queue, store: values.store, segmentSeconds: seconds('segment-seconds'), bundle: path.resolve(values.bundle), maxPixels: int('max-video-pixels'),
@@ -59,7 +59,7 @@ export async function cmdServe(argv: string[]): Promise<number> {
     attach: attachments({
       videos: values['no-videos'] ? undefined : {
         store: values['video-store'] && path.resolve(values['video-store']), videoDir: values['video-dir'] && path.resolve(values['video-dir']),
-        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'), maxPixels: int('max-video-pixels'), queue,
+        concurrency: int('video-concurrency'), backlog: int('video-backlog', 0), maxStoreBytes: int('video-store-max-bytes'), maxVideoBytes: int('max-video-bytes'), uploadTimeoutMs: int('upload-timeout-ms'), maxPixels: int('max-video-pixels'), queue,
       },
       streams, streamOut: values['stream-out'] && path.resolve(values['stream-out']), segmentSeconds: seconds('stream-segment-seconds'), loop: values.loop, alpha,
     }, log),

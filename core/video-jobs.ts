@@ -31,9 +31,9 @@ export interface JobStatus {
   finishedAt?: string;
 }
 
-export type JobErrorCode = 'backlog-full' | 'bad-video' | 'not-found' | 'not-ready' | 'closed';
+export type JobErrorCode = 'backlog-full' | 'store-full' | 'bad-video' | 'not-found' | 'not-ready' | 'closed';
 
-/** A refusal the routes turn into a status: backlog-full 503, bad-video 400, not-found 404, not-ready 409, closed 503. */
+/** A refusal the routes turn into a status: backlog-full 503, store-full 503, bad-video 400, not-found 404, not-ready 409, closed 503. */
 export class JobError extends Error {
   constructor(readonly code: JobErrorCode, message: string, readonly hint: string) {
     super(message);

@@ -22,14 +22,14 @@ export class HttpError extends Error {
 /** Where a Retry-After comes from: the engine's queue (frames) or the video backlog. */
 export interface RetryAfter { engine?(): number; jobs?(): number }
 
-const JOB_STATUS: Record<JobErrorCode, number> = { 'backlog-full': 503, 'bad-video': 400, 'not-found': 404, 'not-ready': 409, closed: 503 };
+const JOB_STATUS: Record<JobErrorCode, number> = { 'backlog-full': 503, 'store-full': 503, 'bad-video': 400, 'not-found': 404, 'not-ready': 409, closed: 503 };
 
 /** The one mapping from anything a route throws to the answer. */
 export function toHttpError(e: unknown, retry: RetryAfter = {}): HttpError {
   if (e instanceof HttpError) return e;
   if (e instanceof ImageError) return new HttpError(e.status, e.message, e.hint);
   if (e instanceof JobError) {
-    const busy = e.code === 'backlog-full' || e.code === 'closed';
+    const busy = e.code === 'backlog-full' || e.code === 'store-full' || e.code === 'closed';
     return new HttpError(JOB_STATUS[e.code], e.message, e.hint, busy ? { 'Retry-After': String(retry.jobs?.() ?? 5) } : {});
   }
   if (e instanceof EngineError) {

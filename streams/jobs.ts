@@ -24,6 +24,9 @@ export interface LocalJobsOptions {
   backlog?: number;
   /** Finished jobs kept with their results (default 100); the oldest finished go first. */
   keep?: number;
+  /** Bytes the store may hold (default 20 GiB): finished jobs go, oldest first, to make room for a new
+   *  video; one that still does not fit, or a disk with less free space, is refused (503). */
+  maxStoreBytes?: number;
   alpha?: number;
   /** Frames larger than this many pixels (width x height) are refused with 400 before decoding (default 4096x2304). */
   maxPixels?: number;
@@ -43,10 +46,10 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
   private running = 0;
   private closed = false;
   private capture?: FrameCapture;
-  private readonly o: Required<Pick<LocalJobsOptions, 'concurrency' | 'backlog' | 'keep'>> & LocalJobsOptions;
+  private readonly o: Required<Pick<LocalJobsOptions, 'concurrency' | 'backlog' | 'keep' | 'maxStoreBytes'>> & LocalJobsOptions;
 
   constructor(o: LocalJobsOptions) {
-    this.o = withDefaults({ concurrency: 1, backlog: 16, keep: 100 }, o);
+    this.o = withDefaults({ concurrency: 1, backlog: 16, keep: 100, maxStoreBytes: DEFAULT_STORE_BYTES }, o);
     this.temporary = !o.store;
     this.store = o.store ? path.resolve(o.store) : fs.mkdtempSync(path.join(os.tmpdir(), 'i2i-videos-'));
     this.uploadDir = path.join(this.store, 'uploads');
@@ -85,6 +88,7 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
       throw badVideo(u.name, u.file, e);
     }
     if (!this.accepting()) { discard(); throw new JobError('backlog-full', `${this.waiting.length} video jobs are waiting already.`, 'Retry after the Retry-After seconds.'); }
+    try { this.makeRoom(u.bytes); } catch (e) { discard(); throw e; }
     const id = newJobId();
     const dir = path.join(this.store, id);
     fs.mkdirSync(dir, { recursive: true });
@@ -176,6 +180,34 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
     this.o.log?.('video job finished', { id: s.id, state: s.state, frames: s.frames.done, error: s.error });
   }
 
+  /**
+   * Room on disk for a video of `bytes`: its input, an output about its size and the stats, a
+   * reservation rather than a measurement. Finished jobs go, oldest first, until the store's bound
+   * holds; what still does not fit, or does not fit on the disk, is refused.
+   */
+  private makeRoom(bytes: number): void {
+    const need = 3 * bytes;
+    const sizes = new Map([...this.jobs.values()].map((j) => [j, dirBytes(j.dir)]));
+    let used = [...sizes.values()].reduce((a, b) => a + b, 0);
+    for (const j of [...this.jobs.values()].filter((x) => x.status.finishedAt)) {
+      if (used + need <= this.o.maxStoreBytes) break;
+      this.jobs.delete(j.status.id);
+      fs.rmSync(j.dir, { recursive: true, force: true });
+      used -= sizes.get(j)!;
+      this.o.log?.('video job removed to make room in the store', { id: j.status.id });
+    }
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+    if (used + need > this.o.maxStoreBytes) {
+      throw new JobError('store-full', `The video store holds ${mib(used)} of queued and running jobs; this video needs about ${mib(need)} more and the bound is ${mib(this.o.maxStoreBytes)}.`,
+        'Retry once running jobs finish, or start the server with a larger --video-store-max-bytes.');
+    }
+    const st = fs.statfsSync(this.store);
+    const free = st.bavail * st.bsize;
+    if (free < need) {
+      throw new JobError('store-full', `The disk of the video store has ${mib(free)} free; this video needs about ${mib(need)}.`, 'Retry later, free disk space, or point --video-store at a larger disk.');
+    }
+  }
+
   /** Bounded memory and disk: beyond `keep` finished jobs, the oldest finished are deleted. */
   private forgetOld(): void {
     const finished = [...this.jobs.values()].filter((j) => j.status.finishedAt);
@@ -184,4 +216,14 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
       fs.rmSync(j.dir, { recursive: true, force: true });
     }
   }
+}
+
+/** 20 GiB: the in-process store's default bound (--video-store-max-bytes). */
+export const DEFAULT_STORE_BYTES = 20 * 2 ** 30;
+
+/** Bytes of the files directly in `dir` (a job's input, results and stats). */
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const f of fs.readdirSync(dir, { withFileTypes: true })) if (f.isFile()) n += fs.statSync(path.join(dir, f.name)).size;
+  return n;
 }

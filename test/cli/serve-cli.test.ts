@@ -121,6 +121,38 @@ describe('cli: i2i serve with default flags (the bin, over real HTTP)', function
     await alive();
   });
 
+  it('--video-store-max-bytes: finished jobs make room for a new video; one that cannot fit gets 503 naming the flag, and the server keeps serving', async () => {
+    const size = fs.statSync(clip).size;
+    // Room for exactly one video's reservation (3x its size) in an empty store: the second must evict the first.
+    const other = spawn(process.execPath, [BIN, 'serve', '--bundle', bundle, '--port', '0', '--workers', '1', '--video-store-max-bytes', String(3 * size + 1)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    other.stderr!.on('data', (d) => { log += d; });
+    try {
+      for (const t0 = Date.now(); !/listening on (\S+)/.test(log) && Date.now() - t0 < 90000;) await new Promise((r) => setTimeout(r, 50));
+      const u = /listening on (\S+)/.exec(log)![1];
+      const post = () => fetch(`${u}/videos`, { method: 'POST', headers: { 'Content-Type': 'video/mp4' }, body: fs.readFileSync(clip) });
+      const first = await (await post()).json() as { id: string };
+      for (let st = ''; st !== 'done'; await new Promise((r) => setTimeout(r, 100))) {
+        st = (await (await fetch(`${u}/videos/${first.id}`)).json() as { state: string }).state;
+        assert.ok(st !== 'failed');
+      }
+      const second = await post();
+      assert.equal(second.status, 202, await second.clone().text());
+      assert.equal((await fetch(`${u}/videos/${first.id}`)).status, 404, 'the finished job made room');
+      // A longer clip needs more than the bound even in an empty store: refused, whatever else is there.
+      const long = path.join(root, 'long.mp4');
+      ff(['-f', 'lavfi', '-i', 'testsrc=s=160x90:r=10', '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=22050', '-t', '8', '-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-c:a', 'aac', '-shortest', long]);
+      assert.ok(fs.statSync(long).size > size + 1);
+      const third = await fetch(`${u}/videos`, { method: 'POST', headers: { 'Content-Type': 'video/mp4' }, body: fs.readFileSync(long) });
+      assert.equal(third.status, 503);
+      assert.ok(third.headers.get('retry-after'));
+      const body = await third.json() as { error: string; hint: string };
+      assert.match(body.error, /video store holds .*bound is/);
+      assert.match(body.hint, /--video-store-max-bytes/);
+      assert.equal((await fetch(`${u}/healthz`)).status, 200);
+    } finally { other.kill('SIGKILL'); }
+  });
+
   it('--max-video-pixels refuses a clip whose frames are larger (400 naming the limit), as given on the command line', async () => {
     const other = spawn(process.execPath, [BIN, 'serve', '--bundle', bundle, '--port', '0', '--workers', '1', '--max-video-pixels', '1000'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let log = '';
