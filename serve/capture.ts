@@ -44,10 +44,10 @@ export interface CaptureOptions {
 export interface CaptureStats { kept: number; skippedRate: number; skippedBusy: number; failed: number; onDisk: number; bytesOnDisk: number }
 
 /** A decoded frame: packed RGB, as ffmpeg writes it for the video jobs and live streams. */
-export interface RawFrame { data: Buffer; width: number; height: number }
+import type { CaptureTarget, FrameSampler, FrameSink, RawFrame } from '../core/capture';
+export type { CaptureTarget, RawFrame };
 
 /** What a video job runner or a live stream takes to offer its frames (the server hands its capture over after attaching them). */
-export interface CaptureTarget { captureTo(capture: FrameCapture): void }
 
 /** Decoded frames waiting to be encoded at most (4K RGB is 25 MB each). */
 const RAW_PENDING = 4;
@@ -57,7 +57,7 @@ const INDEX = 'capture.jsonl';
 
 interface Kept { name: string; bytes: number; line: string }
 
-export class FrameCapture {
+export class FrameCapture implements FrameSink {
   readonly dir: string;
   readonly minDrift: number;
   private readonly max: number;
@@ -191,7 +191,7 @@ export class FrameCapture {
  * frames spread over its length. A frame the capture refuses (rate, busy) does not count as kept:
  * the next drifted one is offered.
  */
-export class CaptureSampler {
+export class CaptureSampler implements FrameSampler {
   private last: number | undefined;
   constructor(private readonly capture: FrameCapture, readonly source: string) {}
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { badVideo, JOB_FILES, JobError, newJobId, type JobState, type JobStatus, type VideoJobs, type VideoJobsMetrics, type VideoOutput } from '../core/video-jobs';
 import { withDefaults } from '../core/options';
 import type { Engine } from '../serve/engine/engine';
-import type { CaptureTarget, FrameCapture } from '../serve/capture';
+import type { CaptureTarget, FrameSink } from '../core/capture';
 import { checkPixels, probeVideo } from './ffmpeg';
 import { segmentVideo } from './segment-video';
 
@@ -30,8 +30,8 @@ export interface LocalJobsOptions {
   alpha?: number;
   /** Frames larger than this many pixels (width x height) are refused with 400 before decoding (default 4096x2304). */
   maxPixels?: number;
-  /** Drift-driven capture: each job's drifted frames, sampled (FrameCapture.sampler), go there. */
-  capture?: FrameCapture;
+  /** Drift-driven capture: each job's drifted frames, sampled (a FrameSink sampler), go there. */
+  capture?: FrameSink;
   log?: (msg: string, extra?: object) => void;
 }
 
@@ -45,7 +45,7 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
   private readonly waiting: Job[] = [];
   private running = 0;
   private closed = false;
-  private capture?: FrameCapture;
+  private capture?: FrameSink;
   private readonly o: Required<Pick<LocalJobsOptions, 'concurrency' | 'backlog' | 'keep' | 'maxStoreBytes'>> & LocalJobsOptions;
 
   constructor(o: LocalJobsOptions) {
@@ -58,7 +58,7 @@ export class LocalVideoJobs implements VideoJobs, CaptureTarget {
   }
 
   /** The server's capture (i2i serve --capture), handed over after the jobs were made; jobs started from then on offer their frames. */
-  captureTo(capture: FrameCapture): void { this.capture = capture; }
+  captureTo(capture: FrameSink): void { this.capture = capture; }
 
   /** Room for one more: a free slot, or a place in the backlog. */
   accepting(): boolean { return !this.closed && this.running + this.waiting.length < this.o.concurrency + this.o.backlog; }

@@ -15,7 +15,7 @@ import type { LiveFeed, LiveStats } from '../core/live';
 import { UserError } from '../core/errors';
 import { blendOverlay, paletteOf, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
-import type { CaptureSampler, CaptureTarget, FrameCapture } from '../serve/capture';
+import type { CaptureTarget, FrameSampler, FrameSink } from '../core/capture';
 import { encodeVideo, runFfmpeg, type Ffmpeg } from './ffmpeg';
 
 export interface LiveOptions {
@@ -36,8 +36,8 @@ export interface LiveOptions {
   backoff?: { minMs?: number; maxMs?: number };
   /** No frame for this long while connected counts as a dropped source (default 10 s). */
   stallMs?: number;
-  /** Drift-driven capture: drifted frames, sampled by their time in the stream (FrameCapture.sampler). */
-  capture?: FrameCapture;
+  /** Drift-driven capture: drifted frames, sampled by their time in the stream (a FrameSink sampler). */
+  capture?: FrameSink;
   log?: (msg: string, extra?: object) => void;
 }
 
@@ -78,7 +78,7 @@ export class LiveStream extends EventEmitter implements LiveFeed, CaptureTarget 
   private segment?: { file: string; enc: ReturnType<typeof encodeVideo>; stats: fs.WriteStream; startedAt: number; width: number; height: number };
   private finished?: Promise<void>;
   private readonly palette: [number, number, number][];
-  private capture?: CaptureSampler;
+  private capture?: FrameSampler;
   /** When the first frame was read (monotonic): a frame's time in the stream, across reconnects, counts from it. */
   private firstReadAt?: number;
 
@@ -97,7 +97,7 @@ export class LiveStream extends EventEmitter implements LiveFeed, CaptureTarget 
   }
 
   /** The server's capture (i2i serve --capture), handed over after the stream was made. */
-  captureTo(capture: FrameCapture): void { this.capture = capture.sampler(`stream ${this.name}`); }
+  captureTo(capture: FrameSink): void { this.capture = capture.sampler(`stream ${this.name}`); }
 
   /** Starts reading; resolves when the stream has ended (a file's end) or was stopped. */
   start(): Promise<void> { return this.finished ??= this.run(); }

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { blendOverlay, paletteOf, paletteRgb, presentFractions, resizeLabels } from '../runtime/image';
 import type { Engine, EngineResult } from '../serve/engine/engine';
-import type { CaptureSampler } from '../serve/capture';
+import type { FrameSampler } from '../core/capture';
 import { decodeFrames, encodeVideo, probeVideo, type VideoInfo } from './ffmpeg';
 
 export type OutputKind = 'overlay' | 'mask' | 'both';
@@ -39,7 +39,7 @@ export interface SegmentVideoOptions {
   kill?: AbortSignal;
   onProgress?: (p: Progress) => void;
   /** Drift-driven capture (i2i serve --capture): each segmented frame is offered with its drift and pts. */
-  capture?: Pick<CaptureSampler, 'offer'>;
+  capture?: FrameSampler;
 }
 
 export interface Progress { file: string; done: number; total: number; fps: number; etaSeconds: number }
