@@ -215,6 +215,8 @@ async function cmdDistill(argv: string[]): Promise<void> {
     },
   });
   if (!values.out) throw new UserError('distill needs --out <dir> for the student run.', 'For example --out runs/g2c-student');
+  const fixed = (['teacher', 'student', 'temperature', 'source-root', 'target-root', 'target-videos', 'target-frames', 'init', 'set'] as const).filter((f) => values[f] !== undefined);
+  if (values.resume && fixed.length) throw new UserError(`--resume continues the student run with the teacher, student and settings it started with; --${fixed[0]} would be ignored.`, 'Leave it out (only --steps may change), or distil into a new --out.');
   await initBackend();
   const overrides = overridesFrom({ ...values, encoder: values.resume ? undefined : values.student ?? 'fastseg' });
   const o = values.resume ? { out: path.resolve(values.out), resume: true, overrides }

@@ -314,12 +314,14 @@ export function parityTable(m: Manifest): string {
 
 /** A distilled student's teacher for its manifest: the run's path, with its task, method, encoder and step if it is still there. */
 function teacherOf(config: Config): { teacher?: NonNullable<Manifest['training']['teacher']> } {
-  const run = config.weights.kd > 0 ? config.distill.teacher : undefined;
+  const d = config.distill;
+  const run = config.weights.kd > 0 ? d.teacher : undefined;
   if (!run) return {};
+  // The step recorded when distillation started, not the teacher run's step today (it may have trained on).
   try {
     const m = readCheckpointMeta(run);
-    return { teacher: { run, step: m.step, task: m.config.task, method: m.config.method, encoder: m.config.model.encoder } };
+    return { teacher: { run, step: d.teacherStep ?? m.step, task: m.config.task, method: m.config.method, encoder: m.config.model.encoder, ...(d.teacherFingerprint && { fingerprint: d.teacherFingerprint }) } };
   } catch {
-    return { teacher: { run } };
+    return { teacher: { run, step: d.teacherStep, ...(d.teacherFingerprint && { fingerprint: d.teacherFingerprint }) } };
   }
 }

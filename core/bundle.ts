@@ -72,7 +72,7 @@ export const ManifestSchema = z.object({
     /** Converted with --bn-frames: batch-norm statistics re-estimated (precise BN) on this many frames of `bnSource` before export. */
     bnFrames: z.number().int().positive().optional(), bnSource: z.string().optional(),
     /** A distilled student (i2i distill): the run it learned from, as it was when converted. */
-    teacher: z.object({ run: z.string(), step: z.number().int().optional(), task: z.string().optional(), method: z.string().optional(), encoder: z.string().optional() }).optional() }),
+    teacher: z.object({ run: z.string(), step: z.number().int().optional(), task: z.string().optional(), method: z.string().optional(), encoder: z.string().optional(), fingerprint: z.string().optional() }).optional() }),
   /** Target frames the int8 model was calibrated on. */
   calibration: z.object({ source: z.string(), frames: z.number().int() }).optional(),
   /** Frames the parity figures were measured on. */

@@ -60,6 +60,8 @@ const AdamSchema = z.object({
 
 /** Renamed values of older configurations, brought up to date before validation. */
 function upgrade(raw: unknown): unknown {
+  // Configurations from before self-training take their task base's settings (MIC's patch suits its image size).
+  if (isObject(raw) && raw.selfTraining === undefined && typeof raw.task === 'string' && Object.hasOwn(TASKS, raw.task)) raw = { ...raw, selfTraining: (TASKS[raw.task].base ?? DIGITS_BASE).selfTraining };
   if (!isObject(raw) || !isObject(raw.model) || typeof raw.model.encoder !== 'string') return raw;
   const kind = raw.kind ?? 'classify';
   if (kind !== 'classify' && kind !== 'segment') return raw;
@@ -88,7 +90,11 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
   weights: WeightsSchema,
   /** Distillation (weights.kd, i2i distill): the teacher run whose soft predictions on target frames
    *  the network learns, and the softmax temperature of both sides. */
-  distill: z.object({ teacher: z.string().optional(), temperature: z.number().positive() }).strict().default({ temperature: 2 }),
+  distill: z.object({
+    teacher: z.string().optional(), temperature: z.number().positive(),
+    /** Recorded when the run starts: the teacher's step and weights (sha256, 16 hex digits), checked on --resume. */
+    teacherStep: z.number().int().min(0).optional(), teacherFingerprint: z.string().optional(),
+  }).strict().default({ temperature: 2 }),
   /** Self-training (weights.st, weights.mic): teacher, pseudo-labels, mixing. */
   selfTraining: SelfTrainingSchema.default(SELF_TRAINING_DEFAULTS),
   /** Which domains L_id reconstructs: DRCN reconstructs the target only. */
@@ -346,6 +352,11 @@ export function setPath(patch: Record<string, unknown>, key: string, raw: string
     o = o[p] as Record<string, unknown>;
   }
   o[parts[parts.length - 1]] = value;
+}
+
+/** What a method decides in a built configuration (presets set only these): --from RUN --method M replaces them whole. */
+export function methodKeys(c: Config): ConfigPatch {
+  return { method: c.method, weights: c.weights, idDomains: c.idDomains, untieTargetEncoder: c.untieTargetEncoder, pretrainSteps: c.pretrainSteps };
 }
 
 /** A method's preset for a task kind (segmentation's versions where 5.3 differs). */

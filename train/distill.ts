@@ -14,11 +14,15 @@ import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { upsampleBilinear } from '../core/upsample';
 import { disposeCheckpoint, readCheckpoint, readCheckpointMeta } from './checkpoint';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { deriveSeed } from '../core/rng';
 import { merge, type Config, type ConfigPatch } from './config';
 import type { TrainOptions } from './trainer';
-import { I2IModel } from './i2i';
-import { restoreModel } from './state';
+import type { I2IModel } from './i2i';
+import type { Encoder, ExportNet } from './models/net';
+import { createClassifier, createEncoder, currentEncoderName, encoderEntry, encodersFor } from './models/registry';
 
 /**
  * T^2 KL(softmax(teacher/T) || softmax(student/T)), averaged over the items (pixels, or images) whose
@@ -37,54 +41,83 @@ export function distillationLoss(student: tf.Tensor, teacher: tf.Tensor, tempera
   });
 }
 
+/** The networks of a run that inference uses: its target encoder (f, or ADDA's f_t) and classifier h. */
+interface InferenceNets { f: Encoder; h: ExportNet<tf.Tensor4D, tf.Tensor>; config: Config }
+
 /** A trained run as a frozen teacher: its target encoder and classifier, in evaluation mode. */
 export class DistillTeacher {
-  private constructor(readonly model: I2IModel, readonly run: string, readonly step: number) {}
+  private constructor(private readonly nets: InferenceNets, readonly run: string, readonly step: number, readonly fingerprint: string) {}
 
   /** A live model as the teacher (tests; `run` names it in messages). */
   static of(model: I2IModel, run = '(in memory)'): DistillTeacher {
-    return new DistillTeacher(model, run, 0);
+    return new DistillTeacher({ f: model.targetEncoder(), h: model.h, config: model.config }, run, 0, '');
   }
 
-  /** Reads `run`'s last checkpoint; its task kind and classes must be the student's. */
+  /**
+   * Reads `run`'s last checkpoint: only the target encoder and h are built (a DenseNet121 teacher's
+   * decoders and critics would be memory for nothing). Its task kind and classes must be the student's.
+   */
   static load(run: string, student: Config, numClasses: number): DistillTeacher {
     const meta = readCheckpointMeta(run);
     if (meta.config.kind !== student.kind || meta.classes.length !== numClasses) {
       throw new UserError(`The teacher ${run} is a ${meta.config.kind} run with ${meta.classes.length} classes; the student is a ${student.kind} task with ${numClasses}.`,
         'Pass a --teacher trained on the same task (e.g. a gta5-cityscapes or synth-drive run for a segmenter).');
     }
-    // Only f (or ADDA's f_t) and h are needed; the teacher's own decoders, critics and EMA teacher
-    // are built and restored with it (restoreModel wants every network), then left idle.
-    const model = new I2IModel(meta.config, numClasses);
+    const c = meta.config;
+    const fName = meta.networks.includes('f_t') ? 'f_t' : 'f';
+    const f = createEncoder(c, fName, deriveSeed(c.seed, fName));
+    const h = createClassifier(c, 'h', f, numClasses, deriveSeed(c.seed, 'h'));
     const ckpt = readCheckpoint(run);
     try {
-      restoreModel(model, ckpt, { optimizer: false });
+      for (const store of [f.store, h.store]) {
+        for (const [prefix, map] of [['var', store.trainable], ['buf', store.buffers]] as const) {
+          for (const [k, v] of map) {
+            const t = ckpt.tensors.get(`${prefix}:${k}`);
+            if (!t || t.shape.join() !== v.shape.join()) throw new UserError(`The teacher's checkpoint in ${run} has no tensor ${k} of shape ${v.shape}.`, 'Pass the run folder of a complete training run as --teacher.');
+            v.assign(t);
+          }
+        }
+      }
     } catch (e) {
-      model.dispose();
+      f.store.dispose(); h.store.dispose();
       throw e;
     } finally {
       disposeCheckpoint(ckpt);
     }
-    return new DistillTeacher(model, run, meta.step);
+    return new DistillTeacher({ f, h, config: c }, run, meta.step, teacherFingerprint(run));
   }
 
   /** The teacher's logits on target images (running statistics), per pixel upsampled to `outHW`. */
   logits(images: tf.Tensor4D, outHW?: [number, number]): tf.Tensor {
     return tf.tidy(() => {
-      const z = this.model.h.apply(this.model.targetEncoder().apply(images, 'eval'), 'eval');
+      const z = this.nets.h.apply(this.nets.f.apply(images, 'eval'), 'eval');
       return outHW && z.rank === 4 ? upsampleBilinear(z as tf.Tensor4D, outHW) : z;
     });
   }
 
-  /** What a student's manifest records of its teacher. */
-  describe(): { run: string; step: number; task: string; method: string; encoder: string } {
-    const c = this.model.config;
-    return { run: this.run, step: this.step, task: c.task, method: c.method, encoder: c.model.encoder };
+  /** What a student's configuration and manifest record of its teacher. */
+  describe(): { run: string; step: number; task: string; method: string; encoder: string; fingerprint: string } {
+    const c = this.nets.config;
+    return { run: this.run, step: this.step, task: c.task, method: c.method, encoder: c.model.encoder, fingerprint: this.fingerprint };
   }
 
   dispose(): void {
-    this.model.dispose();
+    this.nets.f.store.dispose();
+    this.nets.h.store.dispose();
   }
+}
+
+/** sha256 of a run's checkpoint weights (first 16 hex digits): which teacher a student learned from. */
+export function teacherFingerprint(run: string): string {
+  const dir = ['checkpoint', 'checkpoint.prev'].map((d) => path.join(run, d)).find((d) => fs.existsSync(path.join(d, 'weights.bin')));
+  if (!dir) return '';
+  const h = createHash('sha256');
+  const fd = fs.openSync(path.join(dir, 'weights.bin'), 'r');
+  try {
+    const buf = Buffer.alloc(1 << 24);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0;) h.update(buf.subarray(0, n));
+  } finally { fs.closeSync(fd); }
+  return h.digest('hex').slice(0, 16);
 }
 
 /**
@@ -94,8 +127,17 @@ export class DistillTeacher {
  */
 export function distillOptions(o: { teacher?: string; temperature?: string; out: string; force?: boolean; overrides: ConfigPatch }): TrainOptions {
   if (!o.teacher) throw new UserError('distill needs --teacher RUN, the trained run to distil.', 'For example: i2i distill --teacher runs/g2c --out runs/g2c-student');
-  const teacher = path.resolve(o.teacher);
+  const teacher = path.resolve(o.teacher), out = path.resolve(o.out);
+  const inside = (a: string, b: string) => !path.relative(a, b).startsWith('..') && !path.isAbsolute(path.relative(a, b));
+  if (inside(teacher, out) || inside(out, teacher)) {
+    throw new UserError(`--out ${o.out} and --teacher ${o.teacher} are the same folder or one holds the other: the student's run would overwrite its teacher.`, 'Pass another --out.');
+  }
   const t = readCheckpointMeta(teacher).config;
+  const student = o.overrides.model?.encoder;
+  const entry = student === undefined ? undefined : encoderEntry(currentEncoderName(t.kind, student));
+  if (student !== undefined && !entry?.kinds.includes(t.kind)) {
+    throw new UserError(`The teacher ${o.teacher} is a ${t.kind} run (${t.task}); the ${student} encoder does not serve ${t.kind} tasks.`, `Use --student ${encodersFor(t.kind).join(' | ')}.`);
+  }
   const temperature = o.temperature === undefined ? undefined : Number(o.temperature);
   if (temperature !== undefined && !(temperature > 0)) throw new UserError(`--temperature must be a number > 0, got "${o.temperature}".`, 'For example --temperature 2.');
   // A target named on the command line replaces the teacher's (one kind of target per run).

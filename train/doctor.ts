@@ -301,7 +301,8 @@ export async function runDoctor(info: BackendInfo, opts: DoctorOptions = {}): Pr
     await writeSynth({ out: src, domain: 'source', count: 4, height: 64, width: 128, seed: 1 });
     await writeSynth({ out: tgt, domain: 'target', count: 4, height: 64, width: 128, seed: 2 });
     const config = doctorConfig(src, tgt, steps, opts.seed ?? 0);
-    const w = Object.entries(config.weights).map(([k, v]) => `${k}=${v}`).join(' ');
+    // The paper's six terms always (zeros say what is off); later ones (st, mic, kd) when on.
+    const w = Object.entries(config.weights).filter(([k, v]) => v > 0 || ['c', 'id', 'z', 'tr', 'cyc', 'trc'].includes(k)).map(([k, v]) => `${k}=${v}`).join(' ');
     log(`method    synth-drive full + L_z + L_cyc (${w}), ${config.model.encoder}, batch ${config.batchSize}, ${config.data.imageSize}x${config.data.imageSize} crops of synthetic scenes, ${steps} steps, seed ${config.seed}`);
     const batches = await drawBatches(config, steps);
     const classes = CITYSCAPES_CLASSES.length;

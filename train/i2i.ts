@@ -389,8 +389,9 @@ export class I2IModel {
       const lrScale = learningRateScale(step, this.config.steps, this.config.lrDecayFrom);
       this.applyGrads(this.optG, gStores, grads, lrScale, this.config.optim.lrScale);
       for (const s of gStores) s.flushUpdates();
-      // The teacher follows the updated student, running statistics included.
-      if (st) this.selfTraining!.update(this.f.store, this.h.store, step);
+      // The teacher follows the updated student, running statistics included. A run started --from a
+      // trained one has a trained teacher from step 0: no warm-up, which would let it follow the student.
+      if (st) this.selfTraining!.update(this.f.store, this.h.store, this.config.fromRun ? Number.MAX_SAFE_INTEGER : step);
 
       // 2. Critics D_z, D_x, D_y on this pass's detached features and translations.
       const critics = this.critics();

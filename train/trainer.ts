@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, merge, methodPreset, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, merge, methodKeys, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -161,11 +161,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   } else {
     if (opts.from) {
       if (opts.task) throw new UserError('--from takes the task of the run it starts from.', 'Leave out --task, or --from.');
-      // --method switches the preset on top of the run's configuration, e.g. an I2I run continued
-      // with self-training (--method full+st); without it, the run's own method.
+      // --method switches the method on top of the run's configuration, e.g. an I2I run continued
+      // with self-training (--method full+st): every key a method sets is the new method's, the
+      // rest (data, networks, schedule) the run's; without it, the run's own method.
       const from = readCheckpointMeta(opts.from).config;
-      const preset = opts.method ? { ...methodPreset(from.kind, opts.method), method: opts.method } : {};
-      config = validateConfig({ ...merge(merge(from, preset), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
+      const method: ConfigPatch = opts.method ? methodKeys(buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps })) : {};
+      config = validateConfig({ ...merge(merge(from, method), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
     } else {
       if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
       config = buildConfig(opts.task, opts.method, opts.overrides);
@@ -208,6 +209,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     model.attachTeacher(teacher);
     const t = teacher.describe();
+    const was = config.distill;
+    if (ckpt && was.teacherFingerprint && was.teacherFingerprint !== t.fingerprint) {
+      model.dispose(); teacher.dispose();
+      throw new UserError(`The teacher ${t.run} changed since this student started distilling it (step ${was.teacherStep}, weights ${was.teacherFingerprint}; now step ${t.step}, weights ${t.fingerprint}): resuming would distil another model.`,
+        'Distil into a new --out, or restore the teacher run as it was.');
+    }
+    if (!ckpt) config = { ...config, distill: { ...config.distill, teacherStep: t.step, teacherFingerprint: t.fingerprint } };
     progress(`[i2i] distilling ${t.run} (${t.task} / ${t.method}, ${t.encoder}, step ${t.step}) into ${config.model.encoder} at temperature ${config.distill.temperature}`);
   }
   const samplers = {

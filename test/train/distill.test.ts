@@ -105,23 +105,47 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       const files = ['checkpoint/checkpoint.json', 'checkpoint/weights.bin', 'metrics.jsonl'].map((f) => path.join(teacher, f));
       const before = files.map(sha);
       const at0 = path.join(root, 'student0'), a = path.join(root, 'student'), b = path.join(root, 'student-resumed');
-      // Step 1 at learning rate 0 is the student as initialised (a checkpoint to measure).
-      let r = await cli(['distill', '--teacher', teacher, '--out', at0, '--steps', '1', ...tiny, '--set', 'optim.lr=1e-12']);
+      // L_kd alone (no source labels, so agreement can come only from the teacher), the same seed
+      // before and after; step 1 at learning rate ~0 is the student as initialised.
+      const kdOnly = ['--seed', '3', '--set', 'weights.c=0'];
+      let r = await cli(['distill', '--teacher', teacher, '--out', at0, '--steps', '1', ...tiny, ...kdOnly, '--set', 'optim.lr=1e-12']);
       assert.equal(r.code, 0, r.stderr);
-      r = await cli(['distill', '--teacher', teacher, '--out', a, '--steps', '60', '--seed', '3', ...tiny]);
+      r = await cli(['distill', '--teacher', teacher, '--out', a, '--steps', '60', ...tiny, ...kdOnly]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /distilling .*teacher \(synth-drive \/ source-only, densenet-small, step 120\) into fastseg at temperature 2/);
-      assert.match(r.stderr, /step 60\/60 .*c [\d.]+ kd [\d.]+/);
+      assert.match(r.stderr, /step 60\/60 .*kd [\d.]+/);
       assert.deepEqual(files.map(sha), before, 'the teacher run is unchanged');
       const [start, end] = [await agreement(at0), await agreement(a)];
       assert.ok(end > start + 0.2, `agreement with the teacher ${(start * 100).toFixed(1)}% -> ${(end * 100).toFixed(1)}%`);
 
-      r = await cli(['distill', '--teacher', teacher, '--out', b, '--steps', '30', '--seed', '3', ...tiny]);
+      r = await cli(['distill', '--teacher', teacher, '--out', b, '--steps', '30', ...tiny, ...kdOnly]);
       assert.equal(r.code, 0, r.stderr);
       r = await cli(['distill', '--out', b, '--resume', '--steps', '60']);
       assert.equal(r.code, 0, r.stderr);
       const wa = checkpointValues(a), wb = checkpointValues(b);
       for (const [k, v] of wa) assert.deepEqual(wb.get(k), v, `${k} differs after resume`);
+      // --resume keeps the run's teacher and settings; a flag that would be ignored is refused.
+      r = await cli(['distill', '--out', b, '--resume', '--steps', '61', '--teacher', teacher]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /--teacher would be ignored/);
+    });
+
+    it('the student never overwrites its teacher, and does not resume against a teacher that changed', async () => {
+      let r = await cli(['distill', '--teacher', teacher, '--out', teacher, '--force', '--steps', '1']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /same folder or one holds the other/);
+      assert.ok(fs.existsSync(path.join(teacher, 'checkpoint', 'weights.bin')));
+      // A teacher trained on after the student started: resuming would distil another model.
+      const t2 = path.join(root, 'teacher2'), s2 = path.join(root, 'student2');
+      r = await cli(['train', '--task', 'synth-drive', '--method', 'source-only', '--source-root', src, '--target-root', tgt, '--out', t2, '--steps', '2', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--teacher', t2, '--out', s2, '--steps', '1', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['train', '--out', t2, '--resume', '--steps', '3']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--out', s2, '--resume', '--steps', '2']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /changed since this student started distilling it \(step 2, .*now step 3/);
     });
 
     it('the student converts to fp32 (within 1e-4 of tfjs) and int8 TFLite, and its manifest names its teacher', async () => {
@@ -130,7 +154,9 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       const r = await cli(['convert', '--checkpoint', a, '--out', out, '--precision', 'fp32,int8', '--calibrate', path.join(tgt, 'leftImg8bit', 'train')]);
       assert.equal(r.code, 0, r.stderr);
       const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
-      assert.deepEqual(m.training.teacher, { run: teacher, step: 120, task: 'synth-drive', method: 'source-only', encoder: 'densenet-small' });
+      const { fingerprint, ...named } = m.training.teacher;
+      assert.deepEqual(named, { run: teacher, step: 120, task: 'synth-drive', method: 'source-only', encoder: 'densenet-small' });
+      assert.match(fingerprint, /^[0-9a-f]{16}$/);
       assert.equal(m.training.config.model.encoder, 'fastseg');
       const fp32 = m.parity.find((p: { precision: string; format: string }) => p.precision === 'fp32' && p.format === 'tflite');
       const int8 = m.parity.find((p: { precision: string }) => p.precision === 'int8');
@@ -147,7 +173,7 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       assert.equal(r.code, 0, r.stderr);
       r = await cli(['distill', '--teacher', digits, '--student', 'fastseg', '--out', path.join(root, 'y'), '--steps', '1']);
       assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /fastseg encoder does not serve classify tasks|classify run/);
+      assert.match(r.stderr, /is a classify run \(mnist-optdigits\); the fastseg encoder does not serve classify tasks.*--student lenet/);
     });
   });
 });

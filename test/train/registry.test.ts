@@ -59,7 +59,7 @@ describe('the encoder registry', () => {
 
   it('refuses an encoder for a task kind it does not serve, naming the ones that do', () => {
     const cfg = buildConfig('synth-drive', 'source-only', { model: { encoder: 'lenet' } });
-    assert.throws(() => createEncoder(cfg, 'f', 0), (e: unknown) => e instanceof UserError && /lenet encoder does not serve segment/.test(e.message) && e.fix === 'Use --encoder densenet-small | densenet121 | resnet34 | resnet50.');
+    assert.throws(() => createEncoder(cfg, 'f', 0), (e: unknown) => e instanceof UserError && /lenet encoder does not serve segment/.test(e.message) && e.fix === 'Use --encoder densenet-small | densenet121 | fastseg | resnet34 | resnet50.');
   });
 
   it("inputNorm 'auto' with --init is the entry's ImageNet preprocessing", () => {

@@ -9,7 +9,7 @@ import { classProbabilities, classStats, RareClassSampler } from '../../train/da
 import { writeSynth } from '../../train/data/synth';
 import { buildConfig, SELF_TRAINING_DEFAULTS, validateConfig, type ConfigPatch } from '../../train/config';
 import { disposeCheckpoint, readCheckpoint } from '../../train/checkpoint';
-import { I2IModel, type Batch } from '../../train/i2i';
+import { I2IModel, type Batch, type Kept } from '../../train/i2i';
 import { weightedCrossEntropy } from '../../train/losses';
 import {
   blurKernelSize, classMixMask, confidenceWeights, disposePrepared, emaRate, gaussianKernel, patchKeepMask, photometric, type Prepared,
@@ -125,6 +125,32 @@ describe('self-training (train/self-training.ts)', function () {
       } finally { disposePrepared(prepared); x.dispose(); y.dispose(); srcLabels.dispose(); m.dispose(); }
     });
 
+    it("full+st on scenes: ClassMix pastes the translation g_y(f(x)), and L_st still trains exactly f and h (the paste's gradient is stopped)", () => {
+      const m = new I2IModel(buildConfig('synth-drive', 'full+st', { batchSize: 2, data: { imageSize: 16 }, selfTraining: { threshold: 0 } }), 19);
+      // Source labels with four classes per crop, so that ClassMix pastes some.
+      const lab = Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => [0, 2, 8, 10][(i >> 3) % 4]);
+      const b: Batch = {
+        x: tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 5) as tf.Tensor4D, y: tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 6) as tf.Tensor4D,
+        labels: tf.tensor(lab, [2, 16, 16], 'int32'),
+      };
+      try {
+        assert.ok(m.pastesTranslation() && m.selfTraining!.mixes);
+        const owner = new Map<string, string>();
+        for (const n of m.networks()) for (const v of n.store.variables()) owner.set(v.name, n.name);
+        const critics = new Set(m.critics());
+        const vars = m.networks().filter((n) => !critics.has(n)).flatMap((n) => n.store.variables());
+        const st = m.prepareSelfTraining(b, 0)!;
+        assert.ok(Array.from(st.mix!.dataSync()).some((v) => v === 1), 'something is pasted');
+        const keep: Kept = {};
+        const { grads, value } = tf.variableGrads(() => m.generatorLoss(b, 'joint', keep, { st }).terms.st!, vars);
+        const reached = new Set(Object.entries(grads).filter(([, g]) => tf.tidy(() => tf.sum(tf.abs(g)).dataSync()[0]) > 0).map(([k]) => owner.get(k)!));
+        assert.deepEqual([...reached].sort(), ['f', 'h']);
+        tf.dispose([...Object.values(grads), value]); disposePrepared(st);
+        Object.values(keep).forEach((t) => t?.dispose());
+        m.networks().forEach((n) => n.store.dropUpdates());
+      } finally { m.dispose(); b.x.dispose(); b.y.dispose(); b.labels.dispose(); }
+    });
+
     it('st: the mean over labelled pixels of the weight times the cross entropy', () => {
       // Two pixels, two classes: logits [0, ln 3] -> p = [1/4, 3/4]; [ln 3, 0] -> p = [3/4, 1/4].
       const logits = tf.tensor2d([[0, Math.log(3)], [Math.log(3), 0], [5, 5]]);
@@ -231,7 +257,8 @@ describe('self-training (train/self-training.ts)', function () {
       const { st: _a, mic: _b, ...oldWeights } = oldConfig.weights;
       const old = validateConfig({ ...oldConfig, weights: oldWeights });
       assert.equal(old.weights.st, 0);
-      assert.deepEqual(old.selfTraining, SELF_TRAINING_DEFAULTS);
+      assert.deepEqual(old.selfTraining, buildConfig('synth-drive', 'source-only').selfTraining, "the task base's (MIC's patch for its crops)");
+      assert.notDeepEqual(old.selfTraining, SELF_TRAINING_DEFAULTS);
 
       const ckpt = readCheckpoint(so);
       const m = new I2IModel(validateConfig({ ...old, weights: { ...old.weights, st: 1 } }), 19);

@@ -26,7 +26,8 @@ export const MIN_SHARE = 3000 / (1914 * 1052);
 
 /** Counts each class's pixels over every source label map; cached in `cacheFile` (read when it names the same frames). */
 export async function classStats(items: SegItem[], numClasses: number, o: { cacheFile?: string; minShare?: number; progress?: (line: string) => void } = {}): Promise<ClassStats> {
-  const key = JSON.stringify({ labels: items.map((i) => i.label ?? ''), numClasses, minShare: o.minShare ?? MIN_SHARE });
+  // The files' sizes and times too: relabelled maps under the same names are counted again.
+  const key = JSON.stringify({ labels: items.map((i) => { if (!i.label) return ''; const st = fs.statSync(i.label); return `${i.label}:${st.size}:${st.mtimeMs}`; }), numClasses, minShare: o.minShare ?? MIN_SHARE });
   if (o.cacheFile && fs.existsSync(o.cacheFile)) {
     try {
       const cached = JSON.parse(fs.readFileSync(o.cacheFile, 'utf8')) as { key: string; stats: ClassStats };

@@ -8,8 +8,9 @@
  *
  * Plain 3x3 convs rather than Fast-SCNN's depthwise-separable ones: they are the op this project's
  * training kernels (core/wasm-kernels) and int8 exporter already run fast, and int8 TFLite's
- * 3x3 convs at these widths are compute-bound while depthwise ones are memory-bound (bench:distill
- * measures the choice). Keras publishes no ImageNet weights for it: it trains from scratch.
+ * 3x3 convs at these widths are compute-bound while depthwise ones are memory-bound (an expectation:
+ * bench:student-latency compares widths, not a depthwise variant). Keras publishes no ImageNet
+ * weights for it: it trains from scratch.
  */
 import * as tf from '../../core/tf';
 import { upsampleBilinear } from '../../core/upsample';
