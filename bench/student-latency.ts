@@ -27,7 +27,9 @@ import * as tf from '../core/tf';
 
 const { values } = parseArgs({ options: {
   input: { type: 'string', default: '512x1024' }, runs: { type: 'string', default: '5' },
-  teachers: { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-student-latency' },
+  teachers: { type: 'boolean', default: false },
+  /** Also time each network without the final upsampling of its logits to the input (logits at stride 8). */
+  'stride8': { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-student-latency' },
 } });
 
 const log = (l: string) => process.stderr.write(`[bench] ${l}\n`);
@@ -48,7 +50,9 @@ async function main() {
   const frames = await loadFrames(listImages(path.join(frameDir, 'leftImg8bit'), 4), [h, w], 3);
   const candidates = values.teachers ? [...CANDIDATES, ['densenet121 (the paper\'s)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET121, recompute: false, stemPadding: 'keras' })] as [string, () => Encoder]] : CANDIDATES;
   const rows: string[] = [];
-  for (const [name, build] of candidates) {
+  const heads = values.stride8 ? [true, false] : [true];
+  for (const [name0, build] of candidates) for (const upsample of heads) {
+    const name = upsample ? name0 : `${name0}, logits at stride 8`;
     const f = build();
     const hNet = pixelClassifier('h', 2, f.outShape[2], 19);
     // Running statistics away from (0, 1), so the folded convs are not trivially scaled.
@@ -56,7 +60,8 @@ async function main() {
     const g = new GraphBuilder();
     const x = g.input([1, h, w, 3]);
     const z = f.emit(g, x);
-    const graph = foldGraph(g.graph(x, g.resize(hNet.emit(g, z), [h, w]), name, z));
+    const logits = hNet.emit(g, z);
+    const graph = foldGraph(g.graph(x, upsample ? g.resize(logits, [h, w]) : logits, name, z));
     f.store.dispose(); hNet.store.dispose();
     const gflop = graphFlops(graph) / 1e9;
     const q = quantizeGraph(graph, frames, 2);
