@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -74,4 +75,13 @@ export function randomiseStatistics(m: I2IModel): void {
 /** Whether a process id is still alive (signal 0 probes without signalling). */
 export function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
+/** The package's bin as a user's shell runs it (`npx i2i ...`): exit code, stdout and stderr. */
+export function runBin(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const root = path.resolve(__dirname, '..');
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, 'bin', 'i2i.js'), ...args], { cwd: root, maxBuffer: 1 << 26 }, (err, stdout, stderr) =>
+      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
+  });
 }

@@ -12,7 +12,6 @@
  */
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
-import { upsampleBilinear } from '../core/upsample';
 import { disposeCheckpoint, readCheckpoint, readCheckpointMeta } from './checkpoint';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -21,7 +20,7 @@ import { deriveSeed } from '../core/rng';
 import { merge, type Config, type ConfigPatch } from './config';
 import type { TrainOptions } from './trainer';
 import type { I2IModel } from './i2i';
-import type { Encoder, ExportNet } from './models/net';
+import { evalLogits, type Encoder, type ExportNet } from './models/net';
 import { createClassifier, createEncoder, currentEncoderName, encoderEntry, encodersFor } from './models/registry';
 
 /**
@@ -89,10 +88,7 @@ export class DistillTeacher {
 
   /** The teacher's logits on target images (running statistics), per pixel upsampled to `outHW`. */
   logits(images: tf.Tensor4D, outHW?: [number, number]): tf.Tensor {
-    return tf.tidy(() => {
-      const z = this.nets.h.apply(this.nets.f.apply(images, 'eval'), 'eval');
-      return outHW && z.rank === 4 ? upsampleBilinear(z as tf.Tensor4D, outHW) : z;
-    });
+    return evalLogits(this.nets.f, this.nets.h, images, outHW);
   }
 
   /** What a student's configuration and manifest record of its teacher. */

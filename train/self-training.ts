@@ -26,10 +26,9 @@
 import * as tf from '../core/tf';
 import { IGNORE } from '../core/labels';
 import { deriveSeed, mulberry32, permutation } from '../core/rng';
-import { upsampleBilinear } from '../core/upsample';
 import type { Config } from './config';
 import { copyStore, type Store } from './models/layers';
-import type { Encoder, ExportNet } from './models/nets';
+import { evalLogits, type Encoder, type ExportNet } from './models/net';
 import { createClassifier, createEncoder } from './models/registry';
 
 /** The teacher's networks, after the student's in a checkpoint. */
@@ -77,10 +76,7 @@ export class Teacher {
 
   /** Logits with running statistics; per pixel, upsampled to `outHW` when given. No gradient is taken here. */
   logits(images: tf.Tensor4D, outHW?: [number, number]): tf.Tensor {
-    return tf.tidy(() => {
-      const z = this.h.apply(this.f.apply(images, 'eval'), 'eval');
-      return outHW && z.rank === 4 ? upsampleBilinear(z as tf.Tensor4D, outHW) : z;
-    });
+    return evalLogits(this.f, this.h, images, outHW);
   }
 }
 
@@ -317,7 +313,4 @@ export class SelfTraining {
     this.teacher.update(f, h, emaRate(this.o.ema, step));
   }
 
-  dispose(): void {
-    for (const n of this.teacher.networks()) n.store.dispose();
-  }
 }

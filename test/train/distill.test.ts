@@ -1,6 +1,5 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../../core/tf';
@@ -13,15 +12,9 @@ import { distillationLoss, DistillTeacher } from '../../train/distill';
 import { I2IModel, type Batch, type Kept } from '../../train/i2i';
 import { restoreModel } from '../../train/state';
 import { CITYSCAPES_CLASSES } from '../../core/labels';
-import { checkpointValues, tmpDir } from '../helpers';
+import { checkpointValues, tmpDir, runBin } from '../helpers';
 
-const CLI = path.resolve(__dirname, '../../bin/i2i.js');
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: path.resolve(__dirname, '../..') }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
-  });
-}
+const cli = runBin;
 const softmax = (v: number[]) => { const e = v.map(Math.exp); const s = e.reduce((a, b) => a + b, 0); return e.map((x) => x / s); };
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 

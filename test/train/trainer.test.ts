@@ -1,5 +1,4 @@
 import { strict as assert } from 'node:assert';
-import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '../../core/tf';
@@ -8,7 +7,7 @@ import { readCheckpoint, disposeCheckpoint } from '../../train/checkpoint';
 import { evaluateRun } from '../../train/evaluate-run';
 import { OBJECTIVE_VERSION } from '../../train/i2i';
 import { train } from '../../train/trainer';
-import { checkpointValues as weights, OPTDIGITS, tmpDir } from '../helpers';
+import { checkpointValues as weights, OPTDIGITS, tmpDir, runBin } from '../helpers';
 import { TINY } from './i2i.test';
 
 const SMALL: ConfigPatch = {
@@ -19,13 +18,7 @@ const SMALL: ConfigPatch = {
 };
 const quiet = () => undefined;
 
-const CLI = path.resolve(__dirname, '../../bin/i2i.js');
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: path.resolve(__dirname, '../..') }, (err, stdout, stderr) =>
-      resolve({ code: err ? (err as { code?: number }).code ?? 1 : 0, stdout, stderr }));
-  });
-}
+const cli = runBin;
 
 describe('trainer, checkpoints and CLI', function () {
   this.timeout(300000);

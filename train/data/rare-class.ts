@@ -13,6 +13,7 @@ import { IGNORE } from '../../core/labels';
 import { deriveSeed, mulberry32 } from '../../core/rng';
 import type { SegItem } from './segmentation';
 import { readTrainIds } from './segmentation';
+import { DamagedFileError } from './png-decode';
 
 export interface ClassStats {
   /** Each class's share of the labelled source pixels. */
@@ -39,7 +40,15 @@ export async function classStats(items: SegItem[], numClasses: number, o: { cach
   const framesWith: number[][] = Array.from({ length: numClasses }, () => []);
   for (let j = 0; j < items.length; j++) {
     if (!items[j].label) continue;
-    const { ids } = await readTrainIds(items[j].label!);
+    let ids: Uint8Array;
+    try {
+      ({ ids } = await readTrainIds(items[j].label!));
+    } catch (e) {
+      // As the batches do (train/data/domain.ts): a damaged map is named and left out, training goes on.
+      if (!(e instanceof DamagedFileError)) throw e;
+      o.progress?.(`[i2i] rare-class sampling: skipped damaged label map ${e.file} (${e.reason})`);
+      continue;
+    }
     const counts = new Float64Array(numClasses);
     for (let p = 0; p < ids.length; p++) if (ids[p] !== IGNORE && ids[p] < numClasses) counts[ids[p]]++;
     counts.forEach((n, c) => {
