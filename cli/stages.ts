@@ -107,7 +107,8 @@ ${STREAM_HELP}
 ${WORKER_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
-            [--eval-frames N] [--check-frames N] [--bn-frames N] [--argmax] [--threads N] [--force]
+            [--eval-frames N] [--check-frames N] [--bn-frames N] [--upsample runtime|model] [--argmax]
+            [--threads N] [--force]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
   convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
   activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
@@ -122,7 +123,12 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   resized by data.scale as in training and i2i eval, each side rounded to a multiple of 8 (e.g.
   1024x2048 Cityscapes frames at scale 0.5: 512x1024); the size and its reason are printed. With
   no frames to read, --input is required. Classifiers: their training size.
-  --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs).
+  --upsample: where a segmenter's logits reach the input size. runtime (default): the models end at
+  the encoder's output stride (1/8; manifest outputStride) and the runtime upsamples them exactly
+  (bilinear, half-pixel centres, then the arg-max, recomputing only boundary pixels): at 512x1024
+  TFLite's resize of 19 channels cost 150-180 ms of every frame. model: the models end with that
+  resize (logits at the input size), for runtimes other than i2i's.
+  --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs); implies --upsample model.
   --bn-frames N re-estimates the batch-norm statistics of f (precise BN) on the first N --calibrate
   frames at the bundle's input size before export (recorded in the manifest; the run is not changed).
   The bundle is built in a hidden folder beside BUNDLE and renamed into place when complete: a
@@ -252,6 +258,7 @@ async function cmdConvert(argv: string[]): Promise<void> {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
     calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' }, 'bn-frames': { type: 'string' },
     eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' }, force: { type: 'boolean' },
+    upsample: { type: 'string' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
   let input: [number, number] | undefined;
@@ -267,9 +274,11 @@ async function cmdConvert(argv: string[]): Promise<void> {
     return Number(v);
   };
   const abs = (p: string | undefined) => p && path.resolve(p);
+  if (values.upsample !== undefined && values.upsample !== 'runtime' && values.upsample !== 'model') throw new UserError(`--upsample must be runtime or model, got "${values.upsample}".`, 'runtime: the models end at the output stride and i2i upsamples (fast); model: they end at the input size.');
+  const upsample = values.upsample as 'runtime' | 'model' | undefined;
   const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
     calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'), bnFrames: count('bn-frames'),
-    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, force: values.force };
+    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, upsample, force: values.force };
   await initBackend();
   // Ctrl-C / SIGTERM stop the conversion at the next frame boundary; its staging folder is removed and --out kept.
   const stop = new AbortController();

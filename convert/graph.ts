@@ -30,14 +30,31 @@ export function graphFlops(g: Graph): number {
 }
 
 /**
- * f then h of a live model (restored from its checkpoint: `openRun`) for an input of [1, H, W, C]:
- * the very networks that trained emit themselves. Segmenters output per-pixel logits upsampled
- * bilinearly to the input size (half-pixel centres, as at evaluation); classifiers output class
- * logits. Target images go through ADDA's untied target encoder where there is one. The encoder's
- * output map is marked as the graph's `features` (pooled per channel, the drift score's input).
+ * Where a segmenter's logits are upsampled to the input size: by a bilinear resize at the end of the
+ * model ('model'), or after it by the runtime (runtime/upsample-labels.ts), the model ending at the
+ * encoder's output stride ('runtime'). Both give the same labels.
  */
-export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Graph {
-  return foldGraph(rawInferenceGraph(model, inputHW));
+export type Upsample = 'model' | 'runtime';
+
+/**
+ * f then h of a live model (restored from its checkpoint: `openRun`) for an input of [1, H, W, C]:
+ * the very networks that trained emit themselves. Segmenters output per-pixel logits, upsampled
+ * bilinearly to the input size (half-pixel centres, as at evaluation) unless `upsample` is
+ * 'runtime'; classifiers output class logits. Target images go through ADDA's untied target
+ * encoder where there is one. The encoder's output map is marked as the graph's `features` (pooled
+ * per channel, the drift score's input).
+ */
+export function inferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample = 'model'): Graph {
+  return foldGraph(rawInferenceGraph(model, inputHW, upsample));
+}
+
+/** How many input pixels per output pixel along each side (1 for classifiers and models that upsample). */
+export function outputStride(g: Graph | RawGraph): number {
+  const [, h, w] = g.shapes[g.input], out = g.shapes[g.output];
+  if (out.length !== 4) return 1;
+  const s = h / out[1];
+  if (!Number.isInteger(s) || w / out[2] !== s) throw new Error(`${g.name}: output ${out.join('x')} is not a whole stride of the input ${h}x${w}`);
+  return s;
 }
 
 /**
@@ -45,7 +62,7 @@ export function inferenceGraph(model: I2IModel, inputHW: [number, number]): Grap
  * running statistics, ReLUs on their own). convert's parity reference runs it (convert/reference.ts).
  * Each call copies the weights afresh: foldGraph modifies a raw graph in place.
  */
-export function rawInferenceGraph(model: I2IModel, inputHW: [number, number]): RawGraph {
+export function rawInferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample = 'model'): RawGraph {
   const config = model.config;
   if (config.kind === 'segment' && (inputHW[0] % 8 || inputHW[1] % 8)) throw new UserError(`Input ${inputHW[0]}x${inputHW[1]} is not a multiple of 8, the encoder's output stride.`, 'Pass --input HxW with both sides multiples of 8, e.g. 512x1024.');
   if (config.kind === 'classify' && (inputHW[0] !== config.data.imageSize || inputHW[1] !== config.data.imageSize)) throw new UserError(`The classifier takes ${config.data.imageSize}x${config.data.imageSize} inputs, not ${inputHW.join('x')}.`, `Pass --input ${config.data.imageSize}x${config.data.imageSize}.`);
@@ -53,6 +70,6 @@ export function rawInferenceGraph(model: I2IModel, inputHW: [number, number]): R
   const x = g.input([1, inputHW[0], inputHW[1], config.data.channels]);
   const z = model.targetEncoder().emit(g, x);
   let out = model.h.emit(g, z);
-  if (config.kind === 'segment') out = g.resize(out, inputHW);
+  if (config.kind === 'segment' && upsample === 'model') out = g.resize(out, inputHW);
   return g.graph(x, out, `${config.task}/${config.method}/${config.model.encoder}`, z);
 }

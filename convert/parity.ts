@@ -4,8 +4,7 @@
  * frame at a time (a 512x1024 frame's logits are 40 MB; only one frame's are held).
  */
 import type { ModelFile } from '../core/bundle';
-import type { LoadedModel } from '../runtime/bundle';
-import { argmaxLabels } from '../runtime/image';
+import { outputLabels, type LoadedModel, type ModelSpec } from '../runtime/bundle';
 import { accumulateConfusion } from '../train/eval-seg';
 import type { CheckFrame } from './frames';
 import type { Reference } from './reference';
@@ -22,15 +21,17 @@ const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
  * `afterFrame(i, detail)` is awaited after each frame (progress, interruption); `detail` gives the
  * reference's and each runner's time on that frame.
  */
-export async function measureParity(reference: Reference, runners: Runner[], checks: CheckFrame[], o: { classes: number; argmax?: boolean; afterFrame?: (i: number, detail: string) => Promise<void> | void }): Promise<{ stats: ParityStats[]; refConf: Float64Array }> {
-  const k = o.classes;
+export async function measureParity(reference: Reference, runners: Runner[], checks: CheckFrame[], o: { spec: ModelSpec; stride: number; argmax?: boolean; afterFrame?: (i: number, detail: string) => Promise<void> | void }): Promise<{ stats: ParityStats[]; refConf: Float64Array }> {
+  const k = o.spec.classes;
+  // The reference's logits become labels as the deployed files' do (upsampled at the output stride).
+  const refFile = { file: 'the reference', output: 'logits' as const, outputStride: o.stride };
   const stats: ParityStats[] = runners.map(() => ({ maxDiff: 0, range: 0, agree: 0, total: 0, times: [], conf: new Float64Array(k * k) }));
   const refConf = new Float64Array(k * k);
   for (const [i, { x, labels }] of checks.entries()) {
     let t0 = process.hrtime.bigint();
     const ref = reference.run(x);
     const times = [`reference ${(ms(t0) / 1000).toFixed(1)} s`];
-    const refLabels = argmaxLabels(ref, k);
+    const refLabels = outputLabels(o.spec, refFile, ref);
     if (labels) accumulateConfusion(refConf, k, labels, refLabels);
     runners.forEach((rn, j) => {
       t0 = process.hrtime.bigint();
@@ -38,7 +39,7 @@ export async function measureParity(reference: Reference, runners: Runner[], che
       const s = stats[j];
       s.times.push(ms(t0));
       times.push(`${label(rn)} ${(s.times[s.times.length - 1] / 1000).toFixed(1)} s`);
-      const gotLabels = o.argmax ? got : argmaxLabels(got, k);
+      const gotLabels = outputLabels(o.spec, rn.file, got);
       for (let p = 0; p < refLabels.length; p++) s.agree += refLabels[p] === gotLabels[p] ? 1 : 0;
       s.total += refLabels.length;
       if (labels) accumulateConfusion(s.conf, k, labels, gotLabels);

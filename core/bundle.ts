@@ -36,6 +36,12 @@ export const ModelFileSchema = z.object({
   weights: z.object({ file: z.string(), bytes: z.number().int().positive(), sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
   /** Output: per-pixel or per-image logits (float), or an arg-maxed label map. */
   output: z.enum(['logits', 'labels']),
+  /**
+   * Segmenters: the output is at 1/outputStride of the input (the encoder's stride; absent = 1, the
+   * input size). The runtime upsamples such logits to labels at the input size itself
+   * (runtime/upsample-labels.ts: bilinear with half-pixel centres, then the arg-max). Only logits.
+   */
+  outputStride: z.number().int().positive().optional(),
   /** A second output: the encoder features pooled per channel (mean over H, W), that drift is scored on. */
   features: z.boolean().optional(),
   /** This file's own drift calibration (each precision computes its own features). */

@@ -16,19 +16,8 @@
  * computes alike. test/core/upsample.test.ts checks the matrices against the native forward
  * and the gradient against finite differences, on cpu and wasm.
  */
+import { halfPixelTaps } from './half-pixel';
 import * as tf from './tf';
-
-/**
- * Taps of output index `o` along one axis, as the forward kernels compute them with half-pixel
- * centres: [floor, ceil, fraction]. Near the edges the source coordinate leaves [0, in - 1]; both
- * taps then clamp to the same pixel, which gets the whole weight.
- */
-export function halfPixelTaps(o: number, inSize: number, outSize: number): [number, number, number] {
-  const src = (inSize / outSize) * (o + 0.5) - 0.5;
-  const lo = Math.max(0, Math.floor(src));
-  const hi = Math.min(inSize - 1, Math.ceil(src));
-  return [lo, hi, src - lo];
-}
 
 const matrices = new Map<string, Float32Array>();
 

@@ -10,6 +10,7 @@ import { UserError } from '../core/errors';
 import { pixelsToSigned } from '../core/pixels';
 import { argmaxLabels } from './image';
 import { loadTflite } from './tflite';
+import { upsampleArgmax } from './upsample-labels';
 
 export const RUNTIMES = ['tflite', 'tfjs'] as const;
 export type RuntimeName = (typeof RUNTIMES)[number];
@@ -83,12 +84,36 @@ function checkFrame(spec: ModelSpec, p: Uint8Array, i: number): void {
   if (p.length !== height * width * channels) throw new UserError(`Frame ${i} has ${p.length} values; the model takes ${height}x${width}x${channels}.`, 'Resize frames to the bundle input (runtime/image decodeToInput).');
 }
 
+/**
+ * One frame's model output -> its labels: one per pixel of the input (segmenters; logits at the
+ * file's output stride are upsampled here, exactly as a resize inside the model would have), or one
+ * (classifiers). The one definition serving, video and convert's parity check use.
+ */
+export function outputLabels(spec: ModelSpec, file: Pick<ModelFile, 'output' | 'outputStride' | 'file'>, output: ArrayLike<number>): Uint8Array {
+  if (spec.kind !== 'segment') return file.output === 'labels' ? Uint8Array.from(output) : argmaxLabels(output, spec.classes);
+  const { height: h, width: w } = spec.input;
+  const s = file.outputStride ?? 1;
+  const sh = h / s, sw = w / s, k = file.output === 'labels' ? 1 : spec.classes;
+  if (output.length !== sh * sw * k) throw new UserError(`${file.file} output ${output.length} values; its manifest says ${sh}x${sw}${k > 1 ? `x${k}` : ''} (input ${h}x${w}, output stride ${s}).`, 'The bundle\'s files and manifest disagree: convert it again.');
+  if (file.output === 'labels') return Uint8Array.from(output);
+  return s === 1 ? argmaxLabels(output, k) : upsampleArgmax(output, sh, sw, k, h, w);
+}
+
 /** One frame's outputs (copies or views) -> its labels and drift: the one definition both paths use. */
 function prediction(spec: ModelSpec, file: ModelFile, output: ArrayLike<number>, features?: ArrayLike<number>): Prediction {
   return {
-    labels: file.output === 'labels' ? Uint8Array.from(output) : argmaxLabels(output, spec.classes),
+    labels: outputLabels(spec, file, output),
     drift: features && file.drift ? driftScore(features, file.drift) : null,
   };
+}
+
+/** A file's output stride against the input: what outputLabels needs, checked when the file loads. */
+function checkStride(spec: ModelSpec, file: ModelFile): void {
+  const s = file.outputStride ?? 1;
+  if (s === 1) return;
+  if (spec.kind !== 'segment' || file.output !== 'logits' || spec.input.height % s || spec.input.width % s) {
+    throw new UserError(`${file.file}: output stride ${s} needs a segmenter's logits and an input divisible by it (this is a ${spec.kind} file with ${file.output} output at ${spec.input.height}x${spec.input.width}).`, 'Convert the bundle again.');
+  }
 }
 
 function predictor(spec: ModelSpec, file: ModelFile, run: (frames: Float32Array[]) => RunOutput[]): (pixels: Uint8Array[]) => Prediction[] {
@@ -110,6 +135,7 @@ export function calibrateModelDrift(model: LoadedModel, frames: Float32Array[], 
 /** Loads one model file of a bundle directory (sha256 checked) for frames of `spec`. */
 export async function openModelFile(dir: string, file: ModelFile, spec: ModelSpec, threads = 1): Promise<LoadedModel> {
   const runtime = runtimeOf(file);
+  checkStride(spec, file);
   if (!runtime) throw new UserError(`Bundle file ${file.file} is a ${file.format} model, which the runtime does not run.`, 'Convert again: bundles hold TFLite and tfjs graph models.');
   const { bytes, weights } = readModelFile(dir, file);
   const { height: h, width: w, channels: c } = spec.input;

@@ -8,11 +8,10 @@ import { auroc, calibrateDrift, driftDistance, driftScore } from '../../core/dri
 import { convert } from '../../convert/convert';
 import { writeSynth } from '../../train/data/synth';
 import { train } from '../../train/trainer';
-import { openBundle, selectModel } from '../../runtime/bundle';
+import { openBundle, outputLabels, selectModel } from '../../runtime/bundle';
 import { listImages } from '../../convert/frames';
 import { tmpDir } from '../helpers';
 import { pixelsToSigned } from '../../core/pixels';
-import { argmaxLabels } from '../../runtime/image';
 import { halves, makeBundle, ROAD, SKY } from '../serve/fixture';
 
 const file = (format: 'tflite' | 'tfjs-graph', precision: 'fp32' | 'int8' | 'fp16' | 'uint8') =>
@@ -119,7 +118,8 @@ describe('runtime: bundles -> inference (model choice, verification, TFLite and 
         // parity path (run: what convert measures) plus arg-max and drift, value for value.
         const [served] = b.segment([heldOut[0]]);
         const [raw] = b.run([pixelsToSigned(heldOut[0])]);
-        assert.deepEqual(served.labels, argmaxLabels(raw.output, 19));
+        assert.deepEqual(served.labels, outputLabels(b.spec, b.file, raw.output));
+        assert.equal(raw.output.length, 8 * 16 * 19, 'logits at the output stride (the default --upsample runtime)');
         assert.equal(served.drift, driftScore(raw.features!, b.file.drift!));
         const a = auroc(t, s);
         const med = (v: number[]) => [...v].sort((x, y) => x - y)[v.length >> 1];
