@@ -1,8 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import sharp from 'sharp';
 import * as tf from '../../core/tf';
+import { ffmpegPath } from '../../core/ffmpeg';
 import { buildConfig } from '../../train/config';
 import { disposeCheckpoint, readCheckpoint } from '../../train/checkpoint';
 import { listCityscapes } from '../../train/data/segmentation';
@@ -15,6 +18,7 @@ import { CITYSCAPES_CLASSES } from '../../core/labels';
 import { checkpointValues, tmpDir, runBin } from '../helpers';
 
 const cli = runBin;
+const BIN = path.resolve(__dirname, '../../bin/i2i.js');
 const softmax = (v: number[]) => { const e = v.map(Math.exp); const s = e.reduce((a, b) => a + b, 0); return e.map((x) => x / s); };
 const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
 
@@ -155,6 +159,32 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       const int8 = m.parity.find((p: { precision: string }) => p.precision === 'int8');
       assert.ok(fp32.maxRelDiffVsTfjs <= 1e-4, JSON.stringify(fp32));
       assert.ok(int8 && int8.labelAgreement > 0.8, JSON.stringify(int8));
+      // Like every bundle: logits at the output stride by default, upsampled by the runtime ...
+      assert.ok(m.models.every((f: { outputStride?: number }) => f.outputStride === 8), JSON.stringify(m.models));
+      const { height: h, width: w } = m.input;
+      // ... served by i2i serve (default flags) ...
+      const server = spawn(process.execPath, [BIN, 'serve', '--bundle', out, '--port', '0'], { stdio: ['ignore', 'ignore', 'pipe'] });
+      try {
+        let err = '';
+        server.stderr!.on('data', (d) => { err += d; });
+        for (const t0 = Date.now(); !/listening on (\S+)/.test(err) && server.exitCode === null && Date.now() - t0 < 60000;) await new Promise((res) => setTimeout(res, 50));
+        const url = /listening on (\S+)/.exec(err)?.[1];
+        assert.ok(url, err);
+        const frame = await sharp(listCityscapes(tgt, 'train').items[0].image).jpeg().toBuffer();
+        const res = await fetch(`${url}/segment?format=labels`, { method: 'POST', body: frame, headers: { 'Content-Type': 'image/jpeg' } });
+        assert.equal(res.status, 200, await res.clone().text());
+        const meta = await sharp(frame).metadata();
+        assert.deepEqual([res.headers.get('x-width'), res.headers.get('x-height')], [String(meta.width), String(meta.height)]);
+        const labels = new Uint8Array(await res.arrayBuffer());
+        assert.equal(labels.length, meta.width! * meta.height!);
+        assert.ok(labels.every((v) => v < 19), 'class ids');
+      } finally { server.kill('SIGTERM'); await new Promise((res) => server.once('exit', res)); }
+      // ... and through segment-video (ffmpeg in and out).
+      const clip = path.join(root, 'clip.mp4'), seg = path.join(root, 'clip.seg.mp4');
+      execFileSync(ffmpegPath(), ['-v', 'error', '-f', 'lavfi', '-i', `testsrc=size=${w}x${h}:rate=5:duration=1`, '-pix_fmt', 'yuv420p', '-c:v', 'libx264', clip]);
+      const v = await cli(['segment-video', clip, '--bundle', out, '--out', seg]);
+      assert.equal(v.code, 0, v.stderr);
+      assert.ok(fs.statSync(seg).size > 0);
     });
 
     it('errors name the fix: no --teacher, a teacher of another task kind', async () => {
