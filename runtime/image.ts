@@ -178,11 +178,14 @@ function checkSize(what: string, w: number, h: number): void {
 /**
  * Nearest-neighbour resize of a label map with pixel centres aligned:
  * src x = floor((x + 0.5) * sw / dw), computed in integers as floor((2x + 1) * sw / (2 dw)).
+ * At the same size it returns `labels` itself (not a copy).
  */
 export function resizeLabels(labels: Uint8Array, sw: number, sh: number, dw: number, dh: number): Uint8Array {
   checkSize('source size', sw, sh);
   checkSize('target size', dw, dh);
   if (labels.length !== sw * sh) throw new RangeError(`labels hold ${labels.length} values, expected ${sw}x${sh} = ${sw * sh}`);
+  // A frame at the model's input size (the real-time case): the map as it is, not 2.5 ms of gathering at 512x1024.
+  if (sw === dw && sh === dh) return labels;
   const xs = new Uint32Array(dw);
   for (let x = 0; x < dw; x++) xs[x] = Math.floor(((2 * x + 1) * sw) / (2 * dw));
   const out = new Uint8Array(dw * dh);
