@@ -4,9 +4,10 @@
  * the size the deployed model sees them); the teacher is an adapted small dilated DenseNet
  * (--teacher-method, default full+st), the student fastseg distilled from it with `i2i distill`
  * (default flags but the steps). Then, for both: mIoU on held-out target frames at 512x1024
- * (i2i eval), the student's share of the teacher's; int8 bundles at 512x1024 (i2i convert); engine-
- * only and end-to-end latency at concurrency 1, and POST /segment frames/s at concurrency 4 with one
- * worker per core (2 workers x 1 thread).
+ * (i2i eval), the student's share of the teacher's; int8 bundles at 512x1024 (i2i convert, default
+ * --upsample runtime; the student also with --upsample model, side by side); engine-only and
+ * end-to-end latency at concurrency 1 with the server's stage times, and POST /segment frames/s at
+ * concurrency 4 with one worker per core (2 workers x 1 thread).
  *
  *   npm run bench:distill -- [--steps 2000] [--student-steps 2000] [--teacher-method full+st] [--count 200] [--seconds 20] [--out runs/bench-distill] [--reuse]
  */
@@ -65,15 +66,23 @@ async function miou(dir: string): Promise<number> {
   return JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(DATA, 'target'), '--json'])).mIoU;
 }
 
-async function bundle(dir: string, out: string): Promise<string> {
-  if (!(values.reuse && fs.existsSync(path.join(out, 'manifest.json')))) {
-    await runI2i(['convert', '--checkpoint', dir, '--out', out, '--input', `${H}x${W}`, '--precision', 'int8', '--calibrate', path.join(DATA, 'target', 'leftImg8bit', 'train'), '--force']);
+/** An int8 bundle at HxW; rebuilt unless --reuse finds one made from the same checkpoint step with the same flags. */
+async function bundle(dir: string, out: string, extra: string[] = []): Promise<string> {
+  const stamp = JSON.stringify({ step: JSON.parse(fs.readFileSync(path.join(dir, 'checkpoint', 'checkpoint.json'), 'utf8')).step, extra });
+  const made = path.join(out, '.bench-stamp');
+  if (!(values.reuse && fs.existsSync(made) && fs.readFileSync(made, 'utf8') === stamp)) {
+    await runI2i(['convert', '--checkpoint', dir, '--out', out, '--input', `${H}x${W}`, '--precision', 'int8', '--calibrate', path.join(DATA, 'target', 'leftImg8bit', 'train'), '--force', ...extra]);
+    fs.writeFileSync(made, stamp);
   }
   return out;
 }
 
-/** Engine-only and end-to-end medians (sequential) and frames/s at concurrency 4 (2 workers x 1 thread). */
-async function speed(b: string, body: Buffer, n: number): Promise<{ engine: number; e2e: number; fps: number; p99: number }> {
+/**
+ * Engine-only and end-to-end medians (sequential), the server's own stage medians (Server-Timing:
+ * decode, infer in the worker, encode = post-processing and the answer), and frames/s at
+ * concurrency 4 (2 workers x 1 thread).
+ */
+async function speed(b: string, body: Buffer, n: number): Promise<{ engine: number; e2e: number; stages: string; fps: number; p99: number }> {
   const m = readManifest(b);
   const e = await Engine.start({ bundle: b, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1 });
   let engine: number;
@@ -87,16 +96,23 @@ async function speed(b: string, body: Buffer, n: number): Promise<{ engine: numb
   const s = await startServer({ bundle: b, port: 0, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1, timeoutMs: 30000, maxQueue: 64, log: silent });
   try {
     const t: number[] = [];
+    const st = new Map<string, number[]>();
     for (let i = 0; i <= n; i++) {
       const t0 = performance.now();
       const r = await fetch(`${s.url}/segment`, { method: 'POST', body, headers: { 'Content-Type': 'image/jpeg' } });
       await r.arrayBuffer();
       if (r.status !== 200) throw new Error(`POST /segment answered ${r.status}`);
-      if (i > 0) t.push(performance.now() - t0);
+      if (i === 0) continue;
+      t.push(performance.now() - t0);
+      for (const part of (r.headers.get('server-timing') ?? '').split(', ')) {
+        const [name, dur] = part.split(';dur=');
+        if (dur) st.set(name, [...(st.get(name) ?? []), Number(dur)]);
+      }
     }
+    const stages = ['decode', 'infer', 'encode'].map((k) => `${k} ${median(st.get(k) ?? [NaN]).toFixed(1)}`).join(' / ');
     const c = await autocannon({ url: `${s.url}/segment`, method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, connections: 4, duration: Number(values.seconds), timeout: 60 });
     if (c.non2xx + c.errors + c.timeouts > 0) throw new Error(`${c.non2xx} non-2xx, ${c.errors} errors, ${c.timeouts} timeouts at concurrency 4`);
-    return { engine, e2e: median(t), fps: c.requests.average, p99: c.latency.p99 };
+    return { engine, e2e: median(t), stages, fps: c.requests.average, p99: c.latency.p99 };
   } finally { await s.close(); }
 }
 
@@ -115,16 +131,23 @@ async function main(): Promise<void> {
   const [mt, ms] = [await miou(teacher), await miou(student)];
   const body = await sharp(listImages(path.join(DATA, 'target', 'leftImg8bit', 'val'), 1)[0]).jpeg({ quality: 90 }).toBuffer();
   const rows: string[] = [];
-  for (const [name, dir, m, secs] of [[`teacher: densenet-small, ${values['teacher-method']}`, teacher, mt, tSecs], ['student: fastseg, i2i distill', student, ms, sSecs]] as const) {
-    const b = await bundle(dir, path.join(OUT, `bundle-${path.basename(dir)}`));
+  // Both models as convert makes them by default (logits at stride 8, upsampled by the runtime), and
+  // the student with the resize inside the model (--upsample model): what ending at stride 8 buys.
+  const cases: [string, string, number, number, string[]][] = [
+    [`teacher: densenet-small, ${values['teacher-method']}`, teacher, mt, tSecs, []],
+    ['student: fastseg, i2i distill', student, ms, sSecs, []],
+    ['student, --upsample model', student, ms, sSecs, ['--upsample', 'model']],
+  ];
+  for (const [name, dir, m, secs, extra] of cases) {
+    const b = await bundle(dir, path.join(OUT, `bundle-${path.basename(dir)}${extra.length ? '-upsample-model' : ''}`), extra);
     const sp = await speed(b, body, 20);
-    rows.push(`| ${name} | ${(m * 100).toFixed(1)} | ${(m / mt * 100).toFixed(0)}% | ${sp.engine.toFixed(1)} ms | ${sp.e2e.toFixed(1)} ms | ${(sp.e2e / sp.engine).toFixed(2)} | ${sp.fps.toFixed(1)} | ${sp.p99} ms | ${secs.toFixed(0)} |`);
+    rows.push(`| ${name} | ${(m * 100).toFixed(1)} | ${(m / mt * 100).toFixed(0)}% | ${sp.engine.toFixed(1)} ms | ${sp.e2e.toFixed(1)} ms | ${(sp.e2e / sp.engine).toFixed(2)} | ${sp.stages} | ${sp.fps.toFixed(1)} | ${sp.p99} ms | ${secs.toFixed(0)} |`);
     log(rows[rows.length - 1]);
   }
   const lines = [
     `Synthetic shift at ${H}x${W} (${values.count} source, ${values.count} target training frames, 50 held-out target frames; scale 1, ${values.crop}x${values.crop} crops, batch 2), teacher ${steps} steps, student ${studentSteps} steps; int8 TFLite at ${H}x${W}; POST /segment of a ${(body.length / 1024).toFixed(0)} KiB ${H}x${W} JPEG, palette PNG back, 2 workers x 1 thread, loopback`,
-    '| model | mIoU | of the teacher | engine only (c=1) | end to end (c=1) | e2e / engine | frames/s (c=4) | p99 (c=4) | train s |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| model | mIoU | of the teacher | engine only (c=1) | end to end (c=1) | e2e / engine | server stages decode / infer / encode (ms, c=1) | frames/s (c=4) | p99 (c=4) | train s |',
+    '|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     `goal: the student >= 15 frames/s end to end with >= 90% of the teacher's mIoU, e2e / engine <= 1.10`,
     `wall time ${((Date.now() - t0) / 60000).toFixed(1)} min`,
