@@ -1,12 +1,13 @@
 /**
- * POST /segment as its stages: admit (refuse overload before reading) -> read the body -> decode and
- * validate the frame -> infer -> post-process at the frame's size -> respond (png | json | overlay |
- * labels). Errors are thrown to the app's one error middleware; only the metrics that belong to
+ * POST /segment as its stages: admit (refuse overload before reading) -> read the body -> check the
+ * image's header (type, size, pixel bound) -> decode to the model's input and infer, both in an
+ * inference worker (the JPEG crosses the process boundary, not 1.5 MB of RGB) -> post-process at
+ * the frame's size -> respond (png | json | overlay | labels). Errors are thrown to the app's one error middleware; only the metrics that belong to
  * this route (frames dropped by the engine) are counted on the way.
  */
 import type { Express, Request, Response } from 'express';
 import type { Manifest } from '../core/bundle';
-import { decodeFrame, decodeToInput, paletteOf, rgbJpeg } from '../runtime/image';
+import { decodeFrame, paletteOf, probeImage, rgbJpeg } from '../runtime/image';
 import { IMAGE_TYPES, readBody, type BodyRule, type Deadline } from './body';
 import type { FrameCapture } from './capture';
 import { EngineError, type Engine, type EngineResult } from './engine/engine';
@@ -33,7 +34,8 @@ export interface SegmentRouteOptions {
 
 /** What the query and headers ask for, checked before the body is read. */
 interface Ask { format: Format; alpha: number; withOverlay: boolean; deadline: Deadline }
-type Input = Awaited<ReturnType<typeof decodeToInput>>;
+/** The frame's oriented size, from its header: where the labels go back to. */
+type Input = { width: number; height: number };
 
 export function frameRule(maxBytes: number): BodyRule {
   return {
@@ -49,8 +51,9 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
   const m: Manifest = engine.manifest;
   const palette = paletteOf(m.classes);
   const rule = frameRule(o.maxBytes);
-  // Full-resolution work (decoding, label maps and overlays at the frame's size) is bounded in
+  // Full-resolution work in this process (label maps and overlays at the frame's size) is bounded in
   // parallel, so a flood of large frames costs at most this many frames' worth of memory at once.
+  // (Decoding to the input runs in the inference workers, bounded by their number.)
   const fullRes = new Semaphore(4);
   // Requests inside POST /segment (reading, decoding, queued, running, encoding). Bounded, so that a
   // flood is refused before its bodies are read and decoded: the queue's capacity plus one batch
@@ -70,10 +73,12 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
     }
   };
 
-  const decode = (body: Buffer) => fullRes.run(() => decodeToInput(body, m.input, { maxPixels: o.maxPixels }));
+  /** The header's checks (400/413/415 before any decoding) and the frame's size. */
+  const probe = (body: Buffer) => probeImage(body, { maxPixels: o.maxPixels });
 
-  const infer = async (input: Input, ask: Ask, gone: AbortSignal, timing: Timing): Promise<EngineResult> => {
-    const r = await engine.submit(input.pixels, { deadline: ask.deadline.at, signal: gone });
+  const infer = async (body: Buffer, ask: Ask, gone: AbortSignal, timing: Timing): Promise<EngineResult> => {
+    const r = await engine.submit({ encoded: body, maxPixels: o.maxPixels }, { deadline: ask.deadline.at, signal: gone });
+    timing.ms.decode = (timing.ms.decode ?? 0) + (r.decodeMs ?? 0);
     timing.ms.queue = r.queueMs;
     timing.ms.infer = r.inferMs;
     if (r.drift !== null) metrics.drift.observe(r.drift);
@@ -135,8 +140,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
     res.on('close', () => { if (!res.writableFinished) gone.abort(); });
     try {
       const { data: body } = await readBody(req, rule, ask.deadline);
-      const input = await timing.time('decode', () => decode(body));
-      const r = await infer(input, ask, gone.signal, timing);
+      const input = await timing.time('decode', () => probe(body));
+      const r = await infer(body, ask, gone.signal, timing);
       timing.start('encode');
       await fullRes.run(async () => {
         const post = await postProcess(body, input, r, ask);

@@ -21,7 +21,10 @@ import type { ModelFile } from '../../core/bundle';
 import { readManifest, type Manifest } from '../../core/bundle';
 import { UserError } from '../../core/errors';
 import { chooseModel, type OpenOptions } from '../../runtime/bundle';
-import type { FromWorker, ToWorker } from './protocol';
+import { ImageError } from '../../runtime/image';
+import type { EncodedImage, FromWorker, ToWorker } from './protocol';
+
+export type { EncodedImage } from './protocol';
 
 export type EngineErrorCode = 'queue-full' | 'deadline' | 'worker-lost' | 'closed' | 'aborted' | 'unavailable' | 'bad-frame' | 'reload-busy' | 'reload-failed';
 
@@ -55,8 +58,9 @@ export interface EngineOptions extends OpenOptions {
 export interface EngineResult {
   labels: Uint8Array;
   drift: number | null;
-  /** Milliseconds in the queue, and of the model call (the whole batch's). */
+  /** Milliseconds in the queue, of decoding in the worker (encoded images only), and of the model call (the whole batch's). */
   queueMs: number;
+  decodeMs?: number;
   inferMs: number;
   batch: number;
   /** The model that computed it (ModelVersion.version). */
@@ -81,13 +85,13 @@ export interface ModelVersion {
 
 interface Job {
   id: number;
-  frame: Uint8Array;
+  frame: Uint8Array | EncodedImage;
   /** Runs on the model that was active when it was submitted, even if a reload happens meanwhile. */
   gen: ModelVersion;
   enqueued: number;
   deadline: number;
   resolve: (r: EngineResult) => void;
-  reject: (e: EngineError) => void;
+  reject: (e: EngineError | ImageError) => void;
   settled: boolean;
   timer?: NodeJS.Timeout;
   dispatched?: number;
@@ -199,13 +203,15 @@ export class Engine extends EventEmitter {
   }
 
   /**
-   * Queues one frame (bytes at the bundle's input size). `deadline`: epoch ms after which the frame
-   * is not worth computing. Rejects with EngineError.
+   * Queues one frame: bytes at the bundle's input size, or an encoded image (JPEG, PNG, WebP) that
+   * the worker decodes to it (labels at the input size either way). `deadline`: epoch ms after which
+   * the frame is not worth computing. Rejects with EngineError, or ImageError where an encoded
+   * image does not decode (the caller's input: 400, 413 or 415).
    */
-  submit(frame: Uint8Array, opts: { deadline?: number; signal?: AbortSignal } = {}): Promise<EngineResult> {
+  submit(frame: Uint8Array | EncodedImage, opts: { deadline?: number; signal?: AbortSignal } = {}): Promise<EngineResult> {
     const { height, width, channels } = this.manifest.input;
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
-    if (frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
+    if (frame instanceof Uint8Array && frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
     if (!this.activeWorkers().some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', this.supervising ? 'No inference worker is running (restarting after a fault).' : 'The model is still loading.'));
     if (this.saturated()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
     if (opts.signal?.aborted) return Promise.reject(new EngineError('aborted', 'The client went away.'));
@@ -331,7 +337,12 @@ export class Engine extends EventEmitter {
           this.log('info', 'inference worker ready', { pid: m.pid, file: m.file.file, version: gen.version, runtime: m.runtime, warmupMs: Math.round(m.warmupMs) });
           if (!started) { started = true; clearTimeout(startTimer); resolve(); }
           this.pump();
-        } else if (m.type === 'result') this.finish(w, m.id, (jobs, inferMs) => jobs.forEach((j, i) => this.settle(j, undefined, { labels: m.labels[i], drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, inferMs, batch: jobs.length, version: gen.version })), m.inferMs);
+        } else if (m.type === 'result') this.finish(w, m.id, (jobs, inferMs) => jobs.forEach((j, i) => {
+          const bad = m.failed?.[i], labels = m.labels[i];
+          if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));
+          else if (!labels) this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
+          else this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs, batch: jobs.length, version: gen.version });
+        }), m.inferMs);
         else if (m.type === 'error') {
           if (m.id === undefined) {
             if (!started) { started = true; clearTimeout(startTimer); reject(m.user ? new UserError(m.message) : new Error(`An inference worker failed to start: ${m.message}`)); }
@@ -399,7 +410,7 @@ export class Engine extends EventEmitter {
     if (queued) this.emit('dropped', 'deadline');
   }
 
-  private settle(job: Job, err?: EngineError, result?: EngineResult): void {
+  private settle(job: Job, err?: EngineError | ImageError, result?: EngineResult): void {
     if (job.settled) return;
     job.settled = true;
     clearTimeout(job.timer);

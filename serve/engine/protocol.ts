@@ -2,14 +2,26 @@
 import type { OpenOptions } from '../../runtime/bundle';
 import type { ModelFile } from '../../core/bundle';
 
+/**
+ * A JPEG/PNG/WebP as received, decoded to the model's input in the worker (runtime/image
+ * decodeToInput): a 512x1024 frame crosses the process boundary as its ~100 KB of JPEG instead of
+ * 1.5 MB of RGB, and the main process does no decoding.
+ */
+export interface EncodedImage { encoded: Uint8Array; maxPixels: number }
+export interface ImageFailure { status: 400 | 413 | 415; message: string; hint: string }
+
 export type ToWorker =
   /** `expect`: the model file the parent chose, by its sha256; a worker that finds another on disk refuses to serve it. */
   | { type: 'open'; dir: string; options: OpenOptions; expect: { file: string; sha256: string } }
-  /** Frames as bytes at the bundle's input size. */
-  | { type: 'infer'; id: number; frames: Uint8Array[] }
+  /** Frames as bytes at the bundle's input size, or encoded images the worker decodes to it. */
+  | { type: 'infer'; id: number; frames: (Uint8Array | EncodedImage)[] }
   | { type: 'exit' };
 
 export type FromWorker =
   | { type: 'ready'; file: ModelFile; runtime: string; maxBatch: number; warmupMs: number; pid: number }
-  | { type: 'result'; id: number; labels: Uint8Array[]; drift: (number | null)[]; inferMs: number }
+  /**
+   * Per frame: labels and drift, or why its image did not decode (its HTTP status and hint; the
+   * other frames of the call still ran). `decodeMs`: the call's decoding, before `inferMs`.
+   */
+  | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number }
   | { type: 'error'; id?: number; message: string; user: boolean };

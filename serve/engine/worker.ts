@@ -6,7 +6,8 @@
  */
 import { isUserError, UserError } from '../../core/errors';
 import { openBundle, type Bundle } from '../../runtime/bundle';
-import type { FromWorker, ToWorker } from './protocol';
+import { decodeToInput, ImageError } from '../../runtime/image';
+import type { EncodedImage, FromWorker, ImageFailure, ToWorker } from './protocol';
 
 let model: Bundle | undefined;
 const send = (m: FromWorker) => process.send?.(m);
@@ -36,9 +37,18 @@ process.on('message', async (m: ToWorker) => {
   } else if (m.type === 'infer') {
     if (!model) return fail(m.id, new Error('infer before open'));
     try {
+      const d0 = performance.now();
+      const { pixels, failed } = await decodeAll(model, m.frames);
       const t0 = performance.now();
-      const preds = model.segment(m.frames);
-      send({ type: 'result', id: m.id, labels: preds.map((p) => p.labels), drift: preds.map((p) => p.drift), inferMs: performance.now() - t0 });
+      const preds = model.segment(pixels.filter((p): p is Uint8Array => p !== null));
+      const labels: (Uint8Array | null)[] = [], drift: (number | null)[] = [];
+      let k = 0;
+      for (const p of pixels) {
+        const r = p ? preds[k++] : undefined;
+        labels.push(r?.labels ?? null);
+        drift.push(r?.drift ?? null);
+      }
+      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(t0 - d0 > 0.05 && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0 });
     } catch (e) { fail(m.id, e); }
   } else if (m.type === 'exit') {
     model?.dispose();
@@ -47,6 +57,22 @@ process.on('message', async (m: ToWorker) => {
   }
 });
 process.on('disconnect', () => process.exit(0));
+
+/** Encoded images decoded to the model's input (the bytes of the others as they are); an image that does not decode fails alone. */
+async function decodeAll(model: Bundle, frames: (Uint8Array | EncodedImage)[]): Promise<{ pixels: (Uint8Array | null)[]; failed: (ImageFailure | null)[] }> {
+  const failed: (ImageFailure | null)[] = frames.map(() => null);
+  const pixels = await Promise.all(frames.map(async (f, i) => {
+    if (f instanceof Uint8Array) return f;
+    try {
+      return (await decodeToInput(Buffer.from(f.encoded.buffer, f.encoded.byteOffset, f.encoded.byteLength), model.manifest.input, { maxPixels: f.maxPixels })).pixels;
+    } catch (e) {
+      if (!(e instanceof ImageError)) throw e;
+      failed[i] = { status: e.status, message: e.message, hint: e.hint };
+      return null;
+    }
+  }));
+  return { pixels, failed };
+}
 // Ctrl-C in a terminal signals the whole process group: the engine drains and tells each worker to
 // exit when its frames are done, so the signal itself must not kill a worker mid-frame. A worker
 // still exits with its parent (the channel's 'disconnect' above) and is SIGKILLed if it hangs.

@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Engine, EngineError } from '../../serve/engine/engine';
+import sharp from 'sharp';
+import { ImageError } from '../../runtime/image';
+import { Engine, EngineError, type EngineResult } from '../../serve/engine/engine';
 import { alive, tmpDir } from '../helpers';
 import { halves, makeBundle, ROAD, SKY } from './fixture';
 
@@ -29,6 +31,35 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
       assert.ok(typeof r.drift === 'number' && r.drift > 1, `half-blue frames are far from reddish calibration frames: drift ${r.drift}`);
       await assert.rejects(e.submit(new Uint8Array(10)), (err: EngineError) => err.code === 'bad-frame');
     } finally { await e.close(); }
+  });
+
+  it('encoded images are decoded in the worker to the model input: the labels of the raw frame; one that does not decode fails alone with its 400 and the worker serves on', async () => {
+    const raw = halves(32, 64);
+    // The same frame as a PNG at twice the size (the worker resizes it to 32x64, as decodeToInput does), and a JPEG cut short.
+    const png = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).resize(128, 64, { kernel: 'nearest' }).png().toBuffer();
+    const jpeg = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).jpeg().toBuffer();
+    const cut = jpeg.subarray(0, jpeg.length - 200);
+    for (const runtime of ['tflite', 'tfjs'] as const) {
+      const e = await Engine.start({ bundle: fast, runtime, workers: 1, maxBatch: 4, maxWaitMs: 200 });
+      try {
+        const pids = e.pids();
+        const want = (await e.submit(raw)).labels;
+        // tfjs batches the three into one call: the cut JPEG fails alone.
+        const [a, b, c] = await Promise.allSettled([e.submit({ encoded: png, maxPixels: 1e6 }), e.submit({ encoded: cut, maxPixels: 1e6 }), e.submit(raw)]);
+        assert.equal(a.status, 'fulfilled', runtime);
+        const ra = (a as PromiseFulfilledResult<EngineResult>).value;
+        assert.deepEqual(ra.labels, want, `${runtime}: labels of the decoded PNG`);
+        assert.ok(ra.decodeMs! > 0, `${runtime}: decoding timed in the worker`);
+        assert.equal(b.status, 'rejected');
+        const err = (b as PromiseRejectedResult).reason;
+        assert.ok(err instanceof ImageError && err.status === 400 && /truncated or corrupt/.test(err.message), `${runtime}: ${err}`);
+        assert.equal(c.status, 'fulfilled', runtime);
+        if (runtime === 'tfjs') assert.equal((c as PromiseFulfilledResult<EngineResult>).value.batch, 3, 'one model call for the three');
+        await assert.rejects(e.submit({ encoded: Buffer.from('not an image'), maxPixels: 1e6 }), (x: ImageError) => x.status === 415 || x.status === 400);
+        assert.deepEqual(e.pids(), pids, `${runtime}: the same worker serves on`);
+        assert.deepEqual((await e.submit({ encoded: png, maxPixels: 1e6 })).labels, want);
+      } finally { await e.close(); }
+    }
   });
 
   it('tfjs: concurrent frames share a model call (micro-batching), each gets its own labels', async () => {
