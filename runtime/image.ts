@@ -21,8 +21,8 @@ export class ImageError extends Error {
   }
 }
 
-/** maxPixels bounds width * height after decoding. */
-export interface DecodeLimits { maxPixels: number }
+/** maxPixels bounds width * height after decoding; timeoutSeconds (optional) a decode's time (sharp's timeout: 400). */
+export interface DecodeLimits { maxPixels: number; timeoutSeconds?: number }
 
 export type ImageFormat = 'jpeg' | 'png' | 'webp';
 
@@ -86,6 +86,7 @@ function fromSharp(e: unknown, max: number): ImageError {
   if (e instanceof ImageError) return e;
   const reason = (e instanceof Error ? e.message : String(e)).trim();
   if (/exceeds pixel limit/i.test(reason)) return new ImageError(413, `the image has more than ${max} pixels (its header says so)`, `Downscale it to at most ${max} pixels before sending.`);
+  if (/timeout/i.test(reason)) return new ImageError(400, `the image took too long to decode (${reason})`, 'Send an ordinary JPEG, PNG or WebP frame (baseline JPEG at quality 85 decodes in milliseconds).');
   if (/unsupported image format/i.test(reason)) return new ImageError(415, `unsupported image type: ${reason} (${ACCEPTED})`, HINT_TYPE);
   return new ImageError(400, `the image is truncated or corrupt: ${reason || 'unreadable'}`, HINT_CORRUPT);
 }
@@ -166,7 +167,8 @@ export async function decodeToInput(buf: Buffer, input: { height: number; width:
   }
   const { width, height } = await probeImage(buf, limits);
   const max = checkLimits(limits);
-  const img = rgbPipeline(buf, max).resize(input.width, input.height, { fit: 'fill', kernel: 'linear' });
+  let img = rgbPipeline(buf, max).resize(input.width, input.height, { fit: 'fill', kernel: 'linear' });
+  if (limits.timeoutSeconds) img = img.timeout({ seconds: limits.timeoutSeconds });
   const pixels = await rawRgb(img, max, input.width, input.height);
   return { pixels, width, height };
 }

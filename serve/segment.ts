@@ -53,11 +53,11 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
   const rule = frameRule(o.maxBytes);
   // Full-resolution work in this process (label maps and overlays at the frame's size) is bounded in
   // parallel, so a flood of large frames costs at most this many frames' worth of memory at once.
-  // (Decoding to the input runs in the inference workers, bounded by their number.)
+  // (Decoding to the input runs in the inference workers, one image at a time in each.)
   const fullRes = new Semaphore(4);
-  // Requests inside POST /segment (reading, decoding, queued, running, encoding). Bounded, so that a
-  // flood is refused before its bodies are read and decoded: the queue's capacity plus one batch
-  // per worker in flight plus as many again being decoded.
+  // Requests inside POST /segment (reading, queued, decoding and running, encoding). Bounded, so that
+  // a flood is refused before its bodies are read: the queue's capacity plus one batch per worker in
+  // flight, twice over (bodies held while being read or encoded).
   let active = 0;
   const admission = () => 2 * (engine.stats().capacity + engine.stats().workers * engine.batchLimit);
 

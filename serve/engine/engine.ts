@@ -211,6 +211,7 @@ export class Engine extends EventEmitter {
   submit(frame: Uint8Array | EncodedImage, opts: { deadline?: number; signal?: AbortSignal } = {}): Promise<EngineResult> {
     const { height, width, channels } = this.manifest.input;
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
+    if (!(frame instanceof Uint8Array) && !(Number.isInteger(frame.maxPixels) && frame.maxPixels > 0)) return Promise.reject(new RangeError(`maxPixels must be a positive integer (got ${frame.maxPixels})`));
     if (frame instanceof Uint8Array && frame.length !== height * width * channels) return Promise.reject(new EngineError('bad-frame', `A frame of ${frame.length} bytes; the model takes ${height}x${width}x${channels}.`));
     if (!this.activeWorkers().some((w) => w.ready)) return Promise.reject(new EngineError('unavailable', this.supervising ? 'No inference worker is running (restarting after a fault).' : 'The model is still loading.'));
     if (this.saturated()) return Promise.reject(new EngineError('queue-full', `The queue is full (${this.maxQueue} frames wait).`));
@@ -337,12 +338,15 @@ export class Engine extends EventEmitter {
           this.log('info', 'inference worker ready', { pid: m.pid, file: m.file.file, version: gen.version, runtime: m.runtime, warmupMs: Math.round(m.warmupMs) });
           if (!started) { started = true; clearTimeout(startTimer); resolve(); }
           this.pump();
-        } else if (m.type === 'result') this.finish(w, m.id, (jobs, inferMs) => jobs.forEach((j, i) => {
-          const bad = m.failed?.[i], labels = m.labels[i];
-          if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));
-          else if (!labels) this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
-          else this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs, batch: jobs.length, version: gen.version });
-        }), m.inferMs);
+        } else if (m.type === 'result') {
+          const ran = m.ran ?? m.labels.length;
+          this.finish(w, m.id, (jobs) => jobs.forEach((j, i) => {
+            const bad = m.failed?.[i], labels = m.labels[i];
+            if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));
+            else if (!labels) this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
+            else this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs: m.inferMs, batch: ran, version: gen.version });
+          }), ran ? (m.decodeMs ?? 0) + m.inferMs : 0, ran);
+        }
         else if (m.type === 'error') {
           if (m.id === undefined) {
             if (!started) { started = true; clearTimeout(startTimer); reject(m.user ? new UserError(m.message) : new Error(`An inference worker failed to start: ${m.message}`)); }
@@ -390,17 +394,18 @@ export class Engine extends EventEmitter {
     clearTimeout(t);
   }
 
-  private finish(w: Worker, id: number, done: (jobs: Job[], inferMs: number) => void, inferMs = 0): void {
+  /** `busyMs`: the worker's time on the call (decoding and the model), over `ran` frames computed (none: not a sample of the drain rate). */
+  private finish(w: Worker, id: number, done: (jobs: Job[]) => void, busyMs = 0, ran = 0): void {
     if (!w.busy || w.busy.id !== id) return;
     clearTimeout(w.busy.watchdog);
     const jobs = w.busy.jobs;
     w.busy = undefined;
-    if (inferMs) {
-      const perFrame = inferMs / jobs.length;
+    if (busyMs && ran) {
+      const perFrame = busyMs / ran;
       this.inferEwma = this.inferEwma ? 0.8 * this.inferEwma + 0.2 * perFrame : perFrame;
-      this.emit('batch', jobs.length, inferMs);
+      this.emit('batch', ran, busyMs);
     }
-    done(jobs, inferMs);
+    done(jobs);
     this.pump();
   }
 

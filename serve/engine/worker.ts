@@ -48,7 +48,7 @@ process.on('message', async (m: ToWorker) => {
         labels.push(r?.labels ?? null);
         drift.push(r?.drift ?? null);
       }
-      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(t0 - d0 > 0.05 && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0 });
+      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(t0 - d0 > 0.05 && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0, ran: preds.length });
     } catch (e) { fail(m.id, e); }
   } else if (m.type === 'exit') {
     model?.dispose();
@@ -58,19 +58,30 @@ process.on('message', async (m: ToWorker) => {
 });
 process.on('disconnect', () => process.exit(0));
 
-/** Encoded images decoded to the model's input (the bytes of the others as they are); an image that does not decode fails alone. */
+/**
+ * A decode that takes longer is refused (400), well inside the engine's hang watchdog (>= 10 s): a
+ * crafted image that decodes slowly costs its sender a 400, not the worker and its other frames.
+ */
+const DECODE_TIMEOUT_S = 5;
+
+/**
+ * Encoded images decoded to the model's input (the bytes of the others as they are), one after
+ * another: at most one full-size decode per worker in memory at once (up to --max-pixels each).
+ * An image that does not decode fails alone.
+ */
 async function decodeAll(model: Bundle, frames: (Uint8Array | EncodedImage)[]): Promise<{ pixels: (Uint8Array | null)[]; failed: (ImageFailure | null)[] }> {
   const failed: (ImageFailure | null)[] = frames.map(() => null);
-  const pixels = await Promise.all(frames.map(async (f, i) => {
-    if (f instanceof Uint8Array) return f;
+  const pixels: (Uint8Array | null)[] = [];
+  for (const [i, f] of frames.entries()) {
+    if (f instanceof Uint8Array) { pixels.push(f); continue; }
     try {
-      return (await decodeToInput(Buffer.from(f.encoded.buffer, f.encoded.byteOffset, f.encoded.byteLength), model.manifest.input, { maxPixels: f.maxPixels })).pixels;
+      pixels.push((await decodeToInput(Buffer.from(f.encoded.buffer, f.encoded.byteOffset, f.encoded.byteLength), model.manifest.input, { maxPixels: f.maxPixels, timeoutSeconds: DECODE_TIMEOUT_S })).pixels);
     } catch (e) {
       if (!(e instanceof ImageError)) throw e;
       failed[i] = { status: e.status, message: e.message, hint: e.hint };
-      return null;
+      pixels.push(null);
     }
-  }));
+  }
   return { pixels, failed };
 }
 // Ctrl-C in a terminal signals the whole process group: the engine drains and tells each worker to
