@@ -67,7 +67,7 @@ async function largeBundleOf(dir: string, frames: string): Promise<void> {
   // Random weights (speed does not depend on them): no ImageNet file needed.
   const config = buildConfig('gta5-cityscapes', 'full', { model: { encoder: 'densenet121', init: 'none' } });
   const model = new I2IModel(config, 19);
-  const graph = inferenceGraph(model, [512, 1024]);
+  const graph = inferenceGraph(model, [512, 1024], 'model');
   model.dispose();
   const calib = await loadFrames(listImages(frames, 8), [512, 1024], 3);
   const q = quantizeGraph(graph, calib, 2);

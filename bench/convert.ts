@@ -38,7 +38,7 @@ async function speed(out: string): Promise<string[]> {
   const [h, w] = values.input!.split('x').map(Number) as [number, number];
   const config = buildConfig('gta5-cityscapes', 'full', { model: { encoder: 'densenet121' } });
   const model = new I2IModel(config, 19);
-  const graph = inferenceGraph(model, [h, w]);
+  const graph = inferenceGraph(model, [h, w], 'model');
   model.dispose();
   const gflop = graphFlops(graph) / 1e9;
   log(`DenseNet121 segmenter at ${h}x${w}: ${graph.nodes.length} IR nodes, ${gflop.toFixed(1)} GFLOP per frame`);

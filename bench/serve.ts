@@ -131,7 +131,7 @@ async function driftFigures(small: ModelCase, data: string): Promise<void> {
   emit('|---|---|---|---|---|---|---|');
   // The same graph written with and without the features output, timed alternately in one process.
   const { model } = openRun(path.join(OUT, 'small-full'));
-  const graph = inferenceGraph(model, small.input);
+  const graph = inferenceGraph(model, small.input, 'model');
   model.dispose();
   const calib = await loadFrames(listImages(path.join(data, 'target', 'leftImg8bit', 'train'), 32), small.input, 3);
   const q = quantizeGraph(graph, calib, 1);

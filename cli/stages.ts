@@ -127,7 +127,7 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   the encoder's output stride (1/8; manifest outputStride) and the runtime upsamples them exactly
   (bilinear, half-pixel centres, then the arg-max, recomputing only boundary pixels): at 512x1024
   TFLite's resize of 19 channels cost 150-180 ms of every frame. model: the models end with that
-  resize (logits at the input size), for runtimes other than i2i's.
+  resize (logits at the input size), for runtimes other than i2i's. Classifiers: not used.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs); implies --upsample model.
   --bn-frames N re-estimates the batch-norm statistics of f (precise BN) on the first N --calibrate
   frames at the bundle's input size before export (recorded in the manifest; the run is not changed).

@@ -9,7 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BUNDLE_FILES, BUNDLE_FORMAT, parityRows, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
+import { BUNDLE_FILES, bundleFormat, parityRows, sha256, writeManifest, type Manifest, type ModelFile } from '../core/bundle';
 import { isUserError, UserError } from '../core/errors';
 import { calibrateDrift } from '../core/drift';
 import { median } from '../core/stats';
@@ -88,7 +88,6 @@ export async function convert(o: ConvertOptions): Promise<Manifest> {
   const precisions = o.precisions ?? ['fp32', 'fp16', 'uint8'];
   const unknown = precisions.filter((p) => !PRECISIONS.includes(p));
   if (unknown.length) throw new UserError(`Unknown precision ${unknown.join(',')}.`, `Use ${PRECISIONS.join(', ')} (comma-separated).`);
-  if (o.argmax && o.upsample === 'runtime') throw new UserError('--argmax with --upsample runtime would upsample label maps by nearest neighbour and lose the class boundaries the logits place between pixels.', 'Drop --argmax (the runtime computes the exact labels from logits at the output stride), or pass --upsample model.');
   if (precisions.includes('int8') && !o.calibrate) throw new UserError('--precision int8 needs --calibrate: int8 activation ranges are measured on target-domain frames.', 'Pass --calibrate <folder of target frames, dataset root or video file>.');
   // Refuses an existing --out (without force) before any work; the bundle is built beside it.
   const staging = stageBundle(o.out, o.force);
@@ -165,6 +164,8 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
     }
     // --- end of precise BN
     // (Anything that changes the model's weights or statistics before export goes here, above the graph build.)
+    if (seg && o.argmax && o.upsample === 'runtime') throw new UserError('--argmax with --upsample runtime would upsample label maps by nearest neighbour and lose the class boundaries the logits place between pixels.', 'Drop --argmax (the runtime computes the exact labels from logits at the output stride), or pass --upsample model.');
+    // (Classifiers have no map to upsample: --upsample does not apply to them.)
     const upsample: Upsample = o.upsample ?? (o.argmax ? 'model' : 'runtime');
     const p = begin('building the inference graph', `${config.model.encoder} at ${hw[0]}x${hw[1]}: f then h, batch norm folded${seg ? upsample === 'model' ? ', logits resized to the input in the model' : ', logits at the output stride (the runtime upsamples them)' : ''}`);
     graph = inferenceGraph(model, hw, upsample);
@@ -262,7 +263,7 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
     const score = (c: Float64Array) => (seg ? iouFromConfusion(c, k).mIoU : iouFromConfusion(c, k).pixelAccuracy);
     const fp32Tflite = runners.findIndex((rn) => rn.file.format === 'tflite' && rn.file.precision === 'fp32');
     const manifest: Manifest = {
-      format: BUNDLE_FORMAT,
+      format: bundleFormat(files),
       task: config.task,
       kind: config.kind,
       classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : meta.classes.map((name, id) => ({ id, name })),

@@ -44,7 +44,7 @@ export type Upsample = 'model' | 'runtime';
  * encoder where there is one. The encoder's output map is marked as the graph's `features` (pooled
  * per channel, the drift score's input).
  */
-export function inferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample = 'model'): Graph {
+export function inferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample): Graph {
   return foldGraph(rawInferenceGraph(model, inputHW, upsample));
 }
 
@@ -62,7 +62,7 @@ export function outputStride(g: Graph | RawGraph): number {
  * running statistics, ReLUs on their own). convert's parity reference runs it (convert/reference.ts).
  * Each call copies the weights afresh: foldGraph modifies a raw graph in place.
  */
-export function rawInferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample = 'model'): RawGraph {
+export function rawInferenceGraph(model: I2IModel, inputHW: [number, number], upsample: Upsample): RawGraph {
   const config = model.config;
   if (config.kind === 'segment' && (inputHW[0] % 8 || inputHW[1] % 8)) throw new UserError(`Input ${inputHW[0]}x${inputHW[1]} is not a multiple of 8, the encoder's output stride.`, 'Pass --input HxW with both sides multiples of 8, e.g. 512x1024.');
   if (config.kind === 'classify' && (inputHW[0] !== config.data.imageSize || inputHW[1] !== config.data.imageSize)) throw new UserError(`The classifier takes ${config.data.imageSize}x${config.data.imageSize} inputs, not ${inputHW.join('x')}.`, `Pass --input ${config.data.imageSize}x${config.data.imageSize}.`);

@@ -8,7 +8,14 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { UserError } from './errors';
 
-export const BUNDLE_FORMAT = 'i2i-bundle/1';
+export const BUNDLE_FORMAT = 'i2i-bundle/1' as const;
+/**
+ * Bundles whose models end at an output stride (ModelFile.outputStride) say so in their format: a
+ * reader that predates the field refuses them by name instead of taking the arg-max of 1/64 of the
+ * pixels. Readers accept both.
+ */
+export const BUNDLE_FORMAT_STRIDED = 'i2i-bundle/2' as const;
+export const bundleFormat = (models: { outputStride?: number }[]): typeof BUNDLE_FORMAT | typeof BUNDLE_FORMAT_STRIDED => (models.some((f) => (f.outputStride ?? 1) > 1) ? BUNDLE_FORMAT_STRIDED : BUNDLE_FORMAT);
 
 /**
  * Drift: how far a frame's pooled encoder features lie from the target calibration frames'. The
@@ -52,7 +59,7 @@ export const ParitySchema = z.object({
   precision: z.string(),
   format: z.string(),
   bytes: z.number(),
-  /** Median latency per frame on the converting machine, with the threads used. */
+  /** Median latency per frame on the converting machine (the model and its labels at the input size), with the threads used. */
   latencyMs: z.number(),
   threads: z.number().int(),
   /** Largest |output - tfjs output| over the check frames, relative to the tfjs output range. */
@@ -66,7 +73,7 @@ export const ParitySchema = z.object({
 });
 
 export const ManifestSchema = z.object({
-  format: z.literal(BUNDLE_FORMAT),
+  format: z.enum([BUNDLE_FORMAT, BUNDLE_FORMAT_STRIDED]),
   task: z.string(),
   kind: z.enum(['classify', 'segment']),
   classes: z.array(z.object({ id: z.number().int(), name: z.string(), color: z.tuple([z.number(), z.number(), z.number()]).optional() })),
@@ -94,7 +101,7 @@ export function readManifest(dir: string): Manifest {
   const file = path.join(dir, 'manifest.json');
   if (!fs.existsSync(file)) throw new UserError(`No bundle at ${dir} (manifest.json missing).`, 'Make one with i2i convert --checkpoint <run> --out <bundle>.');
   const r = ManifestSchema.safeParse(JSON.parse(fs.readFileSync(file, 'utf8')));
-  if (!r.success) throw new UserError(`${file} is not a valid ${BUNDLE_FORMAT} manifest: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}.`, 'Re-create the bundle with i2i convert.');
+  if (!r.success) throw new UserError(`${file} is not a valid ${BUNDLE_FORMAT} or ${BUNDLE_FORMAT_STRIDED} manifest: ${r.error.issues[0].path.join('.')}: ${r.error.issues[0].message}.`, 'Re-create the bundle with i2i convert.');
   return r.data;
 }
 

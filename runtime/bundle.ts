@@ -94,7 +94,7 @@ export function outputLabels(spec: ModelSpec, file: Pick<ModelFile, 'output' | '
   const { height: h, width: w } = spec.input;
   const s = file.outputStride ?? 1;
   const sh = h / s, sw = w / s, k = file.output === 'labels' ? 1 : spec.classes;
-  if (output.length !== sh * sw * k) throw new UserError(`${file.file} output ${output.length} values; its manifest says ${sh}x${sw}${k > 1 ? `x${k}` : ''} (input ${h}x${w}, output stride ${s}).`, 'The bundle\'s files and manifest disagree: convert it again.');
+  if (output.length !== sh * sw * k) throw new UserError(`${file.file} outputs ${output.length} values; its manifest says ${sh}x${sw}${k > 1 ? `x${k}` : ''} (input ${h}x${w}, output stride ${s}).`, 'The bundle\'s files and manifest disagree: convert it again.');
   if (file.output === 'labels') return Uint8Array.from(output);
   return s === 1 ? argmaxLabels(output, k) : upsampleArgmax(output, sh, sw, k, h, w);
 }

@@ -9,7 +9,8 @@ parentPort!.on('message', (j: PostJob) => {
     // Fractions only where they are answered (json): a full-resolution pass saved for the other formats.
     const r: PostResult = { threadId, ...(j.format === 'json' ? { fractions: classFractions(full, j.classes) } : {}) };
     if (j.format === 'png' || j.format === 'json') r.png = palettePng(full, j.dw, j.dh, j.palette);
-    if (j.format === 'labels') r.labels = full;
+    // At the input size `full` is the job's own array, maybe a view into a larger clone: an owned copy moves back without copying the rest.
+    if (j.format === 'labels') r.labels = full.byteOffset === 0 && full.byteLength === full.buffer.byteLength ? full : full.slice();
     if (j.frame) r.overlayRgb = blendOverlay({ data: Buffer.from(j.frame.buffer, j.frame.byteOffset, j.frame.byteLength), width: j.dw, height: j.dh, channels: 3 }, full, j.palette, j.alpha ?? 0.5);
     // Moved, not copied, where a result owns its whole ArrayBuffer (small Buffers share Node's pool,
     // which must stay in this thread).

@@ -11,6 +11,7 @@ import { inferenceGraph, type Graph } from '../../convert/graph';
 import { affineInt8, correctBiases, equalise, int8Params, measureRanges, quantizeGraph, sharedGroups } from '../../convert/quantize';
 import { loadTflite } from '../../runtime/tflite';
 import { upsampleArgmax } from '../../runtime/upsample-labels';
+import { argmaxLabels } from '../../runtime/image';
 import { quantizeSymmetric, writeTflite } from '../../convert/tflite';
 import { buildConfig, type ConfigPatch } from '../../train/config';
 import { writeSynth } from '../../train/data/synth';
@@ -24,7 +25,7 @@ function randomGraph(task: string, encoder: string, hw: [number, number], extra:
   const m = new I2IModel(cfg, task === 'synth-drive' ? 19 : 10);
   try {
     randomiseStatistics(m);
-    const g = inferenceGraph(m, hw);
+    const g = inferenceGraph(m, hw, 'model');
     const n = hw[0] * hw[1] * cfg.data.channels;
     let s = 7;
     const rand = () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1;
@@ -161,24 +162,31 @@ describe('convert: full-integer int8 TFLite', function () {
     assert.ok(i8.bytes < f32.bytes / 2);
     assert.deepEqual(readManifest(path.join(root, 'b')).parity, m.parity);
 
-    // --argmax (implies --upsample model): uint8 label maps at the input size. The fp32 file's equal
-    // the runtime's upsampling of the default bundle's stride-8 logits (up to float rounding at near
-    // ties); int8's also requantise the resized logits, so a few boundary pixels may differ.
+    // --argmax (implies --upsample model): uint8 label maps at the input size, exactly the arg-max
+    // of the logits of the same graph without it (--upsample model: resized inside the model).
+    assert.equal(m.format, 'i2i-bundle/2', 'a bundle that ends at the output stride says so in its format');
     const am = await convert({ checkpoint: run, out: path.join(root, 'am'), precisions: ['fp32', 'int8'], input: [64, 128], calibrate, calibrationFrames: 16, eval: tgt, argmax: true, progress: () => undefined });
-    assert.ok(am.models.every((f) => f.output === 'labels' && f.outputStride === undefined));
+    const mm = await convert({ checkpoint: run, out: path.join(root, 'mm'), precisions: ['fp32', 'int8'], input: [64, 128], calibrate, calibrationFrames: 16, eval: tgt, upsample: 'model', progress: () => undefined });
+    assert.ok(am.models.every((f) => f.output === 'labels' && f.outputStride === undefined) && am.format === 'i2i-bundle/1');
+    assert.ok(mm.models.every((f) => f.output === 'logits' && f.outputStride === undefined) && mm.format === 'i2i-bundle/1');
     const [x] = await loadFrames(listImages(path.join(tgt, 'leftImg8bit', 'val'), 1), [64, 128], 3);
     for (const [file, least] of [['model.tflite', 0.999], ['model.int8.tflite', 0.97]] as const) {
-      const logits = loadTflite(fs.readFileSync(path.join(root, 'b', file))), labels = loadTflite(fs.readFileSync(path.join(root, 'am', file)));
-      const l = logits.run(x), y = labels.run(x);
-      logits.dispose(); labels.dispose();
-      assert.equal(l.length, 8 * 16 * 19, `${file}: logits at 1/8 of the input`);
+      const strided = loadTflite(fs.readFileSync(path.join(root, 'b', file))), full = loadTflite(fs.readFileSync(path.join(root, 'mm', file))), labels = loadTflite(fs.readFileSync(path.join(root, 'am', file)));
+      const ls = strided.run(x), lf = full.run(x), y = labels.run(x);
+      strided.dispose(); full.dispose(); labels.dispose();
+      assert.equal(ls.length, 8 * 16 * 19, `${file}: logits at 1/8 of the input`);
+      assert.equal(lf.length, 64 * 128 * 19, `${file}: logits at the input`);
       assert.ok(y instanceof Uint8Array && y.length === 64 * 128, file);
-      const up = upsampleArgmax(l, 8, 16, 19, 64, 128);
+      assert.deepEqual(y, argmaxLabels(lf, 19), `${file}: the arg-max inside the model`);
+      // The runtime's upsampling of the stride-8 logits against the resize inside the model: equal
+      // up to float rounding at near ties in float32; int8 files also requantise the resized logits.
+      const up = upsampleArgmax(ls, 8, 16, 19, 64, 128);
       let same = 0;
       for (let p = 0; p < y.length; p++) same += up[p] === y[p] ? 1 : 0;
-      assert.ok(same >= least * y.length, `${file}: ${same} of ${y.length} pixels agree between the arg-max inside the model and the runtime's upsampling`);
+      assert.ok(same >= least * y.length, `${file}: ${same} of ${y.length} pixels agree between the resize inside the model and the runtime's upsampling`);
     }
-    am.parity.forEach((p, i) => assert.ok(Math.abs(p.labelAgreement - m.parity[i].labelAgreement) < 0.02, `${p.format} ${p.precision}: agreement ${p.labelAgreement} vs ${m.parity[i].labelAgreement}`));
+    assert.deepEqual(am.parity.map((p) => p.labelAgreement), mm.parity.map((p) => p.labelAgreement));
+    m.parity.forEach((p, i) => assert.ok(Math.abs(p.labelAgreement - mm.parity[i].labelAgreement) < 0.02, `${p.format} ${p.precision}: agreement ${p.labelAgreement} vs ${mm.parity[i].labelAgreement}`));
     await assert.rejects(convert({ checkpoint: run, out: path.join(root, 'bad'), precisions: ['fp32'], input: [64, 128], argmax: true, upsample: 'runtime', progress: () => undefined }), /--argmax with --upsample runtime/);
 
     // Calibration from a video file (frames sampled through ffmpeg).

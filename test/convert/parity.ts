@@ -13,7 +13,7 @@ import type { I2IModel } from '../../train/i2i';
  */
 export function tfliteVsTfjs(m: I2IModel, hw: [number, number]): { diff: number; range: number } {
   const cfg = m.config;
-  const bytes = writeTflite(inferenceGraph(m, hw));
+  const bytes = writeTflite(inferenceGraph(m, hw, 'model'));
   assert.equal(new TextDecoder().decode(bytes.slice(4, 8)), 'TFL3');
   const t = loadTflite(bytes);
   const x = tf.randomUniform([1, hw[0], hw[1], cfg.data.channels], -1, 1, 'float32', 3) as tf.Tensor4D;

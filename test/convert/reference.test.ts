@@ -36,14 +36,14 @@ describe("convert: the parity reference is the training model's inference functi
         const want = tf.tidy(() => m.predict(x, 'target', seg ? hw : undefined).dataSync());
         const frame = x.dataSync() as Float32Array;
         const before = tf.memory().numTensors;
-        const ref = graphReference(rawInferenceGraph(m, hw));
+        const ref = graphReference(rawInferenceGraph(m, hw, 'model'));
         const got = ref.run(frame);
         ref.run(frame);  // a second frame through the same constants
         ref.dispose();
         assert.equal(tf.memory().numTensors, before, 'the reference leaves tensors behind');
         assert.ok(relDiff(want, got) < 1e-5, `reference vs predict: ${relDiff(want, got)}`);
         // The folded graph (what the files are written from) computes the same function.
-        const folded = graphReference(inferenceGraph(m, hw));
+        const folded = graphReference(inferenceGraph(m, hw, 'model'));
         try { assert.ok(relDiff(want, folded.run(frame)) < 1e-4); } finally { folded.dispose(); }
       } finally { m.dispose(); x.dispose(); }
     });
@@ -52,7 +52,7 @@ describe("convert: the parity reference is the training model's inference functi
   it('int8 calibration node by node in tfjs (large inputs) measures the ranges TFLite measures', () => {
     const m = new I2IModel(buildConfig('synth-drive', 'source-only', { model: { encoder: 'densenet-small' } }), 19);
     let g: ReturnType<typeof inferenceGraph>;
-    try { randomiseStatistics(m); g = inferenceGraph(m, [32, 64]); } finally { m.dispose(); }
+    try { randomiseStatistics(m); g = inferenceGraph(m, [32, 64], 'model'); } finally { m.dispose(); }
     let s = 11;
     const frames = [0, 1].map(() => Float32Array.from({ length: 32 * 64 * 3 }, () => ((s = (s * 16807) % 2147483647) / 2147483647) * 2 - 1));
     const a = measureRanges(g, frames, 1, 'tflite'), b = measureRanges(g, frames, 1, 'tfjs');

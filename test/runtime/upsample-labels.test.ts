@@ -3,6 +3,7 @@ import * as tf from '../../core/tf';
 import { argmaxLabels } from '../../runtime/image';
 import { upsampleArgmax } from '../../runtime/upsample-labels';
 import { mulberry32 } from '../../core/rng';
+import { halfPixelTaps } from '../../core/half-pixel';
 
 /** What a model ending with ResizeBilinear (half-pixel centres) then an arg-max computes, in tfjs. */
 function resizeThenArgmax(logits: Float32Array, sh: number, sw: number, k: number, dh: number, dw: number): { labels: Uint8Array; up: Float32Array } {
@@ -56,6 +57,39 @@ describe('upsampleArgmax (runtime/upsample-labels): labels at the input size fro
       }
       assert.ok(differ <= 2, `${kind}: ${differ} near-tie pixels differ`);
     }
+  });
+
+  it('equals a plain float64 upsample-then-arg-max (same interpolation order) exactly: the shortcut and the class pruning change no pixel', () => {
+    const naive = (l: ArrayLike<number>, sh: number, sw: number, k: number, dh: number, dw: number) => {
+      const out = new Uint8Array(dh * dw);
+      for (let y = 0; y < dh; y++) for (let x = 0; x < dw; x++) {
+        const [y0, y1, fy] = halfPixelTaps(y, sh, dh), [x0, x1, fx] = halfPixelTaps(x, sw, dw);
+        let best = -Infinity, id = 0;
+        for (let c = 0; c < k; c++) {
+          const left = (1 - fy) * l[(y0 * sw + x0) * k + c] + fy * l[(y1 * sw + x0) * k + c];
+          const right = (1 - fy) * l[(y0 * sw + x1) * k + c] + fy * l[(y1 * sw + x1) * k + c];
+          const v = (1 - fx) * left + fx * right;
+          if (v > best) { best = v; id = c; }
+        }
+        out[y * dw + x] = id;
+      }
+      return out;
+    };
+    const rand = mulberry32(11);
+    for (const [sh, sw, k, dh, dw, spread] of [[8, 16, 19, 64, 128, 8], [6, 9, 5, 48, 72, 0.5], [4, 4, 3, 13, 29, 3]]) {
+      // Two dominant classes per region and a spread of the rest: many boundary pixels where pruning skips classes.
+      const l = Float64Array.from({ length: sh * sw * k }, (_, i) => ((i % k) === ((i / k / 3) | 0) % k ? spread : 0) + rand() * spread);
+      assert.deepEqual(upsampleArgmax(l, sh, sw, k, dh, dw), naive(l, sh, sw, k, dh, dw), `${sh}x${sw}x${k} -> ${dh}x${dw}`);
+    }
+    // Pruning at its edge: class 2's largest corner equals the floor (class 0's smallest): kept, and it ties nowhere it would win.
+    const edge = [3, 0, 3, 5, 0, 1, 3, 0, 1, 5, 0, 1];  // 2x2 pixels, 3 classes
+    assert.deepEqual(upsampleArgmax(edge, 2, 2, 3, 4, 4), naive(edge, 2, 2, 3, 4, 4));
+    // NaN never wins (as in argmaxLabels); a pixel whose logits are all NaN is class 0.
+    // 1x2 pixels of 5 classes: A wins with class 1 (tied with 4, lower id), B with 4; between them
+    // classes 0-2 are NaN and 4 beats 3 (0.75 + 0.5 and 0.25 + 1.5 against 0).
+    const nan = [NaN, 1, 0, 0, 1, NaN, NaN, NaN, 0, 2];
+    assert.deepEqual([...upsampleArgmax(nan, 1, 2, 5, 1, 4)], [1, 4, 4, 4]);
+    assert.deepEqual([...upsampleArgmax([NaN, NaN, NaN, NaN], 1, 2, 2, 1, 2)], [0, 0]);
   });
 
   it('the raw values of an int8 output (a per-tensor affine map of the logits) give the same labels', () => {
