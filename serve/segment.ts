@@ -2,8 +2,9 @@
  * POST /segment as its stages: admit (refuse overload before reading) -> read the body -> check the
  * image's header (type, size, pixel bound) -> decode to the model's input and infer, both in an
  * inference worker (the JPEG crosses the process boundary, not 1.5 MB of RGB) -> post-process at
- * the frame's size -> respond (png | json | overlay | labels). Errors are thrown to the app's one error middleware; only the metrics that belong to
- * this route (frames dropped by the engine) are counted on the way.
+ * the frame's size -> respond (png | json | overlay | labels). Errors are thrown to the app's one
+ * error middleware; only the metrics that belong to this route (frames dropped by the engine) are
+ * counted on the way.
  */
 import type { Express, Request, Response } from 'express';
 import type { Manifest } from '../core/bundle';

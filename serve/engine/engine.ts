@@ -339,7 +339,8 @@ export class Engine extends EventEmitter {
           if (!started) { started = true; clearTimeout(startTimer); resolve(); }
           this.pump();
         } else if (m.type === 'result') {
-          const ran = m.ran ?? m.labels.length;
+          // The frames the model computed (the others failed to decode).
+          const ran = m.labels.filter(Boolean).length;
           this.finish(w, m.id, (jobs) => jobs.forEach((j, i) => {
             const bad = m.failed?.[i], labels = m.labels[i];
             if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));

@@ -21,8 +21,8 @@ export type FromWorker =
   | { type: 'ready'; file: ModelFile; runtime: string; maxBatch: number; warmupMs: number; pid: number }
   /**
    * Per frame: labels and drift, or why its image did not decode (its HTTP status and hint; the
-   * other frames of the call still ran). `decodeMs`: the call's decoding, before `inferMs`; `ran`:
-   * how many frames the model computed.
+   * other frames of the call still ran). `decodeMs`: the call's decoding (where it had encoded
+   * images), before `inferMs`.
    */
-  | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number; ran?: number }
+  | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number }
   | { type: 'error'; id?: number; message: string; user: boolean };

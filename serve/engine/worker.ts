@@ -48,7 +48,8 @@ process.on('message', async (m: ToWorker) => {
         labels.push(r?.labels ?? null);
         drift.push(r?.drift ?? null);
       }
-      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(t0 - d0 > 0.05 && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0, ran: preds.length });
+      const decoded = m.frames.some((f) => !(f instanceof Uint8Array));
+      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(decoded && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0 });
     } catch (e) { fail(m.id, e); }
   } else if (m.type === 'exit') {
     model?.dispose();
