@@ -290,10 +290,12 @@ export class QueueVideoJobs implements VideoJobs {
   get(id: string): Promise<JobStatus | undefined> { return this.answer(`for job ${id}`, () => this.read(id)); }
 
   private async read(id: string): Promise<JobStatus | undefined> {
+    // The state before the snapshot: a job seen completed here has its return value in the snapshot
+    // below (read the other way round, a join completing in between answered 500 on its .frames).
+    const state = await this.joins.getJobState(id);
     const parent = await Job.fromId<JoinData, JoinResult>(this.joins, id);
     if (!parent) return undefined;
     const d = parent.data;
-    const state = await parent.getState();
     // Completed segments: their results, kept by the parent. The others: their own job (progress, failure).
     const finished = Object.values(await parent.getChildrenValues<SegmentResult>());
     const have = new Set(finished.map((r) => r.index));

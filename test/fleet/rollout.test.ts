@@ -55,7 +55,7 @@ describe('fleet: a model rollout does not strand the videos queued for the old b
     const t0 = Date.now();
     const r = await fetch(`${s!.url}/videos/${id}`, { signal: AbortSignal.timeout(10000) });
     assert.ok(Date.now() - t0 < 6000, 'GET /videos/:id answers within seconds');
-    assert.equal(r.status, 200);
+    assert.equal(r.status, 200, await r.clone().text());
     return await r.json() as Job;
   };
   const poll = async (id: string, until: (j: Job) => boolean, ms = 90000) => {
