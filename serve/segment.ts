@@ -2,7 +2,8 @@
  * POST /segment as its stages: admit (refuse overload before reading) -> read the body -> check the
  * image's header (type, size, pixel bound) -> decode to the model's input and infer, both in an
  * inference worker (the JPEG crosses the process boundary, not 1.5 MB of RGB) -> post-process at
- * the frame's size -> respond (png | json | overlay | labels). Errors are thrown to the app's one
+ * the frame's size -> respond (png | json | overlay | labels). A png answer for a frame at the input
+ * size is encoded in the worker too, and sent as it comes back. Errors are thrown to the app's one
  * error middleware; only the metrics that belong to this route (frames dropped by the engine) are
  * counted on the way.
  */
@@ -78,7 +79,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
   const probe = (body: Buffer) => probeImage(body, { maxPixels: o.maxPixels });
 
   const infer = async (body: Buffer, ask: Ask, gone: AbortSignal, timing: Timing): Promise<EngineResult> => {
-    const r = await engine.submit({ encoded: body, maxPixels: o.maxPixels }, { deadline: ask.deadline.at, signal: gone });
+    // The default answer (format png) of a frame at the input size is encoded by the worker itself.
+    const r = await engine.submit({ encoded: body, maxPixels: o.maxPixels, ...(ask.format === 'png' && { answer: 'png' as const }) }, { deadline: ask.deadline.at, signal: gone });
     timing.ms.decode = (timing.ms.decode ?? 0) + (r.decodeMs ?? 0);
     timing.ms.queue = r.queueMs;
     timing.ms.infer = r.inferMs;
@@ -121,6 +123,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
 
   const respond = (res: Response, body: Buffer, r: EngineResult, out: { payload: Buffer | string; type: string }, timing: Timing) => {
     timing.end('encode');
+    // A PNG the worker encoded (r.png): its encoding is part of the encode stage.
+    if (r.png) timing.ms.encode! += r.encodeMs ?? 0;
     timing.end('total');
     for (const s of STAGES) if (timing.ms[s] !== undefined) metrics.stage.observe({ stage: s }, timing.ms[s]! / 1000);
     res.set('Server-Timing', timing.header());
@@ -144,6 +148,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
       const input = await timing.time('decode', () => probe(body));
       const r = await infer(body, ask, gone.signal, timing);
       timing.start('encode');
+      // At the input size the worker's PNG is the answer: no post-processing hop, no label map to move.
+      if (r.png && ask.format === 'png') return respond(res, body, r, { payload: buf(r.png), type: 'image/png' }, timing);
       await fullRes.run(async () => {
         const post = await postProcess(body, input, r, ask);
         respond(res, body, r, await encode(res, post, input, r, ask, timing), timing);

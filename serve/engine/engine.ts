@@ -62,6 +62,12 @@ export interface EngineResult {
   queueMs: number;
   decodeMs?: number;
   inferMs: number;
+  /**
+   * The palette PNG of `labels`, where the frame was an encoded image at the input size that asked
+   * for it (EncodedImage.answer 'png'), and the worker's milliseconds encoding the call's PNGs.
+   */
+  png?: Uint8Array;
+  encodeMs?: number;
   batch: number;
   /** The model that computed it (ModelVersion.version). */
   version: string;
@@ -205,7 +211,8 @@ export class Engine extends EventEmitter {
   /**
    * Queues one frame: bytes at the bundle's input size, or an encoded image (JPEG, PNG, WebP) that
    * the worker decodes to it (labels at the input size either way). `deadline`: epoch ms after which
-   * the frame is not worth computing. Rejects with EngineError, or ImageError where an encoded
+   * the frame is not worth computing. An encoded image may ask for its palette PNG too (answer 'png',
+   * given where it is at the input size). Rejects with EngineError, or ImageError where an encoded
    * image does not decode (the caller's input: 400, 413 or 415).
    */
   submit(frame: Uint8Array | EncodedImage, opts: { deadline?: number; signal?: AbortSignal } = {}): Promise<EngineResult> {
@@ -345,8 +352,12 @@ export class Engine extends EventEmitter {
             const bad = m.failed?.[i], labels = m.labels[i];
             if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));
             else if (!labels) this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
-            else this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs: m.inferMs, batch: ran, version: gen.version });
-          }), ran ? (m.decodeMs ?? 0) + m.inferMs : 0, ran);
+            else {
+              const png = m.png?.[i];
+              this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs: m.inferMs,
+                ...(png && { png, encodeMs: m.encodeMs ?? 0 }), batch: ran, version: gen.version });
+            }
+          }), ran ? (m.decodeMs ?? 0) + m.inferMs + (m.encodeMs ?? 0) : 0, ran);
         }
         else if (m.type === 'error') {
           if (m.id === undefined) {

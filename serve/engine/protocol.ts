@@ -7,7 +7,15 @@ import type { ModelFile } from '../../core/bundle';
  * decodeToInput): a 512x1024 frame crosses the process boundary as its ~100 KB of JPEG instead of
  * 1.5 MB of RGB, and the main process does no decoding.
  */
-export interface EncodedImage { encoded: Uint8Array; maxPixels: number }
+export interface EncodedImage {
+  encoded: Uint8Array; maxPixels: number;
+  /**
+   * 'png': where the image is at the model's input size, the worker also encodes the palette PNG of
+   * its labels (POST /segment's default answer), so the answer needs no post-processing thread:
+   * ~20 KB comes back ready to send, with no further hop.
+   */
+  answer?: 'png';
+}
 export interface ImageFailure { status: 400 | 413 | 415; message: string; hint: string }
 
 export type ToWorker =
@@ -22,7 +30,8 @@ export type FromWorker =
   /**
    * Per frame: labels and drift, or why its image did not decode (its HTTP status and hint; the
    * other frames of the call still ran). `decodeMs`: the call's decoding (where it had encoded
-   * images), before `inferMs`.
+   * images), before `inferMs`. `png`: the palette PNGs asked for (EncodedImage.answer; null where the
+   * image was not at the input size), encoded in `encodeMs` after the model call.
    */
-  | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number }
+  | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number; png?: (Uint8Array | null)[]; encodeMs?: number }
   | { type: 'error'; id?: number; message: string; user: boolean };

@@ -6,10 +6,12 @@
  */
 import { isUserError, UserError } from '../../core/errors';
 import { openBundle, type Bundle } from '../../runtime/bundle';
-import { decodeToInput, ImageError } from '../../runtime/image';
+import { decodeToInput, ImageError, paletteOf, palettePng } from '../../runtime/image';
 import type { EncodedImage, FromWorker, ImageFailure, ToWorker } from './protocol';
 
 let model: Bundle | undefined;
+/** The bundle's class colours, for the PNG answers (one manifest per worker: a reload starts new workers). */
+let palette: [number, number, number][] | undefined;
 const send = (m: FromWorker) => process.send?.(m);
 
 function fail(id: number | undefined, e: unknown): void {
@@ -38,7 +40,7 @@ process.on('message', async (m: ToWorker) => {
     if (!model) return fail(m.id, new Error('infer before open'));
     try {
       const d0 = performance.now();
-      const { pixels, failed } = await decodeAll(model, m.frames);
+      const { pixels, sizes, failed } = await decodeAll(model, m.frames);
       const t0 = performance.now();
       const preds = model.segment(pixels.filter((p): p is Uint8Array => p !== null));
       const labels: (Uint8Array | null)[] = [], drift: (number | null)[] = [];
@@ -48,8 +50,11 @@ process.on('message', async (m: ToWorker) => {
         labels.push(r?.labels ?? null);
         drift.push(r?.drift ?? null);
       }
+      const t1 = performance.now();
+      const png = answers(model, m.frames, sizes, labels);
       const decoded = m.frames.some((f) => !(f instanceof Uint8Array));
-      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(decoded && { decodeMs: t0 - d0 }), inferMs: performance.now() - t0 });
+      send({ type: 'result', id: m.id, labels, drift, ...(failed.some(Boolean) && { failed }), ...(decoded && { decodeMs: t0 - d0 }), inferMs: t1 - t0,
+        ...(png && { png, encodeMs: performance.now() - t1 }) });
     } catch (e) { fail(m.id, e); }
   } else if (m.type === 'exit') {
     model?.dispose();
@@ -70,20 +75,39 @@ const DECODE_TIMEOUT_S = 5;
  * another: at most one full-size decode per worker in memory at once (up to --max-pixels each).
  * An image that does not decode fails alone.
  */
-async function decodeAll(model: Bundle, frames: (Uint8Array | EncodedImage)[]): Promise<{ pixels: (Uint8Array | null)[]; failed: (ImageFailure | null)[] }> {
+async function decodeAll(model: Bundle, frames: (Uint8Array | EncodedImage)[]): Promise<{ pixels: (Uint8Array | null)[]; sizes: ({ width: number; height: number } | null)[]; failed: (ImageFailure | null)[] }> {
   const failed: (ImageFailure | null)[] = frames.map(() => null);
-  const pixels: (Uint8Array | null)[] = [];
+  const pixels: (Uint8Array | null)[] = [], sizes: ({ width: number; height: number } | null)[] = [];
   for (const [i, f] of frames.entries()) {
-    if (f instanceof Uint8Array) { pixels.push(f); continue; }
+    if (f instanceof Uint8Array) { pixels.push(f); sizes.push(null); continue; }
     try {
-      pixels.push((await decodeToInput(Buffer.from(f.encoded.buffer, f.encoded.byteOffset, f.encoded.byteLength), model.manifest.input, { maxPixels: f.maxPixels, timeoutSeconds: DECODE_TIMEOUT_S })).pixels);
+      const d = await decodeToInput(Buffer.from(f.encoded.buffer, f.encoded.byteOffset, f.encoded.byteLength), model.manifest.input, { maxPixels: f.maxPixels, timeoutSeconds: DECODE_TIMEOUT_S });
+      pixels.push(d.pixels);
+      sizes.push({ width: d.width, height: d.height });
     } catch (e) {
       if (!(e instanceof ImageError)) throw e;
       failed[i] = { status: e.status, message: e.message, hint: e.hint };
       pixels.push(null);
+      sizes.push(null);
     }
   }
-  return { pixels, failed };
+  return { pixels, sizes, failed };
+}
+
+/**
+ * The palette PNGs asked for (EncodedImage.answer 'png'), for images at the input size: there the
+ * labels are the answer's pixels as they are. Elsewhere null (the caller resizes the labels to the
+ * frame). Undefined when no frame asked.
+ */
+function answers(model: Bundle, frames: (Uint8Array | EncodedImage)[], sizes: ({ width: number; height: number } | null)[], labels: (Uint8Array | null)[]): (Uint8Array | null)[] | undefined {
+  if (!frames.some((f) => !(f instanceof Uint8Array) && f.answer === 'png')) return undefined;
+  const { width, height } = model.manifest.input;
+  palette ??= paletteOf(model.manifest.classes);
+  return frames.map((f, i) => {
+    const s = sizes[i], l = labels[i];
+    if (f instanceof Uint8Array || f.answer !== 'png' || !s || !l || s.width !== width || s.height !== height) return null;
+    return palettePng(l, width, height, palette!);
+  });
 }
 // Ctrl-C in a terminal signals the whole process group: the engine drains and tells each worker to
 // exit when its frames are done, so the signal itself must not kill a worker mid-frame. A worker

@@ -2,7 +2,8 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import { ImageError } from '../../runtime/image';
+import { readManifest } from '../../core/bundle';
+import { ImageError, paletteOf, readIndexedPng } from '../../runtime/image';
 import { Engine, EngineError, type EngineResult } from '../../serve/engine/engine';
 import { alive, tmpDir } from '../helpers';
 import { halves, makeBundle, ROAD, SKY } from './fixture';
@@ -63,6 +64,32 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
         await assert.rejects(e.submit({ encoded: Buffer.from('not an image'), maxPixels: 1e6 }), (x: ImageError) => x.status === 415 || x.status === 400);
         assert.deepEqual(e.pids(), pids, `${runtime}: the same worker serves on`);
         assert.deepEqual((await e.submit({ encoded: png, maxPixels: 1e6 })).labels, want);
+      } finally { await e.close(); }
+    }
+  });
+
+  it('answer png: an image at the input size comes back with the palette PNG of its labels (bit-exact), others with none', async () => {
+    const raw = halves(32, 64);
+    const atSize = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).png().toBuffer();
+    const larger = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).resize(128, 64, { kernel: 'nearest' }).png().toBuffer();
+    const palette = paletteOf(readManifest(fast).classes);
+    for (const runtime of ['tflite', 'tfjs'] as const) {
+      const e = await Engine.start({ bundle: fast, runtime, workers: 1, maxBatch: 4, maxWaitMs: 200 });
+      try {
+        // tfjs: one call for all four, so the PNGs of a batch go to their own frames.
+        const [a, b, c, d] = await Promise.all([e.submit({ encoded: atSize, maxPixels: 1e6, answer: 'png' }), e.submit({ encoded: larger, maxPixels: 1e6, answer: 'png' }),
+          e.submit(raw), e.submit({ encoded: atSize, maxPixels: 1e6 })]);
+        assert.ok(a.png, `${runtime}: a PNG for the frame at the input size`);
+        const got = readIndexedPng(Buffer.from(a.png!));
+        assert.equal(got.width, 64);
+        assert.equal(got.height, 32);
+        assert.deepEqual(got.indices, a.labels, `${runtime}: the PNG's pixels are the labels`);
+        assert.deepEqual(got.palette.slice(0, palette.length), palette, `${runtime}: in the bundle's class colours`);
+        assert.ok(a.encodeMs! >= 0, `${runtime}: the worker's encoding is timed`);
+        assert.equal(b.png, undefined, `${runtime}: not at the input size: the caller resizes the labels first`);
+        assert.equal(c.png, undefined, `${runtime}: a raw frame asks for nothing`);
+        assert.equal(d.png, undefined, `${runtime}: an image that did not ask`);
+        assert.deepEqual([b.labels, c.labels, d.labels], [a.labels, a.labels, a.labels], `${runtime}: the same frame, the same labels`);
       } finally { await e.close(); }
     }
   });
