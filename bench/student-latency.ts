@@ -4,7 +4,7 @@
  * calibrated on synthetic target frames, one thread (one worker per core), beside the dilated
  * DenseNets they replace. Same process, same frames, side by side: the ratios are what counts.
  *
- *   npm run bench:student-latency -- [--input 512x1024] [--runs 5] [--teachers]
+ *   npm run bench:student-latency -- [--input 512x1024] [--runs 5] [--teachers] [--stride8 | --stride8-only] [--match REGEX]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,6 +21,7 @@ import { writeSynth } from '../train/data/synth';
 import { DENSENET121, DENSENET_SMALL, dilatedDenseNet } from '../train/models/densenet';
 import { fastSeg, FASTSEG, type FastSegOptions } from '../train/models/fastseg';
 import { GraphBuilder } from '../train/models/ir';
+import { mobileNetV2, MOBILENETV2 } from '../train/models/mobilenetv2';
 import type { Encoder } from '../train/models/net';
 import { pixelClassifier } from '../train/models/nets';
 import * as tf from '../core/tf';
@@ -29,7 +30,9 @@ const { values } = parseArgs({ options: {
   input: { type: 'string', default: '512x1024' }, runs: { type: 'string', default: '5' },
   teachers: { type: 'boolean', default: false },
   /** Also time each network without the final upsampling of its logits to the input (logits at stride 8). */
-  'stride8': { type: 'boolean', default: false }, out: { type: 'string', default: 'runs/bench-student-latency' },
+  'stride8': { type: 'boolean', default: false },
+  /** Only the stride-8 form (what `i2i convert` writes by default), and only candidates whose name matches this regular expression. */
+  'stride8-only': { type: 'boolean', default: false }, match: { type: 'string' }, out: { type: 'string', default: 'runs/bench-student-latency' },
 } });
 
 const log = (l: string) => process.stderr.write(`[bench] ${l}\n`);
@@ -38,6 +41,10 @@ const CANDIDATES: [string, () => Encoder][] = [
   ['fastseg (default)', () => fastSeg('f', 1, 3, FASTSEG)],
   ['fastseg narrow 16/24/32, 48/64, out 32', () => fastSeg('f', 1, 3, { stem: [16, 24, 32], global: [48, 64], blocks: [1, 1], out: 32 })],
   ['fastseg wide 24/48/64, 96/128 x2, out 96', () => fastSeg('f', 1, 3, { stem: [24, 48, 64], global: [96, 128], blocks: [2, 2], out: 96 } satisfies FastSegOptions)],
+  // Depthwise-separable (MobileNetV2 inverted residuals, dilated to output stride 8 as DeepLabV3 does).
+  ['mobilenetv2 (1.0, OS8)', () => mobileNetV2('f', 1, 3, MOBILENETV2)],
+  ['mobilenetv2 0.5 (OS8)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, width: 0.5 })],
+  ['mobilenetv2 0.5 to 96 ch (OS8)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, width: 0.5, stages: 5 })],
   ['densenet-small (today\'s small model)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET_SMALL, recompute: false, stemPadding: 'keras' })],
 ];
 
@@ -48,9 +55,10 @@ async function main() {
   const frameDir = path.join(out, `frames-${h}x${w}`);
   if (!fs.existsSync(path.join(frameDir, 'leftImg8bit'))) await writeSynth({ out: frameDir, domain: 'target', count: 4, height: h, width: w, seed: 5 });
   const frames = await loadFrames(listImages(path.join(frameDir, 'leftImg8bit'), 4), [h, w], 3);
-  const candidates = values.teachers ? [...CANDIDATES, ['densenet121 (the paper\'s)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET121, recompute: false, stemPadding: 'keras' })] as [string, () => Encoder]] : CANDIDATES;
+  const all = values.teachers ? [...CANDIDATES, ['densenet121 (the paper\'s)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET121, recompute: false, stemPadding: 'keras' })] as [string, () => Encoder]] : CANDIDATES;
+  const candidates = values.match ? all.filter(([n]) => new RegExp(values.match!).test(n)) : all;
   const rows: string[] = [];
-  const heads = values.stride8 ? [true, false] : [true];
+  const heads = values['stride8-only'] ? [false] : values.stride8 ? [true, false] : [true];
   for (const [name0, build] of candidates) for (const upsample of heads) {
     const name = upsample ? name0 : `${name0}, logits at stride 8`;
     const f = build();
@@ -79,7 +87,7 @@ async function main() {
     log(rows[rows.length - 1]);
   }
   const lines = [
-    `Candidate students, engine only (TFLite, 1 thread, random weights), ${h}x${w} input, logits upsampled to the input; median of ${values.runs} runs after a warm-up`,
+    `Candidate students, engine only (TFLite, 1 thread, random weights), ${h}x${w} input, ${values['stride8-only'] ? 'logits at stride 8' : 'logits upsampled to the input (and at stride 8 where the row says so)'}; median of ${values.runs} runs after a warm-up`,
     '| encoder (+ 1x1 classifier, 19 classes) | GFLOP/frame | int8 size | fp32 | int8 | int8 frames/s per core |',
     '|---|---|---|---|---|---|',
     ...rows,

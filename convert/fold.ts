@@ -1,9 +1,10 @@
 /**
  * Graph passes from the layers' one-node-per-op IR (train/models/ir.ts) to what the exporters write:
- * - a channel reversal (the 'caffe' input's RGB -> BGR) moves through pads and affines into the
- *   input channels of the conv it feeds;
- * - an affine (batch norm with running statistics) folds into the conv that is its only producer:
- *   W'[.., co] = W * scale[co], b' = b * scale + shift. An affine after a concat or pool, or on a
+ * - a channel reversal (the 'caffe' input's RGB -> BGR) moves through pads, affines and depthwise
+ *   convs (per channel: their weights and biases are reversed) into the input channels of the conv it feeds;
+ * - an affine (batch norm with running statistics) folds into the conv or depthwise conv that is its
+ *   only producer: W'[.., c] = W * scale[c], b' = b * scale + shift (a depthwise conv's channel c is
+ *   its output channel c, exactly as a conv's). An affine after a concat or pool, or on a
  *   tensor something else also reads (DenseNet's pre-activation), stays a per-channel scale and shift;
  * - a ReLU fuses into the conv / affine / add / dense that is its only producer.
  * Then tensors are renumbered: the input first, then each node's output in node order.
@@ -12,6 +13,9 @@
 import type { Graph, Node, RawGraph, RawNode } from '../train/models/ir';
 
 type Conv = Extract<Node, { op: 'conv2d' }>;
+type Depthwise = Extract<Node, { op: 'depthwise2d' }>;
+/** Output channels of a conv or depthwise conv: element i of its weights belongs to channel i % this (ir.ts). */
+const outChannels = (n: Conv | Depthwise) => (n.op === 'conv2d' ? n.kernel[3] : n.kernel[2]);
 type WithAct = Extract<Node, { act: unknown }>;
 
 const inputsOf = (n: RawNode): number[] => ('inputs' in n ? n.inputs : [n.input]);
@@ -36,6 +40,7 @@ export function foldGraph(raw: RawGraph): Graph {
       const u = users[0];
       if (u.op === 'conv2d') { reverseInputChannels(u); break; }
       if (u.op === 'affine') { u.scale.reverse(); u.shift.reverse(); }
+      else if (u.op === 'depthwise2d') { reverseDepthwiseChannels(u); }
       else if (u.op !== 'pad') throw new Error(`a channel reversal cannot move through ${u.op}`);
       t = u.output;
     }
@@ -47,8 +52,8 @@ export function foldGraph(raw: RawGraph): Graph {
 
   for (const a of nodes.filter((n) => n.op === 'affine')) {
     const p = producer(a.input);
-    if (p?.op !== 'conv2d' || p.act !== 'none' || !onlyFeeds(a.input, a)) continue;
-    const co = p.kernel[3];
+    if ((p?.op !== 'conv2d' && p?.op !== 'depthwise2d') || p.act !== 'none' || !onlyFeeds(a.input, a)) continue;
+    const co = outChannels(p);
     for (let i = 0; i < p.weights.length; i++) p.weights[i] *= a.scale[i % co];
     for (let c = 0; c < co; c++) p.bias[c] = p.bias[c] * a.scale[c] + a.shift[c];
     p.act = a.act;
@@ -92,4 +97,11 @@ function reverseInputChannels(node: Conv): void {
   const [kh, kw, ci, co] = node.kernel;
   const src = Float32Array.from(node.weights);
   for (let p = 0; p < kh * kw; p++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) node.weights[(p * ci + i) * co + o] = src[(p * ci + (ci - 1 - i)) * co + o];
+}
+
+/** Reverses the channels of a depthwise conv ([KH, KW, C, 1]) in place: weights and bias. */
+function reverseDepthwiseChannels(node: Depthwise): void {
+  const c = node.kernel[2];
+  for (let p = 0; p < node.kernel[0] * node.kernel[1]; p++) node.weights.subarray(p * c, (p + 1) * c).reverse();
+  node.bias.reverse();
 }

@@ -13,12 +13,13 @@ import { foldGraph } from './fold';
 
 export type { Act, Graph, Node, RawGraph } from '../train/models/ir';
 
-/** Floating-point operations of one inference (a multiply-add counts 2): convs, dense layers, affines, adds, pools, resizing. */
+/** Floating-point operations of one inference (a multiply-add counts 2): convs, depthwise convs, dense layers, affines, adds, pools, resizing. */
 export function graphFlops(g: Graph): number {
   const numel = (t: number) => g.shapes[t].reduce((a, b) => a * b, 1);
   return g.nodes.reduce((sum, n) => {
     switch (n.op) {
       case 'conv2d': return sum + 2 * numel(n.output) * n.kernel[0] * n.kernel[1] * n.kernel[2];
+      case 'depthwise2d': return sum + 2 * numel(n.output) * n.kernel[0] * n.kernel[1];  // one k x k filter per output value
       case 'dense': return sum + 2 * numel(n.input) * n.units;
       case 'affine': return sum + 2 * numel(n.output);
       case 'add': return sum + numel(n.output);

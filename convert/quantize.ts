@@ -144,7 +144,7 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
   const source = (t: number, c: number): [number, number] | undefined => {
     const n = producer.get(t);
     if (!n) return undefined;
-    if (n.op === 'conv2d') return [t, c];
+    if (n.op === 'conv2d' || n.op === 'depthwise2d') return [t, c];
     if (n.op === 'pad' || n.op === 'avgpool' || n.op === 'maxpool') return source(n.input, c);
     if (n.op === 'concat') {
       let off = 0;
@@ -169,8 +169,10 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
   return {
     ...g,
     nodes: g.nodes.map((n) => {
-      if (n.op === 'conv2d' && [...Array(n.kernel[3]).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
-        const co = n.kernel[3], k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
+      // A depthwise conv's output channel c is weights i % C and bias c, as a conv's (ir.ts).
+      const co = n.op === 'conv2d' ? n.kernel[3] : n.op === 'depthwise2d' ? n.kernel[2] : 0;
+      if ((n.op === 'conv2d' || n.op === 'depthwise2d') && [...Array(co).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
+        const k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
         return { ...n, weights: n.weights.map((w, i) => w * k(i % co)), bias: n.bias.map((b, c) => b * k(c)) };
       }
       if (n.op === 'affine') {
@@ -191,11 +193,12 @@ export function correctBiases(g: Graph, r: Ranges): Graph {
   return {
     ...g,
     nodes: g.nodes.map((n) => {
-      if (n.op !== 'conv2d') return n;
-      const [, , ci, co] = n.kernel;
+      if (n.op !== 'conv2d' && n.op !== 'depthwise2d') return n;
+      // conv2d: weight i joins input channel floor(i / CO) % CI to output channel i % CO; depthwise: channel i % C to itself.
+      const [co, inputOf] = n.op === 'conv2d' ? [n.kernel[3], (i: number) => Math.floor(i / n.kernel[3]) % n.kernel[2]] : [n.kernel[2], (i: number) => i % n.kernel[2]];
       const { q, scale } = quantizeSymmetric(n.weights, co, (i) => i % co);
       const mu = r.mean[n.input], bias = Float32Array.from(n.bias);
-      for (let i = 0; i < n.weights.length; i++) { const o = i % co; bias[o] -= (q[i] * scale[o] - n.weights[i]) * mu[Math.floor(i / co) % ci]; }
+      for (let i = 0; i < n.weights.length; i++) { const o = i % co; bias[o] -= (q[i] * scale[o] - n.weights[i]) * mu[inputOf(i)]; }
       return { ...n, bias };
     }),
   };

@@ -31,7 +31,7 @@ const inputsOf = (n: RawNode): number[] => ('inputs' in n ? n.inputs : [n.input]
 export function graphReference(g: RawGraph | Graph): Reference {
   const consts = new Map<RawNode, tf.Tensor[]>();
   for (const n of g.nodes) {
-    if (n.op === 'conv2d') consts.set(n, [tf.tensor4d(n.weights, n.kernel), tf.tensor1d(n.bias)]);
+    if (n.op === 'conv2d' || n.op === 'depthwise2d') consts.set(n, [tf.tensor4d(n.weights, n.kernel), tf.tensor1d(n.bias)]);
     else if (n.op === 'affine') consts.set(n, [tf.tensor1d(n.scale), tf.tensor1d(n.shift)]);
     else if (n.op === 'dense') consts.set(n, [tf.tensor2d(n.weights, [n.weights.length / n.units, n.units]), tf.tensor1d(n.bias)]);
   }
@@ -45,6 +45,7 @@ export function graphReference(g: RawGraph | Graph): Reference {
     const act = (y: tf.Tensor, a: 'none' | 'relu') => (a === 'relu' ? tf.relu(y) : y);
     switch (n.op) {
       case 'conv2d': return act(tf.add(tf.conv2d(x as tf.Tensor4D, c[0] as tf.Tensor4D, n.stride, n.padding, 'NHWC', n.dilation), c[1]), n.act);
+      case 'depthwise2d': return act(tf.add(tf.depthwiseConv2d(x as tf.Tensor4D, c[0] as tf.Tensor4D, n.stride, n.padding, 'NHWC', n.dilation), c[1]), n.act);
       case 'affine': return act(tf.add(tf.mul(x, c[0]), c[1]), n.act);
       case 'relu': return tf.relu(x);
       case 'reverse-channels': return tf.reverse(x, 3);

@@ -2,7 +2,7 @@
  * A TensorFlow.js graph model (model.json: a TF GraphDef as JSON + a weights manifest) written from
  * the inference IR, with weights stored as float32, float16 or uint8 through the manifest's own
  * `quantization` field, so stock loaders (tf.loadGraphModel) dequantise them. Ops used: Conv2D
- * (dilations), BiasAdd, Mul, AddV2, Relu, ConcatV2, AvgPool, MaxPool, Pad, Reshape, MatMul,
+ * (dilations), DepthwiseConv2dNative (dilations; filter [KH, KW, C, 1]), BiasAdd, Mul, AddV2, Relu, ConcatV2, AvgPool, MaxPool, Pad, Reshape, MatMul,
  * ResizeBilinear (half_pixel_centers), ArgMax (with --argmax: int32 labels, tfjs has no uint8 tensors).
  */
 import type { Graph, Node } from './graph';
@@ -79,6 +79,14 @@ export function writeTfjsGraph(g: Graph, precision: WeightPrecision, argmax = fa
         const w = constant(`${out}/filter`, n.weights, n.kernel);
         const b = constant(`${out}/bias`, n.bias, [n.kernel[3]]);
         nodes.push({ name: `${out}/conv`, op: 'Conv2D', input: [name(n.input), w], attr: { T: FLOAT, strides: ints([1, n.stride, n.stride, 1]), dilations: ints([1, n.dilation, n.dilation, 1]), padding: { s: b64(n.padding.toUpperCase()) }, data_format: { s: b64('NHWC') } } });
+        nodes.push({ name: n.act === 'relu' ? `${out}/pre` : out, op: 'BiasAdd', input: [`${out}/conv`, b], attr: { T: FLOAT, data_format: { s: b64('NHWC') } } });
+        if (n.act === 'relu') relu(`${out}/pre`, out);
+        break;
+      }
+      case 'depthwise2d': {
+        const w = constant(`${out}/filter`, n.weights, n.kernel);
+        const b = constant(`${out}/bias`, n.bias, [n.kernel[2]]);
+        nodes.push({ name: `${out}/conv`, op: 'DepthwiseConv2dNative', input: [name(n.input), w], attr: { T: FLOAT, strides: ints([1, n.stride, n.stride, 1]), dilations: ints([1, n.dilation, n.dilation, 1]), padding: { s: b64(n.padding.toUpperCase()) }, data_format: { s: b64('NHWC') } } });
         nodes.push({ name: n.act === 'relu' ? `${out}/pre` : out, op: 'BiasAdd', input: [`${out}/conv`, b], attr: { T: FLOAT, data_format: { s: b64('NHWC') } } });
         if (n.act === 'relu') relu(`${out}/pre`, out);
         break;

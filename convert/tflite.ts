@@ -2,7 +2,8 @@
  * A TFLite flatbuffer writer for the inference IR (convert/graph.ts): our own code for the subset of
  * tensorflow/lite/schema/schema.fbs we need (file identifier TFL3, schema version 3, buffer 0
  * empty). Field numbers below are the schema's field order; union type values are the position in
- * BuiltinOptions plus one. Filters are laid out OHWI ([CO, KH, KW, CI]), as CONV_2D reads them.
+ * BuiltinOptions plus one. Filters are laid out OHWI ([CO, KH, KW, CI]), as CONV_2D reads them;
+ * DEPTHWISE_CONV_2D reads [1, KH, KW, C] (depth multiplier 1), the IR's own depthwise layout.
  *
  * Three forms of one graph:
  * - float32 (default);
@@ -37,6 +38,8 @@ const INT8_VERSION: Partial<Record<number, number>> = {
 };
 /** The IR always resizes with half-pixel centres (RESIZE_BILINEAR version 3). */
 const FLOAT_VERSION: Partial<Record<number, number>> = { [OP.RESIZE_BILINEAR]: 3 };
+/** A dilated DEPTHWISE_CONV_2D needs version 2 in float32 (int8's version 3 covers it): ops may ask for more than the tables above. */
+const DILATED_DEPTHWISE_VERSION = 2;
 
 /** Affine int8 parameters of one activation tensor: real = scale * (q - zeroPoint). */
 export interface TensorQuant { scale: number; zeroPoint: number }
@@ -53,7 +56,7 @@ export interface TfliteOptions {
 
 interface Quant { scale: number[]; zeroPoint: number[]; dim: number }
 interface TensorSpec { shape: number[]; type: number; buffer: number; name: string; quant?: Quant }
-interface OpSpec { code: number; inputs: number[]; outputs: number[]; optionsType: number; options?: (b: flatbuffers.Builder) => number }
+interface OpSpec { code: number; inputs: number[]; outputs: number[]; optionsType: number; options?: (b: flatbuffers.Builder) => number; version?: number }
 
 /** A 16-byte aligned [ubyte] vector (Buffer.data is force_align 16); the builder's own createByteVector aligns to 1. */
 function alignedBytes(b: flatbuffers.Builder, bytes: Uint8Array): number {
@@ -153,6 +156,22 @@ export function writeTflite(g: Graph, opts: TfliteOptions = {}): Uint8Array {
           b.addFieldInt32(1, n.stride, 0); b.addFieldInt32(2, n.stride, 0);
           b.addFieldInt8(3, ACT[n.act], 0);
           b.addFieldInt32(4, n.dilation, 1); b.addFieldInt32(5, n.dilation, 1);
+          return b.endObject();
+        } });
+        break;
+      }
+      case 'depthwise2d': {
+        // Per-channel int8 weights on dimension 3, the channel of [1, KH, KW, C] (TFLite's int8 spec for this op).
+        const [kh, kw, c] = n.kernel;
+        const [w, bias] = weightsAndBias(i, n.input, n.weights, [1, kh, kw, c], 3, n.bias, true);
+        ops.push({ code: OP.DEPTHWISE_CONV_2D, inputs: [n.input, w, bias], outputs: [n.output], optionsType: OPTIONS.DepthwiseConv2D, version: n.dilation > 1 ? DILATED_DEPTHWISE_VERSION : undefined, options: (b) => {
+          // fields: padding, stride_w, stride_h, depth_multiplier, fused_activation_function, dilation_w_factor, dilation_h_factor
+          b.startObject(7);
+          b.addFieldInt8(0, PADDING[n.padding], 0);
+          b.addFieldInt32(1, n.stride, 0); b.addFieldInt32(2, n.stride, 0);
+          b.addFieldInt32(3, 1, 0);
+          b.addFieldInt8(4, ACT[n.act], 0);
+          b.addFieldInt32(5, n.dilation, 1); b.addFieldInt32(6, n.dilation, 1);
           return b.endObject();
         } });
         break;
@@ -285,7 +304,8 @@ function serialise(tensors: TensorSpec[], ops: OpSpec[], buffers: Uint8Array[], 
   const codeOffsets = codes.map((code) => {
     b.startObject(4);
     b.addFieldInt8(0, code, 0);      // deprecated_builtin_code
-    b.addFieldInt32(2, (int8 ? INT8_VERSION : FLOAT_VERSION)[code] ?? 1, 1);  // version
+    const version = Math.max((int8 ? INT8_VERSION : FLOAT_VERSION)[code] ?? 1, ...ops.filter((o) => o.code === code).map((o) => o.version ?? 1));
+    b.addFieldInt32(2, version, 1);  // version
     b.addFieldInt32(3, code, 0);     // builtin_code
     return b.endObject();
   });

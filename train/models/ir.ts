@@ -4,11 +4,16 @@
  * training op per node, batch norm as a per-channel `affine`, ReLU and channel reversal as nodes of
  * their own: a `RawGraph`. convert/ then folds affines into the convs before them and fuses ReLUs,
  * which yields a `Graph` of the exporters' node set only.
+ *
+ * Weights are laid out as tfjs reads them: conv2d HWIO [KH, KW, CI, CO]; depthwise2d (depth
+ * multiplier 1) [KH, KW, C, 1], which in memory is also TFLite's [1, KH, KW, C]: in both, element i
+ * belongs to channel i % C, as a conv2d's to output channel i % CO.
  */
 
 export type Act = 'none' | 'relu';
 export type Node =
   | { op: 'conv2d'; input: number; output: number; weights: Float32Array; bias: Float32Array; kernel: [number, number, number, number]; stride: number; dilation: number; padding: 'same' | 'valid'; act: Act }
+  | { op: 'depthwise2d'; input: number; output: number; weights: Float32Array; bias: Float32Array; kernel: [number, number, number, 1]; stride: number; dilation: number; padding: 'same' | 'valid'; act: Act }
   | { op: 'affine'; input: number; output: number; scale: Float32Array; shift: Float32Array; act: Act }
   | { op: 'pad'; input: number; output: number; pads: [number, number, number, number] }
   | { op: 'concat'; inputs: number[]; output: number }
@@ -26,6 +31,8 @@ export type RawNode = Node | { op: 'relu'; input: number; output: number } | { o
 export interface RawGraph { shapes: number[][]; nodes: RawNode[]; input: number; output: number; name: string; features?: number }
 
 export type ConvParams = Pick<Extract<Node, { op: 'conv2d' }>, 'weights' | 'bias' | 'kernel' | 'stride' | 'dilation' | 'padding'>;
+
+export type DepthwiseParams = Pick<Extract<Node, { op: 'depthwise2d' }>, 'weights' | 'bias' | 'kernel' | 'stride' | 'dilation' | 'padding'>;
 
 const spatial = (size: number, k: number, stride: number, padding: 'same' | 'valid') =>
   padding === 'same' ? Math.ceil(size / stride) : Math.floor((size - k) / stride) + 1;
@@ -45,6 +52,19 @@ export class GraphBuilder {
     if (c !== ci) throw new Error(`conv2d: input has ${c} channels, the kernel ${ci}`);
     const y = this.tensor([n, spatial(h, kh, p.stride, p.padding), spatial(w, kw, p.stride, p.padding), co]);
     this.nodes.push({ op: 'conv2d', input: x, output: y, ...p, act: 'none' });
+    return y;
+  }
+
+  /** A depthwise conv, one k x k filter per channel (depth multiplier 1). */
+  depthwise2d(x: number, p: DepthwiseParams): number {
+    const [n, h, w, c] = this.shapes[x];
+    const [kh, kw, ci] = p.kernel;
+    if (c !== ci) throw new Error(`depthwise2d: input has ${c} channels, the kernel ${ci}`);
+    if (p.weights.length !== kh * kw * c || p.bias.length !== c) throw new Error(`depthwise2d: ${p.weights.length} weights and ${p.bias.length} biases for a ${kh}x${kw} kernel over ${c} channels`);
+    if (p.stride > 1 && p.dilation > 1) throw new Error('depthwise2d: a dilated conv must be stride 1');
+    // 'same' with dilation d pads as a kernel of extent (k - 1) d + 1 would; the output size is ceil(size / stride) either way.
+    const y = this.tensor([n, spatial(h, (kh - 1) * p.dilation + 1, p.stride, p.padding), spatial(w, (kw - 1) * p.dilation + 1, p.stride, p.padding), c]);
+    this.nodes.push({ op: 'depthwise2d', input: x, output: y, ...p, act: 'none' });
     return y;
   }
 
