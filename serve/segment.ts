@@ -92,6 +92,8 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
   const postProcess = async (body: Buffer, input: Input, r: EngineResult, ask: Ask): Promise<PostResult> => {
     // The frame's own pixels only where an overlay is drawn (decoded in sharp's threads).
     const frame = ask.format === 'overlay' || ask.withOverlay ? await decodeFrame(body, { maxPixels: o.maxPixels }) : undefined;
+    // Only a PNG answer comes without labels, and it skips this step.
+    if (!r.labels) throw new Error('the engine answered a PNG where labels were needed');
     return o.postprocess.run({ labels: r.labels, sw: m.input.width, sh: m.input.height, dw: input.width, dh: input.height, format: ask.format, palette, classes: m.classes.length, frame: frame?.data, alpha: ask.alpha });
   };
 
@@ -149,7 +151,7 @@ export function mountSegmentRoute(app: Express, o: SegmentRouteOptions): void {
       const r = await infer(body, ask, gone.signal, timing);
       timing.start('encode');
       // At the input size the worker's PNG is the answer: no post-processing hop, no label map to move.
-      if (r.png && ask.format === 'png') return respond(res, body, r, { payload: buf(r.png), type: 'image/png' }, timing);
+      if (r.png) return respond(res, body, r, { payload: buf(r.png), type: 'image/png' }, timing);
       await fullRes.run(async () => {
         const post = await postProcess(body, input, r, ask);
         respond(res, body, r, await encode(res, post, input, r, ask, timing), timing);

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import type { LiveFeed, LiveStats } from '../core/live';
 import { UserError } from '../core/errors';
 import { blendOverlay, paletteOf, presentFractions, resizeLabels } from '../runtime/image';
-import type { Engine, EngineResult } from '../serve/engine/engine';
+import type { Engine, LabelsResult } from '../serve/engine/engine';
 import type { CaptureTarget, FrameSampler, FrameSink } from '../core/capture';
 import { encodeVideo, runFfmpeg, type Ffmpeg } from './ffmpeg';
 
@@ -219,7 +219,7 @@ export class LiveStream extends EventEmitter implements LiveFeed, CaptureTarget 
    */
   private async segmentNewest(over: () => boolean): Promise<void> {
     const inFlight = 2 * Math.max(1, this.o.engine.stats().workers);
-    const window: { frame: Frame; result: Promise<EngineResult | undefined> }[] = [];
+    const window: { frame: Frame; result: Promise<LabelsResult | undefined> }[] = [];
     const m = this.o.engine.manifest;
     const arrival = () => new Promise<'frame'>((r) => { this.wake = () => r('frame'); });
     // Publishing (overlay, JPEG, segment encode) runs behind, at most 2 results deep, so that it
@@ -258,7 +258,7 @@ export class LiveStream extends EventEmitter implements LiveFeed, CaptureTarget 
     this.o.log?.('stream problem', { stream: this.name, error: this.lastError });
   }
 
-  private async publish(f: Frame, r: EngineResult | undefined): Promise<void> {
+  private async publish(f: Frame, r: LabelsResult | undefined): Promise<void> {
     if (!r) return;
     const m = this.o.engine.manifest;
     const labels = resizeLabels(r.labels, m.input.width, m.input.height, f.width, f.height);

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { blendOverlay, paletteOf, paletteRgb, presentFractions, resizeLabels } from '../runtime/image';
-import type { Engine, EngineResult } from '../serve/engine/engine';
+import type { Engine, LabelsResult } from '../serve/engine/engine';
 import type { FrameSampler } from '../core/capture';
 import { decodeFrames, encodeVideo, probeVideo, type VideoInfo } from './ffmpeg';
 
@@ -88,7 +88,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
   const stats = o.stats ? fs.createWriteStream(o.stats) : undefined;
   const { ff: decoder, frames } = decodeFrames(info, { fps: o.fps, start: o.start, duration: o.duration, frames: o.frames });
   const inFlight = o.inFlight ?? 2 * Math.max(1, o.engine.stats().workers) + 2;
-  type Pending = { index: number; pts: number; rgb: Buffer; result: Promise<EngineResult> };
+  type Pending = { index: number; pts: number; rgb: Buffer; result: Promise<LabelsResult> };
   const onAbort = () => decoder.kill();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   o.kill?.addEventListener('abort', onAbort, { once: true });
@@ -167,7 +167,7 @@ export async function segmentVideo(o: SegmentVideoOptions): Promise<VideoResult>
 }
 
 /** The engine refuses frames only when its queue is full; a video waits and retries rather than dropping one. */
-async function submitWithRetry(engine: Engine, pixels: Uint8Array): Promise<EngineResult> {
+async function submitWithRetry(engine: Engine, pixels: Uint8Array): Promise<LabelsResult> {
   for (;;) {
     try {
       return await engine.submit(pixels);

@@ -35,6 +35,8 @@ export class EngineError extends Error {
   }
 }
 
+export interface SubmitOptions { deadline?: number; signal?: AbortSignal }
+
 export interface EngineOptions extends OpenOptions {
   bundle: string;
   /** Worker processes (default: one per core). */
@@ -55,23 +57,29 @@ export interface EngineOptions extends OpenOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, extra?: Record<string, unknown>) => void;
 }
 
-export interface EngineResult {
-  labels: Uint8Array;
+interface ResultMeta {
   drift: number | null;
-  /** Milliseconds in the queue, of decoding in the worker (encoded images only), and of the model call (the whole batch's). */
+  /**
+   * Milliseconds in the queue, of decoding in the worker (encoded images only), of the model call,
+   * and of encoding PNG answers (png only): each the whole worker call's, shared by a batch's frames.
+   */
   queueMs: number;
   decodeMs?: number;
   inferMs: number;
-  /**
-   * The palette PNG of `labels`, where the frame was an encoded image at the input size that asked
-   * for it (EncodedImage.answer 'png'), and the worker's milliseconds encoding the call's PNGs.
-   */
-  png?: Uint8Array;
   encodeMs?: number;
   batch: number;
   /** The model that computed it (ModelVersion.version). */
   version: string;
 }
+
+/** A frame's labels at the input size. */
+export type LabelsResult = ResultMeta & { labels: Uint8Array; png?: undefined };
+/**
+ * Or, for an encoded image at the input size that asked for it (EncodedImage.answer 'png'), the
+ * palette PNG of its labels instead of the labels: ~20 KB back from the worker, not 512 KB.
+ */
+export type PngResult = ResultMeta & { png: Uint8Array; labels?: undefined };
+export type EngineResult = LabelsResult | PngResult;
 
 /**
  * One loaded bundle: its manifest, the model file chosen from it and why. `version` names the exact
@@ -215,7 +223,9 @@ export class Engine extends EventEmitter {
    * given where it is at the input size). Rejects with EngineError, or ImageError where an encoded
    * image does not decode (the caller's input: 400, 413 or 415).
    */
-  submit(frame: Uint8Array | EncodedImage, opts: { deadline?: number; signal?: AbortSignal } = {}): Promise<EngineResult> {
+  submit(frame: Uint8Array | (EncodedImage & { answer?: undefined }), opts?: SubmitOptions): Promise<LabelsResult>;
+  submit(frame: EncodedImage, opts?: SubmitOptions): Promise<EngineResult>;
+  submit(frame: Uint8Array | EncodedImage, opts: SubmitOptions = {}): Promise<EngineResult> {
     const { height, width, channels } = this.manifest.input;
     if (this.closing) return Promise.reject(new EngineError('closed', 'The server is shutting down.'));
     if (!(frame instanceof Uint8Array) && !(Number.isInteger(frame.maxPixels) && frame.maxPixels > 0)) return Promise.reject(new RangeError(`maxPixels must be a positive integer (got ${frame.maxPixels})`));
@@ -346,17 +356,15 @@ export class Engine extends EventEmitter {
           if (!started) { started = true; clearTimeout(startTimer); resolve(); }
           this.pump();
         } else if (m.type === 'result') {
-          // The frames the model computed (the others failed to decode).
-          const ran = m.labels.filter(Boolean).length;
+          // The frames the model computed (the others failed to decode): each has its labels or its PNG.
+          const ran = m.labels.filter((l, i) => l || m.png?.[i]).length;
           this.finish(w, m.id, (jobs) => jobs.forEach((j, i) => {
-            const bad = m.failed?.[i], labels = m.labels[i];
+            const bad = m.failed?.[i], labels = m.labels[i], png = m.png?.[i];
+            const meta: ResultMeta = { drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs: m.inferMs, batch: ran, version: gen.version };
             if (bad) this.settle(j, new ImageError(bad.status, bad.message, bad.hint));
-            else if (!labels) this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
-            else {
-              const png = m.png?.[i];
-              this.settle(j, undefined, { labels, drift: m.drift[i], queueMs: (j.dispatched ?? j.enqueued) - j.enqueued, ...(m.decodeMs !== undefined && { decodeMs: m.decodeMs }), inferMs: m.inferMs,
-                ...(png && { png, encodeMs: m.encodeMs ?? 0 }), batch: ran, version: gen.version });
-            }
+            else if (png) this.settle(j, undefined, { ...meta, png, encodeMs: m.encodeMs ?? 0 });
+            else if (labels) this.settle(j, undefined, { ...meta, labels });
+            else this.settle(j, new EngineError('worker-lost', 'The inference worker answered without labels for this frame.'));
           }), ran ? (m.decodeMs ?? 0) + m.inferMs + (m.encodeMs ?? 0) : 0, ran);
         }
         else if (m.type === 'error') {
@@ -406,7 +414,7 @@ export class Engine extends EventEmitter {
     clearTimeout(t);
   }
 
-  /** `busyMs`: the worker's time on the call (decoding and the model), over `ran` frames computed (none: not a sample of the drain rate). */
+  /** `busyMs`: the worker's time on the call (decoding, the model, PNG answers), over `ran` frames computed (none: not a sample of the drain rate). */
   private finish(w: Worker, id: number, done: (jobs: Job[]) => void, busyMs = 0, ran = 0): void {
     if (!w.busy || w.busy.id !== id) return;
     clearTimeout(w.busy.watchdog);

@@ -11,8 +11,8 @@ export interface EncodedImage {
   encoded: Uint8Array; maxPixels: number;
   /**
    * 'png': where the image is at the model's input size, the worker also encodes the palette PNG of
-   * its labels (POST /segment's default answer), so the answer needs no post-processing thread:
-   * ~20 KB comes back ready to send, with no further hop.
+   * its labels (POST /segment's default answer) and sends it instead of the labels: ~20 KB comes
+   * back ready to send, not 512 KB of labels for a post-processing thread.
    */
   answer?: 'png';
 }
@@ -31,7 +31,8 @@ export type FromWorker =
    * Per frame: labels and drift, or why its image did not decode (its HTTP status and hint; the
    * other frames of the call still ran). `decodeMs`: the call's decoding (where it had encoded
    * images), before `inferMs`. `png`: the palette PNGs asked for (EncodedImage.answer; null where the
-   * image was not at the input size), encoded in `encodeMs` after the model call.
+   * image was not at the input size), encoded in `encodeMs` after the model call; a frame with its
+   * PNG has null labels.
    */
   | { type: 'result'; id: number; labels: (Uint8Array | null)[]; drift: (number | null)[]; failed?: (ImageFailure | null)[]; decodeMs?: number; inferMs: number; png?: (Uint8Array | null)[]; encodeMs?: number }
   | { type: 'error'; id?: number; message: string; user: boolean };

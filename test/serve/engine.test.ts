@@ -68,28 +68,30 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
     }
   });
 
-  it('answer png: an image at the input size comes back with the palette PNG of its labels (bit-exact), others with none', async () => {
+  it('answer png: an image at the input size comes back as the palette PNG of its labels (bit-exact) instead of them; others as labels; per frame of a batch with a failed decode', async () => {
     const raw = halves(32, 64);
     const atSize = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).png().toBuffer();
     const larger = await sharp(Buffer.from(raw), { raw: { width: 64, height: 32, channels: 3 } }).resize(128, 64, { kernel: 'nearest' }).png().toBuffer();
+    const cut = atSize.subarray(0, atSize.length - 20);
     const palette = paletteOf(readManifest(fast).classes);
     for (const runtime of ['tflite', 'tfjs'] as const) {
-      const e = await Engine.start({ bundle: fast, runtime, workers: 1, maxBatch: 4, maxWaitMs: 200 });
+      const e = await Engine.start({ bundle: fast, runtime, workers: 1, maxBatch: 5, maxWaitMs: 300 });
       try {
-        // tfjs: one call for all four, so the PNGs of a batch go to their own frames.
-        const [a, b, c, d] = await Promise.all([e.submit({ encoded: atSize, maxPixels: 1e6, answer: 'png' }), e.submit({ encoded: larger, maxPixels: 1e6, answer: 'png' }),
-          e.submit(raw), e.submit({ encoded: atSize, maxPixels: 1e6 })]);
-        assert.ok(a.png, `${runtime}: a PNG for the frame at the input size`);
-        const got = readIndexedPng(Buffer.from(a.png!));
-        assert.equal(got.width, 64);
-        assert.equal(got.height, 32);
-        assert.deepEqual(got.indices, a.labels, `${runtime}: the PNG's pixels are the labels`);
+        // tfjs: one call for all five, so each PNG must go to its own frame, past the one that fails.
+        const [a, bad, b, c, d] = await Promise.allSettled([e.submit({ encoded: atSize, maxPixels: 1e6, answer: 'png' }), e.submit({ encoded: cut, maxPixels: 1e6, answer: 'png' }),
+          e.submit({ encoded: larger, maxPixels: 1e6, answer: 'png' }), e.submit(raw), e.submit({ encoded: atSize, maxPixels: 1e6 })]);
+        assert.ok(bad.status === 'rejected' && bad.reason instanceof ImageError && bad.reason.status === 400, `${runtime}: the cut PNG fails alone`);
+        const [ra, rb, rc, rd] = [a, b, c, d].map((x) => { assert.equal(x.status, 'fulfilled', `${runtime}: ${JSON.stringify(x)}`); return (x as PromiseFulfilledResult<EngineResult>).value; });
+        if (runtime === 'tfjs') assert.equal(ra.batch, 4, 'one model call, four frames computed');
+        assert.ok(ra.png && ra.labels === undefined, `${runtime}: the PNG instead of the labels for the frame at the input size`);
+        const got = readIndexedPng(Buffer.from(ra.png!));
+        assert.deepEqual([got.width, got.height], [64, 32]);
+        assert.deepEqual(got.indices, rc.labels, `${runtime}: the PNG's pixels are the frame's labels`);
         assert.deepEqual(got.palette.slice(0, palette.length), palette, `${runtime}: in the bundle's class colours`);
-        assert.ok(a.encodeMs! >= 0, `${runtime}: the worker's encoding is timed`);
-        assert.equal(b.png, undefined, `${runtime}: not at the input size: the caller resizes the labels first`);
-        assert.equal(c.png, undefined, `${runtime}: a raw frame asks for nothing`);
-        assert.equal(d.png, undefined, `${runtime}: an image that did not ask`);
-        assert.deepEqual([b.labels, c.labels, d.labels], [a.labels, a.labels, a.labels], `${runtime}: the same frame, the same labels`);
+        assert.ok(ra.encodeMs! >= 0, `${runtime}: the worker's encoding is timed`);
+        assert.ok(rb.png === undefined && rb.labels, `${runtime}: not at the input size: labels, which the caller resizes`);
+        assert.ok(rc.png === undefined && rd.png === undefined, `${runtime}: a raw frame, and an image that did not ask, get labels`);
+        assert.deepEqual([rb.labels, rd.labels], [rc.labels, rc.labels], `${runtime}: the same frame, the same labels`);
       } finally { await e.close(); }
     }
   });

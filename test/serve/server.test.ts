@@ -7,6 +7,7 @@ import sharp from 'sharp';
 import { readIndexedPng } from '../../runtime/image';
 import { createApp } from '../../serve/app';
 import { openApiDocument } from '../../serve/openapi';
+import { PostProcessor } from '../../serve/postprocess';
 import { startServer, type RunningServer } from '../../serve/server';
 import { alive, tmpDir } from '../helpers';
 import { makeBundle, ROAD, SKY } from './fixture';
@@ -53,21 +54,28 @@ describe('serve: POST /segment over real HTTP on loopback', function () {
     }
   });
 
-  it('png of a frame at the input size (encoded in the inference worker): the labels answer\'s pixels in the class colours', async () => {
+  it('png of a frame at the input size: encoded in the inference worker (no post-processing job), the labels answer\'s pixels in the class colours', async () => {
     // The fixture's input is 32x64: this frame needs no resize, so its PNG comes from the worker.
     const frame = await halvesPng(64, 32);
-    const r = await post(`${s.url}/segment`, frame, { 'Content-Type': 'image/png' });
-    assert.equal(r.status, 200);
-    assert.equal(r.headers.get('content-type'), 'image/png');
-    assert.match(r.headers.get('server-timing')!, /encode;dur=[\d.]+/);
-    const png = readIndexedPng(Buffer.from(await r.arrayBuffer()));
-    const l = await post(`${s.url}/segment?format=labels`, frame, { 'Content-Type': 'image/png' });
-    assert.equal(l.status, 200);
-    assert.deepEqual([png.width, png.height], [64, 32]);
-    assert.deepEqual(png.indices, new Uint8Array(await l.arrayBuffer()));
-    assert.deepEqual(png.palette[ROAD], [128, 64, 128]);
-    assert.equal(png.indices[5 * 64 + 3], ROAD);
-    assert.equal(png.indices[5 * 64 + 60], SKY);
+    const jobs: string[] = [];
+    const run = PostProcessor.prototype.run;
+    PostProcessor.prototype.run = function (job) { jobs.push(job.format); return run.call(this, job); };
+    try {
+      const r = await post(`${s.url}/segment`, frame, { 'Content-Type': 'image/png' });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get('content-type'), 'image/png');
+      assert.match(r.headers.get('server-timing')!, /encode;dur=[\d.]+/);
+      const png = readIndexedPng(Buffer.from(await r.arrayBuffer()));
+      assert.deepEqual(jobs, [], 'the PNG needed no post-processing thread');
+      const l = await post(`${s.url}/segment?format=labels`, frame, { 'Content-Type': 'image/png' });
+      assert.equal(l.status, 200);
+      assert.deepEqual(jobs, ['labels'], 'the labels answer still goes through one');
+      assert.deepEqual([png.width, png.height], [64, 32]);
+      assert.deepEqual(png.indices, new Uint8Array(await l.arrayBuffer()));
+      assert.deepEqual(png.palette[ROAD], [128, 64, 128]);
+      assert.equal(png.indices[5 * 64 + 3], ROAD);
+      assert.equal(png.indices[5 * 64 + 60], SKY);
+    } finally { PostProcessor.prototype.run = run; }
   });
 
   it('EXIF orientation: a JPEG stored 40x20 with orientation 6 is segmented upright (20x40, red on top)', async () => {
