@@ -53,7 +53,7 @@ async function synth(): Promise<void> {
 }
 
 /** Rows whose last stage self-trains (their gap share is reported against issue 26's goal). */
-const selfTrains = (m: string) => m === 'self-train' || m.endsWith('full+st');
+const selfTrains = (m: string) => m === 'self-train' || m.endsWith('>self-train') || m.endsWith('full+st');
 
 interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
 
@@ -81,19 +81,25 @@ async function one(row: string, seed: number): Promise<Result> {
 
 async function trainRun(method: string, seed: number): Promise<{ dir: string; seconds: number }> {
   // A staged row 'A>B' trains A for half the steps, then B --from it for the rest: the same step budget
-  // as every row (fresh optimisers at the switch; B's teacher, if any, starts as A's f and h).
+  // as every row (fresh optimisers at the switch; B's teacher, if any, starts as A's f and h). B runs
+  // with the row's seed too. A is shared by the rows that start from it; B is retrained whenever A was.
   const staged = /^([^>]+)>([^>]+)$/.exec(method);
   if (!staged) return trainOne(method, seed, Number(values.steps));
-  const first = Math.floor(Number(values.steps) / 2);
-  const a = await trainOne(staged[1], seed, first);
-  const b = await trainOne(staged[2], seed, Number(values.steps) - first, a.dir, `${staged[1]}-then-${staged[2]}`);
+  const first = Math.floor(Number(values.steps) / 2), rest = Number(values.steps) - first;
+  const key = `${staged[1]}@${first}-s${seed}`;
+  if (!stages.has(key)) stages.set(key, trainOne(staged[1], seed, first));
+  const a = await stages.get(key)!;
+  const b = await trainOne(staged[2], seed, rest, { from: a.dir, fresh: !a.reused, name: `${staged[1]}-${first}-then-${staged[2]}-${rest}` });
   return { dir: b.dir, seconds: a.seconds + b.seconds };
 }
+const stages = new Map<string, Promise<{ dir: string; seconds: number; reused: boolean }>>();
 
-async function trainOne(method: string, seed: number, steps: number, from?: string, name = method): Promise<{ dir: string; seconds: number }> {
-  const dir = path.join(out, `${name}${steps === Number(values.steps) ? '' : `-${steps}`}-s${seed}`);
+/** One run of `steps` steps (reused under --reuse if it reached them), optionally --from another run's folder (then named `name`). */
+async function trainOne(method: string, seed: number, steps: number, stage: { from: string; fresh: boolean; name: string } | undefined = undefined): Promise<{ dir: string; seconds: number; reused: boolean }> {
+  const from = stage?.from;
+  const dir = path.join(out, stage ? `${stage.name}-s${seed}` : `${method}${steps === Number(values.steps) ? '' : `-${steps}`}-s${seed}`);
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
-  const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
+  const saved = values.reuse && !stage?.fresh && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
   // Reused only if made by this objective (train/i2i.ts OBJECTIVE_VERSION); the configuration is not compared.
   const done = saved?.step === steps && (saved.objective ?? 1) === OBJECTIVE_VERSION;
   if (!done) fs.rmSync(dir, { recursive: true, force: true });
@@ -106,8 +112,8 @@ async function trainOne(method: string, seed: number, steps: number, from?: stri
     '--seed', String(seed), '--set', 'logEvery=100', ...values.set!.flatMap((s) => ['--set', s])]);
   // A reused run reports the training time it logged.
   const seconds = done ? JSON.parse(fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').pop()!).time : (Date.now() - t0) / 1000;
-  process.stderr.write(`[bench] ${name} seed ${seed}: ${done ? 'reused' : 'trained'} (${steps} steps) in ${seconds.toFixed(0)} s\n`);
-  return { dir, seconds };
+  process.stderr.write(`[bench] ${path.basename(dir)}: ${done ? 'reused' : 'trained'} (${steps} steps) in ${seconds.toFixed(0)} s\n`);
+  return { dir, seconds, reused: done };
 }
 
 async function main() {
