@@ -45,6 +45,9 @@ const CANDIDATES: [string, () => Encoder][] = [
   ['mobilenetv2 (1.0, OS8)', () => mobileNetV2('f', 1, 3, MOBILENETV2)],
   ['mobilenetv2 0.5 (OS8)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, width: 0.5 })],
   ['mobilenetv2 0.5 to 96 ch (OS8)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, width: 0.5, stages: 5 })],
+  // Undilated, as ImageNet trained it (output stride 32) and as LR-ASPP-style heads use it (16): no dilated depthwise convs.
+  ['mobilenetv2 (1.0, OS32)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, outputStride: 32 })],
+  ['mobilenetv2 0.5 (OS16)', () => mobileNetV2('f', 1, 3, { ...MOBILENETV2, width: 0.5, outputStride: 16 })],
   ['densenet-small (today\'s small model)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET_SMALL, recompute: false, stemPadding: 'keras' })],
 ];
 
@@ -57,11 +60,12 @@ async function main() {
   const frames = await loadFrames(listImages(path.join(frameDir, 'leftImg8bit'), 4), [h, w], 3);
   const all = values.teachers ? [...CANDIDATES, ['densenet121 (the paper\'s)', () => dilatedDenseNet('f', 1, 3, { ...DENSENET121, recompute: false, stemPadding: 'keras' })] as [string, () => Encoder]] : CANDIDATES;
   const candidates = values.match ? all.filter(([n]) => new RegExp(values.match!).test(n)) : all;
+  if (!candidates.length) throw new Error(`--match ${values.match} matches no candidate: ${all.map(([n]) => n).join('; ')}`);
   const rows: string[] = [];
   const heads = values['stride8-only'] ? [false] : values.stride8 ? [true, false] : [true];
   for (const [name0, build] of candidates) for (const upsample of heads) {
-    const name = upsample ? name0 : `${name0}, logits at stride 8`;
     const f = build();
+    const name = upsample ? name0 : `${name0}, logits at stride ${(f as { outStride?: number }).outStride ?? 8}`;
     const hNet = pixelClassifier('h', 2, f.outShape[2], 19);
     // Running statistics away from (0, 1), so the folded convs are not trivially scaled.
     for (const [k, v] of f.store.buffers) tf.tidy(() => v.assign(k.endsWith('/var') ? tf.randomUniform(v.shape, 0.5, 1.5, 'float32', 1) : tf.randomUniform(v.shape, -0.1, 0.1, 'float32', 2)));
@@ -87,7 +91,7 @@ async function main() {
     log(rows[rows.length - 1]);
   }
   const lines = [
-    `Candidate students, engine only (TFLite, 1 thread, random weights), ${h}x${w} input, ${values['stride8-only'] ? 'logits at stride 8' : 'logits upsampled to the input (and at stride 8 where the row says so)'}; median of ${values.runs} runs after a warm-up`,
+    `Candidate students, engine only (TFLite, 1 thread, random weights), ${h}x${w} input, ${values['stride8-only'] ? 'logits at the encoder\'s output stride' : 'logits upsampled to the input (and at the output stride where the row says so)'}; median of ${values.runs} runs after a warm-up`,
     '| encoder (+ 1x1 classifier, 19 classes) | GFLOP/frame | int8 size | fp32 | int8 | int8 frames/s per core |',
     '|---|---|---|---|---|---|',
     ...rows,

@@ -8,11 +8,10 @@
  *
  * Plain 3x3 convs rather than Fast-SCNN's depthwise-separable ones: they are the op this project's
  * training kernels (core/wasm-kernels) and int8 exporter already run fast, and int8 TFLite's
- * 3x3 convs at these widths are compute-bound while depthwise ones are memory-bound. Measured
- * (bench:student-latency, int8, one thread, 512x1024, logits at stride 8): this encoder 28 ms, a
- * MobileNetV2 at width 0.5 dilated to stride 8 and cut after its 96-channel stage 385 ms for 2.2x
- * the FLOPs (train/models/mobilenetv2.ts). Keras publishes no ImageNet weights for it: it trains
- * from scratch.
+ * 3x3 convs run near 48 GFLOP/s here. Measured (bench:student-latency, int8, one thread,
+ * 512x1024, logits not upsampled): this encoder 28 ms; MobileNetV2s (train/models/mobilenetv2.ts)
+ * 285-1324 ms, the lightest at 2-2.2x the FLOPs 10-14x slower, undilated ones included. Keras
+ * publishes no ImageNet weights for it: it trains from scratch.
  */
 import * as tf from '../../core/tf';
 import { upsampleBilinear } from '../../core/upsample';
