@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import * as flatbuffers from 'flatbuffers';
 import * as tf from '../../core/tf';
 import { foldGraph } from '../../convert/fold';
 import { graphFlops, type Graph } from '../../convert/graph';
@@ -46,6 +47,22 @@ function reversedGraph(reverse: boolean): RawGraph {
   t = g.conv2d(t, { weights: r(C * CO), bias: r(CO), kernel: [1, 1, C, CO], stride: 1, dilation: 1, padding: 'same' });
   return g.graph(x, t, 'depthwise-reversed');
 }
+
+/** builtin_code -> version of a TFLite file's operator codes (schema: Model field 1, OperatorCode fields 2 and 3), read by hand. */
+function opVersions(bytes: Uint8Array): Map<number, number> {
+  const bb = new flatbuffers.ByteBuffer(bytes);
+  const model = bb.readInt32(0);
+  const field = (table: number, i: number) => bb.__offset(table, 4 + 2 * i);
+  const codes = model + field(model, 1);
+  const out = new Map<number, number>();
+  for (let k = 0; k < bb.__vector_len(codes); k++) {
+    const op = bb.__indirect(bb.__vector(codes) + 4 * k);
+    const v = field(op, 2), c = field(op, 3);
+    out.set(c ? bb.readInt32(op + c) : bb.readInt8(op + field(op, 0)), v ? bb.readInt32(op + v) : 1);
+  }
+  return out;
+}
+const DEPTHWISE_CONV_2D = 4, CONV_2D = 3;
 
 const frames = (n: number, size: number) => { const r = uniform(7); return Array.from({ length: n }, () => r(size)); };
 
@@ -110,7 +127,11 @@ describe('convert: depthwise convs (IR, folding, FLOPs, TFLite fp32 and int8, tf
 
   it('float32 TFLite (DEPTHWISE_CONV_2D: stride 2, dilation 2, fused ReLU) equals the raw IR in tfjs within 1e-4 of the range', () => {
     const want = evaluate(tinyGraph(), xs);
-    const m = loadTflite(writeTflite(foldGraph(tinyGraph())));
+    const bytes = writeTflite(foldGraph(tinyGraph()));
+    // A dilated depthwise conv needs version 2 in float32 (TFLite's op versioning); a plain conv stays 1.
+    assert.equal(opVersions(bytes).get(DEPTHWISE_CONV_2D), 2);
+    assert.equal(opVersions(bytes).get(CONV_2D), 1);
+    const m = loadTflite(bytes);
     try {
       assert.deepEqual(m.outputShape, [1, 8, 8, CO]);
       xs.forEach((x, i) => {
@@ -123,7 +144,10 @@ describe('convert: depthwise convs (IR, folding, FLOPs, TFLite fp32 and int8, tf
   it('int8 TFLite (per-channel int8 depthwise weights) runs and stays within 0.15 of the output range of float32', () => {
     const g = foldGraph(tinyGraph());
     const { graph, params } = quantizeGraph(g, xs);
-    const f = loadTflite(writeTflite(g)), q = loadTflite(writeTflite(graph, { int8: params }));
+    const int8 = writeTflite(graph, { int8: params });
+    // int8 DEPTHWISE_CONV_2D is version 3 (int8 per-channel), dilated or not.
+    assert.equal(opVersions(int8).get(DEPTHWISE_CONV_2D), 3);
+    const f = loadTflite(writeTflite(g)), q = loadTflite(int8);
     try {
       assert.deepEqual(q.outputShape, f.outputShape);
       for (const x of xs) {
