@@ -6,7 +6,7 @@
  * (default flags but the steps). Then, for both: mIoU on held-out target frames at 512x1024
  * (i2i eval), the student's share of the teacher's; int8 bundles at 512x1024 (i2i convert, default
  * --upsample runtime; the student also with --upsample model, side by side); engine-only and
- * end-to-end latency at concurrency 1 with the server's stage times, and POST /segment frames/s at
+ * end-to-end latency at concurrency 1 (alternately, on the same server and workers) with the server's stage times, and POST /segment frames/s at
  * concurrency 4 with one worker per core (2 workers x 1 thread).
  *
  *   npm run bench:distill -- [--steps 2000] [--student-steps 2000] [--teacher-method full+st] [--count 200] [--seconds 20] [--out runs/bench-distill] [--reuse]
@@ -21,7 +21,6 @@ import { readManifest } from '../core/bundle';
 import { median } from '../core/stats';
 import { listImages } from '../convert/frames';
 import { decodeToInput } from '../runtime/image';
-import { Engine } from '../serve/engine/engine';
 import { startServer } from '../serve/server';
 import { runI2i } from './run-i2i';
 
@@ -78,41 +77,41 @@ async function bundle(dir: string, out: string, extra: string[] = []): Promise<s
 }
 
 /**
- * Engine-only and end-to-end medians (sequential), the server's own stage medians (Server-Timing:
- * decode, infer in the worker, encode = post-processing and the answer), and frames/s at
+ * Engine-only and end-to-end medians (sequential), measured alternately on the same server and
+ * workers (engine only: the decoded frame straight to the server's engine; end to end: POST
+ * /segment of the JPEG), so both see the same machine state; the server's own stage medians
+ * (Server-Timing: decode, infer in the worker, encode = the PNG and the answer), and frames/s at
  * concurrency 4 (2 workers x 1 thread).
  */
 async function speed(b: string, body: Buffer, n: number): Promise<{ engine: number; e2e: number; stages: string; fps: number; p99: number }> {
   const m = readManifest(b);
-  const e = await Engine.start({ bundle: b, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1 });
-  let engine: number;
-  try {
-    const { pixels } = await decodeToInput(body, { height: m.input.height, width: m.input.width }, { maxPixels: 1e8 });
-    await e.submit(pixels);
-    const t: number[] = [];
-    for (let i = 0; i < n; i++) { const t0 = performance.now(); await e.submit(pixels); t.push(performance.now() - t0); }
-    engine = median(t);
-  } finally { await e.close(); }
+  const { pixels } = await decodeToInput(body, { height: m.input.height, width: m.input.width }, { maxPixels: 1e8 });
   const s = await startServer({ bundle: b, port: 0, runtime: 'tflite', precision: 'int8', workers: 2, threads: 1, timeoutMs: 30000, maxQueue: 64, log: silent });
   try {
-    const t: number[] = [];
+    const engine: number[] = [], e2e: number[] = [];
     const st = new Map<string, number[]>();
-    for (let i = 0; i <= n; i++) {
+    const viaEngine = async () => { const t0 = performance.now(); await s.engine.submit(pixels); return performance.now() - t0; };
+    const viaHttp = async () => {
       const t0 = performance.now();
       const r = await fetch(`${s.url}/segment`, { method: 'POST', body, headers: { 'Content-Type': 'image/jpeg' } });
       await r.arrayBuffer();
       if (r.status !== 200) throw new Error(`POST /segment answered ${r.status}`);
-      if (i === 0) continue;
-      t.push(performance.now() - t0);
+      const ms = performance.now() - t0;
       for (const part of (r.headers.get('server-timing') ?? '').split(', ')) {
         const [name, dur] = part.split(';dur=');
         if (dur) st.set(name, [...(st.get(name) ?? []), Number(dur)]);
       }
+      return ms;
+    };
+    // One of each to warm up, then pairs in alternating order.
+    await viaEngine(); await viaHttp(); st.clear();
+    for (let i = 0; i < n; i++) {
+      if (i % 2) { e2e.push(await viaHttp()); engine.push(await viaEngine()); } else { engine.push(await viaEngine()); e2e.push(await viaHttp()); }
     }
     const stages = ['decode', 'infer', 'encode'].map((k) => `${k} ${median(st.get(k) ?? [NaN]).toFixed(1)}`).join(' / ');
     const c = await autocannon({ url: `${s.url}/segment`, method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, connections: 4, duration: Number(values.seconds), timeout: 60 });
     if (c.non2xx + c.errors + c.timeouts > 0) throw new Error(`${c.non2xx} non-2xx, ${c.errors} errors, ${c.timeouts} timeouts at concurrency 4`);
-    return { engine, e2e: median(t), stages, fps: c.requests.average, p99: c.latency.p99 };
+    return { engine: median(engine), e2e: median(e2e), stages, fps: c.requests.average, p99: c.latency.p99 };
   } finally { await s.close(); }
 }
 
@@ -140,7 +139,7 @@ async function main(): Promise<void> {
   ];
   for (const [name, dir, m, secs, extra] of cases) {
     const b = await bundle(dir, path.join(OUT, `bundle-${path.basename(dir)}${extra.length ? '-upsample-model' : ''}`), extra);
-    const sp = await speed(b, body, 20);
+    const sp = await speed(b, body, 40);
     rows.push(`| ${name} | ${(m * 100).toFixed(1)} | ${(m / mt * 100).toFixed(0)}% | ${sp.engine.toFixed(1)} ms | ${sp.e2e.toFixed(1)} ms | ${(sp.e2e / sp.engine).toFixed(2)} | ${sp.stages} | ${sp.fps.toFixed(1)} | ${sp.p99} ms | ${secs.toFixed(0)} |`);
     log(rows[rows.length - 1]);
   }
