@@ -31,7 +31,10 @@ const { values } = parseArgs({ options: {
   teachers: { type: 'boolean', default: false },
   /** Also time each network without the final upsampling of its logits to the input (logits at stride 8). */
   'stride8': { type: 'boolean', default: false },
-  /** Only the stride-8 form (what `i2i convert` writes by default), and only candidates whose name matches this regular expression. */
+  /**
+   * Only the form without the final upsampling (logits at the encoder's output stride: 8 for the
+   * default student, what `i2i convert` writes by default), and only candidates matching --match.
+   */
   'stride8-only': { type: 'boolean', default: false }, match: { type: 'string' }, out: { type: 'string', default: 'runs/bench-student-latency' },
 } });
 

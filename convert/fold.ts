@@ -10,12 +10,10 @@
  * Then tensors are renumbered: the input first, then each node's output in node order.
  * The raw graph's weight arrays are modified in place.
  */
-import type { Graph, Node, RawGraph, RawNode } from '../train/models/ir';
+import { outChannels, type Graph, type Node, type RawGraph, type RawNode } from '../train/models/ir';
 
 type Conv = Extract<Node, { op: 'conv2d' }>;
 type Depthwise = Extract<Node, { op: 'depthwise2d' }>;
-/** Output channels of a conv or depthwise conv: element i of its weights belongs to channel i % this (ir.ts). */
-const outChannels = (n: Conv | Depthwise) => (n.op === 'conv2d' ? n.kernel[3] : n.kernel[2]);
 type WithAct = Extract<Node, { act: unknown }>;
 
 const inputsOf = (n: RawNode): number[] => ('inputs' in n ? n.inputs : [n.input]);

@@ -17,6 +17,7 @@
 import { UserError } from '../core/errors';
 import * as tf from '../core/tf';
 import type { Graph, Node } from './graph';
+import { outChannels } from '../train/models/ir';
 import { graphReference } from './reference';
 import { loadTflite } from '../runtime/tflite';
 import { quantizeSymmetric, writeTflite, type TensorQuant } from './tflite';
@@ -169,10 +170,8 @@ export function equalise(g: Graph, r: Ranges, maxGain = 1000): Graph {
   return {
     ...g,
     nodes: g.nodes.map((n) => {
-      // A depthwise conv's output channel c is weights i % C and bias c, as a conv's (ir.ts).
-      const co = n.op === 'conv2d' ? n.kernel[3] : n.op === 'depthwise2d' ? n.kernel[2] : 0;
-      if ((n.op === 'conv2d' || n.op === 'depthwise2d') && [...Array(co).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
-        const k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
+      if ((n.op === 'conv2d' || n.op === 'depthwise2d') && [...Array(outChannels(n)).keys()].some((c) => gain.has(`${n.output}:${c}`))) {
+        const co = outChannels(n), k = (c: number) => gain.get(`${n.output}:${c}`) ?? 1;
         return { ...n, weights: n.weights.map((w, i) => w * k(i % co)), bias: n.bias.map((b, c) => b * k(c)) };
       }
       if (n.op === 'affine') {
@@ -195,7 +194,7 @@ export function correctBiases(g: Graph, r: Ranges): Graph {
     nodes: g.nodes.map((n) => {
       if (n.op !== 'conv2d' && n.op !== 'depthwise2d') return n;
       // conv2d: weight i joins input channel floor(i / CO) % CI to output channel i % CO; depthwise: channel i % C to itself.
-      const [co, inputOf] = n.op === 'conv2d' ? [n.kernel[3], (i: number) => Math.floor(i / n.kernel[3]) % n.kernel[2]] : [n.kernel[2], (i: number) => i % n.kernel[2]];
+      const co = outChannels(n), inputOf = n.op === 'conv2d' ? (i: number) => Math.floor(i / co) % n.kernel[2] : (i: number) => i % co;
       const { q, scale } = quantizeSymmetric(n.weights, co, (i) => i % co);
       const mu = r.mean[n.input], bias = Float32Array.from(n.bias);
       for (let i = 0; i < n.weights.length; i++) { const o = i % co; bias[o] -= (q[i] * scale[o] - n.weights[i]) * mu[inputOf(i)]; }

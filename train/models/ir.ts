@@ -32,6 +32,9 @@ export interface RawGraph { shapes: number[][]; nodes: RawNode[]; input: number;
 
 export type ConvParams = Pick<Extract<Node, { op: 'conv2d' }>, 'weights' | 'bias' | 'kernel' | 'stride' | 'dilation' | 'padding'>;
 
+/** A conv's or depthwise conv's output channels: element i of its weights (and bias i % this) belongs to channel i % this. */
+export const outChannels = (n: Extract<Node, { op: 'conv2d' | 'depthwise2d' }>): number => (n.op === 'conv2d' ? n.kernel[3] : n.kernel[2]);
+
 export type DepthwiseParams = Pick<Extract<Node, { op: 'depthwise2d' }>, 'weights' | 'bias' | 'kernel' | 'stride' | 'dilation' | 'padding'>;
 
 const spatial = (size: number, k: number, stride: number, padding: 'same' | 'valid') =>
