@@ -28,19 +28,6 @@ export type { EncodedImage } from './protocol';
 
 export type EngineErrorCode = 'queue-full' | 'deadline' | 'worker-lost' | 'closed' | 'aborted' | 'unavailable' | 'bad-frame' | 'reload-busy' | 'reload-failed';
 
-/**
- * glibc malloc settings for an inference worker, unless the operator set them. Every frame allocates
- * megabyte buffers (the decoded RGB, the frame received over IPC) that live until V8 collects them.
- * With glibc's defaults such buffers are mmap()ed and returned to the kernel on free, so each frame
- * faults its pages in again: measured at 512x1024, a JPEG decode took 8.5-9 ms until glibc's dynamic
- * threshold happened to rise, 4 ms after. A fixed threshold above a frame's buffers keeps them in the
- * heap for reuse; the trim threshold bounds what a worker keeps (large images are still mmap()ed).
- * musl and other allocators ignore these variables.
- */
-export function workerEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { MALLOC_MMAP_THRESHOLD_: String(32 << 20), MALLOC_TRIM_THRESHOLD_: String(64 << 20), ...env };
-}
-
 export class EngineError extends Error {
   constructor(readonly code: EngineErrorCode, message: string) {
     super(message);
@@ -349,7 +336,6 @@ export class Engine extends EventEmitter {
     const child = fork(path.join(__dirname, isTs ? 'worker.ts' : 'worker.js'), [], {
       serialization: 'advanced',
       execArgv: isTs ? ['--require', require.resolve('tsx/cjs')] : [],
-      env: workerEnv(process.env),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const w: Worker = { gen, child, ready: false, maxBatch: 1, warmupMs: 0, exited: false };

@@ -150,24 +150,6 @@ describe('serve/engine: worker processes, bounded queue, deadlines, batching, fa
     } finally { await e.close(); }
   });
 
-  it('workers start with glibc malloc thresholds that keep a frame\'s buffers for reuse, unless the operator set them', async function () {
-    if (process.platform !== 'linux') this.skip();
-    const environ = (pid: number) => new Map(fs.readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]));
-    let e = await Engine.start({ bundle: fast, workers: 1 });
-    try {
-      const env = environ(e.pids()[0]);
-      assert.equal(env.get('MALLOC_MMAP_THRESHOLD_'), String(32 << 20));
-      assert.equal(env.get('MALLOC_TRIM_THRESHOLD_'), String(64 << 20));
-      assert.equal(env.get('PATH'), process.env.PATH, 'the rest of the environment is passed on');
-    } finally { await e.close(); }
-    const saved = process.env.MALLOC_MMAP_THRESHOLD_;
-    process.env.MALLOC_MMAP_THRESHOLD_ = '1048576';
-    try {
-      e = await Engine.start({ bundle: fast, workers: 1 });
-      try { assert.equal(environ(e.pids()[0]).get('MALLOC_MMAP_THRESHOLD_'), '1048576', 'the operator\'s setting wins'); } finally { await e.close(); }
-    } finally { if (saved === undefined) delete process.env.MALLOC_MMAP_THRESHOLD_; else process.env.MALLOC_MMAP_THRESHOLD_ = saved; }
-  });
-
   it('a hung worker is killed after hangMs, its frame fails, and a replacement comes up', async () => {
     const e = await Engine.start({ bundle: slow, workers: 1, hangMs: 20 });
     try {
