@@ -165,15 +165,18 @@ Environment: I2I_BACKEND=node-gpu|node|wasm|cpu forces a TensorFlow.js backend.
 
 function overridesFrom(v: Record<string, string | boolean | string[] | undefined>): ConfigPatch {
   const patch: Record<string, unknown> = {};
-  const num = (k: string, key: string) => {
+  const num = (k: string, key: string, min: number, example: number) => {
     if (v[k] === undefined) return;
     const n = Number(v[k]);
-    if (!Number.isFinite(n)) throw new UserError(`--${k} must be a number, got "${v[k]}".`);
+    if (!Number.isInteger(n) || n < min) throw new UserError(`--${k} must be an integer >= ${min}, got "${v[k]}".`, `For example --${k} ${example}.`);
     setPath(patch, key, String(n));
   };
-  num('steps', 'steps');
-  num('seed', 'seed');
-  num('batch-size', 'batchSize');
+  num('steps', 'steps', 1, 2000);
+  num('seed', 'seed', 0, 0);
+  num('batch-size', 'batchSize', 1, 8);
+  // One kind of target per run: the config would silently prefer one of them.
+  const targets = (['target-root', 'target-videos', 'target-frames'] as const).filter((k) => typeof v[k] === 'string');
+  if (targets.length > 1) throw new UserError(`--${targets[0]} and --${targets[1]} both name the target domain; a run reads one kind of target.`, `Pass only one of --target-root (a Cityscapes-layout folder), --target-videos (a folder of videos) or --target-frames (a folder of images).`);
   if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
   if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
   if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
@@ -221,8 +224,9 @@ async function cmdDistill(argv: string[]): Promise<void> {
     },
   });
   if (!values.out) throw new UserError('distill needs --out <dir> for the student run.', 'For example --out runs/g2c-student');
-  const fixed = (['teacher', 'student', 'temperature', 'source-root', 'target-root', 'target-videos', 'target-frames', 'init', 'set'] as const).filter((f) => values[f] !== undefined);
-  if (values.resume && fixed.length) throw new UserError(`--resume continues the student run with the teacher, student and settings it started with; --${fixed[0]} would be ignored.`, 'Leave it out (only --steps may change), or distil into a new --out.');
+  // distill's own flags; the others go into the overrides, which train() compares with the run's settings on --resume.
+  const fixed = (['teacher', 'student', 'temperature'] as const).filter((f) => values[f] !== undefined);
+  if (values.resume && fixed.length) throw new UserError(`--resume continues the student run with the teacher, student and settings it started with; --${fixed[0]} would be ignored.`, 'Leave it out (only the schedule, e.g. --steps, may change), or distil into a new --out.');
   await initBackend();
   const overrides = overridesFrom({ ...values, encoder: values.resume ? undefined : values.student ?? 'fastseg' });
   const o = values.resume ? { out: path.resolve(values.out), resume: true, overrides }

@@ -329,11 +329,16 @@ function teacherOf(config: Config): { teacher?: NonNullable<Manifest['training']
   const d = config.distill;
   const run = config.weights.kd > 0 ? d.teacher : undefined;
   if (!run) return {};
-  // The step recorded when distillation started, not the teacher run's step today (it may have trained on).
+  // What was recorded when distillation started, not the teacher's folder today (it may have
+  // trained on, been replaced or deleted); runs from before that record read the folder.
+  const fingerprint = d.teacherFingerprint ? { fingerprint: d.teacherFingerprint } : {};
+  if (d.teacherTask && d.teacherMethod && d.teacherEncoder) {
+    return { teacher: { run, step: d.teacherStep, task: d.teacherTask, method: d.teacherMethod, encoder: d.teacherEncoder, ...fingerprint } };
+  }
   try {
     const m = readCheckpointMeta(run);
-    return { teacher: { run, step: d.teacherStep ?? m.step, task: m.config.task, method: m.config.method, encoder: m.config.model.encoder, ...(d.teacherFingerprint && { fingerprint: d.teacherFingerprint }) } };
+    return { teacher: { run, step: d.teacherStep ?? m.step, task: m.config.task, method: m.config.method, encoder: m.config.model.encoder, ...fingerprint } };
   } catch {
-    return { teacher: { run, step: d.teacherStep, ...(d.teacherFingerprint && { fingerprint: d.teacherFingerprint }) } };
+    return { teacher: { run, step: d.teacherStep, ...fingerprint } };
   }
 }

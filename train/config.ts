@@ -92,8 +92,10 @@ export const ConfigSchema = z.preprocess(upgrade, z.object({
    *  the network learns, and the softmax temperature of both sides. */
   distill: z.object({
     teacher: z.string().optional(), temperature: z.number().positive(),
-    /** Recorded when the run starts: the teacher's step and weights (sha256, 16 hex digits), checked on --resume. */
+    /** Recorded when the run starts: the teacher's step and weights (sha256, 16 hex digits), checked on
+     *  --resume, and what it is (for the bundle's manifest, whatever becomes of the teacher's folder). */
     teacherStep: z.number().int().min(0).optional(), teacherFingerprint: z.string().optional(),
+    teacherTask: z.string().optional(), teacherMethod: z.string().optional(), teacherEncoder: z.string().optional(),
   }).strict().default({ temperature: 2 }),
   /** Self-training (weights.st, weights.mic): teacher, pseudo-labels, mixing. */
   selfTraining: SelfTrainingSchema.default(SELF_TRAINING_DEFAULTS),
@@ -339,6 +341,25 @@ export function merge<T>(base: T, patch: unknown): T {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(patch)) out[k] = v === undefined ? out[k] : merge(out[k], v);
   return out as T;
+}
+
+/** The keys a resumed run may change: its schedule, never what it learns or from what. */
+export const RESUMABLE_KEYS: ReadonlySet<string> = new Set(['steps', 'logEvery', 'evalEvery', 'checkpointEvery']);
+
+/**
+ * The first key of `patch` (dotted, e.g. "data.scale") whose value differs from `config`'s, other
+ * than `allowed`; undefined when the patch changes nothing else. --resume refuses such a key
+ * rather than ignore it.
+ */
+export function changedKey(config: unknown, patch: unknown, allowed: ReadonlySet<string> = RESUMABLE_KEYS, prefix = ''): string | undefined {
+  if (!isObject(patch)) return JSON.stringify(patch) === JSON.stringify(config) ? undefined : prefix;
+  for (const [k, v] of Object.entries(patch)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (v === undefined || allowed.has(key)) continue;
+    const changed = changedKey(isObject(config) ? config[k] : undefined, v, allowed, key);
+    if (changed) return changed;
+  }
+  return undefined;
 }
 
 /** Sets a dotted key ("weights.z") from a CLI string; numbers, booleans and JSON are parsed. */

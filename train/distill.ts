@@ -105,7 +105,9 @@ export class DistillTeacher {
 
 /** sha256 of a run's checkpoint weights (first 16 hex digits): which teacher a student learned from. */
 export function teacherFingerprint(run: string): string {
-  const dir = ['checkpoint', 'checkpoint.prev'].map((d) => path.join(run, d)).find((d) => fs.existsSync(path.join(d, 'weights.bin')));
+  // Where readCheckpoint reads the weights: the folder itself when it is a checkpoint folder.
+  const candidates = fs.existsSync(path.join(run, 'checkpoint.json')) ? [run] : ['checkpoint', 'checkpoint.prev'].map((d) => path.join(run, d));
+  const dir = candidates.find((d) => fs.existsSync(path.join(d, 'weights.bin')));
   if (!dir) return '';
   const h = createHash('sha256');
   const fd = fs.openSync(path.join(dir, 'weights.bin'), 'r');
@@ -117,13 +119,23 @@ export function teacherFingerprint(run: string): string {
 }
 
 /**
+ * The run folder a user means by `p`: the run itself, or the run of its checkpoint/ (or
+ * checkpoint.prev/) folder. The teacher is recorded and fingerprinted as a run, so that --resume
+ * finds the same weights the way it found them at the start.
+ */
+function runFolder(p: string): string {
+  const base = path.basename(p);
+  return (base === 'checkpoint' || base === 'checkpoint.prev') && fs.existsSync(path.join(p, 'checkpoint.json')) ? path.dirname(p) : p;
+}
+
+/**
  * i2i distill's training options: the 'distill' preset on the teacher's task, the student encoder
  * from `overrides`, and the teacher's data (folders and sampling: scale, crop, flips) where the user
  * names none: the student learns on the frames, at the scale, the teacher was adapted to.
  */
 export function distillOptions(o: { teacher?: string; temperature?: string; out: string; force?: boolean; overrides: ConfigPatch }): TrainOptions {
   if (!o.teacher) throw new UserError('distill needs --teacher RUN, the trained run to distil.', 'For example: i2i distill --teacher runs/g2c --out runs/g2c-student');
-  const teacher = path.resolve(o.teacher), out = path.resolve(o.out);
+  const teacher = runFolder(path.resolve(o.teacher)), out = path.resolve(o.out);
   const inside = (a: string, b: string) => !path.relative(a, b).startsWith('..') && !path.isAbsolute(path.relative(a, b));
   if (inside(teacher, out) || inside(out, teacher)) {
     throw new UserError(`--out ${o.out} and --teacher ${o.teacher} are the same folder or one holds the other: the student's run would overwrite its teacher.`, 'Pass another --out.');
@@ -131,6 +143,9 @@ export function distillOptions(o: { teacher?: string; temperature?: string; out:
   const t = readCheckpointMeta(teacher).config;
   const student = o.overrides.model?.encoder;
   const entry = student === undefined ? undefined : encoderEntry(currentEncoderName(t.kind, student));
+  if (student !== undefined && !entry) {
+    throw new UserError(`There is no encoder named "${student}".`, `Use --student ${encodersFor(t.kind).join(' | ')} (the teacher ${o.teacher} is a ${t.kind} run).`);
+  }
   if (student !== undefined && !entry?.kinds.includes(t.kind)) {
     throw new UserError(`The teacher ${o.teacher} is a ${t.kind} run (${t.task}); the ${student} encoder does not serve ${t.kind} tasks.`, `Use --student ${encodersFor(t.kind).join(' | ')}.`);
   }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, merge, methodKeys, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, changedKey, merge, methodKeys, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -149,9 +149,18 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   if (opts.resume && opts.force) throw new UserError('--resume continues the run in --out; --force replaces it.', 'Pass one of them.');
   if (opts.resume && !hasRun) throw new UserError(`--resume: ${opts.out} holds no run to continue (no checkpoint/).`, 'Check --out, or leave out --resume to start a new run there (with --task and --method).');
   if (opts.resume) {
-    ckpt = readCheckpoint(opts.out);
-    // The run's own config; only the schedule (total steps, logging, evaluation, checkpoint cadence) may change.
+    const was = readCheckpointMeta(opts.out).config;
+    // The run's own config; only the schedule (total steps, logging, evaluation, checkpoint cadence)
+    // may change. Anything else the caller asks for would be ignored, so it is refused.
     const o = opts.overrides ?? {};
+    const changed = changedKey(was, o) ?? (opts.task !== undefined && opts.task !== was.task ? 'task' : opts.method !== undefined && opts.method !== was.method ? 'method' : opts.from !== undefined && path.resolve(opts.from) !== was.fromRun ? 'fromRun' : undefined);
+    if (changed) {
+      const asked = changed === 'task' ? opts.task : changed === 'method' ? opts.method : changed === 'fromRun' ? opts.from : changed.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], o);
+      const had = changed.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], was);
+      throw new UserError(`--resume continues ${opts.out} with the settings it started with; ${changed} ${JSON.stringify(asked)} would be ignored (the run has ${JSON.stringify(had) ?? 'none'}).`,
+        `Leave it out (on --resume only ${[...RESUMABLE_KEYS].join(', ')} may change), or train a new run into another --out.`);
+    }
+    ckpt = readCheckpoint(opts.out);
     config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.evalEvery !== undefined ? { evalEvery: o.evalEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
     start = ckpt.meta.step;
     if (config.steps < start) {
@@ -215,7 +224,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       throw new UserError(`The teacher ${t.run} changed since this student started distilling it (step ${was.teacherStep}, weights ${was.teacherFingerprint}; now step ${t.step}, weights ${t.fingerprint}): resuming would distil another model.`,
         'Distil into a new --out, or restore the teacher run as it was.');
     }
-    if (!ckpt) config = { ...config, distill: { ...config.distill, teacherStep: t.step, teacherFingerprint: t.fingerprint } };
+    if (!ckpt) config = { ...config, distill: { ...config.distill, teacherStep: t.step, teacherFingerprint: t.fingerprint, teacherTask: t.task, teacherMethod: t.method, teacherEncoder: t.encoder } };
     progress(`[i2i] distilling ${t.run} (${t.task} / ${t.method}, ${t.encoder}, step ${t.step}) into ${config.model.encoder} at temperature ${config.distill.temperature}`);
   }
   const samplers = {

@@ -145,6 +145,30 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       r = await cli(['distill', '--out', s2, '--resume', '--steps', '2']);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /changed since this student started distilling it \(step 2, .*now step 3/);
+      // The same when the teacher is named by its checkpoint folder: it is recorded as its run (it
+      // used to be fingerprinted as nothing, which switched the check off).
+      const t3 = path.join(root, 'teacher3'), s3 = path.join(root, 'student3');
+      r = await cli(['train', '--task', 'synth-drive', '--method', 'source-only', '--source-root', src, '--target-root', tgt, '--out', t3, '--steps', '2', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--teacher', path.join(t3, 'checkpoint'), '--out', s3, '--steps', '1', ...tiny]);
+      assert.equal(r.code, 0, r.stderr);
+      const recorded = readCheckpoint(s3);
+      try {
+        assert.equal(recorded.meta.config.distill.teacher, t3);
+        assert.match(recorded.meta.config.distill.teacherFingerprint ?? '', /^[0-9a-f]{16}$/);
+      } finally { disposeCheckpoint(recorded); }
+      r = await cli(['train', '--out', t3, '--resume', '--steps', '3']);
+      assert.equal(r.code, 0, r.stderr);
+      r = await cli(['distill', '--out', s3, '--resume', '--steps', '2']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /changed since this student started distilling it \(step 2, .*now step 3/);
+      // The bundle names the teacher as it was when distillation started, also once its folder is gone.
+      fs.renameSync(t3, `${t3}-moved`);
+      const b3 = path.join(root, 'bundle3');
+      r = await cli(['convert', '--checkpoint', s3, '--out', b3, '--precision', 'fp32']);
+      assert.equal(r.code, 0, r.stderr);
+      const { fingerprint: _f, ...named } = JSON.parse(fs.readFileSync(path.join(b3, 'manifest.json'), 'utf8')).training.teacher;
+      assert.deepEqual(named, { run: t3, step: 2, task: 'synth-drive', method: 'source-only', encoder: 'densenet-small' });
     });
 
     it('the student converts to fp32 (within 1e-4 of tfjs) and int8 TFLite, and its manifest names its teacher', async () => {
@@ -205,6 +229,36 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       r = await cli(['distill', '--teacher', digits, '--student', 'fastseg', '--out', path.join(root, 'y'), '--steps', '1']);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /is a classify run \(mnist-optdigits\); the fastseg encoder does not serve classify tasks.*--student lenet/);
+      r = await cli(['distill', '--teacher', teacher, '--student', 'nope', '--out', path.join(root, 'z'), '--steps', '1']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /There is no encoder named "nope"\. Use --student .*fastseg/);
+      r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--steps', '0']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--steps must be an integer >= 1, got "0"/);
+      r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--target-root', tgt, '--target-videos', root]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--target-root and --target-videos both name the target domain/);
+      assert.ok(!fs.existsSync(path.join(root, 'z')), 'nothing written');
+    });
+
+    it('--resume refuses every flag it would ignore (train and distill); the schedule may change', async () => {
+      const a = path.join(root, 'student');
+      const before = sha(path.join(a, 'checkpoint', 'weights.bin'));
+      for (const [flag, key] of [[['--seed', '5'], /seed 5 would be ignored \(the run has 3\)/], [['--batch-size', '4'], /batchSize 4 would be ignored \(the run has 2\)/], [['--set', 'distill.temperature=3'], /distill.temperature 3 would be ignored \(the run has 2\)/]] as const) {
+        const r = await cli(['distill', '--out', a, '--resume', '--steps', '61', ...flag]);
+        assert.equal(r.code, 2, `${flag.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, key);
+      }
+      for (const [flag, key] of [[['--set', 'data.scale=0.25'], /data.scale 0.25 would be ignored \(the run has 0.5\)/], [['--method', 'full'], /method "full" would be ignored \(the run has "source-only"\)/], [['--set', 'weights.c=2'], /weights.c 2 would be ignored/]] as const) {
+        const r = await cli(['train', '--out', teacher, '--resume', '--steps', '121', ...flag]);
+        assert.equal(r.code, 2, `${flag.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, key);
+        assert.match(r.stderr, /only steps, logEvery, evalEvery, checkpointEvery may change/);
+      }
+      assert.equal(sha(path.join(a, 'checkpoint', 'weights.bin')), before, 'a refused resume writes nothing');
+      // The run's own values and the schedule are not changes.
+      const r = await cli(['distill', '--out', a, '--resume', '--steps', '61', '--seed', '3', '--batch-size', '2', '--set', 'logEvery=5']);
+      assert.equal(r.code, 0, r.stderr);
     });
   });
 });
