@@ -70,6 +70,12 @@ export function saveCheckpoint(runDir: string, meta: Omit<CheckpointMeta, 'tenso
 }
 
 /** The metadata (config, step, classes) of a run's checkpoint, without reading its weights. */
+/** True when two run folders are the same or one holds the other: writing one would overwrite the other. */
+export function sameOrNested(a: string, b: string): boolean {
+  const inside = (x: string, y: string) => { const r = path.relative(path.resolve(x), path.resolve(y)); return r === '' || (!r.startsWith(`..${path.sep}`) && r !== '..' && !path.isAbsolute(r)); };
+  return inside(a, b) || inside(b, a);
+}
+
 export function readCheckpointMeta(runDir: string): CheckpointMeta {
   return locateCheckpoint(runDir).meta;
 }

@@ -21,7 +21,8 @@ export const SelfTrainingSchema = z.object({
   /** The teacher's moving-average rate (DACS 0.99, DAFormer 0.999 over 40k steps), warmed up as min(1 - 1/(t+1), ema). */
   ema: z.number().min(0).max(1),
   /** A pixel is confident when the teacher's max probability exceeds this (DACS/DAFormer: 0.968). */
-  threshold: z.number().min(0).max(1),
+  /** A pixel counts when its max probability exceeds it: at 1 none ever would. */
+  threshold: z.number().min(0).lt(1),
   /** 0 = one threshold; p in (0, 100] = per class, min(threshold, p-th percentile of the class's confidences in the batch). */
   classPercentile: z.number().min(0).max(100),
   /** 'classmix' pastes half of a source crop's classes onto the target crop; 'none' trains on the target crop alone. */

@@ -12,7 +12,7 @@
  */
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
-import { disposeCheckpoint, readCheckpoint, readCheckpointMeta } from './checkpoint';
+import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, sameOrNested } from './checkpoint';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -136,8 +136,7 @@ function runFolder(p: string): string {
 export function distillOptions(o: { teacher?: string; temperature?: string; out: string; force?: boolean; overrides: ConfigPatch }): TrainOptions {
   if (!o.teacher) throw new UserError('distill needs --teacher RUN, the trained run to distil.', 'For example: i2i distill --teacher runs/g2c --out runs/g2c-student');
   const teacher = runFolder(path.resolve(o.teacher)), out = path.resolve(o.out);
-  const inside = (a: string, b: string) => !path.relative(a, b).startsWith('..') && !path.isAbsolute(path.relative(a, b));
-  if (inside(teacher, out) || inside(out, teacher)) {
+  if (sameOrNested(teacher, out)) {
     throw new UserError(`--out ${o.out} and --teacher ${o.teacher} are the same folder or one holds the other: the student's run would overwrite its teacher.`, 'Pass another --out.');
   }
   const t = readCheckpointMeta(teacher).config;

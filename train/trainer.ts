@@ -19,7 +19,7 @@ import { listScenes, type SegList } from './data/segmentation';
 import { sourceOf, type ImageSet, type ImageSource } from './data/types';
 import { sampledFrames, sampleVideoFolder } from './data/video-frames';
 import { classProbabilities, classStats, RareClassSampler } from './data/rare-class';
-import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, saveCheckpoint } from './checkpoint';
+import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, sameOrNested, saveCheckpoint } from './checkpoint';
 import { evaluateClassifier } from './eval';
 import { defaultDigitSplit, loadEvalSet } from './evaluate-run';
 import { I2IModel, OBJECTIVE_VERSION, type Losses } from './i2i';
@@ -169,11 +169,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
   } else {
     if (opts.from) {
-      if (opts.task) throw new UserError('--from takes the task of the run it starts from.', 'Leave out --task, or --from.');
+      if (sameOrNested(opts.from, opts.out)) {
+        throw new UserError(`--out ${opts.out} and --from ${opts.from} are the same folder or one holds the other: the new run would overwrite the run it starts from.`, 'Pass another --out.');
+      }
       // --method switches the method on top of the run's configuration, e.g. an I2I run continued
       // with self-training (--method full+st): every key a method sets is the new method's, the
       // rest (data, networks, schedule) the run's; without it, the run's own method.
       const from = readCheckpointMeta(opts.from).config;
+      if (opts.task && opts.task !== from.task) throw new UserError(`--from ${opts.from} is a ${from.task} run; --task ${opts.task} would be ignored (--from takes the task of the run it starts from).`, 'Leave out --task, or start a new run without --from.');
       const method: ConfigPatch = opts.method ? methodKeys(buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps })) : {};
       config = validateConfig({ ...merge(merge(from, method), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
     } else {

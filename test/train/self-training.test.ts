@@ -275,7 +275,32 @@ describe('self-training (train/self-training.ts)', function () {
       assert.match(r.stderr, /fine-tuning from .*g_shared, g_x, g_y, D_x, D_y not in it, initialised/);
       assert.match(r.stdout, /synth-drive \/ full\+st to step 1/);
       const w = checkpointValues(fine);
-      assert.ok([...w.keys()].some((k) => k.startsWith('var:f_ema/')) && [...w.keys()].some((k) => k.startsWith('var:g_y/')));
+      assert.ok([...w.keys()].some((k) => k.startsWith('var:g_y/')));
+      // The teacher started as the run's f and h (no warm-up from scratch): after one step it is
+      // 0.99 x the run's + 0.01 x the student's, weights and running statistics alike.
+      const w0 = checkpointValues(so);
+      const ema = [...w.keys()].filter((k) => /^var:[fh]_ema\//.test(k));
+      assert.ok(ema.length > 10, ema.join());
+      for (const k of ema) {
+        const own = k.replace('_ema/', '/'), t = w.get(k)!, start = w0.get(own)!, now = w.get(own)!;
+        assert.ok(start && now, `${own} in both runs`);
+        const err = Math.max(...Array.from(t, (v, i) => Math.abs(v - (0.99 * start[i] + 0.01 * now[i])) / (1e-3 + Math.abs(v))));
+        assert.ok(err < 1e-4, `${k}: ${err}`);
+      }
+      // A stranger's mistakes: --out on the run it starts from (even with --force), another --task,
+      // a threshold no pixel can exceed.
+      const before = fs.readFileSync(path.join(so, 'checkpoint', 'weights.bin'));
+      let bad = await cli(['train', '--from', so, '--method', 'full+st', '--out', so, '--force', '--steps', '1']);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /same folder or one holds the other: the new run would overwrite the run it starts from/);
+      assert.deepEqual(fs.readFileSync(path.join(so, 'checkpoint', 'weights.bin')), before, 'the run is intact');
+      bad = await cli(['train', '--from', so, '--task', 'mnist-optdigits', '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1']);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /is a synth-drive run; --task mnist-optdigits would be ignored/);
+      bad = await cli(['train', '--from', so, '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1', '--set', 'selfTraining.threshold=1']);
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /selfTraining.threshold/);
+      assert.ok(!fs.existsSync(path.join(root, 'x', 'checkpoint')));
     });
 
     it("self-training's pseudo-labels get more of the target pixels right over the first steps (target labels read for this check only)", async () => {
