@@ -72,7 +72,10 @@ i2i train --task <task> --method <method> --out <dir> [options]
                   refused without --resume, or --force, which replaces it)
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
-                  the labels are read for the log only)
+                  the labels are read for the log only); self-training (self-train, full+st):
+                  selfTraining.ema|threshold|classPercentile|mix|mixSource|jitter|blur|micPatch|micRatio,
+                  weights.mic=1 (MIC), data.rcsTemperature=0.01 (rare-class sampling); the
+                  selfTraining keys act only when weights.st or weights.mic > 0 (README, "Self-training")
 
 i2i distill --teacher RUN --out DIR [--student E] [--temperature T] [--steps N] [options]
   a run folder like i2i train's (checkpoints, --resume, metrics.jsonl; i2i eval, convert and serve
