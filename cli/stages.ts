@@ -170,16 +170,13 @@ function overridesFrom(v: Record<string, string | boolean | string[] | undefined
   const patch: Record<string, unknown> = {};
   const num = (k: string, key: string, min: number, example: number) => {
     if (v[k] === undefined) return;
-    const n = Number(v[k]);
-    if (!Number.isInteger(n) || n < min) throw new UserError(`--${k} must be an integer >= ${min}, got "${v[k]}".`, `For example --${k} ${example}.`);
+    const n = /^\d+$/.test(String(v[k])) ? Number(v[k]) : NaN;
+    if (!Number.isSafeInteger(n) || n < min) throw new UserError(`--${k} must be an integer >= ${min}, got "${v[k]}".`, `For example --${k} ${example}.`);
     setPath(patch, key, String(n));
   };
   num('steps', 'steps', 1, 2000);
   num('seed', 'seed', 0, 0);
   num('batch-size', 'batchSize', 1, 8);
-  // One kind of target per run: the config would silently prefer one of them.
-  const targets = (['target-root', 'target-videos', 'target-frames'] as const).filter((k) => typeof v[k] === 'string');
-  if (targets.length > 1) throw new UserError(`--${targets[0]} and --${targets[1]} both name the target domain; a run reads one kind of target.`, `Pass only one of --target-root (a Cityscapes-layout folder), --target-videos (a folder of videos) or --target-frames (a folder of images).`);
   if (typeof v['source-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).sourceRoot = path.resolve(v['source-root']));
   if (typeof v['target-root'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetRoot = path.resolve(v['target-root']));
   if (typeof v['target-videos'] === 'string') (patch.data ??= {}, (patch.data as Record<string, unknown>).targetVideos = path.resolve(v['target-videos']));
@@ -193,6 +190,10 @@ function overridesFrom(v: Record<string, string | boolean | string[] | undefined
     if (eq < 1) throw new UserError(`--set expects KEY=VALUE, got "${kv}".`, 'For example --set weights.z=0.2');
     setPath(patch, kv.slice(0, eq), kv.slice(eq + 1));
   }
+  // One kind of target per run (flags or --set): the config would silently prefer one of them.
+  const data = (patch.data ?? {}) as Record<string, unknown>;
+  const targets = ([['targetRoot', '--target-root'], ['targetVideos', '--target-videos'], ['targetFrames', '--target-frames']] as const).filter(([k]) => data[k] !== undefined).map(([, flag]) => flag);
+  if (targets.length > 1) throw new UserError(`${targets[0]} and ${targets[1]} both name the target domain; a run reads one kind of target.`, 'Pass only one of --target-root (a Cityscapes-layout folder), --target-videos (a folder of videos) or --target-frames (a folder of images).');
   return patch as ConfigPatch;
 }
 

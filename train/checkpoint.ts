@@ -69,13 +69,28 @@ export function saveCheckpoint(runDir: string, meta: Omit<CheckpointMeta, 'tenso
   return final;
 }
 
-/** The metadata (config, step, classes) of a run's checkpoint, without reading its weights. */
-/** True when two run folders are the same or one holds the other: writing one would overwrite the other. */
+/**
+ * True when two run folders are the same or one holds the other: writing one would overwrite the
+ * other. Symbolic links are followed (as far as the paths exist), so a link is no way round it.
+ */
 export function sameOrNested(a: string, b: string): boolean {
-  const inside = (x: string, y: string) => { const r = path.relative(path.resolve(x), path.resolve(y)); return r === '' || (!r.startsWith(`..${path.sep}`) && r !== '..' && !path.isAbsolute(r)); };
-  return inside(a, b) || inside(b, a);
+  const real = (p: string) => {
+    let q = path.resolve(p);
+    const rest: string[] = [];
+    while (!fs.existsSync(q) && path.dirname(q) !== q) { rest.unshift(path.basename(q)); q = path.dirname(q); }
+    return path.join(fs.realpathSync(q), ...rest);
+  };
+  const inside = (x: string, y: string) => { const r = path.relative(x, y); return r === '' || (r !== '..' && !r.startsWith(`..${path.sep}`) && !path.isAbsolute(r)); };
+  const [x, y] = [real(a), real(b)];
+  return inside(x, y) || inside(y, x);
 }
 
+/** The folder a run's checkpoint is read from: the run's checkpoint/, checkpoint.prev/ or the folder itself. */
+export function checkpointDir(runDir: string): string {
+  return locateCheckpoint(runDir).dir;
+}
+
+/** The metadata (config, step, classes) of a run's checkpoint, without reading its weights. */
 export function readCheckpointMeta(runDir: string): CheckpointMeta {
   return locateCheckpoint(runDir).meta;
 }

@@ -21,8 +21,7 @@ export const SelfTrainingSchema = z.object({
   /** The teacher's moving-average rate (DACS 0.99, DAFormer 0.999 over 40k steps), warmed up as min(1 - 1/(t+1), ema). */
   ema: z.number().min(0).max(1),
   /** A pixel is confident when the teacher's max probability exceeds this (DACS/DAFormer: 0.968). */
-  /** A pixel counts when its max probability exceeds it: at 1 none ever would. */
-  threshold: z.number().min(0).lt(1),
+  threshold: z.number().min(0).max(1),
   /** 0 = one threshold; p in (0, 100] = per class, min(threshold, p-th percentile of the class's confidences in the batch). */
   classPercentile: z.number().min(0).max(100),
   /** 'classmix' pastes half of a source crop's classes onto the target crop; 'none' trains on the target crop alone. */
@@ -361,6 +360,36 @@ export function changedKey(config: unknown, patch: unknown, allowed: ReadonlySet
     if (changed) return changed;
   }
   return undefined;
+}
+
+/**
+ * A resume's overrides with what buildConfig resolves when a run starts resolved the same way, so
+ * that repeating a run's own flag is not a change: former encoder names, `--init imagenet` (the
+ * weights file's path, or none for an encoder without ImageNet weights), `--init none` on a run
+ * that had no init, and the 'auto' values (inputNorm, pretrainSteps -1), which were resolved then.
+ */
+export function resolvedAsRun(was: Config, o: ConfigPatch): ConfigPatch {
+  const out: ConfigPatch = { ...o };
+  if (o.pretrainSteps === -1) delete out.pretrainSteps;
+  if (!o.model) return out;
+  const model: Record<string, unknown> & { encoder?: string; init?: string; inputNorm?: string } = { ...o.model };
+  if (model.encoder !== undefined) model.encoder = currentEncoderName(was.kind, model.encoder);
+  const encoder = model.encoder ?? was.model.encoder;
+  if (model.init === INIT_IMAGENET) { if (hasImagenet(encoder)) model.init = imagenetPath(encoder); else delete model.init; }
+  if (model.init === INIT_NONE && was.model.init === undefined) delete model.init;
+  if (model.inputNorm === 'auto') delete model.inputNorm;
+  return { ...out, model } as ConfigPatch;
+}
+
+/**
+ * Settings a new run may not start with although a saved run's configuration may hold them (so
+ * they are refused here, not by the schema that also loads saved runs).
+ */
+export function checkNewRun(c: Config): void {
+  const s = c.selfTraining;
+  if (c.weights.st + c.weights.mic > 0 && s.classPercentile === 0 && s.threshold >= 1) {
+    throw new UserError('Invalid configuration: selfTraining.threshold 1 with one threshold: a pixel counts when its max probability exceeds it, so no target pixel would ever carry weight.', 'Use a threshold below 1 (DACS: 0.968), or per-class thresholds (selfTraining.classPercentile).');
+  }
 }
 
 /** Sets a dotted key ("weights.z") from a CLI string; numbers, booleans and JSON are parsed. */

@@ -12,7 +12,7 @@
  */
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
-import { disposeCheckpoint, readCheckpoint, readCheckpointMeta, sameOrNested } from './checkpoint';
+import { checkpointDir, disposeCheckpoint, readCheckpoint, readCheckpointMeta, sameOrNested } from './checkpoint';
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -105,10 +105,8 @@ export class DistillTeacher {
 
 /** sha256 of a run's checkpoint weights (first 16 hex digits): which teacher a student learned from. */
 export function teacherFingerprint(run: string): string {
-  // Where readCheckpoint reads the weights: the folder itself when it is a checkpoint folder.
-  const candidates = fs.existsSync(path.join(run, 'checkpoint.json')) ? [run] : ['checkpoint', 'checkpoint.prev'].map((d) => path.join(run, d));
-  const dir = candidates.find((d) => fs.existsSync(path.join(d, 'weights.bin')));
-  if (!dir) return '';
+  // The weights readCheckpoint loads, found by the same rules.
+  const dir = checkpointDir(run);
   const h = createHash('sha256');
   const fd = fs.openSync(path.join(dir, 'weights.bin'), 'r');
   try {
@@ -119,13 +117,13 @@ export function teacherFingerprint(run: string): string {
 }
 
 /**
- * The run folder a user means by `p`: the run itself, or the run of its checkpoint/ (or
- * checkpoint.prev/) folder. The teacher is recorded and fingerprinted as a run, so that --resume
- * finds the same weights the way it found them at the start.
+ * The run folder a user means by `p`: the run itself, or the run of its checkpoint/ folder (the
+ * weights the run reads first). The teacher is recorded and fingerprinted as a run, so that
+ * --resume finds its weights the way it found them at the start. checkpoint.prev/ stays itself:
+ * as a run it would name the newer checkpoint/.
  */
 function runFolder(p: string): string {
-  const base = path.basename(p);
-  return (base === 'checkpoint' || base === 'checkpoint.prev') && fs.existsSync(path.join(p, 'checkpoint.json')) ? path.dirname(p) : p;
+  return path.basename(p) === 'checkpoint' && fs.existsSync(path.join(p, 'checkpoint.json')) ? path.dirname(p) : p;
 }
 
 /**

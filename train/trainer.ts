@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, changedKey, merge, methodKeys, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, changedKey, checkNewRun, merge, methodKeys, resolvedAsRun, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -153,11 +153,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     // The run's own config; only the schedule (total steps, logging, evaluation, checkpoint cadence)
     // may change. Anything else the caller asks for would be ignored, so it is refused.
     const o = opts.overrides ?? {};
-    const changed = changedKey(was, o) ?? (opts.task !== undefined && opts.task !== was.task ? 'task' : opts.method !== undefined && opts.method !== was.method ? 'method' : opts.from !== undefined && path.resolve(opts.from) !== was.fromRun ? 'fromRun' : undefined);
+    const asked = resolvedAsRun(was, { ...o, ...(opts.task !== undefined && { task: opts.task }), ...(opts.method !== undefined && { method: opts.method }), ...(opts.from !== undefined && { fromRun: path.resolve(opts.from) }) } as ConfigPatch);
+    const changed = changedKey(was, asked);
     if (changed) {
-      const asked = changed === 'task' ? opts.task : changed === 'method' ? opts.method : changed === 'fromRun' ? opts.from : changed.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], o);
-      const had = changed.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)?.[k], was);
-      throw new UserError(`--resume continues ${opts.out} with the settings it started with; ${changed} ${JSON.stringify(asked)} would be ignored (the run has ${JSON.stringify(had) ?? 'none'}).`,
+      const at = (c: unknown) => JSON.stringify(changed.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], c)) ?? 'none';
+      throw new UserError(`--resume continues ${opts.out} with the settings it started with; ${changed} ${at(asked)} would be ignored (the run has ${at(was)}).`,
         `Leave it out (on --resume only ${[...RESUMABLE_KEYS].join(', ')} may change), or train a new run into another --out.`);
     }
     ckpt = readCheckpoint(opts.out);
@@ -183,6 +183,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
       config = buildConfig(opts.task, opts.method, opts.overrides);
     }
+    checkNewRun(config);
     if (hasRun && !opts.force) {
       throw new UserError(`${opts.out} already holds a run; training into it again would overwrite its checkpoint and mix two runs in its metrics.jsonl.`, 'Pass --resume to continue it, --force to replace it, or another --out.');
     }

@@ -133,6 +133,13 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       let r = await cli(['distill', '--teacher', teacher, '--out', teacher, '--force', '--steps', '1']);
       assert.equal(r.code, 2);
       assert.match(r.stderr, /same folder or one holds the other/);
+      // Nor through a symbolic link to it.
+      const link = path.join(root, 'teacher-link');
+      fs.symlinkSync(teacher, link);
+      r = await cli(['distill', '--teacher', teacher, '--out', path.join(link, 'student'), '--steps', '1']);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /same folder or one holds the other/);
+      assert.ok(!fs.existsSync(path.join(teacher, 'student')));
       assert.ok(fs.existsSync(path.join(teacher, 'checkpoint', 'weights.bin')));
       // A teacher trained on after the student started: resuming would distil another model.
       const t2 = path.join(root, 'teacher2'), s2 = path.join(root, 'student2');
@@ -179,7 +186,7 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       const m = JSON.parse(fs.readFileSync(path.join(out, 'manifest.json'), 'utf8'));
       const { fingerprint, ...named } = m.training.teacher;
       assert.deepEqual(named, { run: teacher, step: 120, task: 'synth-drive', method: 'source-only', encoder: 'densenet-small' });
-      assert.match(fingerprint, /^[0-9a-f]{16}$/);
+      assert.equal(fingerprint, createHash('sha256').update(fs.readFileSync(path.join(teacher, 'checkpoint', 'weights.bin'))).digest('hex').slice(0, 16), "the teacher's weights");
       assert.equal(m.training.config.model.encoder, 'fastseg');
       const fp32 = m.parity.find((p: { precision: string; format: string }) => p.precision === 'fp32' && p.format === 'tflite');
       const int8 = m.parity.find((p: { precision: string }) => p.precision === 'int8');
@@ -235,6 +242,12 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--steps', '0']);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /--steps must be an integer >= 1, got "0"/);
+      r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--steps', '0x10']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--steps must be an integer >= 1, got "0x10"/);
+      r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--target-root', tgt, '--set', `data.targetFrames=${root}`]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /--target-root and --target-frames both name the target domain/);
       r = await cli(['distill', '--teacher', teacher, '--out', path.join(root, 'z'), '--target-root', tgt, '--target-videos', root]);
       assert.equal(r.code, 2, r.stderr);
       assert.match(r.stderr, /--target-root and --target-videos both name the target domain/);
@@ -257,7 +270,8 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       }
       assert.equal(sha(path.join(a, 'checkpoint', 'weights.bin')), before, 'a refused resume writes nothing');
       // The run's own values and the schedule are not changes.
-      const r = await cli(['distill', '--out', a, '--resume', '--steps', '61', '--seed', '3', '--batch-size', '2', '--set', 'logEvery=5']);
+      // Nor are flags whose value the run resolved when it started ('auto', --init none without an init).
+      const r = await cli(['distill', '--out', a, '--resume', '--steps', '61', '--seed', '3', '--batch-size', '2', '--set', 'logEvery=5', '--set', 'model.inputNorm=auto', '--set', 'pretrainSteps=-1', '--init', 'none']);
       assert.equal(r.code, 0, r.stderr);
     });
   });
