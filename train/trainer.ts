@@ -161,7 +161,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         `Leave it out (on --resume only ${[...RESUMABLE_KEYS].join(', ')} may change), or train a new run into another --out.`);
     }
     ckpt = readCheckpoint(opts.out);
-    config = validateConfig({ ...ckpt.meta.config, ...(o.steps ? { steps: o.steps } : {}), ...(o.logEvery ? { logEvery: o.logEvery } : {}), ...(o.evalEvery !== undefined ? { evalEvery: o.evalEvery } : {}), ...(o.checkpointEvery ? { checkpointEvery: o.checkpointEvery } : {}) });
+    const schedule = Object.fromEntries([...RESUMABLE_KEYS].flatMap((k) => (o[k as keyof ConfigPatch] === undefined ? [] : [[k, o[k as keyof ConfigPatch]]])));
+    config = validateConfig({ ...ckpt.meta.config, ...schedule });
     start = ckpt.meta.step;
     if (config.steps < start) {
       disposeCheckpoint(ckpt);
