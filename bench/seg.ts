@@ -7,7 +7,8 @@
  * steps, then B --from it for the other half: self-training started from a trained I2I run. Each run is a child `i2i` process; two run at once (wasm uses one thread).
  * Rows named `<method>+adabn` or `<method>+precise-bn` are that method's run (trained once, shared)
  * evaluated after `i2i eval --bn-frames N`: batch-norm statistics re-estimated on N unlabelled target
- * training frames. source-only+adabn is AdaBN (Li et al. 2016), the share of adaptation that target
+ * training frames. Rows named `<method>@ema` evaluate that run's EMA teacher (f_ema, h_ema; runs
+ * that self-train keep one) instead of its student (`i2i eval --ema-teacher`). source-only+adabn is AdaBN (Li et al. 2016), the share of adaptation that target
  * statistics alone give; full+precise-bn is the full method with exact instead of momentum statistics.
  *
  *   npm run bench:seg -- [--steps N] [--seeds 0] [--count 300] [--bn-frames 100] [--set k=v ...] [--reuse]
@@ -53,14 +54,17 @@ async function synth(): Promise<void> {
 }
 
 /** Rows whose last stage self-trains (their gap share is reported against issue 26's goal). */
-const selfTrains = (m: string) => m === 'self-train' || m.endsWith('>self-train') || m.endsWith('full+st');
+const selfTrains = (m: string) => { const b = parseRow(m).base; return b === 'self-train' || b.endsWith('>self-train') || b.endsWith('full+st'); };
 
 interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
 
-/** A row's training method and whether it re-estimates batch norm first ('full+precise-bn' -> full, yes). */
-function parseRow(row: string): { base: string; bn: boolean } {
-  const m = /^(.+)\+(adabn|precise-bn)$/.exec(row);
-  return m ? { base: m[1], bn: true } : { base: row, bn: false };
+/**
+ * A row's training method, whether it re-estimates batch norm first ('full+precise-bn' -> full, yes)
+ * and whether it evaluates the run's EMA teacher instead of its student ('full+st@ema' -> full+st).
+ */
+function parseRow(row: string): { base: string; bn: boolean; ema: boolean } {
+  const m = /^(.+?)(@ema)?(\+(adabn|precise-bn))?$/.exec(row)!;
+  return { base: m[1], ema: m[2] !== undefined, bn: m[3] !== undefined };
 }
 
 /** Each (method, seed) trains once, whichever rows read it. */
@@ -72,9 +76,9 @@ function trained(method: string, seed: number): Promise<{ dir: string; seconds: 
 }
 
 async function one(row: string, seed: number): Promise<Result> {
-  const { base, bn } = parseRow(row);
+  const { base, bn, ema } = parseRow(row);
   const { dir, seconds } = await trained(base, seed);
-  const r = JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json', ...(bn ? ['--bn-frames', values['bn-frames']!] : [])]));
+  const r = JSON.parse(await runI2i(['eval', '--checkpoint', dir, '--target-root', path.join(data, 'target'), '--json', ...(bn ? ['--bn-frames', values['bn-frames']!] : []), ...(ema ? ['--ema-teacher'] : [])]));
   process.stderr.write(`[bench] ${row} seed ${seed}: mIoU ${(r.mIoU * 100).toFixed(1)}${bn ? ` (batch norm re-estimated on ${r.bn.frames} target training frames)` : ''}\n`);
   return { method: row, seed, mIoU: r.mIoU, perClass: r.perClass, seconds };
 }
@@ -121,7 +125,7 @@ async function main() {
   await synth();
   const jobs = methods.flatMap((m) => seeds.map((s) => [m, s] as const));
   // Longest first; rows that only re-evaluate a run last, so their run is trained (or training) by then.
-  const rank = (m: string) => (parseRow(m).bn ? 2 : m.endsWith('full+st') ? 0 : m === 'full' || m === 'self-train' ? 1 : 1.5);
+  const rank = (m: string) => (parseRow(m).bn || parseRow(m).ema ? 2 : m.endsWith('full+st') ? 0 : m === 'full' || m === 'self-train' ? 1 : 1.5);
   jobs.sort((a, b) => rank(a[0]) - rank(b[0]));
   const results: Result[] = [];
   await Promise.all(Array.from({ length: Number(values.parallel) }, async () => {
@@ -144,8 +148,8 @@ async function main() {
     methods.includes('oracle') && methods.includes('full') ? `gap recovered by full: (${full.toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((full - so) / (oracle - so) * 100).toFixed(1)}% (goal: at least 50%)` : '',
     // Self-training's rows (issue 26's goal: full+st at least 70%, above full on every seed).
     ...methods.filter(selfTrains).filter(() => methods.includes('oracle') && methods.includes('source-only')).map((m) =>
-      `gap recovered by ${m}: (${mean(m).toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((mean(m) - so) / (oracle - so) * 100).toFixed(1)}%${m.endsWith('full+st') ? ' (goal: at least 70%)' : ''}`),
-    ...methods.filter((m) => m.endsWith('full+st') && methods.includes('full')).map((st) => `${st} - full per seed: ${seeds.map((s) => { const r = (m: string) => results.find((x) => x.method === m && x.seed === s)!.mIoU * 100; return `seed ${s} ${(r(st) - r('full')) >= 0 ? '+' : ''}${(r(st) - r('full')).toFixed(1)}`; }).join(', ')}`),
+      `gap recovered by ${m}: (${mean(m).toFixed(1)} - ${so.toFixed(1)}) / (${oracle.toFixed(1)} - ${so.toFixed(1)}) = ${((mean(m) - so) / (oracle - so) * 100).toFixed(1)}%${parseRow(m).base.endsWith('full+st') ? ' (goal: at least 70%)' : ''}`),
+    ...methods.filter((m) => parseRow(m).base.endsWith('full+st') && !parseRow(m).bn && methods.includes('full')).map((st) => `${st} - full per seed: ${seeds.map((s) => { const r = (m: string) => results.find((x) => x.method === m && x.seed === s)!.mIoU * 100; return `seed ${s} ${(r(st) - r('full')) >= 0 ? '+' : ''}${(r(st) - r('full')).toFixed(1)}`; }).join(', ')}`),
     methods.some((m) => m.includes('>')) ? `A>B rows: A trained for ${Math.floor(Number(values.steps) / 2)} steps, then B --from it for the other ${Number(values.steps) - Math.floor(Number(values.steps) / 2)} (fresh optimisers); train s/run is both stages'` : '',
     // The same share for every batch-norm row: AdaBN's is what target statistics alone recover.
     ...methods.filter((m) => parseRow(m).bn && methods.includes('oracle') && methods.includes('source-only')).map((m) =>

@@ -87,13 +87,14 @@ i2i distill --teacher RUN --out DIR [--student E] [--temperature T] [--steps N] 
                   default to the teacher's own folders
   --steps, --seed, --batch-size, --init, --resume, --force, --set: as for i2i train
 
-i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--bn-frames N [--bn-root P]] [--json]
+i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--bn-frames N [--bn-root P]] [--ema-teacher] [--json]
   classifiers: target accuracy and confusion matrix (--split train|test);
   segmenters: whole frames at the training scale, logits upsampled to full resolution,
   per-class IoU in Table 4 order and mIoU (--split val by default, Cityscapes layout);
   --bn-frames N first re-estimates the batch-norm statistics of f (precise BN; AdaBN for a
   source-only run) on N unlabelled frames of the train split of --bn-root (default: the target
   root), never the evaluated frames; in memory, the run is not changed;
+  --ema-teacher evaluates a self-training run's EMA teacher (f_ema, h_ema) instead of its student;
   --json prints one JSON object
 
 ${SERVE_HELP}
@@ -111,7 +112,7 @@ ${WORKER_HELP}
 i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--input HxW]
             [--calibrate DIR|VIDEO] [--calibration-frames N] [--eval ROOT] [--eval-split S]
             [--eval-frames N] [--check-frames N] [--bn-frames N] [--upsample runtime|model] [--argmax]
-            [--threads N] [--force]
+            [--threads N] [--ema-teacher] [--force]
   writes BUNDLE/model.tflite (float32: encoder + classifier, batch norm folded, native dilated
   convs), BUNDLE/model.int8.tflite (full-integer: int8 weights per output channel, int8
   activations per tensor calibrated on the first N (32) --calibrate frames: for segmenters a
@@ -132,6 +133,8 @@ i2i convert --checkpoint DIR --out BUNDLE [--precision fp32,fp16,uint8,int8] [--
   TFLite's resize of 19 channels cost 150-180 ms of every frame. model: the models end with that
   resize (logits at the input size), for runtimes other than i2i's. Classifiers: not used.
   --argmax ends the models with an arg-max: uint8 label maps (int32 in tfjs); implies --upsample model.
+  --ema-teacher exports a self-training run's EMA teacher (f_ema, h_ema) instead of its student
+  (manifest training.weights).
   --bn-frames N re-estimates the batch-norm statistics of f (precise BN) on the first N --calibrate
   frames at the bundle's input size before export (recorded in the manifest; the run is not changed).
   The bundle is built in a hidden folder beside BUNDLE and renamed into place when complete: a
@@ -243,7 +246,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv, strict: true, options: {
       checkpoint: { type: 'string' }, 'target-root': { type: 'string' }, split: { type: 'string' }, json: { type: 'boolean' }, limit: { type: 'string' },
-      'bn-frames': { type: 'string' }, 'bn-root': { type: 'string' },
+      'bn-frames': { type: 'string' }, 'bn-root': { type: 'string' }, 'ema-teacher': { type: 'boolean' },
     },
   });
   if (!values.checkpoint) throw new UserError('eval needs --checkpoint <run dir>.');
@@ -255,6 +258,7 @@ async function cmdEval(argv: string[]): Promise<void> {
   const r = await evaluateRun(path.resolve(values.checkpoint), {
     targetRoot: values['target-root'] && path.resolve(values['target-root']), split: values.split, limit,
     bnFrames: bnFrames === undefined ? undefined : Number(bnFrames), bnRoot: values['bn-root'] && path.resolve(values['bn-root']),
+    weights: values['ema-teacher'] ? 'ema-teacher' : 'student',
     progress: (l) => process.stderr.write(l + '\n'),
   });
   if (values.json) process.stdout.write(JSON.stringify(r.json) + '\n');
@@ -266,7 +270,7 @@ async function cmdConvert(argv: string[]): Promise<void> {
     checkpoint: { type: 'string' }, out: { type: 'string' }, precision: { type: 'string' }, input: { type: 'string' }, threads: { type: 'string' },
     calibrate: { type: 'string' }, 'calibration-frames': { type: 'string' }, 'check-frames': { type: 'string' }, 'bn-frames': { type: 'string' },
     eval: { type: 'string' }, 'eval-split': { type: 'string' }, 'eval-frames': { type: 'string' }, argmax: { type: 'boolean' }, force: { type: 'boolean' },
-    upsample: { type: 'string' },
+    upsample: { type: 'string' }, 'ema-teacher': { type: 'boolean' },
   } });
   if (!values.checkpoint || !values.out) throw new UserError('convert needs --checkpoint <run> and --out <bundle dir>.');
   let input: [number, number] | undefined;
@@ -286,7 +290,8 @@ async function cmdConvert(argv: string[]): Promise<void> {
   const upsample = values.upsample as 'runtime' | 'model' | undefined;
   const opts = { checkpoint: path.resolve(values.checkpoint), out: path.resolve(values.out), precisions: values.precision?.split(','), input, threads: count('threads'),
     calibrate: abs(values.calibrate), calibrationFrames: count('calibration-frames'), checkFrames: count('check-frames'), bnFrames: count('bn-frames'),
-    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, upsample, force: values.force };
+    eval: abs(values.eval), evalSplit: values['eval-split'], evalFrames: count('eval-frames'), argmax: values.argmax, upsample, force: values.force,
+    weights: values['ema-teacher'] ? 'ema-teacher' as const : undefined };
   await initBackend();
   // Ctrl-C / SIGTERM stop the conversion at the next frame boundary; its staging folder is removed and --out kept.
   const stop = new AbortController();

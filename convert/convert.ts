@@ -14,7 +14,7 @@ import { isUserError, UserError } from '../core/errors';
 import { calibrateDrift } from '../core/drift';
 import { median } from '../core/stats';
 import { CITYSCAPES_CLASSES, CITYSCAPES_PALETTE } from '../core/labels';
-import { openRun } from '../train/run';
+import { openRun, type RunWeights } from '../train/run';
 import { readCheckpointMeta } from '../train/checkpoint';
 import { loadedFrames, recalibrateBatchNorm, sourceBatches } from '../train/bn-recalibrate';
 import { loadEvalSet } from '../train/evaluate-run';
@@ -71,6 +71,8 @@ export interface ConvertOptions {
   upsample?: Upsample;
   /** Precise BN: re-estimate f's batch-norm statistics on the first N --calibrate frames before export (the run is not changed). */
   bnFrames?: number;
+  /** 'ema-teacher': export a self-training run's EMA teacher (f_ema, h_ema) instead of its student. */
+  weights?: RunWeights;
   threads?: number;
   /** Replace an existing non-empty --out (only once the new bundle is complete). */
   force?: boolean;
@@ -138,7 +140,7 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
   await breathe();
   const int8 = precisions.includes('int8');
   // The training model: the export graph and the parity reference are both read from its weights.
-  const { model, meta } = openRun(o.checkpoint);
+  const { model, meta } = openRun(o.checkpoint, { weights: o.weights });
   const config = meta.config;
   const seg = config.kind === 'segment';
   let hw: [number, number];
@@ -269,7 +271,7 @@ async function build(o: ConvertOptions, precisions: string[], dir: string, log: 
       classes: seg ? CITYSCAPES_CLASSES.map((name, id) => ({ id, name, color: CITYSCAPES_PALETTE[id] })) : meta.classes.map((name, id) => ({ id, name })),
       input: { height: hw[0], width: hw[1], channels, layout: 'NHWC', normalisation: 'x/127.5-1' },
       models: files,
-      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint), ...(bn && { bnFrames: bn.frames, bnSource: bn.source }), ...teacherOf(config) },
+      training: { checkpoint: path.resolve(o.checkpoint), step: meta.step, config, metrics: lastMetrics(o.checkpoint), ...(o.weights === 'ema-teacher' && { weights: o.weights }), ...(bn && { bnFrames: bn.frames, bnSource: bn.source }), ...teacherOf(config) },
       calibration,
       check: { source: o.eval ? `${path.resolve(o.eval)} (${evalSplit})` : o.calibrate ? path.resolve(o.calibrate) : 'random uniform frames in [-1, 1]', frames: checks.length },
       evaluation: o.eval ? { metric: seg ? 'mIoU' : 'accuracy', source: path.resolve(o.eval), split: evalSplit, frames: checks.length, tfjsScore: score(refConf),

@@ -84,6 +84,8 @@ export const ManifestSchema = z.object({
   training: z.object({ checkpoint: z.string(), step: z.number().int(), config: z.unknown(), metrics: z.unknown().optional(),
     /** Converted with --bn-frames: batch-norm statistics re-estimated (precise BN) on this many frames of `bnSource` before export. */
     bnFrames: z.number().int().positive().optional(), bnSource: z.string().optional(),
+    /** Converted with --ema-teacher: the run's self-training teacher (f_ema, h_ema), not its student. */
+    weights: z.enum(['student', 'ema-teacher']).optional(),
     /** A distilled student (i2i distill): the run it learned from, as it was when converted. */
     teacher: z.object({ run: z.string(), step: z.number().int().optional(), task: z.string().optional(), method: z.string().optional(), encoder: z.string().optional(), fingerprint: z.string().optional() }).optional() }),
   /** Target frames the int8 model was calibrated on. */

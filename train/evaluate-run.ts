@@ -11,7 +11,7 @@ import type { Config } from './config';
 import { sourceOf, type ImageSource } from './data/types';
 import { evaluateSegmenter } from './eval-seg';
 import type { I2IModel } from './i2i';
-import { openRun } from './run';
+import { openRun, type RunWeights } from './run';
 import { recalibrateBatchNorm, sceneBatches, sourceBatches } from './bn-recalibrate';
 
 export interface EvalOptions {
@@ -26,6 +26,8 @@ export interface EvalOptions {
   bnFrames?: number;
   /** Where those frames come from (default: the target root); never the evaluated frames themselves. */
   bnRoot?: string;
+  /** 'ema-teacher': evaluate a self-training run's teacher (f_ema, h_ema) instead of its student. */
+  weights?: RunWeights;
   progress?: (line: string) => void;
 }
 
@@ -57,7 +59,7 @@ export async function loadEvalSet(config: Config, o: { root?: string; split?: 't
 export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promise<{ report?: ClassificationReport; seg?: SegmentationReport; json: object; text: string }> {
   if (opts.bnFrames !== undefined && !(Number.isInteger(opts.bnFrames) && opts.bnFrames > 0)) throw new UserError(`--bn-frames must be a positive integer, got ${opts.bnFrames}.`, 'Pass the number of unlabelled target frames to re-estimate batch-norm statistics on, e.g. --bn-frames 100.');
   if (opts.bnRoot !== undefined && opts.bnFrames === undefined) throw new UserError('--bn-root without --bn-frames re-estimates nothing.', 'Add --bn-frames N.');
-  const { model, meta } = openRun(runDir);
+  const { model, meta } = openRun(runDir, { weights: opts.weights });
   const config = meta.config;
   try {
     const d = config.data;
@@ -66,14 +68,15 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     const bn = opts.bnFrames ? await recalibrateClassifier(model, opts.bnFrames, opts, split) : undefined;
     const set = await loadEvalSet(config, { root: opts.targetRoot, split });
     const report = evaluateClassifier(model, set);
-    const json = { task: config.task, method: config.method, step: meta.step, target: d.target, split, n: report.n, unit: 'fraction' as const, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion, ...(bn && { bn }) };
-    const text = `${bnLine(bn)}${config.task} / ${config.method} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;
+    const json = { task: config.task, method: config.method, step: meta.step, weights: opts.weights ?? 'student', target: d.target, split, n: report.n, unit: 'fraction' as const, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion, ...(bn && { bn }) };
+    const text = `${bnLine(bn)}${config.task} / ${config.method}${whose(opts.weights)} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;
     return { report, json, text };
   } finally {
     model.dispose();
   }
 }
 
+const whose = (w: RunWeights | undefined) => (w === 'ema-teacher' ? ' (its EMA teacher)' : '');
 const bnLine = (bn: BnSource | undefined) => (bn ? `batch-norm statistics of ${bn.layers} layers re-estimated on ${bn.frames} unlabelled target frames (${bn.split} split of ${bn.source})\n` : '');
 
 /** The classifier's batch norm on the target's train images (labels unread), in batches of the run's size. */
@@ -117,11 +120,11 @@ async function evaluateSegmentationRun(model: I2IModel, runDir: string, step: nu
     (i, n) => { if (opts.progress && (i % 25 === 0 || i === n)) opts.progress(`[eval] ${i}/${n} frames`); });
   const perClass = Object.fromEntries(CITYSCAPES_CLASSES.map((c, i) => [c, r.perClass[i]]));
   // JSON scores are fractions in [0, 1]; the text prints percentages.
-  const json = { task: config.task, method: config.method, step, split, n: r.n, unit: 'fraction' as const, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, ...(bn && { bn }) };
+  const json = { task: config.task, method: config.method, step, weights: opts.weights ?? 'student', split, n: r.n, unit: 'fraction' as const, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, ...(bn && { bn }) };
   const pct = (v: number) => (Number.isNaN(v) ? '  -  ' : (v * 100).toFixed(1).padStart(5));
   const text = [
     ...(bn ? [bnLine(bn).trim()] : []),
-    `${config.task} / ${config.method} at step ${step}, ${r.n} target frames (${split}) of ${root}`,
+    `${config.task} / ${config.method}${whose(opts.weights)} at step ${step}, ${r.n} target frames (${split}) of ${root}`,
     `mIoU ${pct(r.mIoU)}%   pixel accuracy ${pct(r.pixelAccuracy)}%   (IoU per class in %; '-': class absent from labels and predictions)`,
     ...CITYSCAPES_CLASSES.map((c, i) => `  ${c.padEnd(14)} ${pct(r.perClass[i])}`),
   ].join('\n');

@@ -1,20 +1,41 @@
 /** Opening a finished or running training run: its checkpoint restored into a live model. */
+import { UserError } from '../core/errors';
+import { copyStore } from './models/layers';
 import { disposeCheckpoint, readCheckpoint, type CheckpointMeta } from './checkpoint';
 import { I2IModel } from './i2i';
+import { TEACHER_NETWORKS } from './self-training';
 import { restoreModel } from './state';
 
 export interface OpenRun { model: I2IModel; meta: CheckpointMeta }
 
 /**
- * The model of `runDir`'s checkpoint with its weights and running statistics (no optimiser state);
- * the checkpoint's tensors are released. The caller owns the model (dispose it).
+ * Which weights of a run act as its f and h: the student's (what the run trained, the default) or
+ * the self-training teacher's (f_ema, h_ema: the moving average of the student, running statistics
+ * included), which a run that self-trains also keeps.
  */
-export function openRun(runDir: string): OpenRun {
+export type RunWeights = 'student' | 'ema-teacher';
+
+/**
+ * The model of `runDir`'s checkpoint with its weights and running statistics (no optimiser state);
+ * the checkpoint's tensors are released. The caller owns the model (dispose it). With
+ * `weights: 'ema-teacher'` the teacher's weights replace f and h, so everything downstream (eval,
+ * convert, translate) reads the teacher without knowing it.
+ */
+export function openRun(runDir: string, opts: { weights?: RunWeights } = {}): OpenRun {
   const ckpt = readCheckpoint(runDir);
   let model: I2IModel | undefined;
   try {
+    if (opts.weights === 'ema-teacher' && !TEACHER_NETWORKS.every((n) => ckpt.meta.networks.includes(n))) {
+      throw new UserError(`The run ${runDir} (method ${ckpt.meta.config.method}) keeps no EMA teacher: only a run that self-trains (weights.st or weights.mic > 0) has one.`,
+        'Drop --ema-teacher to use the run\'s own weights, or pass a self-training run (e.g. --method full+st).');
+    }
     model = new I2IModel(ckpt.meta.config, ckpt.meta.classes.length);
     restoreModel(model, ckpt, { optimizer: false });
+    if (opts.weights === 'ema-teacher') {
+      const t = model.selfTraining!.teacher;
+      copyStore(t.f.store, model.f.store);
+      copyStore(t.h.store, model.h.store);
+    }
     return { model, meta: ckpt.meta };
   } catch (e) {
     model?.dispose();

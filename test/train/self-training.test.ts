@@ -13,6 +13,7 @@ import { weightedCrossEntropy } from '../../train/losses';
 import {
   blurKernelSize, classMixMask, confidenceWeights, disposePrepared, emaRate, gaussianKernel, patchKeepMask, photometric, type Prepared,
 } from '../../train/self-training';
+import { openRun } from '../../train/run';
 import { restoreModel } from '../../train/state';
 import { train } from '../../train/trainer';
 import { CITYSCAPES_CLASSES } from '../../core/labels';
@@ -338,7 +339,7 @@ describe('self-training (train/self-training.ts)', function () {
       assert.ok(curve[curve.length - 1] >= Math.max(...curve.slice(0, 2)), `pseudo-label pixel accuracy ${text}`);
     });
 
-    it('i2i train --method self-train and full+st through the bin; i2i eval reads the run', async () => {
+    it('i2i train --method self-train and full+st through the bin; i2i eval reads the run, and eval/convert --ema-teacher its teacher', async () => {
       for (const method of ['self-train', 'full+st']) {
         const out = path.join(root, `cli-${method}`);
         const r = await cli(['train', '--task', 'synth-drive', '--method', method, '--source-root', src, '--target-root', tgt, '--out', out, '--steps', '2',
@@ -348,6 +349,40 @@ describe('self-training (train/self-training.ts)', function () {
         const e = await cli(['eval', '--checkpoint', out, '--target-root', tgt, '--split', 'train', '--json']);
         assert.equal(e.code, 0, e.stderr);
         assert.ok(Number.isFinite(JSON.parse(e.stdout).mIoU));
+      }
+      // --ema-teacher: f and h become the checkpoint's f_ema and h_ema (not the student's), in eval and convert.
+      const st = path.join(root, 'cli-full+st');
+      const saved = checkpointValues(st);
+      const { model } = openRun(st, { weights: 'ema-teacher' });
+      try {
+        let differs = 0;
+        for (const net of [model.f, model.h]) {
+          for (const [map, prefix] of [[net.store.trainable, 'var'], [net.store.buffers, 'buf']] as const) {
+            for (const [k, v] of map) {
+              const teacher = saved.get(`${prefix}:${k.replace(/^[^/]+/, `${net.store.net}_ema`)}`)!;
+              close(v.dataSync(), teacher, 0);
+              if (teacher.some((t, i) => t !== saved.get(`${prefix}:${k}`)![i])) differs++;
+            }
+          }
+        }
+        assert.ok(differs > 0, 'after 2 steps the teacher differs from the student');
+      } finally { model.dispose(); }
+      const e = await cli(['eval', '--checkpoint', st, '--target-root', tgt, '--split', 'train', '--json', '--ema-teacher']);
+      assert.equal(e.code, 0, e.stderr);
+      assert.equal(JSON.parse(e.stdout).weights, 'ema-teacher');
+      const bundle = path.join(root, 'teacher-bundle');
+      const c = await cli(['convert', '--checkpoint', st, '--out', bundle, '--precision', 'fp32', '--input', '32x64', '--ema-teacher']);
+      assert.equal(c.code, 0, c.stderr);
+      assert.equal(JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).training.weights, 'ema-teacher');
+      // A run that does not self-train keeps no teacher: refused with the reason, not its student under another name.
+      const so = path.join(root, 'cli-source-only');
+      assert.equal((await cli(['train', '--task', 'synth-drive', '--method', 'source-only', '--source-root', src, '--target-root', tgt, '--out', so, '--steps', '1',
+        '--set', 'data.imageSize=32', '--set', 'batchSize=2'])).code, 0);
+      for (const args of [['eval', '--checkpoint', so, '--target-root', tgt, '--ema-teacher'], ['convert', '--checkpoint', so, '--out', path.join(root, 'so-bundle'), '--input', '32x64', '--ema-teacher']]) {
+        const r = await cli(args);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /keeps no EMA teacher.*weights\.st/);
+        assert.ok(!fs.existsSync(path.join(root, 'so-bundle')));
       }
       const bad = await cli(['train', '--task', 'mnist-optdigits', '--method', 'adda', '--set', 'weights.st=1', '--out', path.join(root, 'bad')]);
       assert.equal(bad.code, 2);
