@@ -73,7 +73,7 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --set KEY=VALUE override any config key, e.g. --set weights.z=0.2 --set model.decoderWidths=[128,64,32];
                   --set evalEvery=100 logs the target accuracy every 100 steps (classifiers;
                   the labels are read for the log only); self-training (self-train, full+st):
-                  selfTraining.ema|threshold|classPercentile|mix|mixSource|jitter|blur|micPatch|micRatio,
+                  selfTraining.ema|threshold|classPercentile|weighting|mix|mixSource|jitter|blur|micPatch|micRatio,
                   weights.mic=1 (MIC), data.rcsTemperature=0.01 (rare-class sampling); the
                   selfTraining keys act only when weights.st or weights.mic > 0 (README, "Self-training")
 

@@ -24,6 +24,10 @@ export const SelfTrainingSchema = z.object({
   threshold: z.number().min(0).max(1),
   /** 0 = one threshold; p in (0, 100] = per class, min(threshold, p-th percentile of the class's confidences in the batch). */
   classPercentile: z.number().min(0).max(100),
+  /** How confidence weighs a target pixel: 'image' = its image's share q of confident pixels (DACS,
+   *  DAFormer); 'pixel' = 1 when the pixel itself is confident, else 0 (FixMatch, CBST). Saved runs
+   *  without the key are 'image'. */
+  weighting: z.enum(['image', 'pixel']).default('image'),
   /** 'classmix' pastes half of a source crop's classes onto the target crop; 'none' trains on the target crop alone. */
   mix: z.enum(['classmix', 'none']),
   /** What is pasted: 'auto' = the translated source g_y(f(x)) when a term trains g_y, else x. */
@@ -37,7 +41,7 @@ export const SelfTrainingSchema = z.object({
   micRatio: z.number().min(0).max(1),
 }).strict();
 export const SELF_TRAINING_DEFAULTS: z.infer<typeof SelfTrainingSchema> = {
-  ema: 0.99, threshold: 0.968, classPercentile: 0, mix: 'classmix', mixSource: 'auto', jitter: 0.2, blur: true, micPatch: 32, micRatio: 0.7,
+  ema: 0.99, threshold: 0.968, classPercentile: 0, weighting: 'image', mix: 'classmix', mixSource: 'auto', jitter: 0.2, blur: true, micPatch: 32, micRatio: 0.7,
 };
 
 export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as const;

@@ -7,7 +7,8 @@
  *               statistics), updated after every generator step; never differentiated
  *   pseudo      the teacher's arg-max on the clean target crop, with DACS/DAFormer's per-image
  *               confidence weight q = share of pixels whose max probability exceeds `threshold`
- *               (optionally per class: CBST-style thresholds from this batch's confidences)
+ *               (optionally per class: CBST-style thresholds from this batch's confidences;
+ *               optionally per pixel: 1 on the confident pixels, 0 elsewhere)
  *   ClassMix    half of the classes of each source crop (its pixels and labels) pasted onto a
  *               target crop whose other pixels carry pseudo-labels (weight q; pasted pixels 1);
  *               the source side is the translated g_y(f(x)) when the I2I decoders exist
@@ -93,12 +94,15 @@ export interface PseudoLabels {
 
 /**
  * DACS's weights from the teacher's arg-max `labels` and max probabilities `maxProb` (n images of
- * `per` items each): q_i = share of image i's items whose max probability exceeds the threshold.
+ * `per` items each): q_i = share of image i's items whose max probability exceeds the threshold,
+ * on each of its items. `weighting` 'pixel' instead gives each confident item 1 and the others 0
+ * (FixMatch's and CBST's selection): the same total weight per image, placed on the labels the
+ * teacher is sure of rather than spread over all of them.
  * `classPercentile` p in (0, 100]: class c's threshold is min(threshold, the p-th percentile of the
  * max probabilities of the batch's items labelled c), so a class the teacher is rarely sure of
  * still yields labels (CBST's class-balanced selection, per batch). 0 = one threshold.
  */
-export function confidenceWeights(labels: Int32Array, maxProb: Float32Array, n: number, threshold: number, numClasses: number, classPercentile = 0): PseudoLabels {
+export function confidenceWeights(labels: Int32Array, maxProb: Float32Array, n: number, threshold: number, numClasses: number, classPercentile = 0, weighting: 'image' | 'pixel' = 'image'): PseudoLabels {
   const per = labels.length / n;
   const thresholds = new Float32Array(numClasses).fill(threshold);
   if (classPercentile > 0) {
@@ -115,9 +119,13 @@ export function confidenceWeights(labels: Int32Array, maxProb: Float32Array, n: 
   const weights = new Float32Array(labels.length);
   for (let i = 0; i < n; i++) {
     let sure = 0;
-    for (let j = i * per; j < (i + 1) * per; j++) if (maxProb[j] > thresholds[labels[j]]) sure++;
+    for (let j = i * per; j < (i + 1) * per; j++) {
+      if (maxProb[j] <= thresholds[labels[j]]) continue;
+      sure++;
+      if (weighting === 'pixel') weights[j] = 1;
+    }
     confidence[i] = sure / per;
-    weights.fill(confidence[i], i * per, (i + 1) * per);
+    if (weighting === 'image') weights.fill(confidence[i], i * per, (i + 1) * per);
   }
   return { labels, weights, confidence, thresholds };
 }
@@ -268,7 +276,7 @@ export class SelfTraining {
       const p = tf.softmax(logits);
       return [tf.argMax(p, -1).toInt(), tf.max(p, -1)];
     });
-    const w = confidenceWeights(argmax.dataSync() as Int32Array, maxProb.dataSync() as Float32Array, n, this.o.threshold, this.numClasses, this.o.classPercentile);
+    const w = confidenceWeights(argmax.dataSync() as Int32Array, maxProb.dataSync() as Float32Array, n, this.o.threshold, this.numClasses, this.o.classPercentile, this.o.weighting);
     argmax.dispose(); maxProb.dispose();
     const shape = sourceLabels.shape;
     const rand = (what: string) => mulberry32(deriveSeed(this.config.seed, what, step));

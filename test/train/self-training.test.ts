@@ -87,6 +87,11 @@ describe('self-training (train/self-training.ts)', function () {
       close(c.thresholds, [0.968, 0.5, 0.6]);
       // Image 0: 0.99 > .968, 0.5 !> 0.5, 0.97 > 0.5, 0.2 !> 0.6 -> 2/4; image 1: yes, yes, no, 0.7 > 0.6 -> 3/4.
       close(c.confidence, [0.5, 0.75]);
+      // Per pixel (weighting 'pixel'): 1 on the confident pixels, 0 on the others; q is unchanged.
+      const p = confidenceWeights(labels, maxProb, 2, 0.968, 3, 0, 'pixel');
+      close(p.confidence, [0.5, 0.5]);
+      close(p.weights, [1, 0, 1, 0, 1, 1, 0, 0]);
+      close(confidenceWeights(labels, maxProb, 2, 0.968, 3, 50, 'pixel').weights, [1, 0, 1, 0, 1, 1, 0, 1]);
     });
 
     it('ClassMix pastes half of the classes present (rounded up, ignored pixels never), with their labels; target pixels keep pseudo-labels and the weight q', () => {
