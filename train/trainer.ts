@@ -185,6 +185,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       config = buildConfig(opts.task, opts.method, opts.overrides);
     }
     checkNewRun(config);
+    // Not refused: a run --from a self-training one keeps its keys under --method full, say.
+    if (opts.overrides?.selfTraining && config.weights.st + config.weights.mic === 0) {
+      progress(`[train] note: selfTraining.${Object.keys(opts.overrides.selfTraining)[0]} is set, but weights.st and weights.mic are 0 in this run (${config.method}): self-training is off and the selfTraining keys act on nothing. Use --method self-train or full+st, or --set weights.st=1.`);
+    }
     if (hasRun && !opts.force) {
       throw new UserError(`${opts.out} already holds a run; training into it again would overwrite its checkpoint and mix two runs in its metrics.jsonl.`, 'Pass --resume to continue it, --force to replace it, or another --out.');
     }
