@@ -100,16 +100,20 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
       return Array.from(a).reduce((n: number, v, i) => n + (v === b[i] ? 1 : 0), 0) / a.length;
     }
 
+    // L_kd alone (no source labels, so agreement can come only from the teacher), the same seed
+    // before and after; step 1 at learning rate ~0 is the student as initialised.
+    const kdOnly = ['--seed', '3', '--set', 'weights.c=0'];
+    /** The 60-step student, distilled once for the tests that read it (each also runs alone, --grep). */
+    let distilled: ReturnType<typeof cli> | undefined;
+    const student = () => (distilled ??= cli(['distill', '--teacher', teacher, '--out', path.join(root, 'student'), '--steps', '60', ...tiny, ...kdOnly]));
+
     it('i2i distill trains a fastseg student that agrees with its teacher on more target pixels; the teacher run is not changed; resume is bit-exact', async () => {
       const files = ['checkpoint/checkpoint.json', 'checkpoint/weights.bin', 'metrics.jsonl'].map((f) => path.join(teacher, f));
       const before = files.map(sha);
       const at0 = path.join(root, 'student0'), a = path.join(root, 'student'), b = path.join(root, 'student-resumed');
-      // L_kd alone (no source labels, so agreement can come only from the teacher), the same seed
-      // before and after; step 1 at learning rate ~0 is the student as initialised.
-      const kdOnly = ['--seed', '3', '--set', 'weights.c=0'];
       let r = await cli(['distill', '--teacher', teacher, '--out', at0, '--steps', '1', ...tiny, ...kdOnly, '--set', 'optim.lr=1e-12']);
       assert.equal(r.code, 0, r.stderr);
-      r = await cli(['distill', '--teacher', teacher, '--out', a, '--steps', '60', ...tiny, ...kdOnly]);
+      r = await student();
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /distilling .*teacher \(synth-drive \/ source-only, densenet-small, step 120\) into fastseg at temperature 2/);
       assert.match(r.stderr, /step 60\/60 .*kd [\d.]+/);
@@ -180,6 +184,7 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
 
     it('the student converts to fp32 (within 1e-4 of tfjs) and int8 TFLite, and its manifest names its teacher', async () => {
       const a = path.join(root, 'student');
+      assert.equal((await student()).code, 0);
       const out = path.join(root, 'bundle');
       const r = await cli(['convert', '--checkpoint', a, '--out', out, '--precision', 'fp32,int8', '--calibrate', path.join(tgt, 'leftImg8bit', 'train')]);
       assert.equal(r.code, 0, r.stderr);
@@ -256,6 +261,7 @@ describe('distillation (train/distill.ts, i2i distill)', function () {
 
     it('--resume refuses every flag it would ignore (train and distill); the schedule may change', async () => {
       const a = path.join(root, 'student');
+      assert.equal((await student()).code, 0);
       const before = sha(path.join(a, 'checkpoint', 'weights.bin'));
       for (const [flag, key] of [[['--seed', '5'], /seed 5 would be ignored \(the run has 3\)/], [['--batch-size', '4'], /batchSize 4 would be ignored \(the run has 2\)/], [['--set', 'distill.temperature=3'], /distill.temperature 3 would be ignored \(the run has 2\)/]] as const) {
         const r = await cli(['distill', '--out', a, '--resume', '--steps', '61', ...flag]);
