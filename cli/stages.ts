@@ -95,7 +95,7 @@ i2i eval --checkpoint DIR [--target-root P] [--split S] [--limit N] [--bn-frames
   source-only run) on N unlabelled frames of the train split of --bn-root (default: the target
   root), never the evaluated frames; in memory, the run is not changed;
   --ema-teacher evaluates a self-training run's EMA teacher (f_ema, h_ema) instead of its student;
-  --json prints one JSON object
+  --json prints one JSON object (segmenters: with the confusion matrix in pixels, rows truth)
 
 ${SERVE_HELP}
 i2i segment-video <file|dir> --bundle DIR --out <file|dir> [--output overlay|mask|both] [--stats FILE.jsonl]

@@ -120,7 +120,10 @@ async function evaluateSegmentationRun(model: I2IModel, runDir: string, step: nu
     (i, n) => { if (opts.progress && (i % 25 === 0 || i === n)) opts.progress(`[eval] ${i}/${n} frames`); });
   const perClass = Object.fromEntries(CITYSCAPES_CLASSES.map((c, i) => [c, r.perClass[i]]));
   // JSON scores are fractions in [0, 1]; the text prints percentages.
-  const json = { task: config.task, method: config.method, step, weights: opts.weights ?? 'student', split, n: r.n, unit: 'fraction' as const, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, ...(bn && { bn }) };
+  // The confusion matrix in pixels (rows: truth, columns: prediction, trainId order): which class a class is taken for.
+  const k = CITYSCAPES_CLASSES.length;
+  const confusion = Array.from({ length: k }, (_, i) => Array.from(r.confusion.subarray(i * k, (i + 1) * k)));
+  const json = { task: config.task, method: config.method, step, weights: opts.weights ?? 'student', split, n: r.n, unit: 'fraction' as const, mIoU: r.mIoU, pixelAccuracy: r.pixelAccuracy, perClass, confusion, ...(bn && { bn }) };
   const pct = (v: number) => (Number.isNaN(v) ? '  -  ' : (v * 100).toFixed(1).padStart(5));
   const text = [
     ...(bn ? [bnLine(bn).trim()] : []),

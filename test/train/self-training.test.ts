@@ -353,7 +353,17 @@ describe('self-training (train/self-training.ts)', function () {
         assert.match(r.stderr, /step 2\/2 .* conf [\d.]+ .*st [\d.]+/);
         const e = await cli(['eval', '--checkpoint', out, '--target-root', tgt, '--split', 'train', '--json']);
         assert.equal(e.code, 0, e.stderr);
-        assert.ok(Number.isFinite(JSON.parse(e.stdout).mIoU));
+        const j = JSON.parse(e.stdout);
+        assert.ok(Number.isFinite(j.mIoU));
+        // The JSON's confusion matrix (pixels; rows truth, columns prediction) gives its per-class IoU.
+        const m: number[][] = j.confusion;
+        assert.equal(m.length, CITYSCAPES_CLASSES.length);
+        CITYSCAPES_CLASSES.forEach((c, i) => {
+          const truth = m[i].reduce((a, b) => a + b, 0), union = truth + m.reduce((a, row) => a + row[i], 0) - m[i][i];
+          // A class absent from the labels is left out (null), even when predicted.
+          if (truth > 0) assert.ok(Math.abs(m[i][i] / union - j.perClass[c]) < 1e-9, c);
+          else assert.equal(j.perClass[c], null);
+        });
       }
       // --ema-teacher: f and h become the checkpoint's f_ema and h_ema (not the student's), in eval and convert.
       const st = path.join(root, 'cli-full+st');
