@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { OBJECTIVE_VERSION } from '../train/i2i';
+import { METHODS } from '../train/config';
 import { runI2i } from './run-i2i';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 
@@ -54,7 +55,7 @@ async function synth(): Promise<void> {
 }
 
 /** Rows whose last stage self-trains (their gap share is reported against issue 26's goal). */
-const selfTrains = (m: string) => { const b = parseRow(m).base; return b === 'self-train' || b.endsWith('>self-train') || b.endsWith('full+st'); };
+const selfTrains = (m: string) => { const { base: b, bn } = parseRow(m); return !bn && (b === 'self-train' || b.endsWith('>self-train') || b.endsWith('full+st')); };
 
 interface Result { method: string; seed: number; mIoU: number; perClass: Record<string, number | null>; seconds: number }
 
@@ -120,7 +121,18 @@ async function trainOne(method: string, seed: number, steps: number, stage: { fr
   return { dir, seconds, reused: done };
 }
 
+/** Row names are checked before anything trains: a typo would otherwise fail after other rows' hours. */
+function checkRows(): void {
+  for (const row of methods) {
+    const { base, ema } = parseRow(row);
+    const unknown = base.split('>').find((m) => m !== 'oracle' && !Object.hasOwn(METHODS, m));
+    if (unknown) throw new Error(`bench:seg: row "${row}" names no method "${unknown}" (methods: oracle, ${Object.keys(METHODS).join(', ')}; suffixes @ema, then +adabn or +precise-bn).`);
+    if (ema && !/(^|>)(self-train|full\+st)$/.test(base)) throw new Error(`bench:seg: row "${row}" evaluates an EMA teacher, but ${base} does not self-train.`);
+  }
+}
+
 async function main() {
+  checkRows();
   const t0 = Date.now();
   await synth();
   const jobs = methods.flatMap((m) => seeds.map((s) => [m, s] as const));

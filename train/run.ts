@@ -19,15 +19,23 @@ export type RunWeights = 'student' | 'ema-teacher';
  * The model of `runDir`'s checkpoint with its weights and running statistics (no optimiser state);
  * the checkpoint's tensors are released. The caller owns the model (dispose it). With
  * `weights: 'ema-teacher'` the teacher's weights replace f and h, so everything downstream (eval,
- * convert, translate) reads the teacher without knowing it.
+ * convert) reads the teacher without knowing it.
  */
 export function openRun(runDir: string, opts: { weights?: RunWeights } = {}): OpenRun {
   const ckpt = readCheckpoint(runDir);
   let model: I2IModel | undefined;
   try {
-    if (opts.weights === 'ema-teacher' && !TEACHER_NETWORKS.every((n) => ckpt.meta.networks.includes(n))) {
-      throw new UserError(`The run ${runDir} (method ${ckpt.meta.config.method}) keeps no EMA teacher: only a run that self-trains (weights.st or weights.mic > 0) has one.`,
-        'Drop --ema-teacher to use the run\'s own weights, or pass a self-training run (e.g. --method full+st).');
+    if (opts.weights === 'ema-teacher') {
+      const w = ckpt.meta.config.weights;
+      if (w.st + w.mic === 0) {
+        throw new UserError(`The run ${runDir} (method ${ckpt.meta.config.method}) keeps no EMA teacher: only a run that self-trains (weights.st or weights.mic > 0) has one.`,
+          'Drop --ema-teacher to use the run\'s own weights, or pass a self-training run (e.g. --method full+st).');
+      }
+      if (!TEACHER_NETWORKS.every((n) => ckpt.meta.networks.includes(n))) {
+        throw new UserError(`The checkpoint of ${runDir} holds no f_ema / h_ema: it was saved before self-training kept its teacher in checkpoints.`, 'Drop --ema-teacher to use the student, or resume the run for a step (--resume --steps N) so that its checkpoint holds the teacher.');
+      }
+      // The target side would be read from f_t, which the teacher does not average.
+      if (ckpt.meta.networks.includes('f_t')) throw new UserError(`The run ${runDir} has an untied target encoder f_t (ADDA); its teacher averages f, which the target side does not use.`, 'Drop --ema-teacher.');
     }
     model = new I2IModel(ckpt.meta.config, ckpt.meta.classes.length);
     restoreModel(model, ckpt, { optimizer: false });

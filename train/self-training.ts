@@ -10,7 +10,8 @@
  *               (optionally per class: CBST-style thresholds from this batch's confidences;
  *               optionally per pixel: 1 on the confident pixels, 0 elsewhere)
  *   ClassMix    half of the classes of each source crop (its pixels and labels) pasted onto a
- *               target crop whose other pixels carry pseudo-labels (weight q; pasted pixels 1);
+ *               target crop whose other pixels carry pseudo-labels (weight q, or 1 / 0 per pixel;
+ *               pasted pixels 1);
  *               the source side is the translated g_y(f(x)) when the I2I decoders exist
  *   st          weighted per-pixel cross entropy of the student on the photometrically
  *               augmented mix (colour jitter, Gaussian blur)
@@ -84,7 +85,7 @@ export class Teacher {
 /** Pseudo-labels of a batch: per item (pixel, or image for classifiers) its class and its weight. */
 export interface PseudoLabels {
   labels: Int32Array;
-  /** Each image's confidence weight q, repeated on each of its pixels. */
+  /** Per item: its image's confidence weight q (weighting 'image'), or 1 / 0 for a confident / unsure item ('pixel'). */
   weights: Float32Array;
   /** q per image. */
   confidence: Float32Array;

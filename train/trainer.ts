@@ -180,17 +180,24 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (opts.task && opts.task !== from.task) throw new UserError(`--from ${opts.from} is a ${from.task} run; --task ${opts.task} would be ignored (--from takes the task of the run it starts from).`, 'Leave out --task, or start a new run without --from.');
       const method: ConfigPatch = opts.method ? methodKeys(buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps })) : {};
       config = validateConfig({ ...merge(merge(from, method), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
+      // The checkpoint's f_t would be restored and read on the target side, but only f is trained (and averaged by a teacher).
+      if (from.untieTargetEncoder && !config.untieTargetEncoder) {
+        throw new UserError(`--from ${opts.from} is an ADDA run (untied target encoder f_t); ${config.method} trains one encoder f, so the run's f_t would stay frozen on the target side.`,
+          'Start that method from a run with one encoder (e.g. --method full or source-only), or continue the ADDA run with --resume.');
+      }
     } else {
       if (!opts.task || !opts.method) throw new UserError('train needs --task and --method.', 'For example: i2i train --task mnist-optdigits --method full --target-root ../shared/data/optdigits --out runs/x');
       config = buildConfig(opts.task, opts.method, opts.overrides);
     }
     checkNewRun(config);
-    // Not refused: a run --from a self-training one keeps its keys under --method full, say.
-    if (opts.overrides?.selfTraining && config.weights.st + config.weights.mic === 0) {
-      progress(`[train] note: selfTraining.${Object.keys(opts.overrides.selfTraining)[0]} is set, but weights.st and weights.mic are 0 in this run (${config.method}): self-training is off and the selfTraining keys act on nothing. Use --method self-train or full+st, or --set weights.st=1.`);
-    }
     if (hasRun && !opts.force) {
       throw new UserError(`${opts.out} already holds a run; training into it again would overwrite its checkpoint and mix two runs in its metrics.jsonl.`, 'Pass --resume to continue it, --force to replace it, or another --out.');
+    }
+    // A note, not a refusal: one set of --set flags may serve runs of several methods (bench:seg
+    // passes the same --set to every row, source-only and full included).
+    if (opts.overrides?.selfTraining && config.weights.st + config.weights.mic === 0) {
+      const keys = Object.keys(opts.overrides.selfTraining).map((k) => `selfTraining.${k}`).join(', ');
+      progress(`[i2i] note: ${keys} set, but weights.st and weights.mic are 0 in this run (${config.method}): self-training is off and the selfTraining keys act on nothing. Use --method self-train or full+st, or --set weights.st=1.`);
     }
   }
 

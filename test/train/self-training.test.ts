@@ -382,20 +382,30 @@ describe('self-training (train/self-training.ts)', function () {
         }
         assert.ok(differs > 0, 'after 2 steps the teacher differs from the student');
       } finally { model.dispose(); }
-      const e = await cli(['eval', '--checkpoint', st, '--target-root', tgt, '--split', 'train', '--json', '--ema-teacher']);
-      assert.equal(e.code, 0, e.stderr);
-      assert.equal(JSON.parse(e.stdout).weights, 'ema-teacher');
-      const bundle = path.join(root, 'teacher-bundle');
-      const c = await cli(['convert', '--checkpoint', st, '--out', bundle, '--precision', 'fp32', '--input', '32x64', '--ema-teacher']);
-      assert.equal(c.code, 0, c.stderr);
-      assert.equal(JSON.parse(fs.readFileSync(path.join(bundle, 'manifest.json'), 'utf8')).training.weights, 'ema-teacher');
+      // Through the bin: eval and convert read other weights with the flag than without (the student's).
+      const evalOf = async (...flag: string[]) => {
+        const e = await cli(['eval', '--checkpoint', st, '--target-root', tgt, '--split', 'train', '--json', ...flag]);
+        assert.equal(e.code, 0, e.stderr);
+        return JSON.parse(e.stdout);
+      };
+      const [byStudent, byTeacher] = [await evalOf(), await evalOf('--ema-teacher')];
+      assert.equal(byTeacher.weights, 'ema-teacher');
+      assert.notDeepEqual(byTeacher.confusion, byStudent.confusion, 'the teacher labels the frames differently from the student');
+      const convertTo = async (bundle: string, ...flag: string[]) => {
+        const c = await cli(['convert', '--checkpoint', st, '--out', bundle, '--precision', 'fp32', '--input', '32x64', ...flag]);
+        assert.equal(c.code, 0, c.stderr);
+        return fs.readFileSync(path.join(bundle, 'model.tflite'));
+      };
+      const teacherBundle = path.join(root, 'teacher-bundle');
+      assert.notDeepEqual(await convertTo(teacherBundle, '--ema-teacher'), await convertTo(path.join(root, 'student-bundle')), 'the teacher bundle holds other weights');
+      assert.equal(JSON.parse(fs.readFileSync(path.join(teacherBundle, 'manifest.json'), 'utf8')).training.weights, 'ema-teacher');
       // A run that does not self-train keeps no teacher: refused with the reason, not its student under another name.
       const so = path.join(root, 'cli-source-only');
       // ... and a selfTraining key given to a run that does not self-train is named as acting on nothing.
       const t = await cli(['train', '--task', 'synth-drive', '--method', 'source-only', '--source-root', src, '--target-root', tgt, '--out', so, '--steps', '1',
         '--set', 'data.imageSize=32', '--set', 'batchSize=2', '--set', 'selfTraining.threshold=0.9']);
       assert.equal(t.code, 0, t.stderr);
-      assert.match(t.stderr, /selfTraining\.threshold is set, but weights\.st and weights\.mic are 0 .*self-training is off/);
+      assert.match(t.stderr, /selfTraining\.threshold set, but weights\.st and weights\.mic are 0 .*self-training is off/);
       for (const args of [['eval', '--checkpoint', so, '--target-root', tgt, '--ema-teacher'], ['convert', '--checkpoint', so, '--out', path.join(root, 'so-bundle'), '--input', '32x64', '--ema-teacher']]) {
         const r = await cli(args);
         assert.equal(r.code, 2, r.stderr);
@@ -405,6 +415,14 @@ describe('self-training (train/self-training.ts)', function () {
       const bad = await cli(['train', '--task', 'mnist-optdigits', '--method', 'adda', '--set', 'weights.st=1', '--out', path.join(root, 'bad')]);
       assert.equal(bad.code, 2);
       assert.match(bad.stderr, /self-training .* ADDA/);
+      // Nor --from an ADDA run: its untied f_t would stay frozen on the target side while f self-trains.
+      const adda = path.join(root, 'cli-adda');
+      assert.equal((await cli(['train', '--task', 'synth-drive', '--method', 'adda', '--source-root', src, '--target-root', tgt, '--out', adda, '--steps', '2',
+        '--set', 'data.imageSize=32', '--set', 'batchSize=2'])).code, 0);
+      const fromAdda = await cli(['train', '--from', adda, '--method', 'self-train', '--out', path.join(root, 'from-adda'), '--steps', '1']);
+      assert.equal(fromAdda.code, 2, fromAdda.stderr);
+      assert.match(fromAdda.stderr, /is an ADDA run \(untied target encoder f_t\); self-train trains one encoder f/);
+      assert.ok(!fs.existsSync(path.join(root, 'from-adda')));
     });
   });
 });
