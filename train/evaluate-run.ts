@@ -66,7 +66,7 @@ export async function evaluateRun(runDir: string, opts: EvalOptions = {}): Promi
     if (config.kind === 'segment') return await evaluateSegmentationRun(model, runDir, meta.step, opts);
     const split = (opts.split ?? defaultDigitSplit(d.target)) as 'train' | 'test';
     const bn = opts.bnFrames ? await recalibrateClassifier(model, opts.bnFrames, opts, split) : undefined;
-    const set = await loadEvalSet(config, { root: opts.targetRoot, split });
+    const set = await loadEvalSet(config, { root: opts.targetRoot, split, limit: opts.limit });
     const report = evaluateClassifier(model, set);
     const json = { task: config.task, method: config.method, step: meta.step, weights: opts.weights ?? 'student', target: d.target, split, n: report.n, unit: 'fraction' as const, accuracy: report.accuracy, perClass: report.perClass, confusion: report.confusion, ...(bn && { bn }) };
     const text = `${bnLine(bn)}${config.task} / ${config.method}${whose(opts.weights)} at step ${meta.step}, target ${d.target} (${split})\n${formatConfusion(report, meta.classes)}`;

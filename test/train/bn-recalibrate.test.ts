@@ -156,6 +156,11 @@ describe('precise batch norm / AdaBN (train/bn-recalibrate)', function () {
     assert.deepEqual(got.bn, { frames: 40, source: OPTDIGITS, split: 'train', layers: 4 });
     assert.equal(got.n, was.n);
     assert.notEqual(got.accuracy, was.accuracy, 'the statistics changed the predictions');
+    // --limit bounds a classifier's evaluation too (it evaluated every image).
+    const limited = await cli(['eval', '--checkpoint', run, '--limit', '30', '--json']);
+    assert.equal(limited.code, 0, limited.stderr);
+    assert.equal(JSON.parse(limited.stdout).n, 30);
+    assert.ok(was.n > 30);
     for (const bad of ['0', 'many', '2.5']) {
       const e = await cli(['eval', '--checkpoint', run, `--bn-frames=${bad}`]);
       assert.equal(e.code, 2, 'a usage error');
