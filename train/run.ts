@@ -32,7 +32,7 @@ export function openRun(runDir: string, opts: { weights?: RunWeights } = {}): Op
           'Drop --ema-teacher to use the run\'s own weights, or pass a self-training run (e.g. --method full+st).');
       }
       if (!TEACHER_NETWORKS.every((n) => ckpt.meta.networks.includes(n))) {
-        throw new UserError(`The checkpoint of ${runDir} holds no f_ema / h_ema: it was saved before self-training kept its teacher in checkpoints.`, 'Drop --ema-teacher to use the student, or resume the run for a step (--resume --steps N) so that its checkpoint holds the teacher.');
+        throw new UserError(`The checkpoint of ${runDir} holds no f_ema / h_ema: it was saved before self-training kept its teacher in checkpoints.`, 'Drop --ema-teacher: this checkpoint holds the student only (a teacher rebuilt from it would be a copy of the student).');
       }
       // The target side would be read from f_t, which the teacher does not average.
       if (ckpt.meta.networks.includes('f_t')) throw new UserError(`The run ${runDir} has an untied target encoder f_t (ADDA); its teacher averages f, which the target side does not use.`, 'Drop --ema-teacher.');
