@@ -52,9 +52,10 @@ describe('fleet: a model rollout does not strand the videos queued for the old b
     return w;
   };
   const get = async (id: string) => {
-    const t0 = Date.now();
-    const r = await fetch(`${s!.url}/videos/${id}`, { signal: AbortSignal.timeout(10000) });
-    assert.ok(Date.now() - t0 < 6000, 'GET /videos/:id answers within seconds');
+    // Bounded, not timed: a GET that hangs (e.g. on a Redis that does not answer) fails here; a
+    // slow answer on a loaded machine does not (the server bounds its own Redis calls at 5 s).
+    const r = await fetch(`${s!.url}/videos/${id}`, { signal: AbortSignal.timeout(30000) })
+      .catch((e: Error) => { throw new Error(`GET /videos/${id} did not answer within 30 s: ${e.message}`); });
     assert.equal(r.status, 200, await r.clone().text());
     return await r.json() as Job;
   };
