@@ -43,6 +43,12 @@ export const SelfTrainingSchema = z.object({
 export const SELF_TRAINING_DEFAULTS: z.infer<typeof SelfTrainingSchema> = {
   ema: 0.99, threshold: 0.968, classPercentile: 0, weighting: 'image', mix: 'classmix', mixSource: 'auto', jitter: 0.2, blur: true, micPatch: 32, micRatio: 0.7,
 };
+/**
+ * Segmentation selects pseudo-labels per pixel, with per-class thresholds at the median of each
+ * class's confidences (CBST's class-balanced selection) instead of DACS's per-image weight: on the
+ * synthetic shift it beat DACS's weighting on three seeds out of three (README, "Measured").
+ */
+export const SEGMENT_SELF_TRAINING: z.infer<typeof SelfTrainingSchema> = { ...SELF_TRAINING_DEFAULTS, weighting: 'pixel', classPercentile: 50 };
 
 export const DIGIT_DOMAINS = ['mnist', 'usps', 'svhn', 'optdigits', 'folder'] as const;
 /** Driving-scene dataset layouts (both hold Cityscapes labelIds). */
@@ -239,7 +245,7 @@ export const SEGMENT_BASE: Base = {
   kind: 'segment',
   steps: 20000,
   batchSize: 2,
-  selfTraining: SELF_TRAINING_DEFAULTS,
+  selfTraining: SEGMENT_SELF_TRAINING,
   model: { ...DIGITS_BASE.model, encoder: 'densenet121', recompute: true },
   data: { ...DATA_DEFAULTS, imageSize: 256, channels: 3, scale: 0.5, flip: true },
   logEvery: 10,
@@ -256,7 +262,7 @@ export const SYNTH_BASE: Base = {
   steps: 600,
   batchSize: 4,
   model: { ...SEGMENT_BASE.model, encoder: 'densenet-small', recompute: false, decoderWidths: [64, 32, 16], imageCriticWidths: [16, 32, 64], featureCriticWidths: [64, 64] },
-  selfTraining: { ...SELF_TRAINING_DEFAULTS, micPatch: 16 },
+  selfTraining: { ...SEGMENT_SELF_TRAINING, micPatch: 16 },
   data: { ...SEGMENT_BASE.data, imageSize: 96 },
   logEvery: 25,
   checkpointEvery: 200,

@@ -303,13 +303,39 @@ describe('self-training (train/self-training.ts)', function () {
       bad = await cli(['train', '--from', so, '--task', 'mnist-optdigits', '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1']);
       assert.equal(bad.code, 2, bad.stderr);
       assert.match(bad.stderr, /is a synth-drive run; --task mnist-optdigits would be ignored/);
-      bad = await cli(['train', '--from', so, '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1', '--set', 'selfTraining.threshold=1']);
+      bad = await cli(['train', '--from', so, '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1', '--set', 'selfTraining.classPercentile=0', '--set', 'selfTraining.threshold=1']);
       assert.equal(bad.code, 2, bad.stderr);
       assert.match(bad.stderr, /selfTraining.threshold 1 with one threshold: .*no target pixel would ever carry weight/);
       assert.ok(!fs.existsSync(path.join(root, 'x', 'checkpoint')));
       // The run's own task is no conflict.
       const same = await cli(['train', '--from', so, '--task', 'synth-drive', '--method', 'full+st', '--out', path.join(root, 'x'), '--steps', '1']);
       assert.equal(same.code, 0, same.stderr);
+    });
+
+    it("--from a run that never self-trained takes today's selfTraining defaults (its block was never used); --from a self-training run keeps its own", async () => {
+      // Segmentation's default selection: per pixel, per-class thresholds at the median (CBST).
+      const today = buildConfig('synth-drive', 'full+st').selfTraining;
+      assert.equal(today.weighting, 'pixel');
+      assert.equal(today.classPercentile, 50);
+      assert.equal(buildConfig('mnist-optdigits', 'full+st').selfTraining.weighting, 'image', "classifiers keep DACS's weight");
+      // A source-only run saved by the previous release: DACS's block, as every run then saved it.
+      const so = path.join(root, 'so-old');
+      await train({ task: 'synth-drive', method: 'source-only', out: so, overrides: { ...TINY_SEG, steps: 1 }, progress: quiet });
+      const file = path.join(so, 'checkpoint', 'checkpoint.json');
+      const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
+      meta.config.selfTraining = { ...meta.config.selfTraining, weighting: 'image', classPercentile: 0 };
+      fs.writeFileSync(file, JSON.stringify(meta));
+      const saved = (run: string) => JSON.parse(fs.readFileSync(path.join(run, 'checkpoint', 'checkpoint.json'), 'utf8')).config.selfTraining;
+
+      const st = path.join(root, 'so-old-st');
+      let r = await cli(['train', '--from', so, '--method', 'full+st', '--out', st, '--steps', '1', '--set', 'selfTraining.threshold=0.9']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(saved(st), { ...today, threshold: 0.9 }, '--set applies on top of the defaults');
+      // Continuing a run that self-trained keeps the settings it trained with.
+      const more = path.join(root, 'so-old-st-more');
+      r = await cli(['train', '--from', st, '--method', 'full+st', '--out', more, '--steps', '1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(saved(more), saved(st));
     });
 
     it("self-training's pseudo-labels get more of the target pixels right over the first steps (target labels read for this check only)", async () => {
