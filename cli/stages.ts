@@ -57,7 +57,8 @@ i2i train --task <task> --method <method> --out <dir> [options]
   --from RUN      fine-tune: start every network from RUN's last checkpoint, with its task, method and
                   configuration (flags and --set apply on top; fresh optimisers, step 0); with --method,
                   that preset instead (e.g. --method full+st: self-training from an I2I run, the teacher
-                  starting as its f and h; networks RUN lacks start from their initialisation)
+                  starting as its f and h; networks RUN lacks start from their initialisation). A RUN
+                  that never self-trained gives today's selfTraining defaults, not the ones it saved
   --target-videos DIR
                   segmentation: unlabelled target frames sampled from every video in DIR
                   (--set data.videoFps=1 --set data.videoMaxFrames=200)

@@ -71,12 +71,17 @@ const AdamSchema = z.object({
 /** Renamed values of older configurations, brought up to date before validation. */
 function upgrade(raw: unknown): unknown {
   // Configurations from before self-training take their task base's settings (MIC's patch suits its image size).
-  if (isObject(raw) && raw.selfTraining === undefined && typeof raw.task === 'string' && Object.hasOwn(TASKS, raw.task)) raw = { ...raw, selfTraining: (TASKS[raw.task].base ?? DIGITS_BASE).selfTraining };
+  if (isObject(raw) && raw.selfTraining === undefined && typeof raw.task === 'string' && Object.hasOwn(TASKS, raw.task)) raw = { ...raw, selfTraining: taskSelfTraining(raw.task) };
   if (!isObject(raw) || !isObject(raw.model) || typeof raw.model.encoder !== 'string') return raw;
   const kind = raw.kind ?? 'classify';
   if (kind !== 'classify' && kind !== 'segment') return raw;
   const encoder = currentEncoderName(kind, raw.model.encoder);
   return encoder === raw.model.encoder ? raw : { ...raw, model: { ...raw.model, encoder } };
+}
+
+/** A task's self-training settings today (its base's block; no preset changes them). */
+export function taskSelfTraining(task: string): Config['selfTraining'] {
+  return (TASKS[task]?.base ?? DIGITS_BASE).selfTraining;
 }
 
 /** Keys added after the first release carry defaults, so that older checkpoints still load. */

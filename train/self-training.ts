@@ -5,10 +5,11 @@
  *
  *   teacher     f_ema, h_ema: exponential moving averages of f and h (weights and running
  *               statistics), updated after every generator step; never differentiated
- *   pseudo      the teacher's arg-max on the clean target crop, with DACS/DAFormer's per-image
- *               confidence weight q = share of pixels whose max probability exceeds `threshold`
- *               (optionally per class: CBST-style thresholds from this batch's confidences;
- *               optionally per pixel: 1 on the confident pixels, 0 elsewhere)
+ *   pseudo      the teacher's arg-max on the clean target crop, weighted by its confidence:
+ *               DACS/DAFormer's per-image q = share of pixels whose max probability exceeds
+ *               `threshold` (weighting 'image'), or 1 on the confident pixels and 0 elsewhere
+ *               ('pixel'); one threshold, or per class from this batch's confidences (CBST's
+ *               class-balanced selection; segmentation's default is per pixel and per class)
  *   ClassMix    half of the classes of each source crop (its pixels and labels) pasted onto a
  *               target crop whose other pixels carry pseudo-labels (weight q, or 1 / 0 per pixel;
  *               pasted pixels 1);

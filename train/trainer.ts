@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, changedKey, checkNewRun, merge, methodKeys, resolvedAsRun, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, taskSelfTraining, changedKey, checkNewRun, merge, methodKeys, resolvedAsRun, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -178,11 +178,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       // rest (data, networks, schedule) the run's; without it, the run's own method.
       const from = readCheckpointMeta(opts.from).config;
       if (opts.task && opts.task !== from.task) throw new UserError(`--from ${opts.from} is a ${from.task} run; --task ${opts.task} would be ignored (--from takes the task of the run it starts from).`, 'Leave out --task, or start a new run without --from.');
-      const preset = opts.method ? buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps }) : undefined;
       // A run that never self-trained never used its selfTraining block (the defaults of its day):
-      // self-training started from it takes today's defaults (--set still applies on top).
+      // self-training started from it takes today's (--set still applies on top).
       const unused = from.weights.st + from.weights.mic === 0;
-      const method: ConfigPatch = preset ? { ...methodKeys(preset), ...(unused && { selfTraining: preset.selfTraining }) } : {};
+      const method: ConfigPatch = {
+        ...(opts.method && methodKeys(buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps }))),
+        ...(unused && { selfTraining: taskSelfTraining(from.task) }),
+      };
       config = validateConfig({ ...merge(merge(from, method), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
       // The checkpoint's f_t would be restored and read on the target side, but only f is trained (and averaged by a teacher).
       if (from.untieTargetEncoder && !config.untieTargetEncoder) {

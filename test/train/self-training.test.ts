@@ -317,7 +317,7 @@ describe('self-training (train/self-training.ts)', function () {
       const today = buildConfig('synth-drive', 'full+st').selfTraining;
       assert.equal(today.weighting, 'pixel');
       assert.equal(today.classPercentile, 50);
-      assert.equal(buildConfig('mnist-optdigits', 'full+st').selfTraining.weighting, 'image', "classifiers keep DACS's weight");
+      assert.equal(buildConfig('mnist-optdigits', 'full+st').selfTraining.classPercentile, 0, 'classifiers keep one threshold');
       // A source-only run saved by the previous release: DACS's block, as every run then saved it.
       const so = path.join(root, 'so-old');
       await train({ task: 'synth-drive', method: 'source-only', out: so, overrides: { ...TINY_SEG, steps: 1 }, progress: quiet });
@@ -336,6 +336,16 @@ describe('self-training (train/self-training.ts)', function () {
       r = await cli(['train', '--from', st, '--method', 'full+st', '--out', more, '--steps', '1']);
       assert.equal(r.code, 0, r.stderr);
       assert.deepEqual(saved(more), saved(st));
+      // Without --method too (the run's own method, self-training switched on by --set).
+      const on = path.join(root, 'so-old-on');
+      r = await cli(['train', '--from', so, '--out', on, '--steps', '1', '--set', 'weights.st=1']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(saved(on), today);
+      // A self-training run saved before `weighting` existed resumes as it trained: DACS's weight,
+      // not today's default.
+      const { weighting: _w, ...older } = saved(st);
+      const cfg = JSON.parse(fs.readFileSync(path.join(st, 'checkpoint', 'checkpoint.json'), 'utf8')).config;
+      assert.equal(validateConfig({ ...cfg, selfTraining: older }).selfTraining.weighting, 'image');
     });
 
     it("self-training's pseudo-labels get more of the target pixels right over the first steps (target labels read for this check only)", async () => {
