@@ -24,7 +24,7 @@ import { listImages } from '../convert/frames';
 import { openBundle } from '../runtime/bundle';
 import { decodeToInput, paletteOf, palettePng } from '../runtime/image';
 import { startServer } from '../serve/server';
-import { runI2i } from './run-i2i';
+import { configOf, runI2i, sameSelfTraining } from './run-i2i';
 
 const { values } = parseArgs({ options: {
   steps: { type: 'string', default: '2000' }, 'student-steps': { type: 'string' }, 'teacher-method': { type: 'string', default: 'full+st' },
@@ -51,10 +51,12 @@ async function synth(): Promise<void> {
   await runI2i(['synth', '--out', path.join(DATA, 'target'), '--domain', 'target', '--size', `${H}x${W}`, '--count', '50', '--split', 'val', '--seed', '3']);
 }
 
-/** Trains (or reuses) a run; returns its training seconds. */
+/** Trains (or reuses) a run; returns its training seconds. A teacher is reused only if it self-trained with today's settings. */
 async function run(dir: string, steps: number, args: string[]): Promise<number> {
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
-  if (values.reuse && fs.existsSync(meta) && JSON.parse(fs.readFileSync(meta, 'utf8')).step === steps) {
+  const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
+  const same = args[0] !== 'train' || sameSelfTraining(saved?.config, configOf('synth-drive', values['teacher-method']!, []));
+  if (saved?.step === steps && same) {
     log(`${path.basename(dir)}: reused`);
   } else {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 /** Benchmarks run each training as a child `i2i` process (two at a time: wasm uses one thread each). */
 import { execFile, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
+import { buildConfig, ConfigSchema, setPath, type Config, type ConfigPatch } from '../train/config';
 
 export const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'i2i.js');
@@ -20,4 +21,23 @@ export function runI2i(args: string[]): Promise<string> {
     });
     running.add(child);
   });
+}
+
+/**
+ * Whether a saved run (its checkpoint.json's config) self-trained with `want`'s selfTraining block,
+ * or does not self-train at all: --reuse must not pass a run made under other self-training
+ * settings (e.g. an earlier default) off as today's. Parsed, so that keys added since take their defaults.
+ */
+export function sameSelfTraining(saved: unknown, want: Config): boolean {
+  const had = ConfigSchema.safeParse(saved);
+  if (!had.success) return false;
+  const w = had.data.weights;
+  return w.st + w.mic === 0 || JSON.stringify(had.data.selfTraining) === JSON.stringify(want.selfTraining);
+}
+
+/** The configuration `i2i train --task T --method M --set k=v ...` builds (data roots aside). */
+export function configOf(task: string, method: string, sets: string[]): Config {
+  const patch: Record<string, unknown> = {};
+  for (const kv of sets) setPath(patch, kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1));
+  return buildConfig(task, method, patch as ConfigPatch);
 }

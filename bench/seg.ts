@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { OBJECTIVE_VERSION } from '../train/i2i';
 import { METHODS } from '../train/config';
-import { runI2i } from './run-i2i';
+import { configOf, runI2i, sameSelfTraining } from './run-i2i';
 import { CITYSCAPES_CLASSES } from '../core/labels';
 
 const { values } = parseArgs({
@@ -105,8 +105,10 @@ async function trainOne(method: string, seed: number, steps: number, stage: { fr
   const dir = path.join(out, stage ? `${stage.name}-s${seed}` : `${method}${steps === Number(values.steps) ? '' : `-${steps}`}-s${seed}`);
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
   const saved = values.reuse && !stage?.fresh && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
-  // Reused only if made by this objective (train/i2i.ts OBJECTIVE_VERSION); the configuration is not compared.
-  const done = saved?.step === steps && (saved.objective ?? 1) === OBJECTIVE_VERSION;
+  // Reused only if made by this objective (train/i2i.ts OBJECTIVE_VERSION) and, when it self-trains,
+  // with the self-training settings this row would use; the rest of the configuration is not compared.
+  const done = saved?.step === steps && (saved.objective ?? 1) === OBJECTIVE_VERSION
+    && sameSelfTraining(saved.config, configOf('synth-drive', method === 'oracle' ? 'source-only' : method, values.set!));
   if (!done) fs.rmSync(dir, { recursive: true, force: true });
   // The oracle is source-only trained on the target's labelled training frames; a run --from takes its task and data.
   const src = from ? ['--from', from, '--method', method]
