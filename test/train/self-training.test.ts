@@ -125,7 +125,7 @@ describe('self-training (train/self-training.ts)', function () {
     });
 
     it("full+st on scenes: ClassMix pastes the translation g_y(f(x)), and L_st still trains exactly f and h (the paste's gradient is stopped)", () => {
-      const m = new I2IModel(buildConfig('synth-drive', 'full+st', { batchSize: 2, data: { imageSize: 16 }, selfTraining: { threshold: 0 } }), 19);
+      const m = new I2IModel(buildConfig('synth-drive', 'full+st', { batchSize: 2, data: { imageSize: 16 }, selfTraining: { threshold: 0, mixSource: 'translated' } }), 19);
       // Source labels with four classes per crop, so that ClassMix pastes some.
       const lab = Int32Array.from({ length: 2 * 16 * 16 }, (_, i) => [0, 2, 8, 10][(i >> 3) % 4]);
       const b: Batch = {
@@ -317,6 +317,7 @@ describe('self-training (train/self-training.ts)', function () {
       const today = buildConfig('synth-drive', 'full+st').selfTraining;
       assert.equal(today.weighting, 'pixel');
       assert.equal(today.classPercentile, 50);
+      assert.equal(today.mixSource, 'source', 'ClassMix pastes x, not g_y(f(x))');
       assert.equal(buildConfig('mnist-optdigits', 'full+st').selfTraining.classPercentile, 0, 'classifiers keep one threshold');
       // A source-only run saved by the previous release: DACS's block, as every run then saved it.
       const so = path.join(root, 'so-old');
