@@ -17,9 +17,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildConfig, ConfigSchema, setPath, type ConfigPatch } from '../train/config';
+import { ConfigSchema } from '../train/config';
 import { OBJECTIVE_VERSION } from '../train/i2i';
-import { runI2i } from './run-i2i';
+import { configOf, runI2i } from './run-i2i';
 
 const { values } = parseArgs({
   options: {
@@ -52,9 +52,7 @@ const seeds = values.seeds!.split(',').map(Number);
 
 /** Whether a saved run's configuration is the one this benchmark would train (method, seed, weights, networks, optimiser). */
 function sameTraining(saved: Record<string, unknown>, method: string, seed: number): boolean {
-  const patch: Record<string, unknown> = { seed, steps: Number(values.steps) };
-  for (const kv of [...BENCH_SET, ...values.set!]) setPath(patch, kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1));
-  const want = buildConfig('mnist-optdigits', method, patch as ConfigPatch) as unknown as Record<string, unknown>;
+  const want = configOf('mnist-optdigits', method, [`seed=${seed}`, `steps=${values.steps}`, ...BENCH_SET, ...values.set!]) as unknown as Record<string, unknown>;
   // Parsed, so that a run saved before a key existed compares with that key's default.
   const had = ConfigSchema.safeParse(saved);
   if (!had.success) return false;

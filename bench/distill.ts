@@ -25,6 +25,7 @@ import { openBundle } from '../runtime/bundle';
 import { decodeToInput, paletteOf, palettePng } from '../runtime/image';
 import { startServer } from '../serve/server';
 import { configOf, runI2i, sameSelfTraining } from './run-i2i';
+import type { Config } from '../train/config';
 
 const { values } = parseArgs({ options: {
   steps: { type: 'string', default: '2000' }, 'student-steps': { type: 'string' }, 'teacher-method': { type: 'string', default: 'full+st' },
@@ -51,12 +52,11 @@ async function synth(): Promise<void> {
   await runI2i(['synth', '--out', path.join(DATA, 'target'), '--domain', 'target', '--size', `${H}x${W}`, '--count', '50', '--split', 'val', '--seed', '3']);
 }
 
-/** Trains (or reuses) a run; returns its training seconds. A teacher is reused only if it self-trained with today's settings. */
-async function run(dir: string, steps: number, args: string[]): Promise<number> {
+/** Trains (or reuses) a run; returns its training seconds. A run with `want` is reused only if it self-trained as `want` would (or not at all). */
+async function run(dir: string, steps: number, args: string[], want?: Config): Promise<number> {
   const meta = path.join(dir, 'checkpoint', 'checkpoint.json');
   const saved = values.reuse && fs.existsSync(meta) ? JSON.parse(fs.readFileSync(meta, 'utf8')) : undefined;
-  const same = args[0] !== 'train' || sameSelfTraining(saved?.config, configOf('synth-drive', values['teacher-method']!, []));
-  if (saved?.step === steps && same) {
+  if (saved?.step === steps && (!want || sameSelfTraining(saved.config, want))) {
     log(`${path.basename(dir)}: reused`);
   } else {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   await synth();
   const steps = Number(values.steps), studentSteps = Number(values['student-steps'] ?? values.steps);
   const teacher = path.join(OUT, `teacher-${values['teacher-method']}`), student = path.join(OUT, 'student-fastseg');
-  const tSecs = await run(teacher, steps, ['train', '--task', 'synth-drive', '--method', values['teacher-method']!, '--source-root', path.join(DATA, 'source'), '--target-root', path.join(DATA, 'target'), ...SAMPLING]);
+  const tSecs = await run(teacher, steps, ['train', '--task', 'synth-drive', '--method', values['teacher-method']!, '--source-root', path.join(DATA, 'source'), '--target-root', path.join(DATA, 'target'), ...SAMPLING], configOf('synth-drive', values['teacher-method']!, []));
   log(`teacher trained (${tSecs.toFixed(0)} s)`);
   // i2i distill with its defaults: the teacher's folders and sampling, fastseg, temperature 2.
   const sSecs = await run(student, studentSteps, ['distill', '--teacher', teacher, '--set', 'batchSize=2', '--set', 'logEvery=100']);

@@ -1,7 +1,7 @@
 /** Benchmarks run each training as a child `i2i` process (two at a time: wasm uses one thread each). */
 import { execFile, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import { buildConfig, ConfigSchema, setPath, type Config, type ConfigPatch } from '../train/config';
+import { buildConfig, ConfigSchema, selfTrains, setPath, type Config, type ConfigPatch } from '../train/config';
 
 export const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'bin', 'i2i.js');
@@ -31,8 +31,7 @@ export function runI2i(args: string[]): Promise<string> {
 export function sameSelfTraining(saved: unknown, want: Config): boolean {
   const had = ConfigSchema.safeParse(saved);
   if (!had.success) return false;
-  const w = had.data.weights;
-  return w.st + w.mic === 0 || JSON.stringify(had.data.selfTraining) === JSON.stringify(want.selfTraining);
+  return !selfTrains(had.data) || JSON.stringify(had.data.selfTraining) === JSON.stringify(want.selfTraining);
 }
 
 /** The configuration `i2i train --task T --method M --set k=v ...` builds (data roots aside). */

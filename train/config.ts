@@ -80,6 +80,11 @@ function upgrade(raw: unknown): unknown {
   return encoder === raw.model.encoder ? raw : { ...raw, model: { ...raw.model, encoder } };
 }
 
+/** Whether a configuration self-trains: a term that reads the teacher (st, mic) has weight. */
+export function selfTrains(c: Pick<Config, 'weights'>): boolean {
+  return c.weights.st + c.weights.mic > 0;
+}
+
 /** A task's self-training settings today (its base's block; no preset changes them). */
 export function taskSelfTraining(task: string): Config['selfTraining'] {
   return (TASKS[task]?.base ?? DIGITS_BASE).selfTraining;
@@ -403,7 +408,7 @@ export function resolvedAsRun(was: Config, o: ConfigPatch): ConfigPatch {
  */
 export function checkNewRun(c: Config): void {
   const s = c.selfTraining;
-  if (c.weights.st + c.weights.mic > 0 && s.classPercentile === 0 && s.threshold >= 1) {
+  if (selfTrains(c) && s.classPercentile === 0 && s.threshold >= 1) {
     throw new UserError('Invalid configuration: selfTraining.threshold 1 with one threshold: a pixel counts when its max probability exceeds it, so no target pixel would ever carry weight.', 'Use a threshold below 1 (DACS: 0.968), or per-class thresholds (selfTraining.classPercentile).');
   }
 }
@@ -493,7 +498,7 @@ export function validateConfig(raw: unknown): Config {
     throw new UserError('Invalid configuration: weights.trc > 0, but no term trains the decoder g_y that makes the translations L_trc classifies.',
       'Add weights.tr or weights.cyc (or weights.id with the target in idDomains), or set weights.trc=0.');
   }
-  if (w.st + w.mic > 0 && c.untieTargetEncoder) {
+  if (selfTrains(c) && c.untieTargetEncoder) {
     throw new UserError('Invalid configuration: self-training (weights.st, weights.mic) trains the shared encoder f; ADDA adapts an untied f_t with L_z only.', 'Use --method self-train or full+st, or set weights.st=0 and weights.mic=0.');
   }
   if (w.st > 0 && c.selfTraining.mixSource === 'translated' && !trainsGy(c)) {

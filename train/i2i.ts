@@ -26,7 +26,7 @@
 import * as tf from '../core/tf';
 import { deriveSeed } from '../core/rng';
 import { upsampleBilinear } from '../core/upsample';
-import { trainsGy, type Config, type TermName } from './config';
+import { selfTrains, trainsGy, type Config, type TermName } from './config';
 import { copyStore, type Mode, type Store } from './models/layers';
 import { decoders, featureCritic, imageCritic, pixelFeatureCritic, segmentationDecoders, type Encoder, type ExportNet, type ImageCritic, type Net } from './models/nets';
 import { createClassifier, createEncoder } from './models/registry';
@@ -104,7 +104,7 @@ export class I2IModel {
       this.Dy = imageCritic('D_y', seed('D_y'), this.inShape, c.model.imageCriticWidths);
     }
     if (c.untieTargetEncoder && (this.dec || this.Dx)) throw new Error('an untied target encoder (ADDA) is only supported with L_c and L_z');
-    if (w.st + w.mic > 0) {
+    if (selfTrains(c)) {
       this.selfTraining = new SelfTraining(c, numClasses);
       this.resetTeacher();
     }

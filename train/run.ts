@@ -5,6 +5,7 @@ import { disposeCheckpoint, readCheckpoint, type CheckpointMeta } from './checkp
 import { I2IModel } from './i2i';
 import { TEACHER_NETWORKS } from './self-training';
 import { restoreModel } from './state';
+import { selfTrains } from './config';
 
 export interface OpenRun { model: I2IModel; meta: CheckpointMeta }
 
@@ -26,8 +27,7 @@ export function openRun(runDir: string, opts: { weights?: RunWeights } = {}): Op
   let model: I2IModel | undefined;
   try {
     if (opts.weights === 'ema-teacher') {
-      const w = ckpt.meta.config.weights;
-      if (w.st + w.mic === 0) {
+      if (!selfTrains(ckpt.meta.config)) {
         throw new UserError(`The run ${runDir} (method ${ckpt.meta.config.method}) keeps no EMA teacher: only a run that self-trains (weights.st or weights.mic > 0) has one.`,
           'Drop --ema-teacher to use the run\'s own weights, or pass a self-training run (e.g. --method full+st).');
       }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import * as tf from '../core/tf';
 import { UserError } from '../core/errors';
 import { deriveSeed } from '../core/rng';
-import { buildConfig, taskSelfTraining, changedKey, checkNewRun, merge, methodKeys, resolvedAsRun, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
+import { buildConfig, selfTrains, taskSelfTraining, changedKey, checkNewRun, merge, methodKeys, resolvedAsRun, RESUMABLE_KEYS, validateConfig, type Config, type ConfigPatch } from './config';
 import { CITYSCAPES_CLASSES, IGNORE } from '../core/labels';
 import { Sampler, type SamplerState } from './data/batcher';
 import { loadDigitDomain, type DigitDomain } from './data/digits';
@@ -180,10 +180,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (opts.task && opts.task !== from.task) throw new UserError(`--from ${opts.from} is a ${from.task} run; --task ${opts.task} would be ignored (--from takes the task of the run it starts from).`, 'Leave out --task, or start a new run without --from.');
       // A run that never self-trained never used its selfTraining block (the defaults of its day):
       // self-training started from it takes today's (--set still applies on top).
-      const unused = from.weights.st + from.weights.mic === 0;
       const method: ConfigPatch = {
         ...(opts.method && methodKeys(buildConfig(from.task, opts.method, { steps: opts.overrides?.steps ?? from.steps }))),
-        ...(unused && { selfTraining: taskSelfTraining(from.task) }),
+        ...(!selfTrains(from) && { selfTraining: taskSelfTraining(from.task) }),
       };
       config = validateConfig({ ...merge(merge(from, method), opts.overrides ?? {}), fromRun: path.resolve(opts.from) });
       // The checkpoint's f_t would be restored and read on the target side, but only f is trained (and averaged by a teacher).
@@ -201,7 +200,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     }
     // A note, not a refusal: one set of --set flags may serve runs of several methods (bench:seg
     // passes the same --set to every row, source-only and full included).
-    if (opts.overrides?.selfTraining && config.weights.st + config.weights.mic === 0) {
+    if (opts.overrides?.selfTraining && !selfTrains(config)) {
       const keys = Object.keys(opts.overrides.selfTraining).map((k) => `selfTraining.${k}`).join(', ');
       progress(`[i2i] note: ${keys} set, but weights.st and weights.mic are 0 in this run (${config.method}): self-training is off and the selfTraining keys act on nothing. Use --method self-train or full+st, or --set weights.st=1.`);
     }
