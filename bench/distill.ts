@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   await synth();
   const steps = Number(values.steps), studentSteps = Number(values['student-steps'] ?? values.steps);
   const teacher = path.join(OUT, `teacher-${values['teacher-method']}`), student = path.join(OUT, 'student-fastseg');
-  const tSecs = await run(teacher, steps, ['train', '--task', 'synth-drive', '--method', values['teacher-method']!, '--source-root', path.join(DATA, 'source'), '--target-root', path.join(DATA, 'target'), ...SAMPLING], configOf('synth-drive', values['teacher-method']!, []));
+  const tSecs = await run(teacher, steps, ['train', '--task', 'synth-drive', '--method', values['teacher-method']!, '--source-root', path.join(DATA, 'source'), '--target-root', path.join(DATA, 'target'), ...SAMPLING], configOf('synth-drive', values['teacher-method']!, SAMPLING.filter((a) => a !== '--set')));
   log(`teacher trained (${tSecs.toFixed(0)} s)`);
   // i2i distill with its defaults: the teacher's folders and sampling, fastseg, temperature 2.
   const sSecs = await run(student, studentSteps, ['distill', '--teacher', teacher, '--set', 'batchSize=2', '--set', 'logEvery=100']);
